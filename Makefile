@@ -1,0 +1,36 @@
+# All set-up happens here: `make demo` and `make test` work on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Where there is no NVIDIA GPU, a CPU build of torch goes in first so that the
+# torch range in pyproject.toml is already satisfied and no CUDA build is pulled.
+# Elsewhere, point TORCH_PIP_ARGS at PyTorch's CPU wheel index, e.g.
+#   make test TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
+TORCH_CPU ?= torch==2.13.0
+TORCH_PIP_ARGS ?=
+STAMP := $(VENV)/.skae-installed
+
+.PHONY: install demo test lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	if ! command -v nvidia-smi >/dev/null 2>&1 && ! $(BIN)/python -c "import torch" 2>/dev/null; then \
+		$(BIN)/python -m pip install $(TORCH_PIP_ARGS) "$(TORCH_CPU)"; \
+	fi
+	$(BIN)/python -m pip install -e ".[dev]"
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/python -m benchmarks.demo --out demo_output
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) demo_output .pytest_cache

@@ -1,0 +1,538 @@
+"""Shared machinery of skae's estimators: parameters, fit, transform, score."""
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from scipy.special import expit
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    clone,
+)
+from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_array, check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
+from skorch.callbacks import ProgressBar
+from skorch.helper import predefined_split
+from torch import nn
+
+from skae._networks import ACTIVATIONS, ConvAutoencoder, DenseAutoencoder
+from skae._training import AutoencoderNet, _BestOfRunEarlyStopping
+from skae._validation import (
+    Interval,
+    StrOptions,
+    _fit_context,
+    resolve_device,
+    seeded_torch,
+    torch_seed,
+    wrap_like_input,
+)
+
+# Rows per forward pass at inference: large enough to keep the device busy,
+# small enough that one batch of conv activations stays within a few hundred MB.
+INFERENCE_BATCH_SIZE = 4096
+# Data for `loss='bce'` must lie in [0, 1]; this much float error is tolerated.
+_BCE_SLACK = 1e-6
+
+
+def _check_sizes(name, value, *, allow_empty):
+    """Return ``value`` as a tuple of positive ints or raise naming ``name``."""
+    sizes = tuple(np.ravel(value).tolist()) if np.ndim(value) else (value,)
+    if not allow_empty and not sizes:
+        raise ValueError(f"{name} must not be empty, got {value!r}.")
+    for size in sizes:
+        if isinstance(size, bool) or not isinstance(size, Integral) or size < 1:
+            raise ValueError(f"{name} must hold positive integers, got {value!r}.")
+    return tuple(int(size) for size in sizes)
+
+
+class _BaseAutoencoder(
+    ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
+    """Base of skae's autoencoders.
+
+    Subclasses set the docstring and may wrap the network
+    (``_wrap_network``); everything else lives here.
+    """
+
+    _parameter_constraints: dict = {
+        "n_components": [
+            Interval(Integral, 1, None, closed="left"),
+            Interval(Real, 0, 1, closed="neither"),
+        ],
+        "hidden_layer_sizes": ["array-like"],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "image_shape": ["array-like", None],
+        "conv_channels": ["array-like"],
+        "init": [StrOptions({"pca", "random"})],
+        "loss": [StrOptions({"mse", "bce"})],
+        "batch_size": [
+            Interval(Integral, 1, None, closed="left"),
+            StrOptions({"auto"}),
+        ],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "device": [str],
+        "callbacks": [list, None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        n_components=2,
+        *,
+        hidden_layer_sizes=(256, 128),
+        activation="relu",
+        image_shape=None,
+        conv_channels=(16, 32, 64),
+        init="pca",
+        loss="mse",
+        batch_size="auto",
+        learning_rate_init=1e-3,
+        alpha=0.0,
+        max_iter=200,
+        tol=1e-4,
+        early_stopping=True,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        device="auto",
+        callbacks=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self.n_components = n_components
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.image_shape = image_shape
+        self.conv_channels = conv_channels
+        self.init = init
+        self.loss = loss
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.alpha = alpha
+        self.max_iter = max_iter
+        self.tol = tol
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.device = device
+        self.callbacks = callbacks
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ fit
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Train the autoencoder to reconstruct ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training rows. Images are flat rows; see ``image_shape``.
+        y : Ignored
+            Not used, present so the estimator fits in a Pipeline with labels.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+        n_samples, n_features = X.shape
+        device = resolve_device(self.device)
+        rng = check_random_state(self.random_state)
+        self._check_data_params(X)
+
+        train_idx, valid_idx = self._split(n_samples, rng)
+        self.n_components_ = self._resolve_n_components(X, len(train_idx))
+        self.mean_ = X.mean(axis=0)
+        if self.loss == "mse":
+            self._offset = self.mean_
+            rms = np.sqrt(np.mean((X - self.mean_) ** 2))
+            self._scale = float(rms) if rms > 0 else 1.0
+        else:
+            # BCE compares probabilities with data in [0, 1]: no rescaling.
+            self._offset = np.zeros(n_features)
+            self._scale = 1.0
+        X_model = self._to_model_units(X)
+        X_train = X_model[train_idx]
+
+        seed = torch_seed(rng)
+        with seeded_torch(seed):
+            network = self._build_network(n_features)
+        if self.init == "pca":
+            self._init_from_pca(network, X_train, rng)
+        module = self._wrap_network(network)
+
+        self.net_ = AutoencoderNet(
+            module=module,
+            criterion=nn.MSELoss if self.loss == "mse" else nn.BCEWithLogitsLoss,
+            optimizer=torch.optim.Adam,
+            optimizer__weight_decay=self.alpha,
+            lr=self.learning_rate_init,
+            max_epochs=self.max_iter,
+            batch_size=self._batch_size(len(train_idx)),
+            train_split=(
+                None
+                if valid_idx is None
+                else predefined_split(self._to_device(X_model[valid_idx], device))
+            ),
+            callbacks=self._net_callbacks(),
+            verbose=self.verbose,
+            device=str(device),
+            random_seed=torch_seed(rng),
+        )
+        self.net_.fit(self._to_device(X_train, device))
+
+        history = self.net_.history
+        self.n_iter_ = len(history)
+        self.loss_curve_ = list(history[:, "train_loss"])
+        self.validation_loss_curve_ = (
+            list(history[:, "valid_loss"]) if self.early_stopping else None
+        )
+        stopper = dict(self.net_.callbacks_)["early_stopping"]
+        self.best_epoch_ = int(stopper.best_epoch_)
+        sse, sst = self._sum_squares(X)
+        self.explained_variance_score_ = 1.0 - sse / sst if sst > 0 else 0.0
+        if self.n_iter_ == self.max_iter and stopper.misses_ < self.n_iter_no_change:
+            warnings.warn(
+                f"{type(self).__name__} reached max_iter={self.max_iter} epochs "
+                "before the loss stopped improving; increase max_iter.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        return self
+
+    def _check_data_params(self, X):
+        _check_sizes("hidden_layer_sizes", self.hidden_layer_sizes, allow_empty=True)
+        if self.image_shape is not None:
+            shape = _check_sizes("image_shape", self.image_shape, allow_empty=False)
+            if len(shape) != 3:
+                raise ValueError(
+                    "image_shape must be (channels, height, width), got "
+                    f"{self.image_shape!r}."
+                )
+            _check_sizes("conv_channels", self.conv_channels, allow_empty=False)
+            if int(np.prod(shape)) != X.shape[1]:
+                raise ValueError(
+                    f"image_shape={shape} implies {int(np.prod(shape))} features, "
+                    f"but X has {X.shape[1]} features."
+                )
+        if self.loss == "bce" and (X.min() < -_BCE_SLACK or X.max() > 1 + _BCE_SLACK):
+            raise ValueError(
+                "loss='bce' needs data in [0, 1], but X ranges over "
+                f"[{X.min():.4g}, {X.max():.4g}]; scale X (e.g. MinMaxScaler) or "
+                "use loss='mse'."
+            )
+
+    def _split(self, n_samples, rng):
+        """Return training and validation row indices.
+
+        The validation indices are None without early stopping.
+        """
+        if not self.early_stopping:
+            return np.arange(n_samples), None
+        n_valid = max(1, int(round(self.validation_fraction * n_samples)))
+        if n_samples - n_valid < 1:
+            raise ValueError(
+                f"early_stopping with validation_fraction={self.validation_fraction} "
+                f"leaves no training rows out of n_samples={n_samples}; pass more "
+                "rows or set early_stopping=False."
+            )
+        order = rng.permutation(n_samples)
+        return np.sort(order[n_valid:]), np.sort(order[:n_valid])
+
+    def _resolve_n_components(self, X, n_train):
+        n_samples, n_features = X.shape
+        if isinstance(self.n_components, Integral):
+            limit, what = n_features, "n_features"
+            if self.init == "pca":
+                limit, what = (
+                    min(n_train, n_features),
+                    "min(n_train_samples, n_features)",
+                )
+            if self.n_components > limit:
+                raise ValueError(
+                    f"n_components={self.n_components} must be <= {what}={limit} "
+                    f"with init={self.init!r} (X has n_samples={n_samples}, "
+                    f"n_features={n_features}"
+                    + (
+                        f", of which {n_samples - n_train} are held out for "
+                        "early stopping)."
+                        if n_train < n_samples
+                        else ")."
+                    )
+                )
+            return int(self.n_components)
+        # A fraction means: as many components as PCA needs for that much variance.
+        return int(PCA(n_components=self.n_components).fit(X).n_components_)
+
+    def _batch_size(self, n_train):
+        if self.batch_size == "auto":
+            return min(200, n_train)
+        return min(self.batch_size, n_train)
+
+    def _build_network(self, n_features):
+        linear_path = self.init == "pca"
+        if self.image_shape is None:
+            return DenseAutoencoder(
+                n_features,
+                self.n_components_,
+                hidden_layer_sizes=_check_sizes(
+                    "hidden_layer_sizes", self.hidden_layer_sizes, allow_empty=True
+                ),
+                activation=self.activation,
+                linear_path=linear_path,
+            )
+        return ConvAutoencoder(
+            tuple(int(s) for s in self.image_shape),
+            self.n_components_,
+            channels=tuple(int(c) for c in self.conv_channels),
+            activation=self.activation,
+            linear_path=linear_path,
+        )
+
+    def _wrap_network(self, network):
+        """Return the module to train: the network, or layers around it."""
+        return network
+
+    def _init_from_pca(self, network, X_train, rng):
+        """Set the linear path to the PCA solution of the training rows.
+
+        With ``loss='mse'`` the network then reconstructs exactly as PCA does.
+        With ``loss='bce'`` the decoder outputs logits, so its linear path is
+        the least-squares map from PCA's codes to the logits of the (clipped)
+        data: the best linear logit decoder for those codes.
+        """
+        pca = PCA(n_components=self.n_components_, random_state=rng).fit(X_train)
+        components = pca.components_
+        enc_weight, enc_bias = components, -components @ pca.mean_
+        if self.loss == "mse":
+            dec_weight, dec_bias = components.T, pca.mean_
+        else:
+            codes = pca.transform(X_train)
+            clipped = np.clip(X_train, 1e-3, 1 - 1e-3)
+            logits = np.log(clipped) - np.log1p(-clipped)
+            design = np.hstack([codes, np.ones((len(codes), 1))])
+            solution = np.linalg.lstsq(design, logits, rcond=None)[0]
+            dec_weight, dec_bias = solution[:-1].T, solution[-1]
+        with torch.no_grad():
+            for layer, weight, bias in (
+                (network.encoder_linear, enc_weight, enc_bias),
+                (network.decoder_linear, dec_weight, dec_bias),
+            ):
+                layer.weight.copy_(torch.as_tensor(weight))
+                layer.bias.copy_(torch.as_tensor(bias))
+
+    def _net_callbacks(self):
+        monitor = "valid_loss" if self.early_stopping else "train_loss"
+        callbacks = [
+            (
+                "early_stopping",
+                _BestOfRunEarlyStopping(
+                    monitor=monitor,
+                    patience=self.n_iter_no_change,
+                    threshold=self.tol,
+                    threshold_mode="rel",
+                    load_best=True,
+                ),
+            )
+        ]
+        if self.verbose >= 2:
+            callbacks.append(("progress_bar", ProgressBar()))
+        for callback in self.callbacks or []:
+            # Cloned, so fitting never changes the user's callback objects.
+            if isinstance(callback, tuple):
+                name, callback = callback
+                callbacks.append((name, clone(callback)))
+            else:
+                callbacks.append(clone(callback))
+        return callbacks
+
+    @staticmethod
+    def _to_device(X_model, device):
+        """Put the training rows in one tensor.
+
+        On the device when they fit there, else in pinned host memory, from
+        which batches are copied.
+        """
+        tensor = torch.from_numpy(X_model)
+        if device.type != "cuda":
+            return tensor
+        free, _ = torch.cuda.mem_get_info(device)
+        if tensor.nbytes < 0.5 * free:
+            return tensor.to(device)
+        return tensor.pin_memory()
+
+    # ------------------------------------------------------------ inference
+
+    def _to_model_units(self, X):
+        return ((X - self._offset) / self._scale).astype(np.float32)
+
+    def _from_model_units(self, out, dtype):
+        if self.loss == "bce":
+            return expit(out.astype(np.float64)).astype(dtype)
+        return (out * self._scale + self._offset).astype(dtype)
+
+    def _batched(self, X, fn):
+        """Apply ``fn`` to the rows of ``X`` in batches under inference mode.
+
+        ``fn(X_batch_numpy, X_batch_tensor_on_device) -> numpy``. Rows are
+        independent, so the result does not depend on the batching.
+        """
+        module = self.net_.module_
+        module.eval()
+        device = torch.device(self.net_.device)
+        outputs = []
+        with torch.inference_mode():
+            for start in range(0, len(X), INFERENCE_BATCH_SIZE):
+                rows = X[start : start + INFERENCE_BATCH_SIZE]
+                batch = torch.from_numpy(self._to_model_units(rows)).to(device)
+                outputs.append(fn(rows, batch))
+        return np.concatenate(outputs)
+
+    def transform(self, X):
+        """Encode ``X`` into the latent space.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to encode.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_components_)
+            The codes, in the input's float dtype.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        module = self.net_.module_
+        return self._batched(
+            X, lambda rows, batch: module.encode(batch).cpu().numpy().astype(X.dtype)
+        )
+
+    def inverse_transform(self, X):
+        """Decode codes back to the input space, in the original units.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_components_)
+            Codes, as returned by :meth:`transform`.
+
+        Returns
+        -------
+        X_original : ndarray of shape (n_samples, n_features_in_)
+            Reconstructed rows, in the codes' float dtype; a DataFrame with the
+            original column names when pandas output is set and ``fit`` saw
+            feature names.
+        """
+        check_is_fitted(self)
+        codes = check_array(X, dtype=[np.float64, np.float32], input_name="X")
+        if codes.shape[1] != self.n_components_:
+            raise ValueError(
+                f"X has {codes.shape[1]} features, but inverse_transform expects "
+                f"codes of width n_components_={self.n_components_}."
+            )
+        module = self.net_.module_
+        module.eval()
+        device = torch.device(self.net_.device)
+        outputs = []
+        with torch.inference_mode():
+            for start in range(0, len(codes), INFERENCE_BATCH_SIZE):
+                batch = torch.from_numpy(
+                    codes[start : start + INFERENCE_BATCH_SIZE].astype(np.float32)
+                ).to(device)
+                outputs.append(module.decode(batch).cpu().numpy())
+        result = self._from_model_units(np.concatenate(outputs), codes.dtype)
+        return wrap_like_input(
+            self, result, X, getattr(self, "feature_names_in_", None)
+        )
+
+    def _row_errors(self, X):
+        """Mean squared reconstruction error of each row, in original units."""
+        module = self.net_.module_
+
+        def errors(rows, batch):
+            recon = self._from_model_units(module(batch).cpu().numpy(), np.float64)
+            return np.mean((rows - recon) ** 2, axis=1)
+
+        return self._batched(X, errors)
+
+    def _sum_squares(self, X):
+        """Residual and total sums of squares of the reconstruction of ``X``."""
+        sse = float(np.sum(self._row_errors(X))) * X.shape[1]
+        sst = float(np.sum((X - self.mean_) ** 2))
+        return sse, sst
+
+    def score_samples(self, X):
+        """Negative mean squared reconstruction error of each row.
+
+        Higher is better reconstructed; low values flag unusual rows, so this
+        serves as an anomaly score.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to score.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+            ``-mean((x - inverse_transform(transform(x))) ** 2)`` per row, in
+            the data's units.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        return -self._row_errors(X).astype(X.dtype)
+
+    def score(self, X, y=None):
+        """Negative mean squared reconstruction error over ``X``.
+
+        Higher is better, so model selection (e.g. ``GridSearchCV``) can use
+        it directly; note that it always prefers larger ``n_components``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to score.
+        y : Ignored
+            Not used.
+
+        Returns
+        -------
+        score : float
+            Mean of :meth:`score_samples`.
+        """
+        return float(np.mean(self.score_samples(X)))
+
+    @property
+    def module_(self):
+        """The fitted :class:`torch.nn.Module` (``net_.module_``).
+
+        It works in model units: with ``loss='mse'`` on ``X - mean_`` divided
+        by the root mean square of the centred training data; with
+        ``loss='bce'`` on raw ``X``, returning logits. :meth:`transform` and
+        :meth:`inverse_transform` do these conversions.
+        """
+        check_is_fitted(self)
+        return self.net_.module_
+
+    @property
+    def _n_features_out(self):
+        return self.n_components_
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags

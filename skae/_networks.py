@@ -1,0 +1,256 @@
+"""Dense and convolutional autoencoder networks, built from size lists.
+
+Torch only: these are plain :class:`torch.nn.Module` objects, usable without
+the estimators. Both networks share one shape: an encoder and a decoder, each
+optionally the sum of a linear path and a nonlinear residual. With
+``linear_path=True`` the residual's last layers start at zero, so a network
+whose linear path holds a PCA solution starts exactly at PCA's
+reconstruction and training can only move away from it where that helps.
+"""
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+ACTIVATIONS = {
+    "identity": nn.Identity,
+    "logistic": nn.Sigmoid,
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+}
+
+
+def _mlp(sizes: Sequence[int], activation: str) -> nn.Sequential:
+    """Linear layers through ``sizes`` with ``activation`` between them."""
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        if i:
+            layers.append(ACTIVATIONS[activation]())
+        layers.append(nn.Linear(n_in, n_out))
+    return nn.Sequential(*layers)
+
+
+def _zero_(layer: nn.Module) -> None:
+    """Zero a layer's weight and bias in place."""
+    with torch.no_grad():
+        layer.weight.zero_()
+        layer.bias.zero_()
+
+
+class _Autoencoder(nn.Module):
+    """Encoder and decoder, each a linear path plus a residual, either optional.
+
+    Subclasses set ``encoder``, ``decoder`` (residuals, or None) and
+    ``encoder_linear``, ``decoder_linear`` (linear paths, or None).
+    """
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Map rows of shape (n, n_features) to codes of shape (n, n_components)."""
+        return self._sum(self.encoder_linear, self.encoder, x)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Map codes of shape (n, n_components) back to rows (n, n_features)."""
+        return self._sum(self.decoder_linear, self.decoder, z)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Reconstruct ``x``: ``decode(encode(x))``."""
+        return self.decode(self.encode(x))
+
+    @staticmethod
+    def _sum(linear, residual, x):
+        if linear is None:
+            return residual(x)
+        if residual is None:
+            return linear(x)
+        return linear(x) + residual(x)
+
+
+class DenseAutoencoder(_Autoencoder):
+    """Fully connected autoencoder with a mirrored decoder.
+
+    The encoder maps ``n_features -> *hidden_layer_sizes -> n_components``;
+    the decoder mirrors it back. With ``linear_path=True`` each half also has
+    a linear map (``encoder_linear``, ``decoder_linear``) added to its output,
+    and the nonlinear layers' last layer starts at zero, so the network is
+    exactly linear until training moves it.
+
+    Parameters
+    ----------
+    n_features : int
+        Width of the input rows.
+    n_components : int
+        Width of the code.
+    hidden_layer_sizes : sequence of int, default=()
+        Widths of the encoder's hidden layers; the decoder uses them reversed.
+        Empty gives a linear autoencoder.
+    activation : {'relu', 'tanh', 'logistic', 'identity'}, default='relu'
+        Nonlinearity between hidden layers.
+    linear_path : bool, default=False
+        Add a linear path beside the nonlinear layers and start those at zero.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skae import DenseAutoencoder
+    >>> net = DenseAutoencoder(8, 2, hidden_layer_sizes=(16,))
+    >>> net.encode(torch.zeros(5, 8)).shape
+    torch.Size([5, 2])
+    >>> net(torch.zeros(5, 8)).shape
+    torch.Size([5, 8])
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        n_components: int,
+        hidden_layer_sizes: Sequence[int] = (),
+        activation: str = "relu",
+        linear_path: bool = False,
+    ) -> None:
+        super().__init__()
+        sizes = [n_features, *hidden_layer_sizes, n_components]
+        # A residual without hidden layers would only duplicate the linear path.
+        nonlinear = bool(hidden_layer_sizes) or not linear_path
+        self.encoder = _mlp(sizes, activation) if nonlinear else None
+        self.decoder = _mlp(sizes[::-1], activation) if nonlinear else None
+        self.encoder_linear = (
+            nn.Linear(n_features, n_components) if linear_path else None
+        )
+        self.decoder_linear = (
+            nn.Linear(n_components, n_features) if linear_path else None
+        )
+        if linear_path and nonlinear:
+            _zero_(self.encoder[-1])
+            _zero_(self.decoder[-1])
+
+
+def _conv_sizes(size: int, n_stages: int) -> list[int]:
+    """Spatial sizes before each 2x2 max-pool, and after the last one."""
+    sizes = [size]
+    for _ in range(n_stages):
+        sizes.append(sizes[-1] // 2)
+    return sizes
+
+
+class ConvAutoencoder(_Autoencoder):
+    """Convolutional autoencoder for images stored as flat rows.
+
+    The encoder is a stack of stages ``3x3 conv + activation + 2x2 max-pool``,
+    one per entry of ``channels``, then a linear layer to the code. The
+    decoder is a linear layer back to the last stage's feature map, then
+    stride-2 transposed convolutions through the channels in reverse down to
+    the image's channels. With the defaults and ``image_shape=(3, 32, 32)``
+    this is the classic CIFAR-10 autoencoder (16, 32, 64 channels, a 64x4x4
+    bottleneck map). Other sizes work too: each transposed convolution's
+    ``output_padding`` restores the exact size its pooling stage removed.
+
+    Rows come in and go out flat, of width ``C * H * W``, so the network
+    fits a 2-D pipeline.
+
+    Parameters
+    ----------
+    image_shape : tuple of int (C, H, W)
+        Channels, height and width of one image.
+    n_components : int
+        Width of the code.
+    channels : sequence of int, default=(16, 32, 64)
+        Output channels of the encoder's stages.
+    activation : {'relu', 'tanh', 'logistic', 'identity'}, default='relu'
+        Nonlinearity after each convolution but the last.
+    linear_path : bool, default=False
+        Add a linear path (flat rows to code and back) beside the
+        convolutional layers and start those layers' outputs at zero.
+    out_activation : {'sigmoid', None}, default=None
+        Applied to the decoder's output. The classic network ends with a
+        sigmoid for images in [0, 1]; the estimators keep None and apply the
+        sigmoid inside the loss (``loss='bce'``) for numerical stability.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skae import ConvAutoencoder
+    >>> net = ConvAutoencoder((1, 28, 28), 8, channels=(4, 8))
+    >>> net(torch.rand(2, 784)).shape
+    torch.Size([2, 784])
+    """
+
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int],
+        n_components: int,
+        channels: Sequence[int] = (16, 32, 64),
+        activation: str = "relu",
+        linear_path: bool = False,
+        out_activation: str | None = None,
+    ) -> None:
+        super().__init__()
+        if not channels:
+            raise ValueError("channels must name at least one conv stage, got ().")
+        if linear_path and out_activation is not None:
+            raise ValueError(
+                "out_activation must be None with linear_path=True: the residual "
+                "has to start at zero."
+            )
+        n_channels, height, width = image_shape
+        heights = _conv_sizes(height, len(channels))
+        widths = _conv_sizes(width, len(channels))
+        if min(heights[-1], widths[-1]) < 1:
+            raise ValueError(
+                f"image_shape={tuple(image_shape)} is too small for "
+                f"{len(channels)} pooling stages: each halves the height and "
+                "width. Use fewer conv channels or larger images."
+            )
+        self.image_shape = tuple(image_shape)
+        self._bottleneck = (channels[-1], heights[-1], widths[-1])
+        n_bottleneck = channels[-1] * heights[-1] * widths[-1]
+        n_features = n_channels * height * width
+
+        stages: list[nn.Module] = [nn.Unflatten(1, self.image_shape)]
+        for c_in, c_out in zip((n_channels, *channels[:-1]), channels, strict=True):
+            stages += [
+                nn.Conv2d(c_in, c_out, 3, padding=1),
+                ACTIVATIONS[activation](),
+                nn.MaxPool2d(2),
+            ]
+        stages += [nn.Flatten(), nn.Linear(n_bottleneck, n_components)]
+        self.encoder = nn.Sequential(*stages)
+
+        ups: list[nn.Module] = [
+            nn.Linear(n_components, n_bottleneck),
+            nn.Unflatten(1, self._bottleneck),
+        ]
+        outs = (*channels[::-1][1:], n_channels)
+        for i, (c_in, c_out) in enumerate(zip(channels[::-1], outs, strict=True)):
+            # Stage i undoes pooling stage n-1-i: size s -> s // 2.
+            target_h, target_w = heights[-2 - i], widths[-2 - i]
+            ups.append(
+                nn.ConvTranspose2d(
+                    c_in,
+                    c_out,
+                    3,
+                    stride=2,
+                    padding=1,
+                    output_padding=(1 - target_h % 2, 1 - target_w % 2),
+                )
+            )
+            if i < len(channels) - 1:
+                ups.append(ACTIVATIONS[activation]())
+        if out_activation == "sigmoid":
+            ups.append(nn.Sigmoid())
+        elif out_activation is not None:
+            raise ValueError(
+                f"out_activation must be 'sigmoid' or None, got {out_activation!r}."
+            )
+        ups.append(nn.Flatten())
+        self.decoder = nn.Sequential(*ups)
+        self.encoder_linear = (
+            nn.Linear(n_features, n_components) if linear_path else None
+        )
+        self.decoder_linear = (
+            nn.Linear(n_components, n_features) if linear_path else None
+        )
+        if linear_path:
+            _zero_(self.encoder[-1])
+            last_conv = [m for m in self.decoder if isinstance(m, nn.ConvTranspose2d)]
+            _zero_(last_conv[-1])

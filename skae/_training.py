@@ -1,0 +1,174 @@
+"""The skorch net that trains an autoencoder: no targets, tensor batches.
+
+:class:`AutoencoderNet` is a :class:`skorch.NeuralNet` whose data are one
+tensor (on the training device when it fits there), sliced into batches in a
+seeded order, with the input as its own target. It overrides skorch's
+documented steps (``get_dataset``, ``get_iterator``, ``get_loss``,
+``run_single_epoch``) and keeps skorch's fit loop, callbacks and history.
+"""
+
+import math
+from copy import deepcopy
+
+import numpy as np
+import torch
+from skorch import NeuralNet
+from skorch.callbacks import EarlyStopping, EpochTimer, PrintLog
+
+
+class TensorBatches:
+    """Batches of rows sliced from one tensor, each as ``(X, X)``.
+
+    The autoencoder's input is its own target, so the batch is the pair
+    skorch expects with the same tensor twice. With ``shuffle=True`` each
+    pass draws a fresh permutation from ``generator``; the last batch may be
+    short, never dropped, so tiny data still train.
+
+    Parameters
+    ----------
+    X : torch.Tensor of shape (n_samples, n_features)
+        The rows, on ``device`` or in (pinned) host memory.
+    batch_size : int
+        Rows per batch.
+    device : torch.device
+        Where the batches go.
+    shuffle : bool, default=False
+        Permute the rows at the start of each pass.
+    generator : torch.Generator or None, default=None
+        CPU generator for the permutation.
+    """
+
+    def __init__(self, X, batch_size, device, *, shuffle=False, generator=None):
+        self.X = X
+        self.batch_size = batch_size
+        self.device = device
+        self.shuffle = shuffle
+        self.generator = generator
+
+    def __len__(self):
+        return math.ceil(len(self.X) / self.batch_size)
+
+    def __iter__(self):
+        n_samples = len(self.X)
+        order = None
+        if self.shuffle:
+            order = torch.randperm(n_samples, generator=self.generator)
+            order = order.to(self.X.device)
+        for start in range(0, n_samples, self.batch_size):
+            stop = start + self.batch_size
+            batch = self.X[start:stop] if order is None else self.X[order[start:stop]]
+            if batch.device != self.device:
+                batch = batch.to(self.device, non_blocking=True)
+            yield batch, batch
+
+
+class TrainingDivergedError(ValueError):
+    """Raised when the training loss stops being finite."""
+
+
+class _BestOfRunEarlyStopping(EarlyStopping):
+    """EarlyStopping that also counts the state before training.
+
+    The monitored loss of the initial module is measured at the start of the
+    first epoch and taken as epoch 0's score, so an initialisation that is
+    already good (PCA's solution) is kept unless training improves on it.
+    """
+
+    def on_train_begin(self, net, **kwargs):
+        super().on_train_begin(net, **kwargs)
+        self.initial_measured_ = False
+
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        if self.initial_measured_:
+            return
+        self.initial_measured_ = True
+        dataset = dataset_valid if self.monitor.startswith("valid") else dataset_train
+        score = net.evaluate_loss(dataset)
+        self.dynamic_threshold_ = self._calc_new_threshold(score)
+        self.best_model_weights_ = deepcopy(net.module_.state_dict())
+
+
+class AutoencoderNet(NeuralNet):
+    """skorch net that learns to reconstruct its input.
+
+    ``fit(X)`` takes a 2-D float32 tensor; ``y`` is never needed. Batches are
+    sliced from that tensor (see :class:`TensorBatches`), the loss is
+    accumulated on the device and read once per epoch into the history as
+    ``train_loss`` and ``valid_loss``, so training makes no host sync per
+    batch. A non-finite epoch loss raises :class:`TrainingDivergedError`.
+
+    Parameters
+    ----------
+    module, criterion, optimizer, lr, max_epochs, batch_size, train_split,
+    callbacks, verbose, device
+        As for :class:`skorch.NeuralNet`.
+    random_seed : int, default=0
+        Seed of the generator that orders the training batches.
+    """
+
+    def __init__(self, *args, random_seed=0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.random_seed = random_seed
+
+    @property
+    def _default_callbacks(self):
+        return [("epoch_timer", EpochTimer()), ("print_log", PrintLog())]
+
+    def get_dataset(self, X, y=None):
+        """Return the tensor itself: batches are sliced from it directly."""
+        return X
+
+    def get_iterator(self, dataset, training=False):
+        """Return :class:`TensorBatches` over ``dataset``, shuffled when training."""
+        generator = None
+        if training:
+            generator = torch.Generator().manual_seed(self.random_seed)
+        return TensorBatches(
+            dataset,
+            self.batch_size,
+            torch.device(self.device),
+            shuffle=training,
+            generator=generator,
+        )
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        """Reconstruction loss of ``y_pred`` against the clean rows ``y_true``."""
+        return self.criterion_(y_pred, y_true)
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        """Run one pass, accumulating the loss on the device; record it once."""
+        if iterator is None:
+            return
+        total = torch.zeros((), device=self.device)
+        n_rows = 0
+        for batch in iterator:
+            self.notify("on_batch_begin", batch=batch, training=training)
+            step = step_fn(batch, **fit_params)
+            size = len(batch[0])
+            total += step["loss"].detach() * size
+            n_rows += size
+            self.notify("on_batch_end", batch=batch, training=training, **step)
+        loss = total.item() / n_rows
+        self._check_finite(loss, prefix)
+        key = prefix + "_loss"
+        earlier = self.history[:-1, key] if len(self.history) > 1 else []
+        self.history.record(key, loss)
+        self.history.record(key + "_best", not earlier or loss < min(earlier))
+        self.history.record(prefix + "_batch_count", len(iterator))
+
+    def evaluate_loss(self, X):
+        """Mean loss of the module, in eval mode, over the rows of ``X``."""
+        total = torch.zeros((), device=self.device)
+        for batch in self.get_iterator(X, training=False):
+            total += self.validation_step(batch)["loss"] * len(batch[0])
+        loss = total.item() / len(X)
+        self._check_finite(loss, "initial")
+        return loss
+
+    def _check_finite(self, loss, prefix):
+        if not np.isfinite(loss):
+            epoch = self.history[-1, "epoch"] if len(self.history) else 0
+            raise TrainingDivergedError(
+                f"Training diverged: the {prefix} loss is {loss} at epoch {epoch}. "
+                f"Lower learning_rate_init (the optimizer's lr is {self.lr})."
+            )
