@@ -1,0 +1,404 @@
+import copy
+import pickle
+
+import pytest
+import torch
+
+from skae.noise import (
+    FunctionNoise,
+    GaussianNoise,
+    MaskingNoise,
+    SaltPepperNoise,
+    make_noise,
+)
+
+
+def flip_sign(x, generator):
+    """Module-level so that FunctionNoise(flip_sign) can be pickled."""
+    keep = torch.rand(x.shape, generator=generator, device=x.device) < 0.5
+    return torch.where(keep, x, -x)
+
+
+LAYERS = {
+    "gaussian": lambda: GaussianNoise(0.5),
+    "gaussian_clip": lambda: GaussianNoise(0.5, clip=(0.0, 1.0)),
+    "masking": lambda: MaskingNoise(0.5),
+    "salt_pepper": lambda: SaltPepperNoise(0.5),
+    "function": lambda: FunctionNoise(flip_sign),
+}
+
+
+@pytest.fixture(params=list(LAYERS), ids=list(LAYERS))
+def layer(request):
+    return LAYERS[request.param]()
+
+
+def generator(seed=0, device="cpu"):
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def data(dtype=torch.float32, device="cpu", shape=(8, 10)):
+    # Values in (0.2, 0.8): never equal to a masking or salt/pepper value, so
+    # every replaced entry is visible.
+    g = generator(123, device)
+    return 0.2 + 0.6 * torch.rand(shape, generator=g, dtype=dtype, device=device)
+
+
+def test_eval_mode_returns_input_itself(layer):
+    x = data()
+    assert layer.eval()(x) is x
+
+
+def test_train_mode_corrupts_a_copy(layer):
+    x = data()
+    x_before = x.clone()
+    out = layer.set_generator(generator())(x)
+    assert out.shape == x.shape
+    assert not torch.equal(out, x)
+    torch.testing.assert_close(x, x_before, rtol=0, atol=0)
+
+
+def test_same_seed_same_noise_and_fresh_noise_each_call(layer):
+    x = data()
+    other = copy.deepcopy(layer)
+    first, second = (layer.set_generator(generator(0))(x) for _ in range(2))
+    torch.testing.assert_close(first, second, rtol=0, atol=0)
+
+    other.set_generator(generator(0))
+    assert not torch.equal(other(x), other(x))
+
+
+def test_generator_is_not_in_state_dict(layer):
+    layer.set_generator(generator())
+    assert layer.state_dict() == {}
+
+
+def test_default_rng_without_generator(layer):
+    assert not torch.equal(layer(data()), data())
+
+
+@pytest.mark.parametrize(
+    "copier", [copy.deepcopy, lambda m: pickle.loads(pickle.dumps(m))]
+)
+def test_copy_round_trip_with_generator(layer, copier):
+    g = generator()
+    layer.set_generator(g)
+    copied = copier(layer)
+
+    assert copied.training
+    assert copied.generator is None
+    assert layer.generator is g
+    assert repr(copied) == repr(layer)
+    # The copy corrupts too, and reproducibly once given a generator again.
+    x = data()
+    torch.testing.assert_close(
+        copied.set_generator(generator(1))(x),
+        layer.set_generator(generator(1))(x),
+        rtol=0,
+        atol=0,
+    )
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_preserves_dtype(layer, dtype):
+    x = data(dtype)
+    out = layer.set_generator(generator())(x)
+    assert out.dtype == dtype
+
+
+def test_set_generator_type_checked():
+    with pytest.raises(TypeError, match="generator must be a torch.Generator or None"):
+        GaussianNoise(0.1).set_generator(0)
+
+
+def test_gaussian_std():
+    x = torch.zeros(200, 500, dtype=torch.float64)
+    out = GaussianNoise(0.3).set_generator(generator())(x)
+    assert out.std().item() == pytest.approx(0.3, rel=0.02)
+    assert out.mean().item() == pytest.approx(0.0, abs=0.01)
+
+
+def test_gaussian_std_zero_is_identity_copy():
+    x = data()
+    out = GaussianNoise(0.0)(x)
+    assert out is not x
+    torch.testing.assert_close(out, x, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("clip", [(0.0, 1.0), (-0.5, 0.25)])
+def test_gaussian_clip(clip):
+    out = GaussianNoise(2.0, clip=clip).set_generator(generator())(data())
+    assert out.min().item() == clip[0]
+    assert out.max().item() == clip[1]
+
+
+def test_gaussian_needs_floating_input():
+    with pytest.raises(TypeError, match="floating point input, got dtype torch.int64"):
+        GaussianNoise(0.1)(torch.ones(2, 3, dtype=torch.int64))
+
+
+@pytest.mark.parametrize(
+    ("fraction", "n_features", "n_replaced"),
+    [(0.0, 10, 0), (0.3, 10, 3), (0.25, 6, 2), (0.5, 7, 4), (1.0, 10, 10)],
+)
+@pytest.mark.parametrize("value", [0.0, -3.5])
+def test_masking_count_and_value(fraction, n_features, n_replaced, value):
+    x = data(shape=(16, n_features))
+    out = MaskingNoise(fraction, value=value).set_generator(generator())(x)
+    replaced = out != x
+    assert replaced.sum(dim=1).tolist() == [n_replaced] * 16
+    assert torch.all(out[replaced] == value)
+
+
+def test_masking_chooses_different_entries_per_row():
+    out = MaskingNoise(0.5).set_generator(generator())(data(shape=(16, 10)))
+    masks = out == 0
+    assert len(torch.unique(masks, dim=0)) > 1
+
+
+def test_masking_each_entry_equally_likely():
+    x = torch.ones(4000, 5)
+    out = MaskingNoise(0.4).set_generator(generator())(x)
+    frequency = (out == 0).double().mean(dim=0)
+    torch.testing.assert_close(
+        frequency, torch.full((5,), 0.4).double(), atol=0.03, rtol=0
+    )
+
+
+@pytest.mark.parametrize(
+    ("fraction", "n_replaced"), [(0.0, 0), (0.2, 2), (0.5, 5), (1.0, 10)]
+)
+@pytest.mark.parametrize(("low", "high"), [(0.0, 1.0), (-1.0, 2.0)])
+def test_salt_pepper_count_and_values(fraction, n_replaced, low, high):
+    x = data(shape=(32, 10))
+    out = SaltPepperNoise(fraction, low=low, high=high).set_generator(generator())(x)
+    replaced = out != x
+    assert replaced.sum(dim=1).tolist() == [n_replaced] * 32
+    values = out[replaced]
+    assert torch.all((values == low) | (values == high))
+    if n_replaced:
+        assert (values == low).any()
+        assert (values == high).any()
+        assert (values == high).double().mean().item() == pytest.approx(0.5, abs=0.15)
+
+
+def test_image_shaped_input_counts_per_sample():
+    x = data(shape=(4, 2, 3, 3))
+    out = MaskingNoise(0.5).set_generator(generator())(x)
+    assert out.shape == x.shape
+    assert (out == 0).flatten(1).sum(dim=1).tolist() == [9] * 4
+
+
+def test_clip_applies_to_every_kind():
+    out = make_noise("salt_pepper", 0.5, clip=(0.1, 0.9))(data())
+    assert out.min().item() == pytest.approx(0.1)
+    assert out.max().item() == pytest.approx(0.9)
+
+
+def test_function_noise_passes_generator():
+    seen = []
+
+    def fn(x, generator):
+        seen.append(generator)
+        return x + 1
+
+    g = generator()
+    FunctionNoise(fn).set_generator(g)(data())
+    FunctionNoise(fn)(data())
+    assert seen == [g, None]
+
+
+def test_function_noise_shape_checked():
+    layer = FunctionNoise(lambda x, generator: x[:, :-1])
+    with pytest.raises(
+        ValueError, match=r"input's shape \(8, 10\), got shape \(8, 9\)"
+    ):
+        layer(data())
+
+
+def test_function_noise_return_type_checked():
+    layer = FunctionNoise(lambda x, generator: x.numpy())
+    with pytest.raises(TypeError, match="must return a torch.Tensor, got ndarray"):
+        layer(data())
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "match"),
+    [
+        (
+            lambda: GaussianNoise(-0.1),
+            ValueError,
+            r"std must be a finite number >= 0, got -0.1",
+        ),
+        (
+            lambda: GaussianNoise(float("inf")),
+            ValueError,
+            "std must be a finite number >= 0, got inf",
+        ),
+        (
+            lambda: GaussianNoise(float("nan")),
+            ValueError,
+            "std must be a finite number >= 0, got nan",
+        ),
+        (
+            lambda: GaussianNoise("0.1"),
+            TypeError,
+            "std must be a real number, got '0.1'",
+        ),
+        (
+            lambda: GaussianNoise(0.1, clip=(1.0, 0.0)),
+            ValueError,
+            r"clip must be None or a pair \(low, high\) with low < high, "
+            r"got \(1.0, 0.0\)",
+        ),
+        (lambda: GaussianNoise(0.1, clip=(0.0, 0.0)), ValueError, "low < high"),
+        (
+            lambda: GaussianNoise(0.1, clip=(0.0,)),
+            ValueError,
+            "clip must be None or a pair",
+        ),
+        (
+            lambda: GaussianNoise(0.1, clip="ab"),
+            ValueError,
+            "clip must be None or a pair",
+        ),
+        (
+            lambda: GaussianNoise(0.1, clip=(0.0, "1")),
+            TypeError,
+            "each bound of clip must be a real number",
+        ),
+        (
+            lambda: MaskingNoise(1.5),
+            ValueError,
+            r"fraction must be in the range \[0, 1\], got 1.5",
+        ),
+        (
+            lambda: MaskingNoise(-0.1),
+            ValueError,
+            r"fraction must be in the range \[0, 1\], got -0.1",
+        ),
+        (
+            lambda: MaskingNoise(True),
+            TypeError,
+            "fraction must be a real number, got True",
+        ),
+        (
+            lambda: MaskingNoise(0.1, value=None),
+            TypeError,
+            "value must be a real number, got None",
+        ),
+        (
+            lambda: SaltPepperNoise(2),
+            ValueError,
+            r"fraction must be in the range \[0, 1\], got 2",
+        ),
+        (
+            lambda: SaltPepperNoise(0.1, high="1"),
+            TypeError,
+            "high must be a real number",
+        ),
+        (
+            lambda: FunctionNoise("gaussian"),
+            TypeError,
+            "fn must be a callable fn\\(x, generator\\)",
+        ),
+    ],
+)
+def test_bad_parameters(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+@pytest.mark.parametrize(
+    ("noise", "expected", "attribute"),
+    [
+        ("gaussian", GaussianNoise, "std"),
+        ("masking", MaskingNoise, "fraction"),
+        ("salt_pepper", SaltPepperNoise, "fraction"),
+    ],
+)
+def test_make_noise_by_name(noise, expected, attribute):
+    layer = make_noise(noise, 0.25, clip=(0.0, 1.0))
+    assert type(layer) is expected
+    assert getattr(layer, attribute) == 0.25
+    assert layer.clip == (0.0, 1.0)
+    assert layer.training
+    assert layer.generator is None
+
+
+def test_make_noise_callable():
+    layer = make_noise(flip_sign, 0.25)
+    assert isinstance(layer, FunctionNoise)
+    assert layer.fn is flip_sign
+
+
+@pytest.mark.parametrize(
+    ("noise", "noise_level", "clip", "error", "match"),
+    [
+        (
+            "uniform",
+            0.1,
+            None,
+            ValueError,
+            r"noise must be one of \('gaussian', 'masking', 'salt_pepper'\) "
+            r"or a callable fn\(x, generator\), got 'uniform'",
+        ),
+        (3, 0.1, None, TypeError, "noise must be one of .* got 3"),
+        (
+            "gaussian",
+            -1,
+            None,
+            ValueError,
+            r"noise_level \(the std of noise='gaussian'\) must be a finite "
+            r"number >= 0, got -1",
+        ),
+        (
+            "masking",
+            1.1,
+            None,
+            ValueError,
+            r"noise_level \(the fraction masked\) must be in the range \[0, 1\], "
+            r"got 1.1",
+        ),
+        (
+            "salt_pepper",
+            -0.5,
+            None,
+            ValueError,
+            r"noise_level \(the fraction flipped\) must be in the range "
+            r"\[0, 1\], got -0.5",
+        ),
+        ("masking", None, None, TypeError, "noise_level .* real number, got None"),
+        ("masking", 0.1, (1, 0), ValueError, "clip must be None or a pair"),
+        (flip_sign, 0.1, (1, 0), ValueError, "clip must be None or a pair"),
+    ],
+)
+def test_make_noise_errors(noise, noise_level, clip, error, match):
+    with pytest.raises(error, match=match):
+        make_noise(noise, noise_level, clip=clip)
+
+
+def test_repr():
+    assert repr(GaussianNoise(0.1)) == "GaussianNoise(std=0.1)"
+    assert repr(MaskingNoise(0.2, value=-1, clip=(-1, 1))) == (
+        "MaskingNoise(fraction=0.2, value=-1.0, clip=(-1.0, 1.0))"
+    )
+    assert (
+        repr(SaltPepperNoise(0.3)) == "SaltPepperNoise(fraction=0.3, low=0.0, high=1.0)"
+    )
+    assert repr(FunctionNoise(flip_sign)) == "FunctionNoise(fn=flip_sign)"
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cuda(layer, dtype):
+    x = data(dtype, device="cuda")
+    first = layer.set_generator(generator(0, "cuda"))(x)
+    second = layer.set_generator(generator(0, "cuda"))(x)
+    assert first.device == x.device
+    assert first.dtype == dtype
+    assert not torch.equal(first, x)
+    torch.testing.assert_close(first, second, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="generator is on device 'cpu'"):
+        layer.set_generator(generator())(x)
