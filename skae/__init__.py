@@ -8,6 +8,14 @@ exposes them as scikit-learn transformers: a nonlinear drop-in for
 from skae._networks import ConvAutoencoder, DenseAutoencoder
 from skae._training import AutoencoderNet, TrainingDivergedError
 from skae.autoencoder import AutoencoderTransformer
+from skae.datasets import (
+    fetch_cifar10,
+    fetch_fashion_mnist,
+    fetch_mnist,
+    get_data_home,
+    make_embedded_moons,
+    make_embedded_swiss_roll,
+)
 
 __version__ = "0.1.0.dev0"
 
@@ -18,4 +26,10 @@ __all__ = [
     "DenseAutoencoder",
     "TrainingDivergedError",
     "__version__",
+    "fetch_cifar10",
+    "fetch_fashion_mnist",
+    "fetch_mnist",
+    "get_data_home",
+    "make_embedded_moons",
+    "make_embedded_swiss_roll",
 ]

@@ -1,0 +1,903 @@
+"""Image benchmarks and synthetic manifolds to train and compare autoencoders.
+
+The fetchers return MNIST, Fashion-MNIST and CIFAR-10 the way scikit-learn's
+``fetch_*`` functions do: a :class:`~sklearn.utils.Bunch`, or ``(X, y)`` with
+``return_X_y=True``. They read the files as their publishers distribute them,
+from a local directory when one holds them, and otherwise download them once
+into :func:`get_data_home` with their checksums verified.
+
+The ``make_embedded_*`` generators hide a low-dimensional nonlinear manifold in
+many dimensions, where a nonlinear reduction can do what PCA cannot.
+"""
+
+import gzip
+import hashlib
+import logging
+import math
+import numbers
+import os
+import pickle
+import struct
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import NamedTuple
+from urllib.request import urlopen
+
+import numpy as np
+from sklearn.datasets import make_moons, make_swiss_roll
+from sklearn.utils import Bunch, check_random_state
+
+logger = logging.getLogger(__name__)
+
+_SUBSETS = ("train", "test", "all")
+_DOWNLOAD_TIMEOUT = 60  # seconds without data before a download is abandoned
+
+# The IDX files of MNIST and Fashion-MNIST, by subset: (images, labels).
+_IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+_IDX_IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions
+_IDX_LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension
+
+
+class _IdxDataset(NamedTuple):
+    """Where an IDX image dataset comes from and how to describe it."""
+
+    name: str
+    fetcher: str
+    folder: str
+    base_url: str
+    md5: dict  # of the published ``.gz`` files, as torchvision lists them
+    system_dirs: tuple
+    install_hint: str
+    target_names: tuple
+    descr: str
+
+
+_MNIST = _IdxDataset(
+    name="MNIST",
+    fetcher="fetch_mnist",
+    folder="mnist",
+    base_url="https://ossci-datasets.s3.amazonaws.com/mnist/",
+    md5={
+        "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+        "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+        "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+        "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+    },
+    system_dirs=(),
+    install_hint="",
+    target_names=tuple(str(digit) for digit in range(10)),
+    descr="""\
+MNIST handwritten digits
+------------------------
+70,000 grayscale images of 28x28 pixels, handwritten digits 0 to 9:
+60,000 for training and 10,000 for testing.
+
+Source: http://yann.lecun.com/exdb/mnist/ (files fetched from the torchvision
+mirror https://ossci-datasets.s3.amazonaws.com/mnist/).
+
+Y. LeCun, L. Bottou, Y. Bengio and P. Haffner. "Gradient-based learning
+applied to document recognition." Proceedings of the IEEE, 86(11),
+2278-2324, 1998.
+""",
+)
+
+_FASHION_MNIST = _IdxDataset(
+    name="Fashion-MNIST",
+    fetcher="fetch_fashion_mnist",
+    folder="fashion-mnist",
+    base_url="http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    md5={
+        "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+        "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+        "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+        "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83fd310",
+    },
+    system_dirs=("/usr/share/datasets/fashion-mnist",),
+    install_hint=(
+        " On Debian and Ubuntu, `apt-get install dataset-fashion-mnist` puts "
+        "them in /usr/share/datasets/fashion-mnist."
+    ),
+    target_names=(
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ),
+    descr="""\
+Fashion-MNIST
+-------------
+70,000 grayscale images of 28x28 pixels of Zalando articles in 10 classes:
+60,000 for training and 10,000 for testing. A drop-in replacement for MNIST
+that linear methods find harder.
+
+Source: https://github.com/zalandoresearch/fashion-mnist
+
+H. Xiao, K. Rasul and R. Vollgraf. "Fashion-MNIST: a Novel Image Dataset for
+Benchmarking Machine Learning Algorithms." arXiv:1708.07747, 2017.
+""",
+)
+
+_CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+_CIFAR10_ARCHIVE = "cifar-10-python.tar.gz"
+_CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
+_CIFAR10_FOLDER = "cifar-10"
+_CIFAR10_BATCH_DIR = "cifar-10-batches-py"
+_CIFAR10_BATCHES = {
+    "train": tuple(f"data_batch_{i}" for i in range(1, 6)),
+    "test": ("test_batch",),
+}
+_CIFAR10_TARGET_NAMES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
+_CIFAR10_DESCR = """\
+CIFAR-10
+--------
+60,000 color images of 32x32 pixels in 10 classes, 6,000 per class:
+50,000 for training (five batches) and 10,000 for testing.
+
+Source: https://www.cs.toronto.edu/~kriz/cifar.html
+
+A. Krizhevsky. "Learning Multiple Layers of Features from Tiny Images."
+Technical report, University of Toronto, 2009.
+"""
+
+
+def _data_home_path(data_home=None):
+    """Return the data directory :func:`get_data_home` uses, without creating it."""
+    if data_home is None:
+        data_home = os.environ.get("SKAE_DATA", os.path.join("~", "skae_data"))
+    return os.path.expanduser(os.fspath(data_home))
+
+
+def get_data_home(data_home=None):
+    """Return the path of the skae data directory, creating it if needed.
+
+    Fetchers download their files into this directory, each dataset in its
+    own subfolder, so that they are downloaded only once.
+
+    Parameters
+    ----------
+    data_home : str or path-like, default=None
+        The data directory. If None, the ``SKAE_DATA`` environment variable
+        if it is set, otherwise ``~/skae_data``. ``~`` is expanded to the
+        user's home folder.
+
+    Returns
+    -------
+    data_home : str
+        The path of the data directory.
+
+    See Also
+    --------
+    sklearn.datasets.get_data_home : The same for scikit-learn's datasets.
+
+    Examples
+    --------
+    >>> import os
+    >>> import tempfile
+    >>> from skae.datasets import get_data_home
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = get_data_home(os.path.join(tmp, "skae_data"))
+    ...     os.path.isdir(path)
+    True
+    """
+    data_home = _data_home_path(data_home)
+    os.makedirs(data_home, exist_ok=True)
+    return data_home
+
+
+def _search_dirs(data_home, folder, system_dirs=()):
+    """Return the directories to search for a dataset's files, in order.
+
+    The ``data_home`` argument, then ``SKAE_DATA``, then the system
+    directories, then the cache; in each of the first two, the dataset's
+    subfolder before the directory itself.
+    """
+    dirs = []
+    for root in (data_home, os.environ.get("SKAE_DATA")):
+        if root is not None:
+            root = Path(os.path.expanduser(os.fspath(root)))
+            dirs += [root / folder, root]
+    dirs += [Path(d) for d in system_dirs]
+    dirs.append(Path(_data_home_path(data_home)) / folder)
+    return list(dict.fromkeys(dirs))
+
+
+def _check_subset(subset):
+    if subset not in _SUBSETS:
+        raise ValueError(
+            f"subset must be one of {', '.join(map(repr, _SUBSETS))}; got {subset!r}."
+        )
+    return _SUBSETS[:2] if subset == "all" else (subset,)
+
+
+def _find_idx_files(directory, names):
+    """Return the paths of ``names`` in ``directory``, gzipped or not, or None."""
+    paths = []
+    for name in names:
+        for candidate in (directory / f"{name}.gz", directory / name):
+            if candidate.is_file():
+                paths.append(candidate)
+                break
+        else:
+            return None
+    return paths
+
+
+def _read_idx(path, magic):
+    """Read an IDX file of unsigned bytes, gzipped or not, into an array.
+
+    Parameters
+    ----------
+    path : Path
+        The file; gzip-compressed if its name ends in ``.gz``.
+    magic : int
+        The expected magic number: ``0x00000803`` for images, ``0x00000801``
+        for labels. Its last byte is the number of dimensions.
+
+    Returns
+    -------
+    array : ndarray of uint8
+        The array, with the shape the header gives.
+    """
+    n_dims = magic & 0xFF
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            found = int.from_bytes(f.read(4), "big")
+            if found != magic:
+                raise ValueError(
+                    f"{path} is not an IDX file of the expected kind: its "
+                    f"magic number is 0x{found:08X}, expected 0x{magic:08X}. "
+                    "Check that the file holds what its name says."
+                )
+            header = f.read(4 * n_dims)
+            if len(header) < 4 * n_dims:
+                raise EOFError("the header ends early")
+            shape = struct.unpack(f">{n_dims}I", header)
+            # Read straight into a writable buffer: one copy of the data, and
+            # the returned array can be modified in place.
+            buffer = bytearray(math.prod(shape))
+            n_read = f.readinto(buffer)
+            trailing = f.read(1)
+    except EOFError as exc:  # the header, or a gzip stream, cut short
+        raise ValueError(
+            f"{path} is truncated ({exc}); delete it and fetch it again."
+        ) from exc
+    if n_read != len(buffer) or trailing:
+        size = "more" if trailing else f"only {n_read}"
+        raise ValueError(
+            f"{path}: the header gives shape {shape}, i.e. {len(buffer)} bytes "
+            f"of data, but the file holds {size} bytes. The file is truncated "
+            "or corrupt; delete it and fetch it again."
+        )
+    return np.frombuffer(buffer, dtype=np.uint8).reshape(shape)
+
+
+def _download(url, path, md5, hint):
+    """Download ``url`` to ``path`` and verify its MD5 checksum.
+
+    The data go to a temporary file that is renamed to ``path`` only once
+    complete and verified, so that neither an interrupted download nor a
+    concurrent one leaves a corrupt file where the fetchers look.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f"{path.name}.part_", dir=path.parent)
+    logger.info("Downloading %s to %s", url, path)
+    try:
+        digest = hashlib.md5(usedforsecurity=False)
+        try:
+            with (
+                os.fdopen(fd, "wb") as out,
+                urlopen(url, timeout=_DOWNLOAD_TIMEOUT) as response,
+            ):
+                while chunk := response.read(1 << 20):
+                    digest.update(chunk)
+                    out.write(chunk)
+        except OSError as exc:
+            raise OSError(f"Could not download {url} to {path}: {exc}. {hint}") from exc
+        checksum = digest.hexdigest()
+        if checksum != md5:
+            raise OSError(
+                f"The MD5 checksum of {path.name} downloaded from {url} is "
+                f"{checksum}, expected {md5}; the file was removed. Fetch it "
+                "again; if the mismatch persists, the source has changed."
+            )
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _fetch_idx(dataset, data_home, subset, return_X_y, download_if_missing):
+    """Fetch an IDX image dataset described by ``dataset``."""
+    subsets = _check_subset(subset)
+    names = [name for s in subsets for name in _IDX_FILES[s]]
+    dirs = _search_dirs(data_home, dataset.folder, dataset.system_dirs)
+    paths = None
+    for directory in dirs:
+        paths = _find_idx_files(directory, names)
+        if paths is not None:
+            break
+    else:
+        cache = Path(_data_home_path(data_home)) / dataset.folder
+        help_message = (
+            f"{dataset.name} needs the files {', '.join(names)} (gzipped or "
+            f"not) in one of these directories: {', '.join(map(str, dirs))}."
+            f"{dataset.install_hint}"
+        )
+        if not download_if_missing:
+            raise OSError(
+                f"{help_message} None holds them, and download_if_missing=False; "
+                f"pass download_if_missing=True to download them into {cache}."
+            )
+        paths = [cache / f"{name}.gz" for name in names]
+        for path in paths:
+            # Files of another subset, or of an interrupted fetch, are already
+            # there and verified.
+            if not path.is_file():
+                _download(
+                    dataset.base_url + path.name,
+                    path,
+                    dataset.md5[path.name],
+                    help_message,
+                )
+    images, target = [], []
+    for images_path, labels_path in zip(paths[::2], paths[1::2], strict=True):
+        images.append(_read_idx(images_path, _IDX_IMAGES_MAGIC))
+        target.append(_read_idx(labels_path, _IDX_LABELS_MAGIC))
+        if len(images[-1]) != len(target[-1]):
+            raise ValueError(
+                f"{images_path} holds {len(images[-1])} images but "
+                f"{labels_path} holds {len(target[-1])} labels."
+            )
+    images = images[0] if len(images) == 1 else np.concatenate(images)
+    target = np.concatenate(target).astype(np.int64)
+    return _bunch(
+        images,
+        target,
+        image_shape=(1, *images.shape[1:]),
+        target_names=dataset.target_names,
+        descr=dataset.descr,
+        return_X_y=return_X_y,
+    )
+
+
+def _bunch(images, target, *, image_shape, target_names, descr, return_X_y):
+    data = np.divide(images.reshape(len(images), -1), 255, dtype=np.float32)
+    if return_X_y:
+        return data, target
+    return Bunch(
+        data=data,
+        target=target,
+        images=images,
+        image_shape=image_shape,
+        target_names=list(target_names),
+        DESCR=descr,
+    )
+
+
+def fetch_mnist(
+    *, data_home=None, subset="train", return_X_y=False, download_if_missing=True
+):
+    """Load the MNIST handwritten digits (classification, 10 classes).
+
+    =================   ==============
+    Classes                         10
+    Samples total                70000
+    Samples train                60000
+    Samples test                 10000
+    Dimensionality       784 (1x28x28)
+    Features             real, [0, 1]
+    =================   ==============
+
+    The four IDX files (``train-images-idx3-ubyte``,
+    ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``,
+    ``t10k-labels-idx1-ubyte``, each gzipped or not) are looked for in the
+    ``data_home`` argument, then in the ``SKAE_DATA`` directory (in each, the
+    ``mnist`` subfolder before the directory itself; Fashion-MNIST uses the
+    same file names, so keep each in its own subfolder), then in the cache
+    under :func:`get_data_home`. If none holds them, they are downloaded
+    there from the torchvision mirror and their MD5 checksums verified.
+
+    Parameters
+    ----------
+    data_home : str or path-like, default=None
+        A directory to look in first, for the files in its ``mnist``
+        subfolder or in itself; also where downloads go (into ``mnist``).
+        If None, downloads go to :func:`get_data_home`.
+
+    subset : {'train', 'test', 'all'}, default='train'
+        The published split to return; 'all' is the training set followed by
+        the test set.
+
+    return_X_y : bool, default=False
+        If True, return ``(data, target)`` instead of a Bunch.
+
+    download_if_missing : bool, default=True
+        If False, raise an OSError instead of downloading files that are
+        not found locally.
+
+    Returns
+    -------
+    data : :class:`~sklearn.utils.Bunch`
+        Dictionary-like object, with the following attributes.
+
+        data : ndarray of shape (n_samples, 784), dtype float32
+            The images as flat rows, scaled to [0, 1].
+        target : ndarray of shape (n_samples,), dtype int64
+            The digit, 0 to 9.
+        images : ndarray of shape (n_samples, 28, 28), dtype uint8
+            The raw images.
+        image_shape : tuple
+            ``(1, 28, 28)``, the ``(C, H, W)`` shape of one image.
+        target_names : list of str
+            ``'0'`` to ``'9'``.
+        DESCR : str
+            Description of the dataset, with its source and citation.
+
+    (data, target) : tuple if ``return_X_y`` is True
+
+    Raises
+    ------
+    OSError
+        If the files are found nowhere and cannot be downloaded, or a
+        download fails its checksum.
+
+    See Also
+    --------
+    fetch_fashion_mnist : The same format, with pictures of clothes.
+    sklearn.datasets.load_digits : 8x8 digits that ship with scikit-learn.
+
+    Examples
+    --------
+    >>> from skae.datasets import fetch_mnist
+    >>> X, y = fetch_mnist(return_X_y=True)  # doctest: +SKIP
+    >>> X.shape, X.dtype, y[:5]  # doctest: +SKIP
+    ((60000, 784), dtype('float32'), array([5, 0, 4, 1, 9]))
+    """
+    return _fetch_idx(_MNIST, data_home, subset, return_X_y, download_if_missing)
+
+
+def fetch_fashion_mnist(
+    *, data_home=None, subset="train", return_X_y=False, download_if_missing=True
+):
+    """Load the Fashion-MNIST images of clothes (classification, 10 classes).
+
+    =================   ==============
+    Classes                         10
+    Samples total                70000
+    Samples train                60000
+    Samples test                 10000
+    Dimensionality       784 (1x28x28)
+    Features             real, [0, 1]
+    =================   ==============
+
+    The four IDX files (``train-images-idx3-ubyte``,
+    ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``,
+    ``t10k-labels-idx1-ubyte``, each gzipped or not) are looked for in the
+    ``data_home`` argument, then in the ``SKAE_DATA`` directory (in each, the
+    ``fashion-mnist`` subfolder before the directory itself; MNIST uses the
+    same file names, so keep each in its own subfolder), then in
+    ``/usr/share/datasets/fashion-mnist``, where the Debian package
+    ``dataset-fashion-mnist`` installs them, then in the cache under
+    :func:`get_data_home`. If none holds them, they are downloaded there
+    from the publisher and their MD5 checksums verified.
+
+    Parameters
+    ----------
+    data_home : str or path-like, default=None
+        A directory to look in first, for the files in its ``fashion-mnist``
+        subfolder or in itself; also where downloads go (into ``fashion-mnist``).
+        If None, downloads go to :func:`get_data_home`.
+
+    subset : {'train', 'test', 'all'}, default='train'
+        The published split to return; 'all' is the training set followed by
+        the test set.
+
+    return_X_y : bool, default=False
+        If True, return ``(data, target)`` instead of a Bunch.
+
+    download_if_missing : bool, default=True
+        If False, raise an OSError instead of downloading files that are
+        not found locally.
+
+    Returns
+    -------
+    data : :class:`~sklearn.utils.Bunch`
+        Dictionary-like object, with the following attributes.
+
+        data : ndarray of shape (n_samples, 784), dtype float32
+            The images as flat rows, scaled to [0, 1].
+        target : ndarray of shape (n_samples,), dtype int64
+            The class, 0 to 9.
+        images : ndarray of shape (n_samples, 28, 28), dtype uint8
+            The raw images.
+        image_shape : tuple
+            ``(1, 28, 28)``, the ``(C, H, W)`` shape of one image.
+        target_names : list of str
+            The class names, from ``'T-shirt/top'`` to ``'Ankle boot'``.
+        DESCR : str
+            Description of the dataset, with its source and citation.
+
+    (data, target) : tuple if ``return_X_y`` is True
+
+    Raises
+    ------
+    OSError
+        If the files are found nowhere and cannot be downloaded, or a
+        download fails its checksum.
+
+    See Also
+    --------
+    fetch_mnist : The same format, with handwritten digits.
+
+    Examples
+    --------
+    >>> from skae.datasets import fetch_fashion_mnist
+    >>> fashion = fetch_fashion_mnist(subset="test")  # doctest: +SKIP
+    >>> fashion.data.shape, fashion.target_names[9]  # doctest: +SKIP
+    ((10000, 784), 'Ankle boot')
+    """
+    return _fetch_idx(
+        _FASHION_MNIST, data_home, subset, return_X_y, download_if_missing
+    )
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickle a CIFAR-10 batch, refusing all but what numpy arrays need.
+
+    Unpickling can run arbitrary code, and these files may come from any of
+    the directories searched; a batch needs no more than this to load.
+    """
+
+    def find_class(self, module, name):
+        if (module, name) in {("numpy", "ndarray"), ("numpy", "dtype")} or (
+            module in {"numpy.core.multiarray", "numpy._core.multiarray"}
+            and name == "_reconstruct"
+        ):
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(
+            f"Refusing to load {module}.{name}: a CIFAR-10 batch holds only "
+            "numpy arrays and lists."
+        )
+
+
+def _read_cifar_batch(path):
+    """Read a pickled CIFAR-10 batch into images (n, 3, 32, 32) and labels."""
+    with open(path, "rb") as f:
+        # The batches were pickled by Python 2: its str are read as bytes.
+        batch = _CifarUnpickler(f, encoding="bytes").load()
+    try:
+        data = np.asarray(batch[b"data"], dtype=np.uint8)
+        labels = np.asarray(batch[b"labels"], dtype=np.int64)
+    except (TypeError, KeyError) as exc:
+        raise ValueError(
+            f"{path} is not a CIFAR-10 batch: expected a dict with keys "
+            f"b'data' and b'labels'; got {type(batch).__name__} ({exc!r})."
+        ) from exc
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(labels) != len(data):
+        raise ValueError(
+            f"{path} is not a CIFAR-10 batch: expected data of shape "
+            f"(n, 3072) and n labels; got data of shape {data.shape} and "
+            f"{len(labels)} labels."
+        )
+    return data.reshape(-1, 3, 32, 32), labels
+
+
+def _find_cifar_batches(directory, names):
+    """Return the paths of the batches ``names`` in ``directory``, or None."""
+    for batch_dir in (directory / _CIFAR10_BATCH_DIR, directory):
+        paths = [batch_dir / name for name in names]
+        if all(path.is_file() for path in paths):
+            return paths
+    return None
+
+
+def _extract_cifar_batches(archive, cache):
+    """Extract the CIFAR-10 batches from ``archive`` into ``cache``.
+
+    Only the batches themselves are extracted, each to a name built here
+    rather than taken from the archive, so that no member can write outside
+    ``cache`` however it is named.
+    """
+    batch_dir = cache / _CIFAR10_BATCH_DIR
+    batch_dir.mkdir(parents=True, exist_ok=True)
+    wanted = {
+        f"{_CIFAR10_BATCH_DIR}/{name}": name
+        for names in _CIFAR10_BATCHES.values()
+        for name in names
+    }
+    with tarfile.open(archive, "r:gz") as tar:
+        for member in tar:
+            name = wanted.get(member.name)
+            if name is None or not member.isfile():
+                continue
+            fd, tmp = tempfile.mkstemp(prefix=f"{name}.part_", dir=batch_dir)
+            try:
+                with os.fdopen(fd, "wb") as out, tar.extractfile(member) as src:
+                    while chunk := src.read(1 << 20):
+                        out.write(chunk)
+                os.replace(tmp, batch_dir / name)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+
+
+def fetch_cifar10(
+    *, data_home=None, subset="train", return_X_y=False, download_if_missing=True
+):
+    """Load the CIFAR-10 color images (classification, 10 classes).
+
+    =================   ==============
+    Classes                         10
+    Samples total                60000
+    Samples train                50000
+    Samples test                 10000
+    Dimensionality     3072 (3x32x32)
+    Features             real, [0, 1]
+    =================   ==============
+
+    The batches of the Python version (``data_batch_1`` to ``data_batch_5``
+    and ``test_batch``) are looked for in the ``data_home`` argument, then in
+    the ``SKAE_DATA`` directory (in each, in ``cifar-10/`` before the
+    directory itself, extracted in ``cifar-10-batches-py/`` or not), then in
+    the cache under :func:`get_data_home`. Failing that, they are extracted
+    into the cache from ``cifar-10-python.tar.gz`` found in the same
+    directories, or else downloaded (163 MiB) from the publisher, its MD5
+    checksum verified.
+
+    Parameters
+    ----------
+    data_home : str or path-like, default=None
+        A directory to look in first, for the files in its ``cifar-10``
+        subfolder or in itself; also where downloads go (into ``cifar-10``).
+        If None, downloads go to :func:`get_data_home`.
+
+    subset : {'train', 'test', 'all'}, default='train'
+        The published split to return; 'all' is the training set followed by
+        the test set.
+
+    return_X_y : bool, default=False
+        If True, return ``(data, target)`` instead of a Bunch.
+
+    download_if_missing : bool, default=True
+        If False, raise an OSError instead of downloading files that are
+        not found locally.
+
+    Returns
+    -------
+    data : :class:`~sklearn.utils.Bunch`
+        Dictionary-like object, with the following attributes.
+
+        data : ndarray of shape (n_samples, 3072), dtype float32
+            The images as flat rows, channel-first (all red values, then
+            green, then blue), scaled to [0, 1].
+        target : ndarray of shape (n_samples,), dtype int64
+            The class, 0 to 9.
+        images : ndarray of shape (n_samples, 3, 32, 32), dtype uint8
+            The raw images, channel-first.
+        image_shape : tuple
+            ``(3, 32, 32)``, the ``(C, H, W)`` shape of one image.
+        target_names : list of str
+            The class names, from ``'airplane'`` to ``'truck'``.
+        DESCR : str
+            Description of the dataset, with its source and citation.
+
+    (data, target) : tuple if ``return_X_y`` is True
+
+    Raises
+    ------
+    OSError
+        If the files are found nowhere and cannot be downloaded, or the
+        download fails its checksum.
+
+    See Also
+    --------
+    fetch_mnist : Grayscale handwritten digits.
+
+    Examples
+    --------
+    >>> from skae.datasets import fetch_cifar10
+    >>> cifar = fetch_cifar10(subset="test")  # doctest: +SKIP
+    >>> cifar.images.shape, cifar.target_names[:2]  # doctest: +SKIP
+    ((10000, 3, 32, 32), ['airplane', 'automobile'])
+    """
+    subsets = _check_subset(subset)
+    names = [name for s in subsets for name in _CIFAR10_BATCHES[s]]
+    dirs = _search_dirs(data_home, _CIFAR10_FOLDER)
+    cache = Path(_data_home_path(data_home)) / _CIFAR10_FOLDER
+    paths = next((p for p in (_find_cifar_batches(d, names) for d in dirs) if p), None)
+    if paths is None:
+        archive = next(
+            (d / _CIFAR10_ARCHIVE for d in dirs if (d / _CIFAR10_ARCHIVE).is_file()),
+            None,
+        )
+        downloaded = archive is None
+        if downloaded:
+            help_message = (
+                f"CIFAR-10 needs the batches {', '.join(names)} (in "
+                f"{_CIFAR10_BATCH_DIR}/ or not) or {_CIFAR10_ARCHIVE} in one "
+                f"of these directories: {', '.join(map(str, dirs))}."
+            )
+            if not download_if_missing:
+                raise OSError(
+                    f"{help_message} None holds them, and download_if_missing="
+                    f"False; pass download_if_missing=True to download "
+                    f"{_CIFAR10_URL} into {cache}."
+                )
+            archive = _download(
+                _CIFAR10_URL, cache / _CIFAR10_ARCHIVE, _CIFAR10_MD5, help_message
+            )
+        _extract_cifar_batches(archive, cache)
+        if downloaded:
+            # The batches are all that is read; do not keep 163 MiB twice.
+            archive.unlink()
+        paths = _find_cifar_batches(cache, names)
+        if paths is None:
+            raise OSError(
+                f"{archive} does not hold the CIFAR-10 batches "
+                f"{', '.join(names)} under {_CIFAR10_BATCH_DIR}/."
+            )
+    batches = [_read_cifar_batch(path) for path in paths]
+    images = np.concatenate([images for images, _ in batches])
+    target = np.concatenate([labels for _, labels in batches])
+    return _bunch(
+        images,
+        target,
+        image_shape=(3, 32, 32),
+        target_names=_CIFAR10_TARGET_NAMES,
+        descr=_CIFAR10_DESCR,
+        return_X_y=return_X_y,
+    )
+
+
+def _check_manifold_params(n_samples, n_features, noise, n_dims, manifold):
+    if not isinstance(n_samples, numbers.Integral) or n_samples < 1:
+        raise ValueError(f"n_samples must be an integer >= 1; got {n_samples!r}.")
+    if not isinstance(n_features, numbers.Integral) or n_features < n_dims:
+        raise ValueError(
+            f"n_features must be an integer >= {n_dims}, the dimension of the "
+            f"{manifold} it embeds; got {n_features!r}."
+        )
+    if not isinstance(noise, numbers.Real) or not noise >= 0:
+        raise ValueError(f"noise must be a number >= 0; got {noise!r}.")
+
+
+def _embed(X, n_features, noise, rng):
+    """Rotate ``X`` into ``n_features`` dimensions and add isotropic noise."""
+    # The Q factor of a Gaussian matrix has orthonormal columns: a random
+    # isometry, which keeps the shape of the data and hides its axes.
+    basis, _ = np.linalg.qr(rng.standard_normal((n_features, X.shape[1])))
+    return X @ basis.T + noise * rng.standard_normal((len(X), n_features))
+
+
+def make_embedded_moons(
+    n_samples=1000, *, n_features=20, noise=0.05, random_state=None
+):
+    """Make two interleaving half circles hidden in many dimensions.
+
+    The two moons of :func:`sklearn.datasets.make_moons`, curves in a plane,
+    are rotated into ``n_features`` dimensions by a random orthogonal map,
+    and Gaussian noise is added in every dimension. The data lie near a
+    plane, so PCA with 2 components keeps them whole, but near a pair of
+    curves in it: no single linear direction separates or orders them, while
+    a nonlinear 1-D code can.
+
+    Parameters
+    ----------
+    n_samples : int, default=1000
+        The number of points, split evenly between the two moons.
+
+    n_features : int, default=20
+        The number of dimensions to embed the moons in; at least 2.
+
+    noise : float, default=0.05
+        The standard deviation of the Gaussian noise added to each feature.
+
+    random_state : int, RandomState instance or None, default=None
+        Determines the moons, the embedding and the noise. Pass an int for
+        reproducible output across calls.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features), dtype float64
+        The points.
+
+    y : ndarray of shape (n_samples,), dtype int64
+        The moon of each point, 0 or 1.
+
+    See Also
+    --------
+    make_embedded_swiss_roll : A 2-D sheet rolled in 3-D, embedded likewise.
+    sklearn.datasets.make_moons : The moons in the plane.
+
+    Examples
+    --------
+    >>> from sklearn.decomposition import PCA
+    >>> from skae.datasets import make_embedded_moons
+    >>> X, y = make_embedded_moons(n_samples=200, random_state=0)
+    >>> X.shape, y.shape
+    ((200, 20), (200,))
+    >>> PCA().fit(X).explained_variance_ratio_[:3].round(2)
+    array([0.79, 0.17, 0.  ])
+    """
+    _check_manifold_params(n_samples, n_features, noise, 2, "moons")
+    rng = check_random_state(random_state)
+    X, y = make_moons(n_samples, random_state=rng)
+    return _embed(X, n_features, noise, rng), y
+
+
+def make_embedded_swiss_roll(
+    n_samples=1000, *, n_features=20, noise=0.05, random_state=None
+):
+    """Make a swiss roll hidden in many dimensions.
+
+    The roll of :func:`sklearn.datasets.make_swiss_roll`, a 2-D sheet rolled
+    up in 3-D, is rotated into ``n_features`` dimensions by a random
+    orthogonal map, and Gaussian noise is added in every dimension. PCA with
+    2 components flattens the roll and loses a large part of the variance,
+    while the data lie near a 2-D manifold that a nonlinear code can unroll.
+
+    Parameters
+    ----------
+    n_samples : int, default=1000
+        The number of points.
+
+    n_features : int, default=20
+        The number of dimensions to embed the roll in; at least 3.
+
+    noise : float, default=0.05
+        The standard deviation of the Gaussian noise added to each feature.
+
+    random_state : int, RandomState instance or None, default=None
+        Determines the roll, the embedding and the noise. Pass an int for
+        reproducible output across calls.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features), dtype float64
+        The points.
+
+    t : ndarray of shape (n_samples,), dtype float64
+        The position of each point along the roll's spiral.
+
+    See Also
+    --------
+    make_embedded_moons : Two curves in a plane, embedded likewise.
+    sklearn.datasets.make_swiss_roll : The roll in 3-D.
+
+    Examples
+    --------
+    >>> from sklearn.decomposition import PCA
+    >>> from skae.datasets import make_embedded_swiss_roll
+    >>> X, t = make_embedded_swiss_roll(n_samples=200, random_state=0)
+    >>> X.shape, t.shape
+    ((200, 20), (200,))
+    >>> PCA().fit(X).explained_variance_ratio_[:4].round(2)
+    array([0.43, 0.31, 0.27, 0.  ])
+    """
+    _check_manifold_params(n_samples, n_features, noise, 3, "swiss roll")
+    rng = check_random_state(random_state)
+    X, t = make_swiss_roll(n_samples, random_state=rng)
+    return _embed(X, n_features, noise, rng), t

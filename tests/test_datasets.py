@@ -1,0 +1,626 @@
+import gzip
+import hashlib
+import io
+import os
+import pickle
+import re
+import struct
+import tarfile
+from collections import OrderedDict
+from pathlib import Path
+from urllib.error import URLError
+
+import numpy as np
+import pytest
+from sklearn.decomposition import PCA
+
+from skae import datasets
+from skae.datasets import (
+    fetch_cifar10,
+    fetch_fashion_mnist,
+    fetch_mnist,
+    get_data_home,
+    make_embedded_moons,
+    make_embedded_swiss_roll,
+)
+
+IDX_FETCHERS = [fetch_mnist, fetch_fashion_mnist]
+N_TRAIN, N_TEST = 5, 3  # images per IDX subset
+N_BATCH = 2  # images per CIFAR batch
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    """Keep the tests off the user's data, the system's and the network."""
+    monkeypatch.delenv("SKAE_DATA", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for name in ["_MNIST", "_FASHION_MNIST"]:
+        dataset = getattr(datasets, name)
+        monkeypatch.setattr(datasets, name, dataset._replace(system_dirs=()))
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the tests must not touch the network")
+
+    monkeypatch.setattr(datasets, "urlopen", no_network)
+
+
+def idx_bytes(array, magic=None):
+    if magic is None:
+        magic = 0x0800 | array.ndim
+    header = struct.pack(f">I{array.ndim}I", magic, *array.shape)
+    return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+
+
+def write_idx(path, array, magic=None):
+    content = idx_bytes(array, magic)
+    if path.name.endswith(".gz"):
+        content = gzip.compress(content)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    return path
+
+
+def make_idx_set(seed, n_train=N_TRAIN, n_test=N_TEST):
+    """Images and labels by IDX file name, distinct for each seed."""
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for prefix, n in [("train", n_train), ("t10k", n_test)]:
+        arrays[f"{prefix}-images-idx3-ubyte"] = rng.integers(
+            0, 256, (n, 28, 28), dtype=np.uint8
+        )
+        arrays[f"{prefix}-labels-idx1-ubyte"] = rng.integers(0, 10, n, dtype=np.uint8)
+    return arrays
+
+
+def write_idx_set(directory, seed=0, gz=True, **kwargs):
+    arrays = make_idx_set(seed, **kwargs)
+    for name, array in arrays.items():
+        write_idx(directory / (f"{name}.gz" if gz else name), array)
+    return arrays
+
+
+def expected_idx(arrays, subset):
+    prefixes = {"train": ["train"], "test": ["t10k"], "all": ["train", "t10k"]}
+    images = np.concatenate(
+        [arrays[f"{p}-images-idx3-ubyte"] for p in prefixes[subset]]
+    )
+    target = np.concatenate(
+        [arrays[f"{p}-labels-idx1-ubyte"] for p in prefixes[subset]]
+    )
+    return images, target
+
+
+def test_get_data_home_argument(tmp_path):
+    path = tmp_path / "a" / "b"
+    assert get_data_home(path) == str(path)
+    assert path.is_dir()
+
+
+def test_get_data_home_env_then_home(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    assert get_data_home() == str(home / "skae_data")
+    assert (home / "skae_data").is_dir()
+    monkeypatch.setenv("SKAE_DATA", str(tmp_path / "env"))
+    assert get_data_home() == str(tmp_path / "env")
+    assert get_data_home("~/other") == str(home / "other")
+
+
+@pytest.mark.parametrize("fetch", IDX_FETCHERS)
+@pytest.mark.parametrize(
+    "subset, n_samples", [("train", N_TRAIN), ("test", N_TEST), ("all", 8)]
+)
+@pytest.mark.parametrize("gz", [True, False])
+def test_fetch_idx(tmp_path, fetch, subset, n_samples, gz):
+    arrays = write_idx_set(tmp_path, gz=gz)
+    bunch = fetch(data_home=tmp_path, subset=subset, download_if_missing=False)
+    images, target = expected_idx(arrays, subset)
+
+    assert bunch.data.shape == (n_samples, 784)
+    assert bunch.data.dtype == np.float32
+    assert bunch.data.min() >= 0 and bunch.data.max() <= 1
+    np.testing.assert_allclose(bunch.data, images.reshape(n_samples, -1) / 255)
+    assert bunch.images.dtype == np.uint8
+    np.testing.assert_array_equal(bunch.images, images)
+    assert bunch.target.dtype == np.int64
+    np.testing.assert_array_equal(bunch.target, target)
+    assert bunch.image_shape == (1, 28, 28)
+    assert len(bunch.target_names) == 10
+    assert "Source" in bunch.DESCR
+
+
+def test_target_names():
+    assert datasets._MNIST.target_names[0] == "0"
+    assert datasets._FASHION_MNIST.target_names[0] == "T-shirt/top"
+    assert datasets._FASHION_MNIST.target_names[-1] == "Ankle boot"
+
+
+@pytest.mark.parametrize("fetch", IDX_FETCHERS)
+def test_fetch_idx_return_X_y(tmp_path, fetch):
+    write_idx_set(tmp_path)
+    bunch = fetch(data_home=tmp_path, download_if_missing=False)
+    X, y = fetch(data_home=tmp_path, return_X_y=True, download_if_missing=False)
+    np.testing.assert_array_equal(X, bunch.data)
+    np.testing.assert_array_equal(y, bunch.target)
+
+
+@pytest.mark.parametrize("fetch", IDX_FETCHERS)
+def test_fetch_subset_needs_only_its_files(tmp_path, fetch):
+    arrays = make_idx_set(0)
+    for name in ["t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]:
+        write_idx(tmp_path / name, arrays[name])
+    X, _ = fetch(
+        data_home=tmp_path, subset="test", return_X_y=True, download_if_missing=False
+    )
+    assert X.shape == (N_TEST, 784)
+    with pytest.raises(OSError, match="train-images-idx3-ubyte"):
+        fetch(data_home=tmp_path, subset="all", download_if_missing=False)
+
+
+@pytest.mark.parametrize(
+    "fetch, folder", [(fetch_mnist, "mnist"), (fetch_fashion_mnist, "fashion-mnist")]
+)
+def test_lookup_order(tmp_path, monkeypatch, fetch, folder):
+    arg, env = tmp_path / "arg", tmp_path / "env"
+    write_idx_set(env, seed=1, n_train=2)
+    monkeypatch.setenv("SKAE_DATA", str(env))
+
+    # SKAE_DATA is used when no data_home is given, or data_home lacks files.
+    for data_home in [None, arg]:
+        X, _ = fetch(data_home=data_home, return_X_y=True, download_if_missing=False)
+        assert len(X) == 2
+
+    # The data_home argument comes first; in it, the subfolder comes first.
+    write_idx_set(arg, seed=2, n_train=3)
+    X, _ = fetch(data_home=arg, return_X_y=True, download_if_missing=False)
+    assert len(X) == 3
+    write_idx_set(arg / folder, seed=3, n_train=4)
+    X, _ = fetch(data_home=arg, return_X_y=True, download_if_missing=False)
+    assert len(X) == 4
+
+
+def test_lookup_system_dir_before_cache(tmp_path, monkeypatch):
+    system, cache = tmp_path / "system", tmp_path / "home" / "skae_data"
+    write_idx_set(cache / "fashion-mnist", seed=1, n_train=2)
+    X, _ = fetch_fashion_mnist(return_X_y=True, download_if_missing=False)
+    assert len(X) == 2
+
+    write_idx_set(system, seed=2, n_train=3)
+    monkeypatch.setattr(
+        datasets,
+        "_FASHION_MNIST",
+        datasets._FASHION_MNIST._replace(system_dirs=(str(system),)),
+    )
+    X, _ = fetch_fashion_mnist(return_X_y=True, download_if_missing=False)
+    assert len(X) == 3
+
+
+@pytest.mark.parametrize("fetch", IDX_FETCHERS)
+def test_fetch_idx_offline_error(tmp_path, fetch):
+    msg = (
+        r"needs the files train-images-idx3-ubyte, train-labels-idx1-ubyte "
+        r"\(gzipped or not\) in one of these directories: .*"
+        + re.escape(str(tmp_path))
+        + r".*"
+        r"download_if_missing=False"
+    )
+    with pytest.raises(OSError, match=msg):
+        fetch(data_home=tmp_path, download_if_missing=False)
+
+
+def test_fetch_fashion_mnist_offline_error_names_debian_package(tmp_path):
+    with pytest.raises(OSError, match="apt-get install dataset-fashion-mnist"):
+        fetch_fashion_mnist(data_home=tmp_path, download_if_missing=False)
+
+
+def serve(monkeypatch, files):
+    """Answer urlopen with ``files[url]``, and record the URLs asked for."""
+    requested = []
+
+    def fake_urlopen(url, timeout):
+        requested.append(url)
+        return io.BytesIO(files[url])
+
+    monkeypatch.setattr(datasets, "urlopen", fake_urlopen)
+    return requested
+
+
+@pytest.mark.parametrize(
+    "fetch, dataset", [(fetch_mnist, "_MNIST"), (fetch_fashion_mnist, "_FASHION_MNIST")]
+)
+def test_fetch_idx_downloads_and_verifies(tmp_path, monkeypatch, fetch, dataset):
+    spec = getattr(datasets, dataset)
+    arrays = make_idx_set(0)
+    files = {
+        f"{name}.gz": gzip.compress(idx_bytes(array)) for name, array in arrays.items()
+    }
+    md5 = {name: hashlib.md5(content).hexdigest() for name, content in files.items()}
+    monkeypatch.setattr(datasets, dataset, spec._replace(md5=md5))
+    requested = serve(
+        monkeypatch, {spec.base_url + name: content for name, content in files.items()}
+    )
+
+    bunch = fetch(data_home=tmp_path, subset="test")
+    np.testing.assert_array_equal(bunch.images, arrays["t10k-images-idx3-ubyte"])
+    assert requested == [
+        spec.base_url + "t10k-images-idx3-ubyte.gz",
+        spec.base_url + "t10k-labels-idx1-ubyte.gz",
+    ]
+    cache = tmp_path / spec.folder
+    assert sorted(os.listdir(cache)) == [
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ]
+
+    # Found in the cache the second time: nothing is downloaded.
+    fetch(data_home=tmp_path, subset="test")
+    assert len(requested) == 2
+    # Only the files missing from the cache are downloaded.
+    X, _ = fetch(data_home=tmp_path, subset="all", return_X_y=True)
+    assert len(X) == N_TRAIN + N_TEST
+    assert requested[2:] == [
+        spec.base_url + "train-images-idx3-ubyte.gz",
+        spec.base_url + "train-labels-idx1-ubyte.gz",
+    ]
+
+
+def test_download_checksum_mismatch(tmp_path, monkeypatch):
+    url = datasets._MNIST.base_url + "train-images-idx3-ubyte.gz"
+    serve(monkeypatch, {url: b"not the real file"})
+    actual = hashlib.md5(b"not the real file").hexdigest()
+    expected = datasets._MNIST.md5["train-images-idx3-ubyte.gz"]
+    msg = (
+        f"The MD5 checksum of train-images-idx3-ubyte.gz downloaded from {url} "
+        f"is {actual}, expected {expected}; the file was removed"
+    )
+    with pytest.raises(OSError, match=msg):
+        fetch_mnist(data_home=tmp_path)
+    assert os.listdir(tmp_path / "mnist") == []
+
+
+def test_download_network_failure(tmp_path, monkeypatch):
+    def unreachable(url, timeout):
+        raise URLError("no route to host")
+
+    monkeypatch.setattr(datasets, "urlopen", unreachable)
+    msg = (
+        r"Could not download https://ossci-datasets\.s3\.amazonaws\.com/mnist/"
+        r"train-images-idx3-ubyte\.gz .*no route to host.*MNIST needs the "
+        r"files train-images-idx3-ubyte, train-labels-idx1-ubyte"
+    )
+    with pytest.raises(OSError, match=msg):
+        fetch_mnist(data_home=tmp_path)
+    assert os.listdir(tmp_path / "mnist") == []
+
+
+def test_read_idx_bad_magic(tmp_path):
+    path = write_idx(
+        tmp_path / "train-images-idx3-ubyte",
+        make_idx_set(0)["train-images-idx3-ubyte"],
+        magic=0x00000801,
+    )
+    write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(N_TRAIN, np.uint8))
+    msg = (
+        f"{path} is not an IDX file of the expected kind: its magic number is "
+        "0x00000801, expected 0x00000803"
+    )
+    with pytest.raises(ValueError, match=msg):
+        fetch_mnist(data_home=tmp_path, download_if_missing=False)
+
+
+@pytest.mark.parametrize(
+    "cut, msg", [(-10, "holds only 3910 bytes"), (None, "holds more bytes")]
+)
+def test_read_idx_size_mismatch(tmp_path, cut, msg):
+    content = idx_bytes(np.zeros((5, 28, 28), np.uint8))
+    content = content[:cut] if cut else content + b"\0"
+    path = tmp_path / "images"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=r"header gives shape \(5, 28, 28\).*" + msg):
+        datasets._read_idx(path, 0x00000803)
+
+
+@pytest.mark.parametrize(
+    "name, content, msg",
+    [
+        (
+            "images.gz",
+            gzip.compress(idx_bytes(np.zeros((5, 28, 28), np.uint8)))[:-20],
+            "Compressed file ended",
+        ),
+        ("images", idx_bytes(np.zeros((5, 28, 28), np.uint8))[:10], "header ends"),
+    ],
+)
+def test_read_idx_truncated(tmp_path, name, content, msg):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=f"is truncated .*{msg}"):
+        datasets._read_idx(path, 0x00000803)
+
+
+def test_fetch_idx_image_label_count_mismatch(tmp_path):
+    write_idx_set(tmp_path)
+    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.zeros(4, np.uint8))
+    with pytest.raises(ValueError, match="holds 5 images but .* holds 4 labels"):
+        fetch_mnist(data_home=tmp_path, download_if_missing=False)
+
+
+@pytest.mark.parametrize("fetch", [*IDX_FETCHERS, fetch_cifar10])
+def test_fetch_bad_subset(tmp_path, fetch):
+    msg = "subset must be one of 'train', 'test', 'all'; got 'valid'"
+    with pytest.raises(ValueError, match=msg):
+        fetch(data_home=tmp_path, subset="valid")
+
+
+@pytest.mark.skipif(
+    not Path("/usr/share/datasets/fashion-mnist").is_dir(),
+    reason="needs the Debian package dataset-fashion-mnist",
+)
+def test_fetch_fashion_mnist_debian(tmp_path, monkeypatch):
+    monkeypatch.setattr(
+        datasets,
+        "_FASHION_MNIST",
+        datasets._FASHION_MNIST._replace(
+            system_dirs=("/usr/share/datasets/fashion-mnist",)
+        ),
+    )
+    bunch = fetch_fashion_mnist(
+        data_home=tmp_path, subset="all", download_if_missing=False
+    )
+    assert bunch.data.shape == (70000, 784)
+    assert bunch.images.shape == (70000, 28, 28)
+    np.testing.assert_array_equal(np.bincount(bunch.target[:60000]), [6000] * 10)
+    np.testing.assert_array_equal(np.bincount(bunch.target[60000:]), [1000] * 10)
+    assert bunch.data.max() == 1.0
+
+
+# CIFAR-10
+
+
+def make_cifar_batches(seed=0):
+    rng = np.random.default_rng(seed)
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    return {
+        name: {
+            b"batch_label": name.encode(),
+            b"data": rng.integers(0, 256, (N_BATCH, 3072), dtype=np.uint8),
+            b"labels": rng.integers(0, 10, N_BATCH).tolist(),
+        }
+        for name in names
+    }
+
+
+def write_cifar_batches(directory, batches):
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, batch in batches.items():
+        # The published batches are Python 2 pickles, whose str load as
+        # bytes; Python 3 writes bytes as such from protocol 3 on.
+        (directory / name).write_bytes(pickle.dumps(batch, protocol=4))
+
+
+def cifar_tar_bytes(batches, extra=()):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        members = [
+            (f"cifar-10-batches-py/{name}", pickle.dumps(batch, protocol=4))
+            for name, batch in batches.items()
+        ]
+        for name, content in [*members, *extra]:
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+def expected_cifar(batches, subset):
+    names = {
+        "train": [f"data_batch_{i}" for i in range(1, 6)],
+        "test": ["test_batch"],
+        "all": [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"],
+    }[subset]
+    images = np.concatenate([batches[n][b"data"] for n in names])
+    target = np.concatenate([batches[n][b"labels"] for n in names])
+    return images.reshape(-1, 3, 32, 32), target
+
+
+@pytest.mark.parametrize("subset, n_samples", [("train", 10), ("test", 2), ("all", 12)])
+@pytest.mark.parametrize("subfolder", ["cifar-10/cifar-10-batches-py", "", "cifar-10"])
+def test_fetch_cifar10(tmp_path, subset, n_samples, subfolder):
+    batches = make_cifar_batches()
+    write_cifar_batches(tmp_path / subfolder, batches)
+    bunch = fetch_cifar10(data_home=tmp_path, subset=subset, download_if_missing=False)
+    images, target = expected_cifar(batches, subset)
+
+    assert bunch.data.shape == (n_samples, 3072)
+    assert bunch.data.dtype == np.float32
+    assert bunch.data.min() >= 0 and bunch.data.max() <= 1
+    np.testing.assert_allclose(bunch.data, images.reshape(n_samples, -1) / 255)
+    assert bunch.images.shape == (n_samples, 3, 32, 32)
+    assert bunch.images.dtype == np.uint8
+    np.testing.assert_array_equal(bunch.images, images)
+    assert bunch.target.dtype == np.int64
+    np.testing.assert_array_equal(bunch.target, target)
+    assert bunch.image_shape == (3, 32, 32)
+    assert bunch.target_names[0] == "airplane" and bunch.target_names[9] == "truck"
+    assert "Krizhevsky" in bunch.DESCR
+
+    X, y = fetch_cifar10(
+        data_home=tmp_path, subset=subset, return_X_y=True, download_if_missing=False
+    )
+    np.testing.assert_array_equal(X, bunch.data)
+    np.testing.assert_array_equal(y, bunch.target)
+
+
+def test_fetch_cifar10_env_dir(tmp_path, monkeypatch):
+    write_cifar_batches(tmp_path / "env" / "cifar-10-batches-py", make_cifar_batches())
+    monkeypatch.setenv("SKAE_DATA", str(tmp_path / "env"))
+    X, _ = fetch_cifar10(subset="test", return_X_y=True, download_if_missing=False)
+    assert X.shape == (2, 3072)
+
+
+def test_fetch_cifar10_from_archive(tmp_path, monkeypatch):
+    batches = make_cifar_batches()
+    source, cache = tmp_path / "source", tmp_path / "cache"
+    source.mkdir()
+    evil = [
+        ("../evil", b"x"),
+        (str(tmp_path / "evil_absolute"), b"x"),
+        ("cifar-10-batches-py/../../evil_parent", b"x"),
+        ("cifar-10-batches-py/other", b"x"),
+    ]
+    (source / "cifar-10-python.tar.gz").write_bytes(cifar_tar_bytes(batches, evil))
+    monkeypatch.setenv("SKAE_DATA", str(source))
+
+    bunch = fetch_cifar10(data_home=cache, subset="all", download_if_missing=False)
+    np.testing.assert_array_equal(bunch.images, expected_cifar(batches, "all")[0])
+    # Only the batches were extracted, into the cache; the archive is kept.
+    assert sorted(os.listdir(cache / "cifar-10" / "cifar-10-batches-py")) == sorted(
+        batches
+    )
+    assert os.listdir(cache) == ["cifar-10"]
+    assert os.listdir(cache / "cifar-10") == ["cifar-10-batches-py"]
+    assert sorted(os.listdir(tmp_path)) == ["cache", "source"]
+    assert (source / "cifar-10-python.tar.gz").is_file()
+
+
+def test_fetch_cifar10_downloads_and_verifies(tmp_path, monkeypatch):
+    batches = make_cifar_batches()
+    archive = cifar_tar_bytes(batches)
+    monkeypatch.setattr(datasets, "_CIFAR10_MD5", hashlib.md5(archive).hexdigest())
+    requested = serve(monkeypatch, {datasets._CIFAR10_URL: archive})
+
+    X, _ = fetch_cifar10(data_home=tmp_path, subset="test", return_X_y=True)
+    np.testing.assert_array_equal(X * 255, batches["test_batch"][b"data"])
+    # The downloaded archive is removed once extracted; the batches stay.
+    assert os.listdir(tmp_path / "cifar-10") == ["cifar-10-batches-py"]
+    fetch_cifar10(data_home=tmp_path, subset="train")
+    assert requested == [datasets._CIFAR10_URL]
+
+
+def test_fetch_cifar10_checksum_mismatch(tmp_path, monkeypatch):
+    serve(monkeypatch, {datasets._CIFAR10_URL: b"not the archive"})
+    with pytest.raises(OSError, match="MD5 checksum of cifar-10-python.tar.gz"):
+        fetch_cifar10(data_home=tmp_path)
+    assert os.listdir(tmp_path / "cifar-10") == []
+
+
+def test_fetch_cifar10_offline_error(tmp_path):
+    msg = (
+        r"CIFAR-10 needs the batches test_batch \(in cifar-10-batches-py/ or "
+        r"not\) or cifar-10-python\.tar\.gz in one of these directories: .*"
+        + re.escape(str(tmp_path))
+        + r".*download_if_missing=False"
+    )
+    with pytest.raises(OSError, match=msg):
+        fetch_cifar10(data_home=tmp_path, subset="test", download_if_missing=False)
+
+
+def test_fetch_cifar10_refuses_foreign_pickles(tmp_path):
+    batches = make_cifar_batches()
+    batches["test_batch"][b"labels"] = OrderedDict()
+    write_cifar_batches(tmp_path, batches)
+    with pytest.raises(
+        pickle.UnpicklingError, match="Refusing to load collections.OrderedDict"
+    ):
+        fetch_cifar10(data_home=tmp_path, subset="test", download_if_missing=False)
+
+
+@pytest.mark.parametrize(
+    "batch, msg",
+    [
+        ([1, 2], r"expected a dict with keys b'data' and b'labels'; got list"),
+        ({b"data": np.zeros((2, 3072), np.uint8)}, "got dict"),
+        (
+            {b"data": np.zeros((2, 784), np.uint8), b"labels": [0, 1]},
+            r"got data of shape \(2, 784\) and 2 labels",
+        ),
+    ],
+)
+def test_fetch_cifar10_bad_batch(tmp_path, batch, msg):
+    (tmp_path / "test_batch").write_bytes(pickle.dumps(batch, protocol=4))
+    with pytest.raises(ValueError, match=msg):
+        fetch_cifar10(data_home=tmp_path, subset="test", download_if_missing=False)
+
+
+# Synthetic manifolds
+
+
+MAKERS = [(make_embedded_moons, 2), (make_embedded_swiss_roll, 3)]
+
+
+@pytest.mark.parametrize("make, n_dims", MAKERS)
+def test_make_embedded_shapes_and_reproducibility(make, n_dims):
+    X, y = make(50, n_features=7, random_state=0)
+    assert X.shape == (50, 7) and X.dtype == np.float64
+    assert y.shape == (50,)
+    X_again, y_again = make(50, n_features=7, random_state=0)
+    np.testing.assert_array_equal(X, X_again)
+    np.testing.assert_array_equal(y, y_again)
+    assert not np.allclose(X, make(50, n_features=7, random_state=1)[0])
+
+
+def test_make_embedded_targets():
+    _, y = make_embedded_moons(50, random_state=0)
+    assert set(np.unique(y)) == {0, 1}
+    _, t = make_embedded_swiss_roll(50, random_state=0)
+    assert t.dtype == np.float64 and t.min() >= 1.5 * np.pi
+
+
+@pytest.mark.parametrize("make, n_dims", MAKERS)
+def test_make_embedded_is_an_isometry_plus_noise(make, n_dims):
+    # Without noise, the embedded data span exactly the manifold's dimensions.
+    X, _ = make(300, n_features=10, noise=0.0, random_state=0)
+    assert np.linalg.matrix_rank(X - X.mean(axis=0), tol=1e-8) == n_dims
+
+    # The noise adds variance noise**2 in every direction.
+    X, _ = make(3000, n_features=10, noise=0.1, random_state=0)
+    residual_variance = PCA().fit(X).explained_variance_[n_dims:]
+    np.testing.assert_allclose(residual_variance, 0.01, rtol=0.15)
+
+
+def test_make_embedded_keeps_distances():
+    from sklearn.datasets import make_swiss_roll
+    from sklearn.metrics import pairwise_distances
+
+    X, _ = make_embedded_swiss_roll(100, n_features=10, noise=0.0, random_state=0)
+    X_roll, _ = make_swiss_roll(100, random_state=np.random.RandomState(0))
+    np.testing.assert_allclose(pairwise_distances(X), pairwise_distances(X_roll))
+
+
+def test_pca_fails_on_embedded_swiss_roll():
+    X, _ = make_embedded_swiss_roll(1000, random_state=0)
+    pca = PCA(n_components=2).fit(X)
+    assert pca.explained_variance_ratio_.sum() < 0.8
+
+
+def test_make_embedded_leaves_global_rng_alone():
+    # Reading numpy's legacy global state is the point of this test.
+    state = np.random.get_state()[1].copy()  # noqa: NPY002
+    make_embedded_moons(10, random_state=0)
+    make_embedded_swiss_roll(10, random_state=0)
+    np.testing.assert_array_equal(np.random.get_state()[1], state)  # noqa: NPY002
+
+
+@pytest.mark.parametrize(
+    "make, kwargs, msg",
+    [
+        (make_embedded_moons, {"n_samples": 0}, "n_samples must be an integer >= 1"),
+        (make_embedded_moons, {"n_samples": 2.5}, "got 2.5"),
+        (
+            make_embedded_moons,
+            {"n_features": 1},
+            "n_features must be an integer >= 2, the dimension of the moons "
+            "it embeds; got 1",
+        ),
+        (
+            make_embedded_swiss_roll,
+            {"n_features": 2},
+            "n_features must be an integer >= 3, the dimension of the swiss "
+            "roll it embeds; got 2",
+        ),
+        (make_embedded_swiss_roll, {"noise": -1.0}, "noise must be a number >= 0"),
+        (make_embedded_swiss_roll, {"noise": float("nan")}, "got nan"),
+    ],
+)
+def test_make_embedded_validation(make, kwargs, msg):
+    with pytest.raises(ValueError, match=msg):
+        make(**kwargs)
