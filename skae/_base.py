@@ -41,6 +41,8 @@ _BCE_SLACK = 1e-6
 
 def _check_sizes(name, value, *, allow_empty):
     """Return ``value`` as a tuple of positive ints or raise naming ``name``."""
+    if np.ndim(value) > 1:
+        raise ValueError(f"{name} must hold positive integers, got {value!r}.")
     sizes = tuple(np.ravel(value).tolist()) if np.ndim(value) else (value,)
     if not allow_empty and not sizes:
         raise ValueError(f"{name} must not be empty, got {value!r}.")
@@ -149,6 +151,20 @@ class _BaseAutoencoder(
             The fitted estimator.
         """
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+        try:
+            return self._fit(X)
+        except BaseException:
+            # A failed fit leaves no half-fitted state that would pass
+            # check_is_fitted and predict garbage.
+            for key in list(vars(self)):
+                if (key.endswith("_") and not key.startswith("__")) or key in (
+                    "_offset",
+                    "_scale",
+                ):
+                    delattr(self, key)
+            raise
+
+    def _fit(self, X):
         n_samples, n_features = X.shape
         device = resolve_device(self.device)
         rng = check_random_state(self.random_state)
@@ -194,6 +210,8 @@ class _BaseAutoencoder(
             random_seed=torch_seed(rng),
         )
         self.net_.fit(self._to_device(X_train, device))
+        # The validation rows are not part of the model: do not keep them.
+        self.net_.train_split = None
 
         history = self.net_.history
         self.n_iter_ = len(history)
@@ -210,7 +228,8 @@ class _BaseAutoencoder(
                 f"{type(self).__name__} reached max_iter={self.max_iter} epochs "
                 "before the loss stopped improving; increase max_iter.",
                 ConvergenceWarning,
-                stacklevel=2,
+                # _fit <- fit <- _fit_context: point at the caller's line.
+                stacklevel=4,
             )
         return self
 

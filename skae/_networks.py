@@ -230,7 +230,8 @@ class ConvAutoencoder(_Autoencoder):
                     c_out,
                     3,
                     stride=2,
-                    padding=1,
+                    # Odd sides need no padding, even sides one on each end.
+                    padding=(1 - target_h % 2, 1 - target_w % 2),
                     output_padding=(1 - target_h % 2, 1 - target_w % 2),
                 )
             )

@@ -62,6 +62,10 @@ class TensorBatches:
             yield batch, batch
 
 
+# Stands in for the ``module`` parameter in a pickle when it is ``module_``.
+_SAME_AS_MODULE_ = "<module_>"
+
+
 class TrainingDivergedError(ValueError):
     """Raised when the training loss stops being finite."""
 
@@ -109,6 +113,20 @@ class AutoencoderNet(NeuralNet):
     def __init__(self, *args, random_seed=0, **kwargs):
         super().__init__(*args, **kwargs)
         self.random_seed = random_seed
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        # After initialize(), the module parameter is the trained module_
+        # itself; skorch pickles module_ through its device-mapping stream,
+        # so a second, plain copy here would pin the weights to their device.
+        if state.get("module") is self.__dict__.get("module_"):
+            state["module"] = _SAME_AS_MODULE_
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if self.module is _SAME_AS_MODULE_:
+            self.module = self.module_
 
     @property
     def _default_callbacks(self):

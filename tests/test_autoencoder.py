@@ -1,0 +1,791 @@
+import io
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import torch
+from conftest import requires_cuda
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from skorch.callbacks import Callback
+
+from skae import AutoencoderTransformer, TrainingDivergedError
+from skae._base import INFERENCE_BATCH_SIZE
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+def make_ae(**params):
+    """A small, fast, seeded estimator; ``params`` override the defaults."""
+    defaults = dict(hidden_layer_sizes=(16,), max_iter=3, random_state=0)
+    return AutoencoderTransformer(**{**defaults, **params})
+
+
+def gaussian(n_samples=40, n_features=6, dtype=np.float64, seed=0):
+    rng = np.random.RandomState(seed)
+    return rng.normal(size=(n_samples, n_features)).astype(dtype)
+
+
+def spectrum(n_samples=300, seed=0):
+    """Rotated Gaussian rows in 8-D with a clearly decaying spectrum."""
+    rng = np.random.RandomState(seed)
+    scales = np.array([4.0, 3.0, 2.0, 1.0, 0.3, 0.2, 0.1, 0.05])
+    rotation = np.linalg.qr(rng.normal(size=(8, 8)))[0]
+    return (rng.normal(size=(n_samples, 8)) * scales) @ rotation
+
+
+def pca_reconstruction(pca, X):
+    return pca.inverse_transform(pca.transform(X))
+
+
+def reconstruction(ae, X):
+    return ae.inverse_transform(ae.transform(X))
+
+
+def mse(X, X_hat):
+    return float(np.mean((np.asarray(X) - np.asarray(X_hat)) ** 2))
+
+
+# ------------------------------------------------------------ the sklearn API
+
+
+def test_grid_search_in_pipeline(digits):
+    X, y = digits
+    X, y = X[:400], y[:400]
+    pipe = make_pipeline(
+        StandardScaler(),
+        make_ae(max_iter=2),
+        LogisticRegression(max_iter=300),
+    )
+    search = GridSearchCV(
+        pipe, {"autoencodertransformer__n_components": [4, 8]}, cv=2
+    ).fit(X, y)
+    assert search.best_params_["autoencodertransformer__n_components"] in (4, 8)
+    assert search.predict(X).shape == y.shape
+    assert search.score(X, y) > 0.5
+
+
+def test_grid_search_on_reconstruction_score():
+    # score is the negative reconstruction error: more components score higher.
+    X = spectrum(100)
+    search = GridSearchCV(make_ae(max_iter=2), {"n_components": [1, 3]}, cv=2).fit(X)
+    assert search.best_params_ == {"n_components": 3}
+
+
+def test_fit_ignores_y(digits):
+    X, y = digits
+    X = X[:200]
+    with_y = make_ae(n_components=4).fit(X, y[:200]).transform(X)
+    without_y = make_ae(n_components=4).fit(X).transform(X)
+    assert_array_equal(with_y, without_y)
+
+
+def test_fit_returns_self():
+    ae = make_ae()
+    assert ae.fit(gaussian()) is ae
+
+
+def test_fit_transform_equals_fit_then_transform():
+    X = gaussian()
+    assert_array_equal(make_ae().fit_transform(X), make_ae().fit(X).transform(X))
+
+
+# ------------------------------------------------------------------ pickling
+
+
+def test_pickle_round_trip():
+    X = gaussian()
+    ae = make_ae().fit(X)
+    loaded = pickle.loads(pickle.dumps(ae))
+    Z = ae.transform(X)
+    assert_array_equal(loaded.transform(X), Z)
+    assert_array_equal(loaded.inverse_transform(Z), ae.inverse_transform(Z))
+    assert_array_equal(loaded.score_samples(X), ae.score_samples(X))
+    assert loaded.net_.device == "cpu"
+
+
+def test_pickle_does_not_hold_training_rows():
+    # The fitted model is its weights; its pickle should not grow with the data
+    # (nor should a CUDA fit keep the held-out rows on the GPU).
+    small = pickle.dumps(make_ae(max_iter=1).fit(gaussian(200, 64)))
+    large = pickle.dumps(make_ae(max_iter=1).fit(gaussian(4000, 64)))
+    assert len(large) < 1.1 * len(small)
+
+
+class TensorSpy(pickle.Pickler):
+    """A pickler that records every tensor it pickles itself."""
+
+    def __init__(self, file):
+        super().__init__(file)
+        self.tensors = []
+
+    def reducer_override(self, obj):
+        if isinstance(obj, torch.Tensor):
+            self.tensors.append(tuple(obj.shape))
+        return NotImplemented
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_pickle_leaves_tensors_to_skorch(early_stopping):
+    # skorch pickles its CUDA-dependent attributes (module_, optimizer_, ...)
+    # in a stream it can map to the CPU when loading. A tensor pickled anywhere
+    # else is restored on the device it was saved from, so a CUDA-fitted model
+    # would not load on a machine without CUDA.
+    ae = make_ae(early_stopping=early_stopping, max_iter=1).fit(gaussian())
+    spy = TensorSpy(io.BytesIO())
+    spy.dump(ae)
+    assert spy.tensors == []
+
+
+@pytest.mark.cuda
+@requires_cuda
+def test_cuda_pickle_loads_without_cuda(monkeypatch):
+    X = gaussian(dtype=np.float32)
+    ae = make_ae(device="cuda").fit(X)
+    Z = ae.transform(X)
+    data = pickle.dumps(ae)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.warns(Warning):
+        loaded = pickle.loads(data)
+    assert loaded.net_.device == "cpu"
+    assert all(p.device.type == "cpu" for p in loaded.module_.parameters())
+    assert_allclose(loaded.transform(X), Z, rtol=1e-4, atol=1e-5)
+
+
+# ----------------------------------------------------------- reproducibility
+
+
+def test_same_random_state_gives_bit_identical_fits():
+    X = gaussian()
+    first = make_ae(random_state=3).fit(X)
+    second = make_ae(random_state=3).fit(X)
+    assert_array_equal(first.transform(X), second.transform(X))
+    assert first.loss_curve_ == second.loss_curve_
+
+
+@pytest.mark.parametrize("init", ["pca", "random"])
+def test_different_random_state_gives_different_fits(init):
+    X = gaussian()
+    first = make_ae(init=init, random_state=0).fit(X)
+    second = make_ae(init=init, random_state=1).fit(X)
+    assert not np.array_equal(first.transform(X), second.transform(X))
+
+
+def test_fit_leaves_global_rngs_alone():
+    # The legacy global numpy state is the one a careless fit would advance.
+    torch_state = torch.get_rng_state()
+    numpy_state = np.random.get_state()  # noqa: NPY002
+    make_ae(random_state=0).fit(gaussian())
+    assert torch.equal(torch.get_rng_state(), torch_state)
+    after = np.random.get_state()  # noqa: NPY002
+    assert after[0] == numpy_state[0]
+    assert_array_equal(after[1], numpy_state[1])
+    assert after[2:] == numpy_state[2:]
+
+
+# ----------------------------------------------------- PCA as starting point
+
+
+@pytest.mark.parametrize("hidden_layer_sizes", [(), (16,), (16, 8)])
+@pytest.mark.parametrize("n_components", [1, 3])
+def test_pca_init_starts_at_pca(digits, hidden_layer_sizes, n_components):
+    # A learning rate of 1e-12 leaves the weights where init put them.
+    X = digits[0][:300]
+    ae = make_ae(
+        n_components=n_components,
+        hidden_layer_sizes=hidden_layer_sizes,
+        max_iter=1,
+        learning_rate_init=1e-12,
+        early_stopping=False,
+    ).fit(X)
+    pca = PCA(n_components=n_components).fit(X)
+    expected = pca_reconstruction(pca, X)
+    assert_allclose(reconstruction(ae, X), expected, atol=1e-5 * np.abs(expected).max())
+    # The codes are PCA's, up to the internal scaling of the data.
+    codes = ae.transform(X)
+    pca_codes = pca.transform(X)
+    scale = np.abs(pca_codes).max() / np.abs(codes).max()
+    assert_allclose(codes * scale, pca_codes, atol=1e-5 * np.abs(pca_codes).max())
+
+
+def test_pca_init_is_never_worse_than_pca_on_training_data():
+    # Without early stopping the training loss is monitored from the initial
+    # state on, so the kept model explains at least PCA's share of variance.
+    X = spectrum(200)
+    ae = make_ae(n_components=2, early_stopping=False, max_iter=10).fit(X)
+    ratio = PCA(n_components=2).fit(X).explained_variance_ratio_.sum()
+    assert ae.explained_variance_score_ >= ratio - 1e-5
+
+
+def test_pca_init_keeps_initial_state_when_training_only_hurts():
+    # A huge learning rate makes every epoch worse: the initial PCA state is kept.
+    X = spectrum(200)
+    ae = make_ae(
+        n_components=2, learning_rate_init=10.0, max_iter=5, n_iter_no_change=3
+    ).fit(X)
+    assert ae.best_epoch_ == 0
+    pca = PCA(n_components=2).fit(X)
+    assert mse(X, reconstruction(ae, X)) <= 1.05 * mse(X, pca_reconstruction(pca, X))
+
+
+def test_linear_autoencoder_lands_on_pca():
+    X = spectrum()
+    ae = make_ae(
+        n_components=3,
+        hidden_layer_sizes=(),
+        init="random",
+        activation="identity",
+        max_iter=300,
+        learning_rate_init=1e-2,
+        early_stopping=False,
+        tol=0,
+    ).fit(X)
+    pca = PCA(n_components=3).fit(X)
+    pca_error = mse(X, pca_reconstruction(pca, X))
+    assert mse(X, reconstruction(ae, X)) <= 1.01 * pca_error
+
+
+# ---------------------------------------------------------------- it learns
+
+
+def test_beats_pca_on_a_curved_manifold(curved):
+    X_train, X_test = curved[:300], curved[300:]
+    ae = make_ae(n_components=1, hidden_layer_sizes=(32,), max_iter=100).fit(X_train)
+    pca = PCA(n_components=1).fit(X_train)
+    assert mse(X_test, reconstruction(ae, X_test)) < 0.9 * mse(
+        X_test, pca_reconstruction(pca, X_test)
+    )
+
+
+def test_random_init_loss_falls(curved):
+    ae = make_ae(
+        n_components=1, init="random", max_iter=20, learning_rate_init=1e-2
+    ).fit(curved)
+    assert ae.loss_curve_[-1] < 0.8 * ae.loss_curve_[0]
+
+
+def test_beats_predicting_the_mean(curved):
+    ae = make_ae(n_components=1, init="random", max_iter=20, learning_rate_init=1e-2)
+    ae.fit(curved)
+    assert mse(curved, reconstruction(ae, curved)) < 0.5 * mse(curved, ae.mean_)
+
+
+# -------------------------------------------------------- fitted attributes
+
+
+@pytest.mark.parametrize("fraction", [0.5, 0.8, 0.95])
+def test_float_n_components_matches_pca(fraction):
+    X = spectrum(100)
+    ae = make_ae(n_components=fraction, max_iter=1).fit(X)
+    assert ae.n_components_ == PCA(n_components=fraction).fit(X).n_components_
+    assert ae.transform(X).shape == (100, ae.n_components_)
+
+
+def test_fitted_attributes():
+    X = spectrum(100)
+    ae = make_ae(n_components=2, max_iter=4).fit(X)
+    assert ae.n_components_ == 2
+    assert ae.n_features_in_ == 8
+    assert not hasattr(ae, "feature_names_in_")
+    assert_allclose(ae.mean_, X.mean(axis=0))
+    assert 0 <= ae.explained_variance_score_ <= 1
+    assert ae.n_iter_ == len(ae.loss_curve_) == len(ae.validation_loss_curve_)
+    assert 0 <= ae.best_epoch_ <= ae.n_iter_
+    assert ae.module_ is ae.net_.module_
+    assert isinstance(ae.module_, torch.nn.Module)
+
+
+def test_no_validation_curve_without_early_stopping():
+    ae = make_ae(early_stopping=False).fit(gaussian())
+    assert ae.validation_loss_curve_ is None
+    assert ae.n_iter_ == len(ae.loss_curve_)
+
+
+def test_explained_variance_score_matches_reconstruction():
+    X = spectrum(100)
+    ae = make_ae(n_components=2).fit(X)
+    residual = np.sum((X - reconstruction(ae, X)) ** 2)
+    total = np.sum((X - X.mean(axis=0)) ** 2)
+    assert_allclose(ae.explained_variance_score_, 1 - residual / total, rtol=1e-5)
+
+
+def test_module_not_fitted():
+    with pytest.raises(NotFittedError, match="is not fitted yet"):
+        _ = AutoencoderTransformer().module_
+    assert not hasattr(AutoencoderTransformer(), "module_")
+
+
+def test_feature_names_in_from_dataframe():
+    df = pd.DataFrame(gaussian(), columns=list("abcdef"))
+    ae = make_ae().fit(df)
+    assert_array_equal(ae.feature_names_in_, list("abcdef"))
+
+
+# ------------------------------------------------------------ output format
+
+
+def test_get_feature_names_out():
+    ae = make_ae(n_components=3).fit(gaussian())
+    assert_array_equal(
+        ae.get_feature_names_out(),
+        [
+            "autoencodertransformer0",
+            "autoencodertransformer1",
+            "autoencodertransformer2",
+        ],
+    )
+
+
+def test_pandas_output_with_feature_names():
+    df = pd.DataFrame(gaussian(), columns=list("abcdef"))
+    ae = make_ae().set_output(transform="pandas").fit(df)
+    Z = ae.transform(df)
+    assert isinstance(Z, pd.DataFrame)
+    assert list(Z.columns) == list(ae.get_feature_names_out())
+    X_back = ae.inverse_transform(Z)
+    assert isinstance(X_back, pd.DataFrame)
+    assert list(X_back.columns) == list("abcdef")
+    assert_array_equal(X_back.to_numpy(), ae.inverse_transform(Z.to_numpy()))
+
+
+def test_pandas_output_without_feature_names():
+    X = gaussian()
+    ae = make_ae().set_output(transform="pandas").fit(X)
+    assert isinstance(ae.transform(X), pd.DataFrame)
+    assert isinstance(ae.inverse_transform(ae.transform(X)), np.ndarray)
+
+
+def test_default_output_is_ndarray():
+    df = pd.DataFrame(gaussian(), columns=list("abcdef"))
+    ae = make_ae().fit(df)
+    assert isinstance(ae.transform(df), np.ndarray)
+    assert isinstance(ae.inverse_transform(ae.transform(df)), np.ndarray)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_preserves_float_dtype(dtype):
+    X = gaussian(dtype=dtype)
+    ae = make_ae().fit(X)
+    Z = ae.transform(X)
+    assert Z.dtype == dtype
+    assert ae.inverse_transform(Z).dtype == dtype
+    assert ae.score_samples(X).dtype == dtype
+    assert isinstance(ae.score(X), float)
+
+
+def test_int_input_gives_float64():
+    X = np.random.RandomState(0).randint(0, 10, size=(40, 6))
+    ae = make_ae().fit(X)
+    Z = ae.transform(X)
+    assert Z.dtype == np.float64
+    assert ae.inverse_transform(Z.astype(int)).dtype == np.float64
+    assert ae.score_samples(X).dtype == np.float64
+
+
+@pytest.mark.parametrize("method", ["transform", "score_samples", "inverse_transform"])
+@pytest.mark.parametrize("chunk", [1, 7, 1000, INFERENCE_BATCH_SIZE, 5000])
+def test_inference_does_not_depend_on_batching(method, chunk):
+    n_rows = 10_000
+    assert n_rows > 2 * INFERENCE_BATCH_SIZE
+    X = gaussian(n_rows, 6, dtype=np.float32)
+    ae = make_ae(max_iter=1).fit(X[:200])
+    data = ae.transform(X) if method == "inverse_transform" else X
+    whole = getattr(ae, method)(data)
+    # Many small chunks are slow; a prefix is enough for them.
+    stop = n_rows if chunk >= 1000 else 350
+    parts = [
+        getattr(ae, method)(data[start : start + chunk])
+        for start in range(0, stop, chunk)
+    ]
+    result = np.concatenate(parts)[:stop]
+    if chunk == INFERENCE_BATCH_SIZE:
+        # The same batches as inside: the same arithmetic.
+        assert_array_equal(result, whole)
+    else:
+        # BLAS may round differently for other batch shapes (one row: a
+        # matrix-vector product), by an ulp or so.
+        assert_allclose(result, whole[:stop], rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------------- scores
+
+
+def test_score_samples_is_negative_row_mse():
+    X = gaussian()
+    ae = make_ae().fit(X)
+    expected = -np.mean((X - reconstruction(ae, X)) ** 2, axis=1)
+    assert_allclose(ae.score_samples(X), expected, rtol=1e-6, atol=1e-12)
+    assert ae.score(X) == pytest.approx(np.mean(ae.score_samples(X)))
+
+
+def test_outliers_score_lower(curved):
+    ae = make_ae(n_components=1, max_iter=30).fit(curved)
+    outliers = curved[:20] + 10 * np.random.RandomState(1).normal(size=(20, 6))
+    assert ae.score_samples(outliers).max() < np.median(ae.score_samples(curved))
+
+
+# ---------------------------------------------------------------------- conv
+
+
+@pytest.mark.parametrize("init", ["pca", "random"])
+@pytest.mark.parametrize("loss", ["mse", "bce"])
+def test_conv_on_digits(digits, init, loss):
+    X = digits[0][:200] / 16
+    ae = make_ae(
+        n_components=4,
+        image_shape=(1, 8, 8),
+        conv_channels=(4, 8),
+        init=init,
+        loss=loss,
+        max_iter=2,
+    ).fit(X)
+    Z = ae.transform(X)
+    assert Z.shape == (200, 4)
+    assert ae.inverse_transform(Z).shape == (200, 64)
+
+
+@pytest.mark.parametrize(
+    "image_shape, conv_channels",
+    [
+        ((1, 28, 28), (16, 32, 64)),
+        ((1, 28, 28), (4, 8)),
+        ((3, 32, 32), (16, 32, 64)),
+        ((1, 7, 9), (4, 8)),
+    ],
+    ids=["mnist_default", "mnist_small", "cifar_default", "odd"],
+)
+@pytest.mark.parametrize("init", ["pca", "random"])
+def test_conv_image_shapes(image_shape, conv_channels, init):
+    n_features = int(np.prod(image_shape))
+    X = np.random.RandomState(0).rand(12, n_features).astype(np.float32)
+    ae = make_ae(
+        n_components=2,
+        image_shape=image_shape,
+        conv_channels=conv_channels,
+        init=init,
+        max_iter=1,
+    ).fit(X)
+    assert ae.transform(X).shape == (12, 2)
+    assert ae.inverse_transform(ae.transform(X)).shape == (12, n_features)
+
+
+# ----------------------------------------------------------------------- bce
+
+
+def test_bce_reconstructs_in_unit_interval(digits):
+    X = digits[0][:200] / 16
+    ae = make_ae(n_components=4, loss="bce").fit(X)
+    X_back = reconstruction(ae, X)
+    assert X_back.min() >= 0
+    assert X_back.max() <= 1
+
+
+@pytest.mark.parametrize("shift", [-0.5, 0.5])
+def test_bce_rejects_data_outside_unit_interval(shift):
+    X = np.random.RandomState(0).rand(20, 4) + shift
+    with pytest.raises(ValueError, match=r"loss='bce' needs data in \[0, 1\]"):
+        make_ae(loss="bce").fit(X)
+
+
+# --------------------------------------------- verbosity, callbacks, warnings
+
+
+def test_verbose_prints_epoch_table(capsys):
+    make_ae(verbose=1, max_iter=2).fit(gaussian())
+    out = capsys.readouterr().out
+    assert "epoch" in out
+    assert "train_loss" in out
+    assert "valid_loss" in out
+    assert len([line for line in out.splitlines() if line.split()[:1] == ["2"]]) == 1
+
+
+def test_silent_by_default(capsys):
+    make_ae(verbose=0).fit(gaussian())
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == ""
+
+
+class EpochCounter(Callback):
+    def initialize(self):
+        self.n_epochs_ = 0
+        return self
+
+    def on_epoch_end(self, net, **kwargs):
+        self.n_epochs_ += 1
+
+
+@pytest.mark.parametrize("named", [False, True])
+def test_callbacks_run_each_epoch_on_a_clone(named):
+    counter = EpochCounter()
+    callbacks = [("counter", counter)] if named else [counter]
+    ae = make_ae(max_iter=3, early_stopping=False, tol=0, callbacks=callbacks)
+    ae.fit(gaussian())
+    used = dict(ae.net_.callbacks_)["counter" if named else "EpochCounter"]
+    assert used is not counter
+    assert used.n_epochs_ == ae.n_iter_ == 3
+    assert vars(counter) == {}
+    assert ae.callbacks == callbacks
+
+
+def test_convergence_warning_at_max_iter():
+    with pytest.warns(ConvergenceWarning, match="reached max_iter=2 epochs"):
+        make_ae(max_iter=2, early_stopping=False, tol=0).fit(gaussian())
+
+
+def test_convergence_warning_points_at_the_caller():
+    with pytest.warns(ConvergenceWarning) as record:
+        make_ae(max_iter=2, early_stopping=False, tol=0).fit(gaussian())
+    assert record[0].filename == __file__
+
+
+def test_no_convergence_warning_when_stopped_early(recwarn):
+    ae = make_ae(max_iter=50, n_iter_no_change=2, tol=0.5).fit(gaussian())
+    assert ae.n_iter_ < 50
+    assert not [w for w in recwarn if issubclass(w.category, ConvergenceWarning)]
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def strings():
+    return np.array([["a", "b"], ["c", "d"], ["e", "f"]], dtype=object)
+
+
+@pytest.mark.parametrize(
+    "X, error, message",
+    [
+        (
+            np.where(gaussian() > 2, np.nan, gaussian()),
+            ValueError,
+            "Input X contains NaN",
+        ),
+        (
+            np.where(gaussian() > 2, np.inf, gaussian()),
+            ValueError,
+            "Input X contains infinity",
+        ),
+        (strings(), ValueError, "could not convert string to float"),
+        (gaussian() + 1j, ValueError, "Complex data not supported"),
+        (sp.csr_matrix(gaussian()), TypeError, "Sparse data was passed for X"),
+        (gaussian()[:, 0], ValueError, "Expected 2D array, got 1D array instead"),
+        (gaussian()[:0], ValueError, r"Found array with 0 sample\(s\)"),
+        (
+            gaussian()[:1],
+            ValueError,
+            r"Found array with 1 sample\(s\) \(shape=\(1, 6\)\) while a minimum "
+            "of 2 is required",
+        ),
+    ],
+    ids=["nan", "inf", "strings", "complex", "sparse", "1d", "empty", "one_row"],
+)
+def test_fit_rejects_bad_input(X, error, message):
+    with pytest.raises(error, match=message):
+        make_ae().fit(X)
+
+
+@pytest.mark.parametrize(
+    "method", ["transform", "score_samples", "score", "inverse_transform"]
+)
+def test_not_fitted(method):
+    with pytest.raises(NotFittedError, match="is not fitted yet"):
+        getattr(AutoencoderTransformer(), method)(gaussian())
+
+
+def test_transform_rejects_wrong_n_features():
+    ae = make_ae().fit(gaussian())
+    with pytest.raises(
+        ValueError,
+        match="X has 5 features, but AutoencoderTransformer is expecting 6 features",
+    ):
+        ae.transform(gaussian()[:, :5])
+
+
+def test_inverse_transform_rejects_wrong_latent_width():
+    ae = make_ae(n_components=2).fit(gaussian())
+    with pytest.raises(
+        ValueError,
+        match=r"X has 3 features, but inverse_transform expects codes of width "
+        r"n_components_=2\.",
+    ):
+        ae.inverse_transform(np.zeros((4, 3)))
+
+
+@pytest.mark.parametrize(
+    "params, n_samples, message",
+    [
+        (
+            dict(n_components=7, init="random"),
+            40,
+            r"n_components=7 must be <= n_features=6 with init='random'",
+        ),
+        (
+            dict(n_components=7),
+            40,
+            r"n_components=7 must be <= min\(n_train_samples, n_features\)=6 "
+            r"with init='pca'",
+        ),
+        (
+            dict(n_components=5, early_stopping=False),
+            4,
+            r"n_components=5 must be <= min\(n_train_samples, n_features\)=4 "
+            r"with init='pca' \(X has n_samples=4, n_features=6\)\.",
+        ),
+        (
+            dict(n_components=5),
+            5,
+            r"n_components=5 must be <= min\(n_train_samples, n_features\)=4 "
+            r"with init='pca' \(X has n_samples=5, n_features=6, of which 1 are "
+            r"held out for early stopping\)\.",
+        ),
+    ],
+    ids=["random_features", "pca_features", "pca_samples", "pca_held_out"],
+)
+def test_n_components_too_large(params, n_samples, message):
+    with pytest.raises(ValueError, match=message):
+        make_ae(**params).fit(gaussian(n_samples))
+
+
+def test_validation_fraction_leaving_no_training_rows():
+    with pytest.raises(
+        ValueError,
+        match=r"early_stopping with validation_fraction=0.99 leaves no training "
+        r"rows out of n_samples=40",
+    ):
+        make_ae(validation_fraction=0.99).fit(gaussian())
+
+
+@pytest.mark.parametrize(
+    "image_shape, n_features, message",
+    [
+        (
+            (1, 28, 28),
+            780,
+            r"image_shape=\(1, 28, 28\) implies 784 features, but X has 780 "
+            r"features\.",
+        ),
+        ((6,), 6, r"image_shape must be \(channels, height, width\), got \(6,\)\."),
+        ((1, 0, 6), 6, r"image_shape must hold positive integers, got \(1, 0, 6\)\."),
+    ],
+)
+def test_bad_image_shape(image_shape, n_features, message):
+    X = np.random.RandomState(0).rand(10, n_features)
+    with pytest.raises(ValueError, match=message):
+        make_ae(image_shape=image_shape).fit(X)
+
+
+def test_image_too_small_for_conv_stages():
+    X = np.random.RandomState(0).rand(10, 6)
+    with pytest.raises(
+        ValueError,
+        match=r"image_shape=\(1, 2, 3\) is too small for 2 pooling stages",
+    ):
+        make_ae(image_shape=(1, 2, 3), conv_channels=(4, 8)).fit(X)
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (
+            dict(hidden_layer_sizes=(0,)),
+            r"hidden_layer_sizes must hold positive integers, got \(0,\)\.",
+        ),
+        (
+            dict(hidden_layer_sizes=(-3,)),
+            r"hidden_layer_sizes must hold positive integers, got \(-3,\)\.",
+        ),
+        (
+            dict(hidden_layer_sizes=(2.5,)),
+            r"hidden_layer_sizes must hold positive integers, got \(2.5,\)\.",
+        ),
+        (
+            dict(hidden_layer_sizes=((4, 4),)),
+            r"hidden_layer_sizes must hold positive integers, got \(\(4, 4\),\)\.",
+        ),
+        (
+            dict(image_shape=(1, 2, 3), conv_channels=()),
+            r"conv_channels must not be empty, got \(\)\.",
+        ),
+        (
+            dict(image_shape=(1, 2, 3), conv_channels=(0,)),
+            r"conv_channels must hold positive integers, got \(0,\)\.",
+        ),
+    ],
+    ids=["zero", "negative", "float", "nested", "no_channels", "zero_channels"],
+)
+def test_bad_sizes(params, message):
+    with pytest.raises(ValueError, match=message):
+        make_ae(n_components=1, **params).fit(gaussian())
+
+
+@pytest.mark.parametrize(
+    "name, value, expected",
+    [
+        ("learning_rate_init", 0, r"a float in the range \(0.0, inf\)"),
+        ("learning_rate_init", -1, r"a float in the range \(0.0, inf\)"),
+        ("validation_fraction", 0, r"a float in the range \(0.0, 1.0\)"),
+        ("validation_fraction", 1.5, r"a float in the range \(0.0, 1.0\)"),
+        ("alpha", -1, r"a float in the range \[0.0, inf\)"),
+        ("max_iter", 0, r"an int in the range \[1, inf\)"),
+        ("batch_size", 0, r"an int in the range \[1, inf\) or a str among"),
+        ("n_components", 0, r"an int in the range \[1, inf\) or a float"),
+        ("n_components", 1.5, r"an int in the range \[1, inf\) or a float"),
+        ("activation", "gelu", "a str among"),
+        ("init", "zeros", "a str among"),
+        ("loss", "l1", "a str among"),
+    ],
+)
+def test_invalid_parameters(name, value, expected):
+    # InvalidParameterError is both a ValueError and a TypeError.
+    message = (
+        f"The '{name}' parameter of AutoencoderTransformer must be {expected}.*"
+        f"Got {value!r} instead"
+    )
+    with pytest.raises(ValueError, match=message):
+        make_ae(**{name: value}).fit(gaussian())
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available")
+def test_cuda_device_without_cuda():
+    with pytest.raises(
+        ValueError,
+        match=r"device='cuda' asks for CUDA, but torch sees no CUDA device; use "
+        r"device='auto' or 'cpu'\.",
+    ):
+        make_ae(device="cuda").fit(gaussian())
+
+
+def test_nonsense_device():
+    with pytest.raises(
+        ValueError, match=r"device='nonsense' is not a torch device; use 'auto'"
+    ):
+        make_ae(device="nonsense").fit(gaussian())
+
+
+def test_huge_learning_rate_raises_or_stays_finite():
+    # Either a clear error, after which the estimator yields no NaN either
+    # (it is not fitted, or kept a finite model), or a finite model.
+    ae = make_ae(
+        learning_rate_init=1e6, init="random", early_stopping=False, max_iter=5
+    )
+    X = gaussian()
+    try:
+        ae.fit(X)
+    except TrainingDivergedError as exc:
+        assert isinstance(exc, ValueError)
+        assert "learning_rate_init" in str(exc)
+        try:
+            Z = ae.transform(X)
+        except NotFittedError:
+            return
+    else:
+        Z = ae.transform(X)
+    assert np.isfinite(Z).all()
+    assert np.isfinite(ae.inverse_transform(Z)).all()

@@ -1,0 +1,211 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from skae import ConvAutoencoder, DenseAutoencoder
+
+
+def rows(n_rows, n_features, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return torch.rand(n_rows, n_features, generator=generator)
+
+
+def layers(module, kind):
+    return [m for m in module.modules() if isinstance(m, kind)]
+
+
+# --------------------------------------------------------------------- dense
+
+
+@pytest.mark.parametrize("hidden_layer_sizes", [(), (16,), (32, 8)])
+@pytest.mark.parametrize("n_features, n_components", [(8, 2), (5, 5), (3, 7)])
+@pytest.mark.parametrize("linear_path", [False, True])
+def test_dense_shapes(hidden_layer_sizes, n_features, n_components, linear_path):
+    net = DenseAutoencoder(
+        n_features, n_components, hidden_layer_sizes, linear_path=linear_path
+    )
+    x = rows(4, n_features)
+    assert net.encode(x).shape == (4, n_components)
+    assert net.decode(net.encode(x)).shape == (4, n_features)
+    assert net(x).shape == (4, n_features)
+
+
+def test_dense_layers_mirror_the_sizes():
+    net = DenseAutoencoder(10, 2, hidden_layer_sizes=(8, 4), activation="tanh")
+    widths = [(m.in_features, m.out_features) for m in layers(net.encoder, nn.Linear)]
+    assert widths == [(10, 8), (8, 4), (4, 2)]
+    widths = [(m.in_features, m.out_features) for m in layers(net.decoder, nn.Linear)]
+    assert widths == [(2, 4), (4, 8), (8, 10)]
+    # Activations between layers, none after the last.
+    assert len(layers(net.encoder, nn.Tanh)) == 2
+    assert isinstance(net.encoder[-1], nn.Linear)
+    assert net.encoder_linear is None
+    assert net.decoder_linear is None
+
+
+@pytest.mark.parametrize(
+    "activation, kind",
+    [("relu", nn.ReLU), ("tanh", nn.Tanh), ("logistic", nn.Sigmoid)],
+)
+def test_dense_activation(activation, kind):
+    net = DenseAutoencoder(6, 2, hidden_layer_sizes=(4,), activation=activation)
+    assert len(layers(net, kind)) == 2
+
+
+def test_dense_linear_without_hidden_layers_has_no_residual():
+    net = DenseAutoencoder(6, 2, linear_path=True)
+    assert net.encoder is None
+    assert net.decoder is None
+    x = rows(5, 6)
+    torch.testing.assert_close(net(x), net.decoder_linear(net.encoder_linear(x)))
+
+
+@pytest.mark.parametrize("hidden_layer_sizes", [(16,), (8, 4)])
+def test_dense_linear_path_starts_exactly_linear(hidden_layer_sizes):
+    torch.manual_seed(0)
+    net = DenseAutoencoder(6, 2, hidden_layer_sizes, linear_path=True)
+    x = rows(5, 6)
+    z = net.encoder_linear(x)
+    assert torch.equal(net.encode(x), z)
+    assert torch.equal(net.encoder(x), torch.zeros(5, 2))
+    assert torch.equal(net.decoder(z), torch.zeros(5, 6))
+    assert torch.equal(net(x), net.decoder_linear(z))
+
+
+def test_dense_residual_trains_away_from_zero():
+    # The zeroed layers still get gradients: the earlier layers are random.
+    torch.manual_seed(0)
+    net = DenseAutoencoder(6, 2, (8,), linear_path=True)
+    x = rows(16, 6)
+    ((net(x) - x) ** 2).mean().backward()
+    assert net.encoder[-1].weight.grad.abs().sum() > 0
+    assert net.decoder[-1].weight.grad.abs().sum() > 0
+
+
+# ---------------------------------------------------------------------- conv
+
+
+@pytest.mark.parametrize(
+    "image_shape, channels",
+    [
+        ((1, 28, 28), (16, 32, 64)),
+        ((1, 28, 28), (4, 8)),
+        ((1, 8, 8), (4, 8)),
+        ((1, 8, 8), (4, 8, 16)),
+        ((3, 32, 32), (16, 32, 64)),
+        ((3, 32, 32), (8,)),
+        ((1, 7, 9), (4, 8)),
+        ((1, 7, 9), (4,)),
+        ((2, 5, 6), (3, 3)),
+    ],
+    ids=lambda value: "x".join(map(str, value)),
+)
+@pytest.mark.parametrize("linear_path", [False, True])
+def test_conv_shapes(image_shape, channels, linear_path):
+    n_features = math.prod(image_shape)
+    net = ConvAutoencoder(image_shape, 3, channels=channels, linear_path=linear_path)
+    x = rows(2, n_features)
+    assert net.encode(x).shape == (2, 3)
+    assert net.decoder(net.encode(x)).shape == (2, n_features)
+    assert net(x).shape == (2, n_features)
+
+
+def test_conv_default_layout_for_cifar():
+    net = ConvAutoencoder((3, 32, 32), 10)
+    convs = layers(net.encoder, nn.Conv2d)
+    assert [(c.in_channels, c.out_channels) for c in convs] == [
+        (3, 16),
+        (16, 32),
+        (32, 64),
+    ]
+    assert all(c.kernel_size == (3, 3) for c in convs)
+    assert len(layers(net.encoder, nn.MaxPool2d)) == 3
+    (to_code,) = layers(net.encoder, nn.Linear)
+    assert (to_code.in_features, to_code.out_features) == (64 * 4 * 4, 10)
+
+    (from_code,) = layers(net.decoder, nn.Linear)
+    assert (from_code.in_features, from_code.out_features) == (10, 64 * 4 * 4)
+    ups = layers(net.decoder, nn.ConvTranspose2d)
+    assert [(u.in_channels, u.out_channels) for u in ups] == [
+        (64, 32),
+        (32, 16),
+        (16, 3),
+    ]
+    assert all(u.stride == (2, 2) for u in ups)
+    # The bottleneck map is 64x4x4.
+    bottleneck = net.encoder[:-2](rows(2, 3 * 32 * 32))
+    assert bottleneck.shape == (2, 64, 4, 4)
+    assert net.encoder_linear is None
+    assert net.decoder_linear is None
+    assert not layers(net, nn.Sigmoid)
+
+
+def test_conv_transposed_stages_restore_each_pooled_size():
+    net = ConvAutoencoder((1, 28, 28), 2, channels=(4, 8, 16))
+    x = net.decoder[:2](torch.zeros(1, 2))
+    sizes = [tuple(x.shape[-2:])]
+    for module in net.decoder[2:]:
+        x = module(x)
+        if isinstance(module, nn.ConvTranspose2d):
+            sizes.append(tuple(x.shape[-2:]))
+    assert sizes == [(3, 3), (7, 7), (14, 14), (28, 28)]
+
+
+@pytest.mark.parametrize("image_shape", [(1, 8, 8), (3, 32, 32), (1, 28, 28)])
+def test_conv_linear_path_starts_exactly_linear(image_shape):
+    torch.manual_seed(0)
+    net = ConvAutoencoder(image_shape, 4, channels=(4, 8), linear_path=True)
+    x = rows(3, math.prod(image_shape))
+    z = net.encoder_linear(x)
+    assert torch.equal(net.encode(x), z)
+    assert torch.equal(net(x), net.decoder_linear(z))
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "logistic", "identity"])
+def test_conv_sigmoid_output_in_unit_interval(activation):
+    torch.manual_seed(0)
+    net = ConvAutoencoder(
+        (1, 8, 8), 2, channels=(4,), activation=activation, out_activation="sigmoid"
+    )
+    with torch.no_grad():
+        for p in net.parameters():
+            p.mul_(50)
+        out = net(10 * rows(16, 64) - 5)
+    assert out.min() >= 0
+    assert out.max() <= 1
+    assert isinstance(net.decoder[-2], nn.Sigmoid)
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (
+            dict(image_shape=(1, 2, 3), channels=(4, 8)),
+            r"image_shape=\(1, 2, 3\) is too small for 2 pooling stages: each "
+            r"halves the height and width\. Use fewer conv channels or larger "
+            r"images\.",
+        ),
+        (
+            dict(image_shape=(1, 1, 8), channels=(4,)),
+            r"image_shape=\(1, 1, 8\) is too small for 1 pooling stages",
+        ),
+        (
+            dict(image_shape=(1, 8, 8), channels=()),
+            r"channels must name at least one conv stage, got \(\)\.",
+        ),
+        (
+            dict(image_shape=(1, 8, 8), linear_path=True, out_activation="sigmoid"),
+            r"out_activation must be None with linear_path=True",
+        ),
+        (
+            dict(image_shape=(1, 8, 8), out_activation="softmax"),
+            r"out_activation must be 'sigmoid' or None, got 'softmax'\.",
+        ),
+    ],
+    ids=["too_small", "too_flat", "no_channels", "sigmoid_linear", "bad_out"],
+)
+def test_conv_errors(params, message):
+    with pytest.raises(ValueError, match=message):
+        ConvAutoencoder(n_components=2, **params)

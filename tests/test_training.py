@@ -1,0 +1,227 @@
+import numpy as np
+import pytest
+import torch
+from skorch.helper import predefined_split
+from torch import nn
+
+from skae import AutoencoderNet, DenseAutoencoder, TrainingDivergedError
+from skae._training import TensorBatches, _BestOfRunEarlyStopping
+
+CPU = torch.device("cpu")
+
+
+def row_ids(n_rows):
+    """Rows whose first column is their index, so batches show which rows came."""
+    return torch.arange(n_rows, dtype=torch.float32)[:, None].repeat(1, 3)
+
+
+def ids_of(batches):
+    return [batch[:, 0].long().tolist() for batch, _ in batches]
+
+
+def low_rank(n_rows=200, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    codes = torch.randn(n_rows, 2, generator=generator)
+    mixing = torch.randn(2, 6, generator=generator)
+    return codes @ mixing + 0.01 * torch.randn(n_rows, 6, generator=generator)
+
+
+def make_net(n_features=6, **params):
+    torch.manual_seed(0)
+    defaults = dict(
+        module=DenseAutoencoder(n_features, 2, hidden_layer_sizes=(8,)),
+        criterion=nn.MSELoss,
+        optimizer=torch.optim.Adam,
+        lr=1e-2,
+        max_epochs=5,
+        batch_size=32,
+        train_split=None,
+        verbose=0,
+        device="cpu",
+    )
+    return AutoencoderNet(**{**defaults, **params})
+
+
+# ------------------------------------------------------------ TensorBatches
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize(
+    "n_rows, batch_size, sizes",
+    [(10, 3, [3, 3, 3, 1]), (9, 3, [3, 3, 3]), (2, 5, [2]), (1, 1, [1]), (7, 7, [7])],
+)
+def test_batches_cover_every_row_once(shuffle, n_rows, batch_size, sizes):
+    batches = TensorBatches(
+        row_ids(n_rows),
+        batch_size,
+        CPU,
+        shuffle=shuffle,
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert len(batches) == len(sizes)
+    ids = ids_of(batches)
+    assert [len(batch) for batch in ids] == sizes
+    assert sorted(sum(ids, [])) == list(range(n_rows))
+
+
+def test_batches_are_pairs_of_the_same_rows():
+    for X, y in TensorBatches(row_ids(5), 2, CPU):
+        assert X is y
+
+
+def test_unshuffled_batches_keep_row_order():
+    assert ids_of(TensorBatches(row_ids(5), 2, CPU)) == [[0, 1], [2, 3], [4]]
+
+
+def test_shuffle_draws_a_fresh_permutation_each_pass():
+    batches = TensorBatches(
+        row_ids(50),
+        50,
+        CPU,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(0),
+    )
+    first, second = ids_of(batches), ids_of(batches)
+    assert first != second
+    assert sorted(first[0]) == sorted(second[0]) == list(range(50))
+
+
+def test_same_seed_gives_same_sequence_of_permutations():
+    def passes(seed):
+        batches = TensorBatches(
+            row_ids(20),
+            6,
+            CPU,
+            shuffle=True,
+            generator=torch.Generator().manual_seed(seed),
+        )
+        return [ids_of(batches) for _ in range(3)]
+
+    assert passes(0) == passes(0)
+    assert passes(0) != passes(1)
+
+
+def test_shuffle_leaves_global_rng_alone():
+    state = torch.get_rng_state()
+    list(TensorBatches(row_ids(20), 6, CPU, shuffle=True, generator=torch.Generator()))
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+# ----------------------------------------------------------- AutoencoderNet
+
+
+def test_net_records_losses_once_per_epoch():
+    X = low_rank()
+    net = make_net(max_epochs=4, train_split=predefined_split(low_rank(40, seed=1)))
+    net.fit(X)
+    history = net.history
+    assert len(history) == 4
+    assert history[:, "epoch"] == [1, 2, 3, 4]
+    for key in ("train_loss", "valid_loss"):
+        losses = history[:, key]
+        assert len(losses) == 4
+        assert all(isinstance(loss, float) and np.isfinite(loss) for loss in losses)
+        # "_best" marks a new lowest value.
+        best = [loss < min(losses[:i], default=np.inf) for i, loss in enumerate(losses)]
+        assert history[:, key + "_best"] == best
+    assert history[:, "train_batch_count"] == [7] * 4  # ceil(200 / 32)
+    assert history[:, "valid_batch_count"] == [2] * 4  # ceil(40 / 32)
+
+
+def test_net_train_loss_is_mean_over_rows():
+    # One batch per epoch, lr tiny: the epoch's loss is the initial MSE.
+    X = low_rank(50)
+    net = make_net(lr=1e-12, max_epochs=1, batch_size=50)
+    net.initialize()
+    with torch.no_grad():
+        expected = nn.functional.mse_loss(net.module_(X), X).item()
+    net.partial_fit(X)
+    assert net.history[-1, "train_loss"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_net_loss_falls_on_simple_data():
+    net = make_net(max_epochs=30).fit(low_rank())
+    losses = net.history[:, "train_loss"]
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_net_evaluate_loss():
+    X = low_rank(50)
+    net = make_net().initialize()
+    with torch.no_grad():
+        expected = nn.functional.mse_loss(net.module_(X), X).item()
+    assert net.evaluate_loss(X) == pytest.approx(expected, rel=1e-5)
+
+
+def test_net_fit_needs_no_target_and_seeds_batch_order():
+    X = low_rank()
+    first = make_net(random_seed=3).fit(X).history[:, "train_loss"]
+    second = make_net(random_seed=3).fit(X).history[:, "train_loss"]
+    other = make_net(random_seed=4).fit(X).history[:, "train_loss"]
+    assert first == second
+    assert first != other
+
+
+def test_net_raises_when_training_diverges():
+    X = low_rank()
+    with torch.no_grad():
+        X[0, 0] = torch.inf
+    with pytest.raises(
+        TrainingDivergedError,
+        match=r"Training diverged: the train loss is (nan|inf) at epoch 1\. Lower "
+        r"learning_rate_init \(the optimizer's lr is 0\.01\)\.",
+    ):
+        make_net().fit(X)
+
+
+def test_training_diverged_error_is_a_value_error():
+    assert issubclass(TrainingDivergedError, ValueError)
+
+
+# ------------------------------------------------------------ early stopping
+
+
+def stopper(monitor, patience=2):
+    return _BestOfRunEarlyStopping(
+        monitor=monitor,
+        patience=patience,
+        threshold=1e-4,
+        threshold_mode="rel",
+        load_best=True,
+    )
+
+
+@pytest.mark.parametrize("monitor", ["train_loss", "valid_loss"])
+def test_early_stopping_keeps_initial_state_when_training_only_hurts(monitor):
+    X = low_rank()
+    train_split = (
+        predefined_split(low_rank(40, seed=1)) if monitor == "valid_loss" else None
+    )
+    net = make_net(
+        lr=10.0,
+        max_epochs=20,
+        train_split=train_split,
+        callbacks=[("early_stopping", stopper(monitor))],
+    )
+    net.initialize()
+    initial = {k: v.clone() for k, v in net.module_.state_dict().items()}
+    net.partial_fit(X)
+    callback = dict(net.callbacks_)["early_stopping"]
+    assert callback.best_epoch_ == 0
+    assert len(net.history) == 2  # patience
+    for key, value in net.module_.state_dict().items():
+        assert torch.equal(value, initial[key])
+
+
+def test_early_stopping_counts_improvement_over_the_initial_state():
+    X = low_rank()
+    net = make_net(
+        max_epochs=10,
+        train_split=predefined_split(low_rank(40, seed=1)),
+        callbacks=[("early_stopping", stopper("valid_loss", patience=3))],
+    )
+    net.fit(X)
+    callback = dict(net.callbacks_)["early_stopping"]
+    losses = net.history[:, "valid_loss"]
+    assert callback.best_epoch_ == int(np.argmin(losses)) + 1
+    assert net.evaluate_loss(low_rank(40, seed=1)) == pytest.approx(min(losses))
