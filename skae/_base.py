@@ -93,7 +93,7 @@ class _BaseAutoencoder(
         self,
         n_components=2,
         *,
-        hidden_layer_sizes=(256, 128),
+        hidden_layer_sizes=(512, 256),
         activation="relu",
         image_shape=None,
         conv_channels=(16, 32, 64),
@@ -101,12 +101,12 @@ class _BaseAutoencoder(
         loss="mse",
         batch_size="auto",
         learning_rate_init=1e-3,
-        alpha=0.0,
+        alpha=1e-4,
         max_iter=200,
         tol=1e-4,
         early_stopping=True,
         validation_fraction=0.1,
-        n_iter_no_change=10,
+        n_iter_no_change=20,
         device="auto",
         callbacks=None,
         random_state=None,
@@ -299,7 +299,8 @@ class _BaseAutoencoder(
 
     def _batch_size(self, n_train):
         if self.batch_size == "auto":
-            return min(200, n_train)
+            # Small sets get at least 16 steps per epoch, large ones 256 rows.
+            return min(256, max(32, n_train // 16), n_train)
         return min(self.batch_size, n_train)
 
     def _build_network(self, n_features):

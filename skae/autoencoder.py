@@ -25,7 +25,7 @@ class AutoencoderTransformer(_BaseAutoencoder):
     n_components : int or float, default=2
         Width of the code. A float in (0, 1) means, as for PCA, as many
         components as PCA needs to explain that fraction of the variance.
-    hidden_layer_sizes : tuple of int, default=(256, 128)
+    hidden_layer_sizes : tuple of int, default=(512, 256)
         Hidden widths of the dense encoder; the decoder mirrors them. ``()``
         gives a linear autoencoder. Ignored when ``image_shape`` is set.
     activation : {'relu', 'tanh', 'logistic', 'identity'}, default='relu'
@@ -44,11 +44,12 @@ class AutoencoderTransformer(_BaseAutoencoder):
         Mean squared error, or binary cross-entropy on a sigmoid output for
         data in [0, 1] (e.g. images).
     batch_size : int or 'auto', default='auto'
-        Rows per training batch; ``'auto'`` is ``min(200, n_samples)``.
+        Rows per training batch. ``'auto'`` is ``n_train // 16`` clipped to
+        [32, 256]: at least 16 steps per epoch on small data sets.
     learning_rate_init : float, default=1e-3
         Adam's learning rate.
-    alpha : float, default=0.0
-        L2 penalty (Adam's weight decay).
+    alpha : float, default=1e-4
+        L2 penalty (Adam's weight decay), as in MLPRegressor.
     max_iter : int, default=200
         Maximum number of epochs.
     tol : float, default=1e-4
@@ -60,8 +61,9 @@ class AutoencoderTransformer(_BaseAutoencoder):
         train and the training loss is monitored the same way.
     validation_fraction : float, default=0.1
         Fraction of rows held out for early stopping.
-    n_iter_no_change : int, default=10
-        Epochs without improvement before training stops.
+    n_iter_no_change : int, default=20
+        Epochs without improvement before training stops (twice
+        MLPRegressor's 10: autoencoder losses improve slowly but steadily).
     device : str, default='auto'
         ``'auto'`` (CUDA when available, else CPU), ``'cpu'``, ``'cuda'`` or
         ``'cuda:<index>'``.

@@ -1,0 +1,1 @@
+"""Scripts that measure skae against PCA; never imported by skae or its tests."""

@@ -1,0 +1,59 @@
+"""Helpers shared by the benchmark scripts: machine info and result files."""
+
+import json
+import os
+import platform
+from pathlib import Path
+
+import numpy as np
+import sklearn
+import torch
+
+import skae
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def machine_info():
+    """What the numbers were measured on."""
+    cuda = torch.cuda.is_available()
+    return {
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(0) if cuda else None,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "sklearn": sklearn.__version__,
+        "numpy": np.__version__,
+        "skae": skae.__version__,
+    }
+
+
+def write_results(name, records, table, out_dir=RESULTS):
+    """Write ``records`` as JSON and ``table`` (markdown) under ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    payload = {"machine": machine_info(), "records": records}
+    (out_dir / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
+    machine = payload["machine"]
+    header = (
+        f"Measured on {machine['cpu_count']} CPU cores"
+        f"{', GPU ' + machine['gpu'] if machine['gpu'] else ''}; "
+        f"torch {machine['torch']}, scikit-learn {machine['sklearn']}, "
+        f"skae {machine['skae']}.\n\n"
+    )
+    (out_dir / f"{name}.md").write_text(header + table + "\n")
+    return out_dir / f"{name}.md"
+
+
+def markdown_table(rows, columns):
+    """Render ``rows`` (dicts) as a markdown table over ``columns``."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        cells = []
+        for column in columns:
+            value = row[column]
+            cells.append(f"{value:.4g}" if isinstance(value, float) else str(value))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
