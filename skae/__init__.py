@@ -16,6 +16,7 @@ from skae.datasets import (
     make_embedded_moons,
     make_embedded_swiss_roll,
 )
+from skae.denoising import DenoisingAutoencoder
 
 __version__ = "0.1.0.dev0"
 
@@ -23,6 +24,7 @@ __all__ = [
     "AutoencoderNet",
     "AutoencoderTransformer",
     "ConvAutoencoder",
+    "DenoisingAutoencoder",
     "DenseAutoencoder",
     "TrainingDivergedError",
     "__version__",

@@ -189,7 +189,12 @@ class _BaseAutoencoder(
             network = self._build_network(n_features)
         if self.init == "pca":
             self._init_from_pca(network, X_train, rng)
-        module = self._wrap_network(network)
+        module = self._wrap_network(network, X, device, rng)
+        valid = None
+        if valid_idx is not None:
+            valid = self._validation_set(
+                module, self._to_device(X_model[valid_idx], device), device, rng
+            )
 
         self.net_ = AutoencoderNet(
             module=module,
@@ -199,11 +204,7 @@ class _BaseAutoencoder(
             lr=self.learning_rate_init,
             max_epochs=self.max_iter,
             batch_size=self._batch_size(len(train_idx)),
-            train_split=(
-                None
-                if valid_idx is None
-                else predefined_split(self._to_device(X_model[valid_idx], device))
-            ),
+            train_split=None if valid is None else predefined_split(valid),
             callbacks=self._net_callbacks(),
             verbose=self.verbose,
             device=str(device),
@@ -323,9 +324,13 @@ class _BaseAutoencoder(
             linear_path=linear_path,
         )
 
-    def _wrap_network(self, network):
+    def _wrap_network(self, network, X, device, rng):
         """Return the module to train: the network, or layers around it."""
         return network
+
+    def _validation_set(self, module, X_valid, device, rng):
+        """Return the held-out data early stopping watches: here the rows."""
+        return X_valid
 
     def _init_from_pca(self, network, X_train, rng):
         """Set the linear path to the PCA solution of the training rows.

@@ -17,10 +17,11 @@ from skorch.callbacks import EarlyStopping, EpochTimer, PrintLog
 
 
 class TensorBatches:
-    """Batches of rows sliced from one tensor, each as ``(X, X)``.
+    """Batches of rows sliced from one tensor, each as ``(X, target)``.
 
-    The autoencoder's input is its own target, so the batch is the pair
-    skorch expects with the same tensor twice. With ``shuffle=True`` each
+    The autoencoder's input is its own target, so by default the batch is the
+    pair skorch expects with the same tensor twice; ``targets`` gives other
+    targets row for row (clean rows for corrupted inputs). With ``shuffle=True`` each
     pass draws a fresh permutation from ``generator``; the last batch may be
     short, never dropped, so tiny data still train.
 
@@ -34,12 +35,17 @@ class TensorBatches:
         Where the batches go.
     shuffle : bool, default=False
         Permute the rows at the start of each pass.
+    targets : torch.Tensor of shape (n_samples, n_features) or None, default=None
+        Targets for the rows of ``X``; None means ``X`` itself.
     generator : torch.Generator or None, default=None
         CPU generator for the permutation.
     """
 
-    def __init__(self, X, batch_size, device, *, shuffle=False, generator=None):
+    def __init__(
+        self, X, batch_size, device, *, shuffle=False, generator=None, targets=None
+    ):
         self.X = X
+        self.targets = targets
         self.batch_size = batch_size
         self.device = device
         self.shuffle = shuffle
@@ -55,11 +61,21 @@ class TensorBatches:
             order = torch.randperm(n_samples, generator=self.generator)
             order = order.to(self.X.device)
         for start in range(0, n_samples, self.batch_size):
-            stop = start + self.batch_size
-            batch = self.X[start:stop] if order is None else self.X[order[start:stop]]
-            if batch.device != self.device:
-                batch = batch.to(self.device, non_blocking=True)
-            yield batch, batch
+            rows = (
+                slice(start, start + self.batch_size)
+                if order is None
+                else (order[start : start + self.batch_size])
+            )
+            batch = self._to_device(self.X[rows])
+            if self.targets is None:
+                yield batch, batch
+            else:
+                yield batch, self._to_device(self.targets[rows])
+
+    def _to_device(self, batch):
+        if batch.device != self.device:
+            return batch.to(self.device, non_blocking=True)
+        return batch
 
 
 # Stands in for the ``module`` parameter in a pickle when it is ``module_``.
@@ -86,8 +102,12 @@ class _BestOfRunEarlyStopping(EarlyStopping):
         if self.initial_measured_:
             return
         self.initial_measured_ = True
-        dataset = dataset_valid if self.monitor.startswith("valid") else dataset_train
-        score = net.evaluate_loss(dataset)
+        # The training loss is measured as training sees it (corruption
+        # layers active); the validation loss in eval mode.
+        on_train = self.monitor.startswith("train")
+        score = net.evaluate_loss(
+            dataset_train if on_train else dataset_valid, training=on_train
+        )
         self.dynamic_threshold_ = self._calc_new_threshold(score)
         self.best_model_weights_ = deepcopy(net.module_.state_dict())
 
@@ -133,7 +153,10 @@ class AutoencoderNet(NeuralNet):
         return [("epoch_timer", EpochTimer()), ("print_log", PrintLog())]
 
     def get_dataset(self, X, y=None):
-        """Return the tensor itself: batches are sliced from it directly."""
+        """Return the data as they are: batches are sliced from them directly.
+
+        ``X`` is a tensor, or a pair ``(inputs, targets)`` of tensors.
+        """
         return X
 
     def get_iterator(self, dataset, training=False):
@@ -141,12 +164,14 @@ class AutoencoderNet(NeuralNet):
         generator = None
         if training:
             generator = torch.Generator().manual_seed(self.random_seed)
+        inputs, targets = dataset if isinstance(dataset, tuple) else (dataset, None)
         return TensorBatches(
-            dataset,
+            inputs,
             self.batch_size,
             torch.device(self.device),
             shuffle=training,
             generator=generator,
+            targets=targets,
         )
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
@@ -174,12 +199,22 @@ class AutoencoderNet(NeuralNet):
         self.history.record(key + "_best", not earlier or loss < min(earlier))
         self.history.record(prefix + "_batch_count", len(iterator))
 
-    def evaluate_loss(self, X):
-        """Mean loss of the module, in eval mode, over the rows of ``X``."""
+    def evaluate_loss(self, dataset, training=False):
+        """Mean loss of the module over ``dataset``, without updating it.
+
+        ``training=True`` runs the module in train mode (corruption layers
+        active), as the training loss is measured.
+        """
         total = torch.zeros((), device=self.device)
-        for batch in self.get_iterator(X, training=False):
-            total += self.validation_step(batch)["loss"] * len(batch[0])
-        loss = total.item() / len(X)
+        n_rows = 0
+        with torch.no_grad():
+            for batch in self.get_iterator(dataset, training=False):
+                self._set_training(training)
+                Xi, yi = batch
+                loss = self.get_loss(self.infer(Xi), yi, X=Xi, training=training)
+                total += loss * len(Xi)
+                n_rows += len(Xi)
+        loss = total.item() / n_rows
         self._check_finite(loss, "initial")
         return loss
 

@@ -411,6 +411,8 @@ def make_noise(
     noise_level: float,
     *,
     clip: tuple[float, float] | None = None,
+    low: float = 0.0,
+    high: float = 1.0,
 ) -> _Corruption:
     """Build the corruption layer for a denoising autoencoder.
 
@@ -428,6 +430,8 @@ def make_noise(
     clip : tuple of (float, float), default=None
         If given, the corrupted output is clamped to ``[low, high]``,
         whatever the kind of noise.
+    low, high : float, default=0.0, 1.0
+        The pepper and salt values of ``"salt_pepper"``.
 
     Returns
     -------
@@ -467,6 +471,8 @@ def make_noise(
     if noise == "salt_pepper":
         return SaltPepperNoise(
             _check_fraction(noise_level, "noise_level (the fraction flipped)"),
+            low=low,
+            high=high,
             clip=clip,
         )
     raise ValueError(

@@ -8,12 +8,16 @@ from sklearn.utils.estimator_checks import (
     parametrize_with_checks,
 )
 
-from skae import AutoencoderTransformer
+from skae import AutoencoderTransformer, DenoisingAutoencoder
 
 ESTIMATORS = [
     AutoencoderTransformer(hidden_layer_sizes=(8,), max_iter=3, random_state=0),
     AutoencoderTransformer(
         hidden_layer_sizes=(), init="random", max_iter=3, random_state=0
+    ),
+    DenoisingAutoencoder(hidden_layer_sizes=(8,), max_iter=3, random_state=0),
+    DenoisingAutoencoder(
+        noise="masking", noise_level=0.2, init="random", max_iter=3, random_state=0
     ),
 ]
 
