@@ -83,7 +83,7 @@ class _BaseAutoencoder(
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "device": [str],
+        "device": [str, torch.device],
         "callbacks": [list, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -403,7 +403,9 @@ class _BaseAutoencoder(
     # ------------------------------------------------------------ inference
 
     def _to_model_units(self, X):
-        return ((X - self._offset) / self._scale).astype(np.float32)
+        # In X's own precision: exact offsets for float64, no upcast for float32.
+        offset = self._offset.astype(X.dtype, copy=False)
+        return ((X - offset) / X.dtype.type(self._scale)).astype(np.float32, copy=False)
 
     def _from_model_units(self, out, dtype):
         if self.loss == "bce":
@@ -413,8 +415,8 @@ class _BaseAutoencoder(
     def _batched(self, X, fn):
         """Apply ``fn`` to the rows of ``X`` in batches under inference mode.
 
-        ``fn(X_batch_numpy, X_batch_tensor_on_device) -> numpy``. Rows are
-        independent, so the result does not depend on the batching.
+        ``fn`` maps a batch in model units, on the device, to a numpy array.
+        Rows are independent, so the result does not depend on the batching.
         """
         module = self.net_.module_
         module.eval()
@@ -424,7 +426,7 @@ class _BaseAutoencoder(
             for start in range(0, len(X), INFERENCE_BATCH_SIZE):
                 rows = X[start : start + INFERENCE_BATCH_SIZE]
                 batch = torch.from_numpy(self._to_model_units(rows)).to(device)
-                outputs.append(fn(rows, batch))
+                outputs.append(fn(batch))
         return np.concatenate(outputs)
 
     def transform(self, X):
@@ -443,9 +445,8 @@ class _BaseAutoencoder(
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         module = self.net_.module_
-        return self._batched(
-            X, lambda rows, batch: module.encode(batch).cpu().numpy().astype(X.dtype)
-        )
+        codes = self._batched(X, lambda batch: module.encode(batch).cpu().numpy())
+        return codes.astype(X.dtype, copy=False)
 
     def inverse_transform(self, X):
         """Decode codes back to the input space, in the original units.
@@ -485,12 +486,20 @@ class _BaseAutoencoder(
         )
 
     def _row_errors(self, X):
-        """Mean squared reconstruction error of each row, in original units."""
+        """Mean squared reconstruction error of each row, in original units.
+
+        Computed on the device: with ``loss='mse'`` the model units are the
+        data's scaled by ``1 / scale``, so squared errors scale by ``scale**2``;
+        with ``loss='bce'`` they are the data's own.
+        """
         module = self.net_.module_
 
-        def errors(rows, batch):
-            recon = self._from_model_units(module(batch).cpu().numpy(), np.float64)
-            return np.mean((rows - recon) ** 2, axis=1)
+        def errors(batch):
+            out = module(batch)
+            if self.loss == "bce":
+                return ((batch - torch.sigmoid(out)) ** 2).mean(dim=1).cpu().numpy()
+            squared = ((batch - out) ** 2).mean(dim=1).cpu().numpy()
+            return squared.astype(np.float64) * self._scale**2
 
         return self._batched(X, errors)
 

@@ -64,7 +64,7 @@ class AutoencoderTransformer(_BaseAutoencoder):
     n_iter_no_change : int, default=20
         Epochs without improvement before training stops (twice
         MLPRegressor's 10: autoencoder losses improve slowly but steadily).
-    device : str, default='auto'
+    device : str or torch.device, default='auto'
         ``'auto'`` (CUDA when available, else CPU), ``'cpu'``, ``'cuda'`` or
         ``'cuda:<index>'``.
     callbacks : list of skorch callbacks or (name, callback) tuples, default=None

@@ -105,7 +105,7 @@ class DenoisingAutoencoder(_BaseAutoencoder):
         Fraction of rows held out for early stopping.
     n_iter_no_change : int, default=20
         Epochs without improvement before training stops.
-    device : str, default='auto'
+    device : str or torch.device, default='auto'
         ``'auto'``, ``'cpu'``, ``'cuda'`` or ``'cuda:<index>'``.
     callbacks : list of skorch callbacks, default=None
         Extra skorch callbacks, cloned at each fit.

@@ -1,0 +1,185 @@
+"""Training overhead: skae's ``fit`` against a hand-written PyTorch loop.
+
+Both train the same network (AutoencoderTransformer's default dense module,
+``init='random'``) with the same optimizer (Adam, same learning rate and
+weight decay), batch size and number of epochs on the same rows, in one
+process, runs alternating; the median of the per-pair ratios is reported.
+skae runs with ``early_stopping=False`` and a patience as long as the run, so
+both see every row every epoch for the same number of epochs. skae's time is
+its whole ``fit`` (validation, scaling, building the net, one pass to score
+the initial state, training); the loop's is its training alone.
+
+Also measures ``transform``, ``inverse_transform`` and ``score_samples``
+throughput of a fitted 784 -> 32 dense model against PCA's ``transform``.
+
+``python -m benchmarks.overhead`` (``--quick`` for fewer repeats); results in
+``benchmarks/results/overhead.{json,md}``.
+"""
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+from sklearn.datasets import load_digits
+from sklearn.decomposition import PCA
+
+from benchmarks._common import RESULTS, markdown_table, write_results
+from skae import AutoencoderTransformer, DenseAutoencoder, fetch_fashion_mnist
+
+
+def datasets(quick):
+    """The two workloads: digits repeated to ~7k rows, a Fashion-MNIST subset."""
+    digits = load_digits().data.astype(np.float32)
+    digits = np.tile(digits, (4, 1))
+    fashion = fetch_fashion_mnist(subset="train").data[: 4000 if quick else 10000]
+    return {"digits_x4": digits, "fashion_mnist_subset": fashion}
+
+
+def skae_model(X, epochs, device):
+    return AutoencoderTransformer(
+        n_components=16,
+        init="random",
+        early_stopping=False,
+        max_iter=epochs,
+        n_iter_no_change=epochs,
+        tol=0.0,
+        random_state=0,
+        device=device,
+    )
+
+
+def hand_loop(X, model, epochs, device):
+    """Train ``model``'s architecture the plain PyTorch way; return seconds."""
+    start = time.perf_counter()
+    X_model = ((X - X.mean(0)) / np.sqrt(np.mean((X - X.mean(0)) ** 2))).astype(
+        np.float32
+    )
+    data = torch.from_numpy(X_model).to(device)
+    torch.manual_seed(0)
+    module = DenseAutoencoder(
+        X.shape[1], model.n_components, model.hidden_layer_sizes, model.activation
+    ).to(device)
+    optimizer = torch.optim.Adam(
+        module.parameters(), lr=model.learning_rate_init, weight_decay=model.alpha
+    )
+    criterion = torch.nn.MSELoss()
+    batch_size = model._batch_size(len(X))
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(epochs):
+        module.train()
+        order = torch.randperm(len(data), generator=generator).to(device)
+        total = torch.zeros((), device=device)
+        for i in range(0, len(data), batch_size):
+            batch = data[order[i : i + batch_size]]
+            optimizer.zero_grad()
+            loss = criterion(module(batch), batch)
+            loss.backward()
+            optimizer.step()
+            total += loss.detach() * len(batch)
+        total.item()  # one sync per epoch, as skae logs the epoch loss
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def skae_fit(X, model):
+    start = time.perf_counter()
+    model.fit(X)
+    return time.perf_counter() - start
+
+
+def overhead(name, X, epochs, repeats, device):
+    ratios, skae_times, loop_times = [], [], []
+    for _ in range(repeats):
+        model = skae_model(X, epochs, device)
+        skae_times.append(skae_fit(X, model))
+        loop_times.append(hand_loop(X, model, epochs, device))
+        ratios.append(skae_times[-1] / loop_times[-1])
+    record = {
+        "benchmark": "fit_overhead",
+        "dataset": name,
+        "rows": len(X),
+        "features": X.shape[1],
+        "epochs": epochs,
+        "batch_size": model._batch_size(len(X)),
+        "device": str(device),
+        "skae_fit_s": statistics.median(skae_times),
+        "hand_loop_s": statistics.median(loop_times),
+        "median_ratio": statistics.median(ratios),
+    }
+    print(record, flush=True)
+    return record
+
+
+def throughput(X, device, repeats):
+    """Rows per second of inference on a fitted 784 -> 32 dense model."""
+    model = AutoencoderTransformer(
+        n_components=32, max_iter=1, random_state=0, device=device
+    ).fit(X[:2000])
+    codes = model.transform(X)
+    pca = PCA(n_components=32).fit(X[:2000])
+    methods = {
+        "transform": lambda: model.transform(X),
+        "inverse_transform": lambda: model.inverse_transform(codes),
+        "score_samples": lambda: model.score_samples(X),
+        "pca_transform": lambda: pca.transform(X),
+    }
+    records = []
+    for method, call in methods.items():
+        call()  # warm up
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - start)
+        record = {
+            "benchmark": "inference",
+            "method": method,
+            "rows": len(X),
+            "device": str(device),
+            "rows_per_s": len(X) / statistics.median(times),
+        }
+        records.append(record)
+        print(record, flush=True)
+    return records
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--out", default=str(RESULTS))
+    args = parser.parse_args(argv)
+    device = torch.device(
+        ("cuda" if torch.cuda.is_available() else "cpu")
+        if args.device == "auto"
+        else args.device
+    )
+    repeats = 3 if args.quick else 5
+    epochs = args.epochs or (3 if args.quick else 10)
+    records = [
+        overhead(name, X, epochs, repeats, device)
+        for name, X in datasets(args.quick).items()
+    ]
+    fashion = fetch_fashion_mnist(subset="train").data
+    records += throughput(fashion, device, repeats)
+    fit_rows = [r for r in records if r["benchmark"] == "fit_overhead"]
+    inference_rows = [r for r in records if r["benchmark"] == "inference"]
+    table = (
+        "skae fit / hand-written loop (median of alternating runs):\n\n"
+        + markdown_table(fit_rows, [k for k in fit_rows[0] if k != "benchmark"])
+        + "\n\nInference throughput, dense 784 -> 32, Fashion-MNIST train rows:\n\n"
+        + markdown_table(
+            inference_rows, [k for k in inference_rows[0] if k != "benchmark"]
+        )
+    )
+    suffix = "" if device.type == "cpu" else "_" + device.type
+    path = write_results("overhead" + suffix, records, table, args.out)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
