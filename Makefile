@@ -10,7 +10,7 @@ TORCH_CPU ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
 STAMP := $(VENV)/.skae-installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench bench-quick clean
 
 install: $(STAMP)
 
@@ -27,6 +27,18 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The benchmark suite (hours on 2 CPU cores; Fashion-MNIST needs the Debian
+# package dataset-fashion-mnist or a download). bench-quick: a few minutes.
+bench: $(STAMP)
+	for d in digits moons swiss_roll fashion_mnist; do $(BIN)/python -m benchmarks.run --dataset $$d || exit 1; done
+	$(BIN)/python -m benchmarks.pca_ratio --dataset digits
+	$(BIN)/python -m benchmarks.pca_ratio --dataset fashion_mnist
+	$(BIN)/python -m benchmarks.denoising
+	$(BIN)/python -m benchmarks.overhead
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m benchmarks.run --dataset digits --quick
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
