@@ -198,7 +198,7 @@ class _BaseAutoencoder(
 
         self.net_ = AutoencoderNet(
             module=module,
-            criterion=nn.MSELoss if self.loss == "mse" else nn.BCEWithLogitsLoss,
+            criterion=self._criterion(n_features),
             optimizer=torch.optim.Adam,
             optimizer__weight_decay=self.alpha,
             lr=self.learning_rate_init,
@@ -323,6 +323,10 @@ class _BaseAutoencoder(
             activation=self.activation,
             linear_path=linear_path,
         )
+
+    def _criterion(self, n_features):
+        """Return the training loss: a module ``loss(module_output, clean_rows)``."""
+        return nn.MSELoss() if self.loss == "mse" else nn.BCEWithLogitsLoss()
 
     def _wrap_network(self, network, X, device, rng):
         """Return the module to train: the network, or layers around it."""
@@ -495,7 +499,7 @@ class _BaseAutoencoder(
         module = self.net_.module_
 
         def errors(batch):
-            out = module(batch)
+            out = module.decode(module.encode(batch))
             if self.loss == "bce":
                 return ((batch - torch.sigmoid(out)) ** 2).mean(dim=1).cpu().numpy()
             squared = ((batch - out) ** 2).mean(dim=1).cpu().numpy()
