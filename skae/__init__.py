@@ -17,6 +17,7 @@ from skae.datasets import (
     make_embedded_swiss_roll,
 )
 from skae.denoising import DenoisingAutoencoder
+from skae.variational import VariationalAutoencoder
 
 __version__ = "0.1.0.dev0"
 
@@ -27,6 +28,7 @@ __all__ = [
     "DenoisingAutoencoder",
     "DenseAutoencoder",
     "TrainingDivergedError",
+    "VariationalAutoencoder",
     "__version__",
     "fetch_cifar10",
     "fetch_fashion_mnist",

@@ -72,7 +72,9 @@ class DenoisingAutoencoder(_BaseAutoencoder):
         row's entries masked or flipped (in [0, 1]).
     clip : bool, default=True
         Clip corrupted inputs to the training data's range ``[min(X),
-        max(X)]``, so images in [0, 1] stay in [0, 1].
+        max(X)]``, so images in [0, 1] stay in [0, 1]. Clipping comes after
+        corruption: where 0 lies outside that range, masked entries end up at
+        the nearest bound.
     hidden_layer_sizes : tuple of int, default=(512, 256)
         Hidden widths of the dense encoder; the decoder mirrors them.
     activation : {'relu', 'tanh', 'logistic', 'identity'}, default='relu'
@@ -241,9 +243,11 @@ class DenoisingAutoencoder(_BaseAutoencoder):
         module.corruption.set_generator(
             torch.Generator(device=device).manual_seed(torch_seed(rng))
         )
-        module.corruption.train()
+        module.to(device).corruption.train()
         with torch.no_grad():
-            noisy = module.corrupt(X_valid)
+            # On the training device, where the generator lives; the result
+            # goes back to wherever the clean rows are kept.
+            noisy = module.corrupt(X_valid.to(device)).to(X_valid.device)
         module.corruption.set_generator(training_generator)
         return noisy, X_valid
 

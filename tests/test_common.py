@@ -8,7 +8,7 @@ from sklearn.utils.estimator_checks import (
     parametrize_with_checks,
 )
 
-from skae import AutoencoderTransformer, DenoisingAutoencoder
+from skae import AutoencoderTransformer, DenoisingAutoencoder, VariationalAutoencoder
 
 ESTIMATORS = [
     AutoencoderTransformer(hidden_layer_sizes=(8,), max_iter=3, random_state=0),
@@ -19,6 +19,8 @@ ESTIMATORS = [
     DenoisingAutoencoder(
         noise="masking", noise_level=0.2, init="random", max_iter=3, random_state=0
     ),
+    VariationalAutoencoder(hidden_layer_sizes=(8,), max_iter=3, random_state=0),
+    VariationalAutoencoder(init="random", beta=0.5, max_iter=3, random_state=0),
 ]
 
 
