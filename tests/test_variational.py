@@ -1,0 +1,161 @@
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
+
+from skae import VariationalAutoencoder
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
+
+
+@pytest.fixture
+def low_rank():
+    """300 rows near a 3-D subspace of 10-D, with small isotropic noise."""
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(300, 3)) @ rng.normal(size=(3, 10)) * 2 + 5
+    return X + 0.1 * rng.normal(size=X.shape)
+
+
+def make_vae(**params):
+    defaults = dict(hidden_layer_sizes=(16,), max_iter=5, random_state=0)
+    return VariationalAutoencoder(**{**defaults, **params})
+
+
+def test_pca_init_starts_near_probabilistic_pca(low_rank):
+    # Linear, not trained: the ELBO is a bound on PPCA's log-likelihood and,
+    # with the posterior PPCA implies, close to it.
+    vae = make_vae(
+        n_components=3, hidden_layer_sizes=(), max_iter=1, learning_rate_init=1e-12
+    ).fit(low_rank)
+    ppca = PCA(n_components=3).fit(low_rank).score(low_rank)
+    elbo = vae.score(low_rank)
+    assert elbo <= ppca + 0.05
+    assert elbo > ppca - 1.0
+
+
+def test_training_improves_the_held_out_elbo(curved):
+    train, test = curved[:300], curved[300:]
+    start = make_vae(n_components=1, max_iter=1, learning_rate_init=1e-12).fit(train)
+    trained = make_vae(n_components=1, max_iter=60).fit(train)
+    assert trained.score(test) > start.score(test)
+    assert trained.best_epoch_ > 0
+
+
+def test_transform_is_the_posterior_mean_and_deterministic(low_rank):
+    vae = make_vae(n_components=2).fit(low_rank)
+    codes = vae.transform(low_rank)
+    np.testing.assert_array_equal(codes, vae.transform(low_rank))
+    rows = torch.from_numpy(vae._to_model_units(low_rank[:5]))
+    with torch.inference_mode():
+        mean, _ = vae.module_.posterior(rows)
+    np.testing.assert_allclose(codes[:5], mean.numpy(), rtol=1e-6)
+
+
+def test_score_samples_deterministic_and_batch_independent(low_rank):
+    vae = make_vae(n_components=2).fit(low_rank)
+    scores = vae.score_samples(low_rank)
+    np.testing.assert_array_equal(scores, vae.score_samples(low_rank))
+    np.testing.assert_allclose(
+        scores[:7], vae.score_samples(low_rank[:7]), rtol=1e-10, atol=1e-10
+    )
+    assert vae.score(low_rank) == pytest.approx(scores.mean())
+
+
+def test_outliers_score_lower(low_rank):
+    vae = make_vae(n_components=3, max_iter=20).fit(low_rank)
+    outliers = low_rank[:10] + np.random.RandomState(1).normal(0, 5, (10, 10))
+    assert vae.score_samples(outliers).max() < np.median(vae.score_samples(low_rank))
+
+
+@pytest.mark.parametrize("loss", ["mse", "bce"])
+def test_sample_reproducible_in_data_units(digits, loss):
+    X = digits[0][:300] / 16
+    vae = make_vae(n_components=4, loss=loss).fit(X)
+    first = vae.sample(6, random_state=3)
+    assert first.shape == (6, 64)
+    np.testing.assert_array_equal(first, vae.sample(6, random_state=3))
+    assert not np.array_equal(first, vae.sample(6, random_state=4))
+    if loss == "bce":
+        assert first.min() >= 0 and first.max() <= 1
+
+
+@pytest.mark.parametrize(
+    "n_samples, error, message",
+    [
+        (0, ValueError, "n_samples must be >= 1, got 0"),
+        (2.5, TypeError, "n_samples must be an int, got 2.5"),
+        (True, TypeError, "n_samples must be an int, got True"),
+    ],
+)
+def test_sample_bad_n_samples(low_rank, n_samples, error, message):
+    vae = make_vae().fit(low_rank)
+    with pytest.raises(error, match=message):
+        vae.sample(n_samples)
+
+
+def test_constant_features_stay_finite():
+    rng = np.random.RandomState(0)
+    X = np.c_[rng.normal(size=(80, 3)), np.full((80, 2), 7.0)]
+    for init in ("pca", "random"):
+        vae = make_vae(init=init, n_components=2).fit(X)
+        assert np.isfinite(vae.score_samples(X)).all()
+        assert np.isfinite(vae.sample(3, random_state=0)).all()
+    constant = np.ones((40, 4))
+    vae = make_vae(init="pca", n_components=1).fit(constant)
+    assert np.isfinite(vae.score_samples(constant)).all()
+
+
+def test_beta_weights_the_kl_term(low_rank):
+    loose = make_vae(n_components=3, beta=0.0, max_iter=15).fit(low_rank)
+    tight = make_vae(n_components=3, beta=20.0, max_iter=15).fit(low_rank)
+
+    def mse(model):
+        return np.mean(
+            (low_rank - model.inverse_transform(model.transform(low_rank))) ** 2
+        )
+
+    # A heavy KL weight pulls the posterior to the prior: worse reconstructions.
+    assert mse(tight) > mse(loose)
+
+
+def test_bad_beta():
+    with pytest.raises(ValueError, match="'beta' parameter"):
+        make_vae(beta=-1.0).fit(np.random.RandomState(0).rand(20, 4))
+
+
+def test_pickle_round_trip(low_rank):
+    vae = make_vae(n_components=2).fit(low_rank)
+    loaded = pickle.loads(pickle.dumps(vae))
+    np.testing.assert_array_equal(
+        vae.score_samples(low_rank), loaded.score_samples(low_rank)
+    )
+    np.testing.assert_array_equal(
+        vae.sample(3, random_state=0), loaded.sample(3, random_state=0)
+    )
+
+
+def test_reproducible_despite_global_seed(low_rank):
+    torch.manual_seed(1)
+    first = make_vae(n_components=2).fit(low_rank).transform(low_rank)
+    torch.manual_seed(2)
+    second = make_vae(n_components=2).fit(low_rank).transform(low_rank)
+    np.testing.assert_array_equal(first, second)
+
+
+def test_conv_variational(digits):
+    X = digits[0][:120] / 16
+    vae = make_vae(
+        n_components=3, image_shape=(1, 8, 8), conv_channels=(4, 8), max_iter=2
+    )
+    vae.fit(X)
+    assert vae.transform(X).shape == (120, 3)
+    assert vae.sample(2, random_state=0).shape == (2, 64)
