@@ -1,0 +1,984 @@
+"""Display objects that show what an autoencoder learned.
+
+Each display follows scikit-learn's visualization API (as
+:class:`sklearn.metrics.RocCurveDisplay`): the constructor stores the data to
+draw, :meth:`plot` draws it and keeps the matplotlib artists as attributes
+ending in ``_``, and the classmethod ``from_estimator`` computes the data from
+a fitted estimator, then plots it. matplotlib is imported only when something
+is drawn, so importing this module stays cheap.
+"""
+
+from math import isqrt
+from numbers import Integral
+
+import numpy as np
+from sklearn.decomposition import PCA
+from sklearn.utils import _safe_indexing, check_array, check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from skae.noise import NOISE_KINDS
+
+__all__ = [
+    "DenoisingDisplay",
+    "LatentSpaceDisplay",
+    "LossCurveDisplay",
+    "ReconstructionDisplay",
+]
+
+# Up to this many distinct labels get a colour and a legend entry each; more
+# are coloured along a continuous colormap with a colorbar.
+_MAX_CLASSES = 20
+# Loss curves up to this many epochs mark each epoch with a dot.
+_MAX_MARKED_EPOCHS = 30
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _check_rows(name, rows):
+    """Return ``rows`` as a 2-D float array, or raise naming ``name``."""
+    return check_array(rows, dtype=np.float64, input_name=name)
+
+
+def _check_same_shape(reference_name, reference, name, rows):
+    if rows.shape != reference.shape:
+        raise ValueError(
+            f"{name} has shape {rows.shape}, but {reference_name} has shape "
+            f"{reference.shape}; pass one row of {name} per row of "
+            f"{reference_name}."
+        )
+
+
+def _check_n_samples(n_samples):
+    if isinstance(n_samples, bool) or not isinstance(n_samples, Integral):
+        raise ValueError(f"n_samples must be a positive int, got {n_samples!r}.")
+    if n_samples < 1:
+        raise ValueError(f"n_samples must be a positive int, got {n_samples!r}.")
+
+
+def _check_image_shape(image_shape, n_features):
+    """Return ``image_shape`` as (C, H, W), checked against ``n_features``."""
+    sizes = np.ravel(image_shape).tolist() if np.ndim(image_shape) <= 1 else None
+    if (
+        sizes is None
+        or len(sizes) not in (2, 3)
+        or not all(
+            isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in sizes
+        )
+    ):
+        raise ValueError(
+            "image_shape must be (channels, height, width) or (height, width) "
+            f"of positive ints, got {image_shape!r}."
+        )
+    shape = tuple(int(s) for s in sizes)
+    if len(shape) == 2:
+        shape = (1, *shape)
+    if shape[0] not in (1, 3):
+        raise ValueError(
+            f"image_shape={tuple(image_shape)} has {shape[0]} channels; only 1 "
+            "(grayscale) or 3 (RGB) channels can be shown as images."
+        )
+    if int(np.prod(shape)) != n_features:
+        raise ValueError(
+            f"image_shape={tuple(image_shape)} implies {int(np.prod(shape))} "
+            f"features, but the rows have {n_features} features."
+        )
+    return shape
+
+
+def _resolve_image_shape(image_shape, estimator, n_features):
+    """Return the image shape to draw rows with, or None for tabular rows.
+
+    The argument wins, then the estimator's ``image_shape``; otherwise rows
+    of a perfect square number of features, at least 4 x 4, are taken for
+    square grayscale images (smaller squares are more likely tabular data).
+    """
+    if image_shape is None:
+        image_shape = getattr(estimator, "image_shape", None)
+    if image_shape is not None:
+        return _check_image_shape(image_shape, n_features)
+    side = isqrt(n_features)
+    if side >= 4 and side * side == n_features:
+        return (1, side, side)
+    return None
+
+
+def _head(X, n_samples):
+    """Return the first ``n_samples`` rows of X, in X's own container."""
+    _check_n_samples(n_samples)
+    return _safe_indexing(X, slice(0, n_samples))
+
+
+def _reconstruct(estimator, X):
+    return np.asarray(estimator.inverse_transform(estimator.transform(X)))
+
+
+def _display_range(reference):
+    """Value range images are shown over: [0, 1] for data there, else its own."""
+    low, high = float(reference.min()), float(reference.max())
+    if low >= 0 and high <= 1:
+        return 0.0, 1.0
+    return low, high
+
+
+def _to_image(row, image_shape, value_range):
+    """Turn a flat (C, H, W) row into what imshow draws: (H, W) or (H, W, 3)."""
+    channels, height, width = image_shape
+    if channels == 1:
+        return row.reshape(height, width)
+    low, high = value_range
+    # RGB has no colormap to rescale: map the range to [0, 1] and clip.
+    scaled = (row - low) / (high - low) if high > low else row - low
+    return np.clip(scaled.reshape(image_shape).transpose(1, 2, 0), 0, 1)
+
+
+def _plot_rows(fig, series, image_shape, *, column_titles, cmap, figsize):
+    """Draw rows of samples: one image row per series, or overlaid lines.
+
+    ``series`` is a list of ``(title, rows, line_style)``. With an image
+    shape, each series is a row of images under its title; the value range of
+    the first series applies to all, so they compare at a glance. Without one,
+    each sample gets one axis with the series overlaid as lines and a legend
+    names the series.
+
+    Returns the figure, the 2-D array of axes, and the 2-D arrays of images
+    and of lines (the one not drawn is None).
+    """
+    import matplotlib.pyplot as plt
+
+    n_series, n_samples = len(series), len(series[0][1])
+    if fig is None:
+        fig = plt.figure(figsize=figsize, layout="constrained")
+    if image_shape is not None:
+        value_range = _display_range(series[0][1])
+        axes = np.empty((n_series, n_samples), dtype=object)
+        images = np.empty((n_series, n_samples), dtype=object)
+        # Column titles take room from the first row's images: give it more.
+        height_ratios = [1.15 if column_titles else 1.0] + [1.0] * (n_series - 1)
+        subfigs = fig.subfigures(n_series, 1, height_ratios=height_ratios)
+        for i, subfig in enumerate(np.ravel(subfigs)):
+            title, rows, _ = series[i]
+            subfig.suptitle(title, fontsize="medium")
+            axes[i] = subfig.subplots(1, n_samples, squeeze=False)[0]
+            for j, ax in enumerate(axes[i]):
+                images[i, j] = ax.imshow(
+                    _to_image(rows[j], image_shape, value_range),
+                    cmap=cmap,
+                    vmin=value_range[0],
+                    vmax=value_range[1],
+                )
+                ax.set_xticks([])
+                ax.set_yticks([])
+        for ax, title in zip(axes[0], column_titles or [], strict=False):
+            ax.set_title(title, fontsize="small")
+        return fig, axes, images, None
+
+    axes = fig.subplots(1, n_samples, sharey=True, squeeze=False)
+    lines = np.empty((n_series, n_samples), dtype=object)
+    features = np.arange(series[0][1].shape[1])
+    for j, ax in enumerate(axes[0]):
+        for i, (title, rows, style) in enumerate(series):
+            (lines[i, j],) = ax.plot(features, rows[j], label=title, **style)
+        ax.set_title(column_titles[j] if column_titles else f"sample {j}")
+        ax.set_xlabel("feature")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    fig.legend(handles=list(lines[:, 0]), loc="outside lower center", ncols=n_series)
+    return fig, axes, None, lines
+
+
+def _psnr(clean, other, data_range):
+    """Peak signal-to-noise ratio in dB: ``10 log10(data_range**2 / MSE)``."""
+    mse = np.mean((clean - other) ** 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(10 * np.log10(data_range**2 / mse))
+
+
+def _corrupt(X, noise, noise_level, *, clip, low, high, random_state):
+    """Corrupt rows with numpy as DenoisingAutoencoder's layers do in torch.
+
+    Masking sets entries to 0 and salt-and-pepper to ``low`` or ``high``,
+    exactly ``round(noise_level * n_features)`` entries per row.
+    """
+    if noise not in NOISE_KINDS:
+        raise ValueError(
+            f"noise must be one of {NOISE_KINDS}, got {noise!r}; for other "
+            "corruptions, pass the corrupted rows as X_noisy."
+        )
+    if noise == "gaussian":
+        if not noise_level >= 0:
+            raise ValueError(
+                "noise_level (the std of noise='gaussian') must be >= 0, got "
+                f"{noise_level!r}."
+            )
+    elif not 0 <= noise_level <= 1:
+        raise ValueError(
+            f"noise_level (the fraction of entries changed by noise={noise!r}) "
+            f"must be in [0, 1], got {noise_level!r}."
+        )
+    rng = check_random_state(random_state)
+    if noise == "gaussian":
+        noisy = X + rng.normal(0.0, noise_level, size=X.shape)
+    else:
+        # Ranking i.i.d. uniform keys picks a uniformly random subset per row.
+        n_chosen = round(noise_level * X.shape[1])
+        chosen = np.zeros(X.shape, dtype=bool)
+        picks = rng.uniform(size=X.shape).argsort(axis=1)[:, :n_chosen]
+        np.put_along_axis(chosen, picks, True, axis=1)
+        noisy = X.copy()
+        if noise == "masking":
+            noisy[chosen] = 0.0
+        else:
+            salt = rng.uniform(size=X.shape) < 0.5
+            noisy[chosen & salt] = high
+            noisy[chosen & ~salt] = low
+    if clip and low < high:
+        noisy = np.clip(noisy, low, high)
+    return noisy
+
+
+# ----------------------------------------------------------- reconstruction
+
+
+class ReconstructionDisplay:
+    """Rows next to their reconstructions.
+
+    Images are drawn as two rows, the originals over the reconstructions,
+    with a shared value range. Tabular rows get one small axis per sample, the
+    original as a line with markers and the reconstruction dashed over it.
+
+    Create it with :meth:`from_estimator`; the constructor only stores the
+    data.
+
+    Parameters
+    ----------
+    originals : array-like of shape (n_samples, n_features)
+        Input rows.
+    reconstructions : array-like of shape (n_samples, n_features)
+        Their reconstructions, ``inverse_transform(transform(originals))``.
+    image_shape : tuple of int (C, H, W) or (H, W), default=None
+        Shape of the images stored as flat rows, with 1 (grayscale) or 3
+        (RGB, shown channel-last) channels. None draws the rows as lines.
+    labels : array-like of shape (n_samples,), default=None
+        Shown as the title of each sample's column.
+
+    Attributes
+    ----------
+    figure_ : matplotlib.figure.Figure or SubFigure
+        The figure drawn into.
+    axes_ : ndarray of matplotlib Axes
+        Shape (2, n_samples) for images, (1, n_samples) for tabular rows.
+    images_ : ndarray of matplotlib AxesImage or None
+        Shape (2, n_samples): originals, then reconstructions. None for
+        tabular rows.
+    lines_ : ndarray of matplotlib Line2D or None
+        Shape (2, n_samples): originals, then reconstructions. None for
+        images.
+
+    See Also
+    --------
+    DenoisingDisplay : Clean, noisy and denoised rows.
+    sklearn.decomposition.PCA : Reconstructs too, through ``inverse_transform``.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from sklearn.datasets import load_digits
+    >>> from skae import AutoencoderTransformer
+    >>> from skae.plotting import ReconstructionDisplay
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> ae = AutoencoderTransformer(
+    ...     8, hidden_layer_sizes=(8,), max_iter=2, random_state=0
+    ... ).fit(X)
+    >>> display = ReconstructionDisplay.from_estimator(ae, X, n_samples=6)
+    >>> display.axes_.shape
+    (2, 6)
+    """
+
+    def __init__(self, originals, reconstructions, *, image_shape=None, labels=None):
+        self.originals = originals
+        self.reconstructions = reconstructions
+        self.image_shape = image_shape
+        self.labels = labels
+
+    def plot(self, *, fig=None, cmap="gray"):
+        """Draw the originals and their reconstructions.
+
+        Parameters
+        ----------
+        fig : matplotlib Figure or SubFigure, default=None
+            Where to draw; a new figure when None. Images take one subfigure
+            per row, so a SubFigure embeds the display in a larger figure.
+        cmap : str or Colormap, default='gray'
+            Colormap of grayscale images.
+
+        Returns
+        -------
+        self : ReconstructionDisplay
+            With the artists as attributes.
+        """
+        originals = _check_rows("originals", self.originals)
+        reconstructions = _check_rows("reconstructions", self.reconstructions)
+        _check_same_shape("originals", originals, "reconstructions", reconstructions)
+        n_samples, n_features = originals.shape
+        image_shape = None
+        if self.image_shape is not None:
+            image_shape = _check_image_shape(self.image_shape, n_features)
+        column_titles = None
+        if self.labels is not None:
+            labels = np.asarray(self.labels)
+            if labels.shape != (n_samples,):
+                raise ValueError(
+                    f"labels has shape {labels.shape}, but there are {n_samples} "
+                    "rows; pass one label per row."
+                )
+            column_titles = [str(label) for label in labels]
+        if image_shape is None:
+            figsize = (1.6 * n_samples + 0.4, 2.4)
+        else:
+            figsize = (1.1 * n_samples + 0.3, 2.6 + 0.3 * (column_titles is not None))
+        self.figure_, self.axes_, self.images_, self.lines_ = _plot_rows(
+            fig,
+            [
+                ("original", originals, {"marker": "o", "markersize": 3}),
+                ("reconstruction", reconstructions, {"linestyle": "--"}),
+            ],
+            image_shape,
+            column_titles=column_titles,
+            cmap=cmap,
+            figsize=figsize,
+        )
+        return self
+
+    @classmethod
+    def from_estimator(
+        cls, estimator, X, y=None, *, n_samples=8, image_shape=None, fig=None
+    ):
+        """Reconstruct the first rows of ``X`` with a fitted estimator and plot.
+
+        Parameters
+        ----------
+        estimator : fitted transformer with ``inverse_transform``
+            An autoencoder (or e.g. :class:`~sklearn.decomposition.PCA`).
+        X : array-like of shape (n_samples, n_features)
+            Rows to reconstruct; the first ``n_samples`` are shown.
+        y : array-like of shape (n_samples,), default=None
+            Labels of the rows of ``X``, shown as column titles.
+        n_samples : int, default=8
+            How many rows to show (all when ``X`` has fewer).
+        image_shape : tuple of int (C, H, W) or (H, W), default=None
+            Shape of the images stored as rows. None takes the estimator's
+            ``image_shape``; failing that, rows of ``s * s`` features with
+            ``s >= 4`` are taken for square grayscale images, and others are
+            drawn as lines.
+        fig : matplotlib Figure or SubFigure, default=None
+            Where to draw; a new figure when None.
+
+        Returns
+        -------
+        display : ReconstructionDisplay
+            The drawn display.
+        """
+        check_is_fitted(estimator)
+        X_shown = _head(X, n_samples)
+        originals = np.asarray(X_shown, dtype=np.float64)
+        labels = None if y is None else np.asarray(y)[: len(originals)]
+        return cls(
+            originals,
+            _reconstruct(estimator, X_shown),
+            image_shape=_resolve_image_shape(
+                image_shape, estimator, originals.shape[1]
+            ),
+            labels=labels,
+        ).plot(fig=fig)
+
+
+# -------------------------------------------------------------- latent space
+
+
+class LatentSpaceDisplay:
+    """Scatter plot of the codes, optionally beside PCA's.
+
+    The first two code dimensions are drawn, coloured by label. Up to 20
+    distinct labels each get a colour and a legend entry; more numeric labels
+    are coloured along a colormap with a colorbar.
+
+    Create it with :meth:`from_estimator`; the constructor only stores the
+    data.
+
+    Parameters
+    ----------
+    codes : array-like of shape (n_samples, n_components)
+        The codes, ``transform(X)``; ``n_components >= 2``.
+    labels : array-like of shape (n_samples,), default=None
+        Colour of each point. None draws all points in one colour.
+    pca_codes : array-like of shape (n_samples, 2), default=None
+        PCA's codes of the same rows, drawn in a second axis when given.
+
+    Attributes
+    ----------
+    figure_ : matplotlib.figure.Figure or SubFigure
+        The figure drawn into.
+    axes_ : ndarray of matplotlib Axes of shape (n_panels,)
+        The codes' axis, then PCA's when ``pca_codes`` is given.
+    scatters_ : ndarray of matplotlib PathCollection of shape (n_panels,)
+        One scatter per axis.
+
+    See Also
+    --------
+    sklearn.decomposition.PCA : The linear codes compared with.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from sklearn.datasets import load_digits
+    >>> from skae import AutoencoderTransformer
+    >>> from skae.plotting import LatentSpaceDisplay
+    >>> X, y = load_digits(return_X_y=True)
+    >>> ae = AutoencoderTransformer(
+    ...     2, hidden_layer_sizes=(8,), max_iter=2, random_state=0
+    ... ).fit(X)
+    >>> display = LatentSpaceDisplay.from_estimator(ae, X, y)
+    >>> len(display.axes_)
+    2
+    """
+
+    def __init__(self, codes, *, labels=None, pca_codes=None):
+        self.codes = codes
+        self.labels = labels
+        self.pca_codes = pca_codes
+
+    def plot(self, axes=None, **kwargs):
+        """Draw the codes, and PCA's beside them.
+
+        Parameters
+        ----------
+        axes : matplotlib Axes or sequence of Axes, default=None
+            One axis per panel (two with ``pca_codes``); a new figure when
+            None.
+        **kwargs : dict
+            Passed to :meth:`matplotlib.axes.Axes.scatter`.
+
+        Returns
+        -------
+        self : LatentSpaceDisplay
+            With the artists as attributes.
+        """
+        import matplotlib.pyplot as plt
+        from matplotlib.colors import ListedColormap
+        from matplotlib.lines import Line2D
+
+        codes = _check_rows("codes", self.codes)
+        n_samples, n_components = codes.shape
+        if n_components < 2:
+            raise ValueError(
+                f"codes has {n_components} column, but a latent space scatter "
+                "plot needs at least 2; fit with n_components >= 2."
+            )
+        panels = [("codes", codes)]
+        if self.pca_codes is not None:
+            pca_codes = _check_rows("pca_codes", self.pca_codes)
+            if pca_codes.shape[0] != n_samples or pca_codes.shape[1] < 2:
+                raise ValueError(
+                    f"pca_codes has shape {pca_codes.shape}, but codes has "
+                    f"{n_samples} rows; pass PCA's 2-D codes of the same rows, of "
+                    f"shape ({n_samples}, 2)."
+                )
+            panels.append(("pca_codes", pca_codes))
+
+        if axes is None:
+            fig, axes = plt.subplots(
+                1,
+                len(panels),
+                figsize=(4.2 * len(panels) + 1.4, 4.2),
+                layout="constrained",
+                squeeze=False,
+            )
+        axes = np.ravel(np.asarray(axes, dtype=object))
+        if len(axes) != len(panels):
+            raise ValueError(
+                f"axes holds {len(axes)} axes, but {len(panels)} panel(s) are "
+                "drawn; pass one axis per panel (two when pca_codes is given)."
+            )
+
+        style = {"s": 10, "alpha": 0.8, **kwargs}
+        legend_handles = None
+        if self.labels is not None:
+            labels = np.asarray(self.labels)
+            if labels.shape != (n_samples,):
+                raise ValueError(
+                    f"labels has shape {labels.shape}, but codes has {n_samples} "
+                    "rows; pass one label per row."
+                )
+            classes, index = np.unique(labels, return_inverse=True)
+            if len(classes) <= _MAX_CLASSES or labels.dtype.kind not in "biuf":
+                palette = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
+                colours = [palette(k % palette.N) for k in range(len(classes))]
+                style = {
+                    "c": index,
+                    "cmap": ListedColormap(colours),
+                    "vmin": -0.5,
+                    "vmax": len(classes) - 0.5,
+                    **style,
+                }
+                legend_handles = [
+                    Line2D([], [], linestyle="", marker="o", color=colour, label=c)
+                    for c, colour in zip(classes, colours, strict=True)
+                ]
+            else:
+                style = {"c": labels, "cmap": "viridis", **style}
+
+        scatters = np.empty(len(panels), dtype=object)
+        for k, (ax, (name, points)) in enumerate(zip(axes, panels, strict=True)):
+            scatters[k] = ax.scatter(points[:, 0], points[:, 1], **style)
+            if name == "codes":
+                title = "Autoencoder codes"
+                if n_components > 2:
+                    title += f"\n(dimensions 1-2 of {n_components})"
+                ax.set(title=title, xlabel="code 1", ylabel="code 2")
+            else:
+                ax.set(title="PCA codes", xlabel="PC 1", ylabel="PC 2")
+
+        self.figure_ = axes[0].figure
+        if legend_handles is not None:
+            axes[-1].legend(
+                handles=legend_handles,
+                title="label",
+                loc="center left",
+                bbox_to_anchor=(1.02, 0.5),
+                fontsize="small",
+                ncols=1 + len(legend_handles) // 11,
+            )
+        elif self.labels is not None:
+            self.figure_.colorbar(scatters[0], ax=list(axes), label="label")
+        self.axes_, self.scatters_ = axes, scatters
+        return self
+
+    @classmethod
+    def from_estimator(
+        cls, estimator, X, y=None, *, compare_pca=True, random_state=0, axes=None
+    ):
+        """Encode ``X`` with a fitted estimator and plot the codes.
+
+        Parameters
+        ----------
+        estimator : fitted transformer
+            An autoencoder with at least 2 components.
+        X : array-like of shape (n_samples, n_features)
+            Rows to encode.
+        y : array-like of shape (n_samples,), default=None
+            Labels colouring the points.
+        compare_pca : bool, default=True
+            Also draw the codes of ``PCA(n_components=2)`` fitted on ``X``.
+        random_state : int, RandomState instance or None, default=0
+            Seeds PCA's solver, for randomized SVD on large data.
+        axes : matplotlib Axes or sequence of Axes, default=None
+            One axis per panel; a new figure when None.
+
+        Returns
+        -------
+        display : LatentSpaceDisplay
+            The drawn display.
+        """
+        check_is_fitted(estimator)
+        codes = np.asarray(estimator.transform(X))
+        pca_codes = None
+        if compare_pca:
+            pca = PCA(n_components=2, random_state=random_state)
+            pca_codes = np.asarray(pca.fit_transform(X))
+        return cls(codes, labels=y, pca_codes=pca_codes).plot(axes=axes)
+
+
+# --------------------------------------------------------------- loss curve
+
+
+class LossCurveDisplay:
+    """Training and validation loss per epoch, on a log scale.
+
+    A dashed vertical line marks the best epoch, whose weights the estimator
+    kept; with ``best_epoch=0`` the initial weights were kept, which the
+    title says.
+
+    Create it with :meth:`from_estimator`; the constructor only stores the
+    data.
+
+    Parameters
+    ----------
+    loss_curve : array-like of shape (n_epochs,)
+        Training loss per epoch.
+    validation_loss_curve : array-like of shape (n_epochs,), default=None
+        Held-out loss per epoch.
+    best_epoch : int, default=None
+        Epoch whose weights were kept, in ``[0, n_epochs]``; 0 is the initial
+        state. None draws no marker.
+
+    Attributes
+    ----------
+    figure_ : matplotlib.figure.Figure or SubFigure
+        The figure drawn into.
+    ax_ : matplotlib Axes
+        The axis drawn into.
+    lines_ : dict of matplotlib Line2D
+        Keys ``'train'``, ``'validation'`` and ``'best_epoch'``; a value is
+        None when that line is not drawn.
+
+    See Also
+    --------
+    sklearn.model_selection.LearningCurveDisplay : Scores against data size.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from sklearn.datasets import load_digits
+    >>> from skae import AutoencoderTransformer
+    >>> from skae.plotting import LossCurveDisplay
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> ae = AutoencoderTransformer(
+    ...     8, hidden_layer_sizes=(8,), max_iter=2, random_state=0
+    ... ).fit(X)
+    >>> display = LossCurveDisplay.from_estimator(ae)
+    >>> display.lines_["train"].get_xdata().tolist()
+    [1, 2]
+    """
+
+    def __init__(self, loss_curve, *, validation_loss_curve=None, best_epoch=None):
+        self.loss_curve = loss_curve
+        self.validation_loss_curve = validation_loss_curve
+        self.best_epoch = best_epoch
+
+    def plot(self, ax=None):
+        """Draw the loss curves.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, default=None
+            Where to draw; a new figure when None.
+
+        Returns
+        -------
+        self : LossCurveDisplay
+            With the artists as attributes.
+        """
+        import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator, NullFormatter, StrMethodFormatter
+
+        loss = np.asarray(self.loss_curve, dtype=np.float64)
+        if loss.ndim != 1 or len(loss) == 0:
+            raise ValueError(
+                "loss_curve must be a non-empty 1-D sequence of losses, got shape "
+                f"{loss.shape}."
+            )
+        n_epochs = len(loss)
+        validation = None
+        if self.validation_loss_curve is not None:
+            validation = np.asarray(self.validation_loss_curve, dtype=np.float64)
+            if validation.shape != loss.shape:
+                raise ValueError(
+                    f"validation_loss_curve has shape {validation.shape}, but "
+                    f"loss_curve has shape {loss.shape}; pass one loss per epoch."
+                )
+        best = self.best_epoch
+        if best is not None and (
+            isinstance(best, bool)
+            or not isinstance(best, Integral)
+            or not 0 <= best <= n_epochs
+        ):
+            raise ValueError(
+                f"best_epoch must be an int in [0, {n_epochs}] (0: the initial "
+                f"state), got {best!r}."
+            )
+
+        if ax is None:
+            _, ax = plt.subplots(layout="constrained")
+        epochs = np.arange(1, n_epochs + 1)
+        marker = "o" if n_epochs <= _MAX_MARKED_EPOCHS else None
+        lines = {"train": None, "validation": None, "best_epoch": None}
+        (lines["train"],) = ax.plot(epochs, loss, marker=marker, label="train")
+        if validation is not None:
+            (lines["validation"],) = ax.plot(
+                epochs, validation, marker=marker, label="validation"
+            )
+        title = "Loss per epoch"
+        if best is not None and best > 0:
+            lines["best_epoch"] = ax.axvline(
+                best, color="0.4", linestyle="--", label=f"best epoch ({best})"
+            )
+        elif best == 0:
+            title += "\n(best_epoch=0: the initial weights were kept)"
+        ax.set_yscale("log")
+        drawn = loss if validation is None else np.r_[loss, validation]
+        drawn = drawn[drawn > 0]
+        if drawn.size and drawn.max() < 10 * drawn.min():
+            # Within a decade, log ticks are one or two labels like 3 x 10^-1;
+            # evenly spaced plain numbers read better.
+            ax.yaxis.set_major_locator(MaxNLocator(nbins=6))
+            ax.yaxis.set_major_formatter(StrMethodFormatter("{x:.3g}"))
+            ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set(title=title, xlabel="epoch", ylabel="loss")
+        ax.legend()
+        self.ax_, self.figure_, self.lines_ = ax, ax.figure, lines
+        return self
+
+    @classmethod
+    def from_estimator(cls, estimator, *, ax=None):
+        """Plot the loss curves of a fitted estimator.
+
+        Parameters
+        ----------
+        estimator : fitted autoencoder
+            An estimator with ``loss_curve_`` and, optionally,
+            ``validation_loss_curve_`` and ``best_epoch_``.
+        ax : matplotlib Axes, default=None
+            Where to draw; a new figure when None.
+
+        Returns
+        -------
+        display : LossCurveDisplay
+            The drawn display.
+        """
+        check_is_fitted(estimator)
+        if not hasattr(estimator, "loss_curve_"):
+            raise ValueError(
+                f"{type(estimator).__name__} has no loss_curve_ to plot; pass an "
+                "autoencoder fitted by skae."
+            )
+        return cls(
+            estimator.loss_curve_,
+            validation_loss_curve=getattr(estimator, "validation_loss_curve_", None),
+            best_epoch=getattr(estimator, "best_epoch_", None),
+        ).plot(ax=ax)
+
+
+# ---------------------------------------------------------------- denoising
+
+
+class DenoisingDisplay:
+    """Clean rows, their corrupted copies, and the denoised copies.
+
+    Images are drawn as three rows, clean over noisy over denoised, whose
+    titles give the peak signal-to-noise ratio (PSNR) of the noisy and the
+    denoised rows against the clean ones. Tabular rows get one axis per
+    sample with the three overlaid as lines, the PSNR in the legend.
+
+    Create it with :meth:`from_estimator`; the constructor only stores the
+    data.
+
+    Parameters
+    ----------
+    clean : array-like of shape (n_samples, n_features)
+        Clean rows.
+    noisy : array-like of shape (n_samples, n_features)
+        Their corrupted copies.
+    denoised : array-like of shape (n_samples, n_features)
+        The estimator's reconstructions of ``noisy``.
+    image_shape : tuple of int (C, H, W) or (H, W), default=None
+        Shape of the images stored as flat rows, with 1 or 3 channels. None
+        draws the rows as lines.
+    data_range : float, default=None
+        The data's range, ``max - min``, in the PSNR. None takes the range of
+        ``clean``.
+
+    Attributes
+    ----------
+    figure_ : matplotlib.figure.Figure or SubFigure
+        The figure drawn into.
+    axes_ : ndarray of matplotlib Axes
+        Shape (3, n_samples) for images, (1, n_samples) for tabular rows.
+    images_ : ndarray of matplotlib AxesImage or None
+        Shape (3, n_samples): clean, noisy, denoised. None for tabular rows.
+    lines_ : ndarray of matplotlib Line2D or None
+        Shape (3, n_samples): clean, noisy, denoised. None for images.
+    psnr_ : dict
+        PSNR in dB of the ``'noisy'`` and the ``'denoised'`` rows:
+        ``10 log10(data_range**2 / MSE)``, the MSE over all shown entries.
+
+    See Also
+    --------
+    ReconstructionDisplay : Rows and their reconstructions.
+    skae.DenoisingAutoencoder : The estimator this display shows.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from sklearn.datasets import load_digits
+    >>> from skae import DenoisingAutoencoder
+    >>> from skae.plotting import DenoisingDisplay
+    >>> X = load_digits().data / 16
+    >>> dae = DenoisingAutoencoder(
+    ...     8, noise_level=0.3, hidden_layer_sizes=(8,), max_iter=2, random_state=0
+    ... ).fit(X)
+    >>> display = DenoisingDisplay.from_estimator(dae, X)
+    >>> sorted(display.psnr_)
+    ['denoised', 'noisy']
+    """
+
+    def __init__(self, clean, noisy, denoised, *, image_shape=None, data_range=None):
+        self.clean = clean
+        self.noisy = noisy
+        self.denoised = denoised
+        self.image_shape = image_shape
+        self.data_range = data_range
+
+    def plot(self, *, fig=None, cmap="gray"):
+        """Draw the clean, noisy and denoised rows.
+
+        Parameters
+        ----------
+        fig : matplotlib Figure or SubFigure, default=None
+            Where to draw; a new figure when None. Images take one subfigure
+            per row, so a SubFigure embeds the display in a larger figure.
+        cmap : str or Colormap, default='gray'
+            Colormap of grayscale images.
+
+        Returns
+        -------
+        self : DenoisingDisplay
+            With the artists and ``psnr_`` as attributes.
+        """
+        clean = _check_rows("clean", self.clean)
+        noisy = _check_rows("noisy", self.noisy)
+        denoised = _check_rows("denoised", self.denoised)
+        _check_same_shape("clean", clean, "noisy", noisy)
+        _check_same_shape("clean", clean, "denoised", denoised)
+        n_samples, n_features = clean.shape
+        image_shape = None
+        if self.image_shape is not None:
+            image_shape = _check_image_shape(self.image_shape, n_features)
+        data_range = self.data_range
+        if data_range is None:
+            data_range = float(clean.max() - clean.min())
+        self.psnr_ = {
+            "noisy": _psnr(clean, noisy, data_range),
+            "denoised": _psnr(clean, denoised, data_range),
+        }
+        if image_shape is None:
+            figsize = (1.6 * n_samples + 0.4, 2.6)
+        else:
+            figsize = (1.1 * n_samples + 0.3, 4.1)
+        self.figure_, self.axes_, self.images_, self.lines_ = _plot_rows(
+            fig,
+            [
+                ("clean", clean, {"marker": "o", "markersize": 3}),
+                (
+                    f"noisy (PSNR {self.psnr_['noisy']:.1f} dB)",
+                    noisy,
+                    {"linestyle": ":", "alpha": 0.8},
+                ),
+                (
+                    f"denoised (PSNR {self.psnr_['denoised']:.1f} dB)",
+                    denoised,
+                    {"linestyle": "--"},
+                ),
+            ],
+            image_shape,
+            column_titles=None,
+            cmap=cmap,
+            figsize=figsize,
+        )
+        return self
+
+    @classmethod
+    def from_estimator(
+        cls,
+        estimator,
+        X_clean,
+        *,
+        X_noisy=None,
+        noise=None,
+        noise_level=None,
+        n_samples=8,
+        image_shape=None,
+        random_state=0,
+        fig=None,
+    ):
+        """Corrupt clean rows, denoise them with a fitted estimator and plot.
+
+        The first ``n_samples`` rows of ``X_clean`` are corrupted with numpy
+        as the estimator's noise layer corrupts in training (unless
+        ``X_noisy`` is given), then denoised by
+        ``inverse_transform(transform(X_noisy))``.
+
+        Parameters
+        ----------
+        estimator : fitted transformer with ``inverse_transform``
+            A :class:`~skae.DenoisingAutoencoder`, or any autoencoder when
+            ``noise`` and ``noise_level`` are given.
+        X_clean : array-like of shape (n_samples, n_features)
+            Clean rows; the first ``n_samples`` are shown. Their range is the
+            clipping range and the PSNR's data range.
+        X_noisy : array-like of shape (n_samples, n_features), default=None
+            Corrupted copies of the rows of ``X_clean``, for a corruption of
+            your own (e.g. the estimator's callable ``noise``). None corrupts
+            ``X_clean`` here.
+        noise : {'gaussian', 'masking', 'salt_pepper'}, default=None
+            The corruption: additive Gaussian noise, entries set to 0, or
+            entries set to the data's minimum or maximum. None takes the
+            estimator's ``noise``.
+        noise_level : float, default=None
+            Gaussian standard deviation, or the fraction of each row's entries
+            masked or flipped. None takes the estimator's ``noise_level``.
+        n_samples : int, default=8
+            How many rows to show (all when ``X_clean`` has fewer).
+        image_shape : tuple of int (C, H, W) or (H, W), default=None
+            Shape of the images stored as rows; None resolves it as
+            :meth:`ReconstructionDisplay.from_estimator` does.
+        random_state : int, RandomState instance or None, default=0
+            Seeds the noise.
+        fig : matplotlib Figure or SubFigure, default=None
+            Where to draw; a new figure when None.
+
+        Returns
+        -------
+        display : DenoisingDisplay
+            The drawn display.
+        """
+        check_is_fitted(estimator)
+        X_all = check_array(X_clean, dtype=np.float64, input_name="X_clean")
+        clean = _head(X_all, n_samples)
+        low, high = float(X_all.min()), float(X_all.max())
+        if X_noisy is not None:
+            if noise is not None or noise_level is not None:
+                raise ValueError(
+                    "Pass either X_noisy or noise/noise_level, not both: the rows "
+                    "in X_noisy are already corrupted."
+                )
+            noisy = _check_rows("X_noisy", X_noisy)
+            _check_same_shape("X_clean", X_all, "X_noisy", noisy)
+            noisy = noisy[: len(clean)]
+        else:
+            if noise is None:
+                noise = getattr(estimator, "noise", None)
+                if callable(noise):
+                    raise ValueError(
+                        f"{type(estimator).__name__} was fitted with a callable "
+                        f"noise={noise!r}, which works on torch tensors; pass the "
+                        "corrupted rows as X_noisy, or a noise kind among "
+                        f"{NOISE_KINDS} as noise."
+                    )
+            if noise_level is None:
+                noise_level = getattr(estimator, "noise_level", None)
+            if noise is None or noise_level is None:
+                raise ValueError(
+                    f"{type(estimator).__name__} has no noise or noise_level; pass "
+                    "them (e.g. noise='gaussian', noise_level=0.1) or X_noisy."
+                )
+            noisy = _corrupt(
+                clean,
+                noise,
+                noise_level,
+                clip=getattr(estimator, "clip", True),
+                low=low,
+                high=high,
+                random_state=random_state,
+            )
+        return cls(
+            clean,
+            noisy,
+            _reconstruct(estimator, noisy),
+            image_shape=_resolve_image_shape(image_shape, estimator, clean.shape[1]),
+            data_range=high - low,
+        ).plot(fig=fig)

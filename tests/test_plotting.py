@@ -1,0 +1,493 @@
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.decomposition import PCA
+from sklearn.exceptions import NotFittedError
+
+from skae import AutoencoderTransformer, DenoisingAutoencoder
+from skae.plotting import (
+    DenoisingDisplay,
+    LatentSpaceDisplay,
+    LossCurveDisplay,
+    ReconstructionDisplay,
+)
+
+matplotlib = pytest.importorskip("matplotlib")
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.image import AxesImage  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+TINY = dict(hidden_layer_sizes=(8,), max_iter=2, random_state=0)
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.fixture(scope="module")
+def digits_data():
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    return X[:300] / 16, y[:300]
+
+
+@pytest.fixture(scope="module")
+def ae(digits_data):
+    return AutoencoderTransformer(4, **TINY).fit(digits_data[0])
+
+
+@pytest.fixture(scope="module")
+def dae(digits_data):
+    return DenoisingAutoencoder(4, noise_level=0.3, **TINY).fit(digits_data[0])
+
+
+@pytest.fixture(scope="module")
+def tabular():
+    rng = np.random.RandomState(0)
+    return rng.normal(size=(60, 6))
+
+
+@pytest.fixture(scope="module")
+def tabular_ae(tabular):
+    return AutoencoderTransformer(2, **TINY).fit(tabular)
+
+
+def reconstruct(estimator, X):
+    return estimator.inverse_transform(estimator.transform(X))
+
+
+def images_of(fig):
+    return [im for ax in fig.get_axes() for im in ax.get_images()]
+
+
+def row_titles(display):
+    return [subfig.get_suptitle() for subfig in display.figure_.subfigs]
+
+
+# ------------------------------------------------------- lazy matplotlib
+
+
+def test_import_does_not_import_matplotlib():
+    code = "import sys, skae, skae.plotting; print('matplotlib' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"
+
+
+# ------------------------------------------------------- reconstruction
+
+
+def test_reconstruction_images(ae, digits_data):
+    X, y = digits_data
+    display = ReconstructionDisplay.from_estimator(ae, X, y, n_samples=5)
+
+    assert display.axes_.shape == (2, 5)
+    assert len(display.figure_.get_axes()) == 10
+    assert len(images_of(display.figure_)) == 10
+    assert display.images_.shape == (2, 5)
+    assert display.lines_ is None
+    assert row_titles(display) == ["original", "reconstruction"]
+    expected = reconstruct(ae, X[:5])
+    for j in range(5):
+        assert isinstance(display.images_[0, j], AxesImage)
+        assert_array_equal(display.images_[0, j].get_array(), X[j].reshape(8, 8))
+        assert_allclose(display.images_[1, j].get_array(), expected[j].reshape(8, 8))
+        # Both rows share the originals' range, so they compare at a glance.
+        assert display.images_[1, j].get_clim() == (0.0, 1.0)
+        assert display.axes_[0, j].get_title() == str(y[j])
+
+
+def test_reconstruction_n_samples_beyond_data(ae, digits_data):
+    display = ReconstructionDisplay.from_estimator(ae, digits_data[0][:3])
+    assert display.axes_.shape == (2, 3)
+
+
+def test_reconstruction_image_shape_from_estimator():
+    # 48 features are no square: only the estimator's image_shape makes images.
+    X = np.random.RandomState(0).uniform(size=(40, 3 * 4 * 4))
+    conv = AutoencoderTransformer(
+        2, image_shape=(3, 4, 4), conv_channels=(4,), **TINY
+    ).fit(X)
+    display = ReconstructionDisplay.from_estimator(conv, X, n_samples=2)
+    assert display.images_[0, 0].get_array().shape == (4, 4, 3)
+
+
+def test_reconstruction_image_shape_argument_wins(ae, digits_data):
+    X = digits_data[0]
+    display = ReconstructionDisplay.from_estimator(
+        ae, X, n_samples=2, image_shape=(4, 16)
+    )
+    assert_array_equal(display.images_[0, 1].get_array(), X[1].reshape(4, 16))
+
+
+@pytest.mark.parametrize("n_features, images", [(9, False), (16, True), (20, False)])
+def test_reconstruction_square_guess(n_features, images):
+    X = np.random.RandomState(0).uniform(size=(10, n_features))
+    display = ReconstructionDisplay.from_estimator(PCA(2).fit(X), X, n_samples=2)
+    assert (display.images_ is not None) == images
+    assert (display.lines_ is None) == images
+
+
+def test_reconstruction_rgb():
+    rng = np.random.RandomState(0)
+    X = rng.uniform(size=(20, 3 * 4 * 5))
+    pca = PCA(5).fit(X)
+    display = ReconstructionDisplay.from_estimator(
+        pca, X, n_samples=3, image_shape=(3, 4, 5)
+    )
+
+    original = display.images_[0, 2].get_array()
+    assert original.shape == (4, 5, 3)
+    # Rows are channel-first (C, H, W); images are shown channel-last.
+    assert_allclose(original, X[2].reshape(3, 4, 5).transpose(1, 2, 0))
+    reconstructed = display.images_[1, 2].get_array()
+    assert reconstructed.shape == (4, 5, 3)
+    assert 0 <= reconstructed.min() and reconstructed.max() <= 1
+
+
+def test_reconstruction_tabular(tabular_ae, tabular):
+    display = ReconstructionDisplay.from_estimator(tabular_ae, tabular, n_samples=4)
+
+    assert display.axes_.shape == (1, 4)
+    assert display.images_ is None
+    assert images_of(display.figure_) == []
+    assert display.lines_.shape == (2, 4)
+    expected = reconstruct(tabular_ae, tabular[:4])
+    for j, ax in enumerate(display.axes_[0]):
+        assert ax.get_lines() == list(display.lines_[:, j])
+        original, reconstruction = display.lines_[:, j]
+        assert_array_equal(original.get_xdata(), np.arange(6))
+        assert_array_equal(original.get_ydata(), tabular[j])
+        assert original.get_marker() == "o"
+        assert_allclose(reconstruction.get_ydata(), expected[j])
+        assert reconstruction.get_linestyle() == "--"
+    legend_texts = [t.get_text() for t in display.figure_.legends[0].get_texts()]
+    assert legend_texts == ["original", "reconstruction"]
+
+
+def test_reconstruction_draws_into_given_figure(ae, digits_data):
+    fig = plt.figure()
+    left, _ = fig.subfigures(1, 2)
+    display = ReconstructionDisplay.from_estimator(
+        ae, digits_data[0], n_samples=2, fig=left
+    )
+    assert display.figure_ is left
+    assert len(fig.get_axes()) == 4
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (
+            dict(reconstructions=np.zeros((3, 63))),
+            "reconstructions has shape (3, 63), but originals has shape (3, 64)",
+        ),
+        (
+            dict(image_shape=(1, 28, 28)),
+            "image_shape=(1, 28, 28) implies 784 features, but the rows have 64",
+        ),
+        (dict(image_shape=(2, 4, 8)), "has 2 channels; only 1 (grayscale) or 3"),
+        (dict(image_shape=(8, 8, 1, 1)), "image_shape must be (channels, height"),
+        (dict(labels=[1, 2]), "labels has shape (2,), but there are 3 rows"),
+    ],
+)
+def test_reconstruction_bad_inputs(params, message):
+    data = dict(originals=np.zeros((3, 64)), reconstructions=np.zeros((3, 64)))
+    data.update(params)
+    display = ReconstructionDisplay(
+        data.pop("originals"), data.pop("reconstructions"), **data
+    )
+    with pytest.raises(ValueError, match=re.escape(message)):
+        display.plot()
+
+
+@pytest.mark.parametrize("n_samples", [0, 2.5, True])
+def test_reconstruction_bad_n_samples(ae, digits_data, n_samples):
+    with pytest.raises(ValueError, match="n_samples must be a positive int"):
+        ReconstructionDisplay.from_estimator(ae, digits_data[0], n_samples=n_samples)
+
+
+@pytest.mark.parametrize(
+    "from_estimator",
+    [
+        lambda est, X: ReconstructionDisplay.from_estimator(est, X),
+        lambda est, X: LatentSpaceDisplay.from_estimator(est, X),
+        lambda est, X: LossCurveDisplay.from_estimator(est),
+        lambda est, X: DenoisingDisplay.from_estimator(est, X),
+    ],
+)
+def test_not_fitted(from_estimator, tabular):
+    with pytest.raises(NotFittedError):
+        from_estimator(DenoisingAutoencoder(), tabular)
+
+
+# --------------------------------------------------------- latent space
+
+
+def test_latent_space_with_pca(ae, digits_data):
+    X, y = digits_data
+    display = LatentSpaceDisplay.from_estimator(ae, X, y)
+
+    assert len(display.axes_) == 2
+    assert len(display.figure_.get_axes()) == 2
+    codes = ae.transform(X)
+    assert_allclose(display.scatters_[0].get_offsets(), codes[:, :2])
+    pca_codes = PCA(2, random_state=0).fit_transform(X)
+    assert_allclose(display.scatters_[1].get_offsets(), pca_codes)
+    # Colours are mapped when drawn.
+    display.figure_.canvas.draw()
+    for scatter in display.scatters_:
+        colours = np.unique(scatter.get_facecolors(), axis=0)
+        assert len(colours) == len(np.unique(y))
+    # 4 components: the title says which two are shown.
+    assert "1-2 of 4" in display.axes_[0].get_title()
+    assert display.axes_[1].get_title() == "PCA codes"
+    legend = display.axes_[-1].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == [str(c) for c in range(10)]
+
+
+def test_latent_space_same_colour_per_label():
+    codes = np.arange(12.0).reshape(6, 2)
+    labels = np.array(["b", "a", "b", "c", "a", "c"])
+    display = LatentSpaceDisplay(codes, labels=labels).plot()
+    display.figure_.canvas.draw()
+
+    colours = display.scatters_[0].get_facecolors()
+    for label in np.unique(labels):
+        assert len(np.unique(colours[labels == label], axis=0)) == 1
+    assert len(np.unique(colours, axis=0)) == 3
+
+
+def test_latent_space_many_numeric_labels_use_a_colorbar():
+    rng = np.random.RandomState(0)
+    codes = rng.normal(size=(50, 2))
+    display = LatentSpaceDisplay(codes, labels=rng.uniform(size=50)).plot()
+    assert display.axes_[0].get_legend() is None
+    # The colorbar is an axis of its own.
+    assert len(display.figure_.get_axes()) == 2
+
+
+def test_latent_space_into_given_axis(ae, digits_data):
+    X, _ = digits_data
+    fig, ax = plt.subplots()
+    display = LatentSpaceDisplay.from_estimator(ae, X, compare_pca=False, axes=ax)
+
+    assert display.axes_[0] is ax
+    assert display.figure_ is fig
+    assert len(fig.get_axes()) == 1
+    assert_allclose(ax.collections[0].get_offsets(), ae.transform(X)[:, :2])
+    assert ax.get_legend() is None
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (dict(codes=np.zeros((5, 1))), "codes has 1 column, but a latent space"),
+        (
+            dict(pca_codes=np.zeros((4, 2))),
+            "pca_codes has shape (4, 2), but codes has 5 rows",
+        ),
+        (dict(labels=np.zeros(4)), "labels has shape (4,), but codes has 5 rows"),
+        (dict(axes="two"), "axes holds 1 axes, but 2 panel(s) are drawn"),
+    ],
+)
+def test_latent_space_bad_inputs(params, message):
+    data = dict(codes=np.zeros((5, 3)), pca_codes=np.zeros((5, 2)))
+    data.update(params)
+    axes = data.pop("axes", None)
+    if axes is not None:
+        axes = plt.subplots()[1]
+    display = LatentSpaceDisplay(data.pop("codes"), **data)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        display.plot(axes)
+
+
+# ----------------------------------------------------------- loss curve
+
+
+def test_loss_curve_from_estimator(ae):
+    display = LossCurveDisplay.from_estimator(ae)
+
+    train, validation = display.lines_["train"], display.lines_["validation"]
+    assert_array_equal(train.get_xdata(), [1, 2])
+    assert_allclose(train.get_ydata(), ae.loss_curve_)
+    assert_allclose(validation.get_ydata(), ae.validation_loss_curve_)
+    assert display.ax_.get_yscale() == "log"
+    assert display.figure_ is display.ax_.figure
+
+
+def test_loss_curve_best_epoch_line():
+    display = LossCurveDisplay(
+        [4.0, 2.0, 1.0, 1.5], validation_loss_curve=[5.0, 3.0, 2.0, 2.5], best_epoch=3
+    ).plot()
+
+    best = display.lines_["best_epoch"]
+    assert_array_equal(best.get_xdata(), [3, 3])
+    assert best.get_linestyle() == "--"
+    assert "best epoch (3)" in [t.get_text() for t in display.ax_.get_legend().texts]
+
+
+def test_loss_curve_initial_state_kept():
+    display = LossCurveDisplay([1.0, 2.0], best_epoch=0).plot()
+    assert display.lines_["best_epoch"] is None
+    assert display.lines_["validation"] is None
+    assert "initial weights were kept" in display.ax_.get_title()
+
+
+def test_loss_curve_into_given_axis():
+    fig, (left, right) = plt.subplots(1, 2)
+    display = LossCurveDisplay([3.0, 2.0, 1.0]).plot(ax=right)
+    assert display.ax_ is right
+    assert right.get_lines() == [display.lines_["train"]]
+    assert left.get_lines() == []
+
+
+def test_loss_curve_within_a_decade_has_plain_tick_labels():
+    display = LossCurveDisplay([0.34, 0.3, 0.27, 0.25, 0.22]).plot()
+    display.figure_.canvas.draw()
+    labels = [t.get_text() for t in display.ax_.get_yticklabels() if t.get_text()]
+    assert len(labels) >= 3
+    for label in labels:
+        float(label)
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (dict(loss_curve=[]), "loss_curve must be a non-empty 1-D sequence"),
+        (
+            dict(validation_loss_curve=[1.0]),
+            "validation_loss_curve has shape (1,), but loss_curve has shape (2,)",
+        ),
+        (dict(best_epoch=3), "best_epoch must be an int in [0, 2]"),
+        (dict(best_epoch=1.0), "best_epoch must be an int in [0, 2]"),
+    ],
+)
+def test_loss_curve_bad_inputs(params, message):
+    display = LossCurveDisplay(**{"loss_curve": [2.0, 1.0], **params})
+    with pytest.raises(ValueError, match=re.escape(message)):
+        display.plot()
+
+
+def test_loss_curve_needs_a_loss_curve(tabular):
+    with pytest.raises(ValueError, match="PCA has no loss_curve_ to plot"):
+        LossCurveDisplay.from_estimator(PCA(2).fit(tabular))
+
+
+# ------------------------------------------------------------ denoising
+
+
+def psnr(clean, other, data_range):
+    return 10 * np.log10(data_range**2 / np.mean((clean - other) ** 2))
+
+
+def test_denoising_images(dae, digits_data):
+    X, _ = digits_data
+    display = DenoisingDisplay.from_estimator(dae, X, n_samples=4, random_state=0)
+
+    assert display.axes_.shape == (3, 4)
+    assert len(images_of(display.figure_)) == 12
+    clean = np.stack([im.get_array() for im in display.images_[0]]).reshape(4, -1)
+    noisy = np.stack([im.get_array() for im in display.images_[1]]).reshape(4, -1)
+    denoised = np.stack([im.get_array() for im in display.images_[2]]).reshape(4, -1)
+    assert_array_equal(clean, X[:4])
+    # The estimator's Gaussian noise, clipped to the data's range.
+    rng = np.random.RandomState(0)
+    assert_allclose(noisy, np.clip(X[:4] + rng.normal(0, 0.3, (4, 64)), 0, 1))
+    assert_allclose(denoised, reconstruct(dae, noisy))
+
+    data_range = X.max() - X.min()
+    expected = {
+        "noisy": psnr(clean, noisy, data_range),
+        "denoised": psnr(clean, denoised, data_range),
+    }
+    assert display.psnr_ == pytest.approx(expected)
+    titles = row_titles(display)
+    assert titles[0] == "clean"
+    assert titles[1] == f"noisy (PSNR {expected['noisy']:.1f} dB)"
+    assert titles[2] == f"denoised (PSNR {expected['denoised']:.1f} dB)"
+
+
+@pytest.mark.parametrize("noise", ["masking", "salt_pepper"])
+def test_denoising_fraction_noise(dae, digits_data, noise):
+    X, _ = digits_data
+    display = DenoisingDisplay.from_estimator(
+        dae, X, noise=noise, noise_level=0.25, n_samples=3
+    )
+    noisy = np.stack([im.get_array() for im in display.images_[1]]).reshape(3, -1)
+    changed = noisy != X[:3]
+    # Exactly 16 of 64 entries are chosen per row; some already had the value.
+    assert (changed.sum(axis=1) <= 16).all()
+    assert changed.any()
+    allowed = [0.0] if noise == "masking" else [X.min(), X.max()]
+    assert np.isin(noisy[changed], allowed).all()
+
+
+def test_denoising_given_noisy_rows(ae, digits_data):
+    X, _ = digits_data
+    X_noisy = np.clip(X + 0.1, 0, 1)
+    # A plain autoencoder has no noise parameters: X_noisy is enough.
+    display = DenoisingDisplay.from_estimator(ae, X, X_noisy=X_noisy, n_samples=2)
+    assert_array_equal(display.images_[1, 1].get_array(), X_noisy[1].reshape(8, 8))
+
+
+def test_denoising_tabular(tabular):
+    dae = DenoisingAutoencoder(2, **TINY).fit(tabular)
+    display = DenoisingDisplay.from_estimator(dae, tabular, n_samples=3)
+
+    assert display.axes_.shape == (1, 3)
+    assert display.lines_.shape == (3, 3)
+    assert display.images_ is None
+    labels = [line.get_label() for line in display.lines_[:, 0]]
+    assert labels[0] == "clean"
+    assert f"{display.psnr_['noisy']:.1f} dB" in labels[1]
+    assert f"{display.psnr_['denoised']:.1f} dB" in labels[2]
+
+
+def test_denoising_callable_noise_needs_noisy_rows(tabular):
+    dae = DenoisingAutoencoder(2, noise=lambda x, g: x, **TINY).fit(tabular)
+    with pytest.raises(ValueError, match="callable noise=.*pass the corrupted rows"):
+        DenoisingDisplay.from_estimator(dae, tabular)
+    display = DenoisingDisplay.from_estimator(dae, tabular, X_noisy=tabular + 1)
+    assert display.psnr_["noisy"] == pytest.approx(
+        psnr(0, 1, tabular.max() - tabular.min())
+    )
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (dict(noise="blur"), "noise must be one of ('gaussian', 'masking'"),
+        (dict(noise="masking", noise_level=1.5), "must be in [0, 1], got 1.5"),
+        (dict(noise_level=-1.0), "must be >= 0, got -1.0"),
+        (dict(X_noisy=np.zeros((5, 64))), "X_noisy has shape (5, 64), but X_clean"),
+        (
+            dict(X_noisy=np.zeros((300, 64)), noise_level=0.1),
+            "Pass either X_noisy or noise/noise_level, not both",
+        ),
+    ],
+)
+def test_denoising_bad_inputs(dae, digits_data, params, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        DenoisingDisplay.from_estimator(dae, digits_data[0], **params)
+
+
+def test_denoising_plain_estimator_needs_noise(tabular):
+    with pytest.raises(ValueError, match="PCA has no noise or noise_level"):
+        DenoisingDisplay.from_estimator(PCA(2).fit(tabular), tabular)
+
+
+def test_denoising_mismatched_rows():
+    display = DenoisingDisplay(np.zeros((2, 4)), np.zeros((2, 4)), np.zeros((3, 4)))
+    with pytest.raises(ValueError, match=re.escape("denoised has shape (3, 4)")):
+        display.plot()
