@@ -20,6 +20,7 @@ from skorch.callbacks import ProgressBar
 from skorch.helper import predefined_split
 from torch import nn
 
+from skae._callbacks import CallbackSupportMixin, EpochTasks
 from skae._networks import ACTIVATIONS, ConvAutoencoder, DenseAutoencoder
 from skae._training import AutoencoderNet, _BestOfRunEarlyStopping
 from skae._validation import (
@@ -53,12 +54,18 @@ def _check_sizes(name, value, *, allow_empty):
 
 
 class _BaseAutoencoder(
-    ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+    CallbackSupportMixin,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    BaseEstimator,
 ):
     """Base of skae's autoencoders.
 
     Subclasses set the docstring and may wrap the network
     (``_wrap_network``); everything else lives here.
+
+    With scikit-learn >= 1.9, ``set_callbacks`` registers callbacks of
+    ``sklearn.callback``: ``fit`` is a root task with one sub-task per epoch.
     """
 
     _parameter_constraints: dict = {
@@ -150,9 +157,19 @@ class _BaseAutoencoder(
         self : object
             The fitted estimator.
         """
+        X_given = X
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+        # One sub-task per epoch. The callbacks are torn down by _fit_context,
+        # also when fit raises.
+        callback_ctx = self._init_callback_context(max_subtasks=self.max_iter)
+        callback_ctx.call_on_fit_task_begin(estimator=self, X=X_given, y=y)
+        if getattr(self, "_skl_callbacks", None):
+            # Consumed by _net_callbacks: the epochs are skorch's, in the net.
+            self._epoch_tasks = EpochTasks(
+                self, callback_ctx, X_given, y, self._reconstruction_attributes
+            )
         try:
-            return self._fit(X)
+            self._fit(X)
         except BaseException:
             # A failed fit leaves no half-fitted state that would pass
             # check_is_fitted and predict garbage.
@@ -163,6 +180,12 @@ class _BaseAutoencoder(
                 ):
                     delattr(self, key)
             raise
+        finally:
+            self.__dict__.pop("_epoch_tasks", None)
+        callback_ctx.call_on_fit_task_end(
+            estimator=self, X=X_given, y=y, reconstruction_attributes={}
+        )
+        return self
 
     def _fit(self, X):
         n_samples, n_features = X.shape
@@ -233,6 +256,24 @@ class _BaseAutoencoder(
                 stacklevel=4,
             )
         return self
+
+    def _reconstruction_attributes(self, net, n_epochs):
+        """Fitted attributes of the model after ``n_epochs`` epochs of ``net``.
+
+        Called during fit, for a callback that asks for ``fitted_estimator``:
+        set on a copy of the estimator, they let it transform, inverse-transform
+        and score as the model stands then. The other attributes these need
+        (``n_components_``, ``mean_``, the scaling) are set before training.
+        """
+        history = net.history[:n_epochs]
+        return {
+            "net_": net.snapshot(n_epochs),
+            "n_iter_": n_epochs,
+            "loss_curve_": [row["train_loss"] for row in history],
+            "validation_loss_curve_": (
+                [row["valid_loss"] for row in history] if self.early_stopping else None
+            ),
+        }
 
     def _check_data_params(self, X):
         _check_sizes("hidden_layer_sizes", self.hidden_layer_sizes, allow_empty=True)
@@ -366,7 +407,11 @@ class _BaseAutoencoder(
 
     def _net_callbacks(self):
         monitor = "valid_loss" if self.early_stopping else "train_loss"
-        callbacks = [
+        callbacks = []
+        if hasattr(self, "_epoch_tasks"):
+            # Before early stopping, which may end the loop in on_epoch_end.
+            callbacks.append(("sklearn_epoch_tasks", self._epoch_tasks))
+        callbacks += [
             (
                 "early_stopping",
                 _BestOfRunEarlyStopping(

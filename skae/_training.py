@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import EarlyStopping, EpochTimer, PrintLog
+from skorch.history import History
 
 
 class TensorBatches:
@@ -151,6 +152,43 @@ class AutoencoderNet(NeuralNet):
     @property
     def _default_callbacks(self):
         return [("epoch_timer", EpochTimer()), ("print_log", PrintLog())]
+
+    def snapshot(self, n_epochs):
+        """Return a copy of the net, for inference, as it stands now.
+
+        The copy has its own module, with the weights copied, and the first
+        ``n_epochs`` rows of the history; it shares the rest (optimizer,
+        callbacks) with this net, so it is not for training. Training goes on
+        untouched.
+        """
+        snapshot = object.__new__(type(self))
+        # Not copy.copy: skorch's __getstate__ would serialise the module.
+        snapshot.__dict__.update(self.__dict__)
+        snapshot.module_ = snapshot.module = deepcopy(self.module_)
+        snapshot.history = History(deepcopy(self.history[:n_epochs]))
+        snapshot.train_split = None
+        return snapshot
+
+    def request_stop(self):
+        """Stop training once every callback has seen the current epoch.
+
+        For a callback's ``on_epoch_end``: unlike raising ``KeyboardInterrupt``
+        there, it lets the callbacks after it (early stopping, the log) handle
+        the epoch. The loop then ends before the next epoch begins.
+        """
+        self._stop_requested = True
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        self._stop_requested = False
+
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        # skorch's documented way to end the fit loop; raised before the
+        # epoch's history row exists, so the history holds the epochs run.
+        if getattr(self, "_stop_requested", False):
+            raise KeyboardInterrupt
+        super().on_epoch_begin(
+            net, dataset_train=dataset_train, dataset_valid=dataset_valid, **kwargs
+        )
 
     def get_dataset(self, X, y=None):
         """Return the data as they are: batches are sliced from them directly.

@@ -1,0 +1,141 @@
+"""scikit-learn's callback API (``sklearn.callback``) for skae's estimators.
+
+scikit-learn 1.9 added an experimental callback API: estimators that inherit
+:class:`sklearn.callback.CallbackSupportMixin` accept callbacks through
+``set_callbacks`` and describe ``fit`` as a tree of tasks. skae's ``fit`` is a
+root task with one sub-task per epoch; :class:`EpochTasks` is the skorch
+callback that opens and closes those epoch tasks inside skorch's fit loop, so
+skorch's callbacks and scikit-learn's observe the same epochs.
+
+skae supports older scikit-learn too. There, ``sklearn.callback`` does not
+import, and :class:`CallbackSupportMixin` is a stand-in whose
+``set_callbacks`` warns that the callbacks are ignored.
+"""
+
+import warnings
+
+import sklearn
+from skorch.callbacks import Callback
+
+__all__ = ["SKLEARN_CALLBACKS", "CallbackSupportMixin", "EpochTasks"]
+
+
+class _NoTask:
+    """The root task where scikit-learn has no callback API: calls do nothing."""
+
+    def call_on_fit_task_begin(self, **kwargs):
+        return self
+
+    def call_on_fit_task_end(self, **kwargs):
+        return False
+
+
+class _NoCallbackSupportMixin:
+    """Stand-in for ``CallbackSupportMixin`` on scikit-learn < 1.9."""
+
+    def set_callbacks(self, *callbacks):
+        """Ignore ``callbacks``: this scikit-learn has no callback API.
+
+        Parameters
+        ----------
+        *callbacks : callback instances
+            The callbacks, ignored.
+
+        Returns
+        -------
+        self : estimator instance
+            The estimator instance itself.
+        """
+        warnings.warn(
+            f"set_callbacks needs scikit-learn >= 1.9 (sklearn.callback), but "
+            f"scikit-learn {sklearn.__version__} is installed: the callbacks are "
+            f"ignored and {type(self).__name__} trains without them. Upgrade "
+            "scikit-learn to use them.",
+            UserWarning,
+            stacklevel=2,
+        )
+        return self
+
+    def _init_callback_context(self, max_subtasks=0):
+        return _NoTask()
+
+
+try:
+    from sklearn.callback import CallbackSupportMixin
+
+    SKLEARN_CALLBACKS = True
+except ImportError:
+    CallbackSupportMixin = _NoCallbackSupportMixin
+    SKLEARN_CALLBACKS = False
+
+
+class EpochTasks(Callback):
+    """skorch callback that runs each epoch as a scikit-learn fit task.
+
+    At the start of every epoch it opens a sub-task of ``context`` (the root
+    task of the estimator's ``fit``) and calls the ``on_fit_task_begin`` hooks;
+    at the end it calls the ``on_fit_task_end`` hooks. When one of them returns
+    True, it asks the net to stop (:meth:`AutoencoderNet.request_stop`), which
+    ends skorch's loop once every skorch callback has seen the epoch: early
+    stopping still counts it and restores the best weights.
+
+    It is placed before skorch's early stopping, so that an epoch that early
+    stopping ends has been closed here first.
+
+    Parameters
+    ----------
+    estimator : skae estimator
+        The estimator being fitted, passed to the hooks.
+    context : sklearn.callback.CallbackContext
+        The root task of ``estimator.fit``.
+    X, y : object
+        The data as the user passed them to ``fit``, passed to the hooks.
+    reconstruction_attributes : callable
+        ``reconstruction_attributes(net, n_epochs)`` returns the fitted
+        attributes of the model after ``n_epochs`` epochs; called only when a
+        hook asks for ``fitted_estimator``.
+    """
+
+    def __init__(self, estimator, context, X, y, reconstruction_attributes):
+        self.estimator = estimator
+        self.context = context
+        self.X = X
+        self.y = y
+        self.reconstruction_attributes = reconstruction_attributes
+
+    def on_train_begin(self, net, **kwargs):
+        self.task_ = None
+
+    def _hook_kwargs(self, net, n_epochs):
+        return dict(
+            estimator=self.estimator,
+            X=self.X,
+            y=self.y,
+            reconstruction_attributes=lambda: self.reconstruction_attributes(
+                net, n_epochs
+            ),
+        )
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.task_ = self.context.subcontext(task_name="epoch")
+        # The net has already added this epoch's (empty) row to its history.
+        self.task_.call_on_fit_task_begin(
+            **self._hook_kwargs(net, len(net.history) - 1)
+        )
+
+    def on_epoch_end(self, net, **kwargs):
+        task, self.task_ = self.task_, None
+        if task.call_on_fit_task_end(**self._hook_kwargs(net, len(net.history))):
+            net.request_stop()
+
+    def on_train_end(self, net, **kwargs):
+        # A loop interrupted inside an epoch (KeyboardInterrupt from a skorch
+        # callback's on_epoch_begin or on_batch_*, or the user's Ctrl-C)
+        # leaves its task open: it ends as an empty task.
+        if self.task_ is not None:
+            self.task_.call_on_fit_task_end(estimator=self.estimator)
+            self.task_ = None
+        # The fitted net keeps its callbacks: do not keep the data and the
+        # task tree with them.
+        self.estimator = self.context = self.X = self.y = None
+        self.reconstruction_attributes = None
