@@ -44,5 +44,21 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# The docs extra goes in on top of the dev install; its own stamp keeps
+# `make docs` from reinstalling on every run.
+DOCS_STAMP := $(VENV)/.skae-docs-installed
+
+.PHONY: docs
+
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -e ".[dev,docs]"
+	touch $@
+
+# HTML into docs/_build/html; any Sphinx warning or failing example fails it.
+# -E re-reads every page, so warnings from unchanged pages are reported on
+# every run; examples still re-run only when their source changed.
+docs: $(DOCS_STAMP)
+	$(BIN)/python -m sphinx -E -W --keep-going -b html docs docs/_build/html
+
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache

@@ -488,7 +488,7 @@ class _BaseAutoencoder(
 
         Returns
         -------
-        X_new : ndarray of shape (n_samples, n_components_)
+        X_new : ndarray of shape (n_samples, n_components)
             The codes, in the input's float dtype.
         """
         check_is_fitted(self)
@@ -502,12 +502,12 @@ class _BaseAutoencoder(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_components_)
+        X : array-like of shape (n_samples, n_components)
             Codes, as returned by :meth:`transform`.
 
         Returns
         -------
-        X_original : ndarray of shape (n_samples, n_features_in_)
+        X_original : ndarray of shape (n_samples, n_features)
             Reconstructed rows, in the codes' float dtype; a DataFrame with the
             original column names when pandas output is set and ``fit`` saw
             feature names.

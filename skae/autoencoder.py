@@ -79,7 +79,7 @@ class AutoencoderTransformer(_BaseAutoencoder):
     ----------
     n_components_ : int
         Width of the code.
-    mean_ : ndarray of shape (n_features_in_,)
+    mean_ : ndarray of shape (n_features,)
         Per-feature mean of the training data.
     explained_variance_score_ : float
         Fraction of the training data's variance explained by the
@@ -99,7 +99,7 @@ class AutoencoderTransformer(_BaseAutoencoder):
         The fitted network (``net_.module_``).
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (n_features,)
         Names of features seen during fit, when X has string column names.
 
     See Also

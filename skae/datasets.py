@@ -654,7 +654,7 @@ def fetch_cifar10(
     Samples total                60000
     Samples train                50000
     Samples test                 10000
-    Dimensionality     3072 (3x32x32)
+    Dimensionality      3072 (3x32x32)
     Features             real, [0, 1]
     =================   ==============
 

@@ -120,7 +120,7 @@ class DenoisingAutoencoder(_BaseAutoencoder):
     ----------
     n_components_ : int
         Width of the code.
-    mean_ : ndarray of shape (n_features_in_,)
+    mean_ : ndarray of shape (n_features,)
         Per-feature mean of the training data.
     explained_variance_score_ : float
         Fraction of the (clean) training data's variance explained by the
@@ -139,7 +139,7 @@ class DenoisingAutoencoder(_BaseAutoencoder):
         The fitted network, with its corruption layer in front.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (n_features,)
         Names of features seen during fit, when X has string column names.
 
     See Also

@@ -178,7 +178,7 @@ class VariationalAutoencoder(_BaseAutoencoder):
     ----------
     n_components_ : int
         Width of the code.
-    mean_ : ndarray of shape (n_features_in_,)
+    mean_ : ndarray of shape (n_features,)
         Per-feature mean of the training data.
     explained_variance_score_ : float
         Fraction of the training data's variance explained by the
@@ -198,7 +198,7 @@ class VariationalAutoencoder(_BaseAutoencoder):
         The fitted variational network.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (n_features,)
         Names of features seen during fit, when X has string column names.
 
     See Also
@@ -391,7 +391,7 @@ class VariationalAutoencoder(_BaseAutoencoder):
 
         Returns
         -------
-        X_new : ndarray of shape (n_samples, n_features_in_)
+        X_new : ndarray of shape (n_samples, n_features)
             The decoder's mean for each draw, in the data's units.
         """
         check_is_fitted(self)
