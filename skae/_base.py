@@ -205,7 +205,8 @@ class _BaseAutoencoder(
             self._offset = np.zeros(n_features)
             self._scale = 1.0
         X_model = self._to_model_units(X)
-        X_train = X_model[train_idx]
+        # Without a hold-out every row trains: no second copy of the data.
+        X_train = X_model if valid_idx is None else X_model[train_idx]
 
         seed = torch_seed(rng)
         with seeded_torch(seed):
