@@ -38,7 +38,8 @@ def write_results(name, records, table, out_dir=RESULTS):
     (out_dir / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
     machine = payload["machine"]
     header = (
-        f"Measured on {machine['cpu_count']} CPU cores"
+        f"Measured on {machine['cpu_count']} CPU cores "
+        f"(torch using {machine['torch_threads']} thread(s))"
         f"{', GPU ' + machine['gpu'] if machine['gpu'] else ''}; "
         f"torch {machine['torch']}, scikit-learn {machine['sklearn']}, "
         f"skae {machine['skae']}.\n\n"
