@@ -53,6 +53,30 @@ def _check_sizes(name, value, *, allow_empty):
     return tuple(int(size) for size in sizes)
 
 
+def logit_decoder(codes, X_train):
+    """Least-squares linear map from ``codes`` to the logits of ``X_train``.
+
+    Returns ``(weight, bias)`` for a ``Linear(n_components, n_features)``; the
+    data are clipped to [1e-3, 1 - 1e-3] so that their logits are finite.
+    """
+    clipped = np.clip(X_train, 1e-3, 1 - 1e-3)
+    logits = np.log(clipped) - np.log1p(-clipped)
+    design = np.hstack([codes, np.ones((len(codes), 1))])
+    solution = np.linalg.lstsq(design, logits, rcond=None)[0]
+    return solution[:-1].T, solution[-1]
+
+
+def set_linear_path(network, encoder, decoder):
+    """Copy ``(weight, bias)`` pairs into the network's linear paths."""
+    with torch.no_grad():
+        for layer, (weight, bias) in (
+            (network.encoder_linear, encoder),
+            (network.decoder_linear, decoder),
+        ):
+            layer.weight.copy_(torch.as_tensor(weight))
+            layer.bias.copy_(torch.as_tensor(bias))
+
+
 class _BaseAutoencoder(
     CallbackSupportMixin,
     ClassNamePrefixFeaturesOutMixin,
@@ -392,19 +416,8 @@ class _BaseAutoencoder(
         if self.loss == "mse":
             dec_weight, dec_bias = components.T, pca.mean_
         else:
-            codes = pca.transform(X_train)
-            clipped = np.clip(X_train, 1e-3, 1 - 1e-3)
-            logits = np.log(clipped) - np.log1p(-clipped)
-            design = np.hstack([codes, np.ones((len(codes), 1))])
-            solution = np.linalg.lstsq(design, logits, rcond=None)[0]
-            dec_weight, dec_bias = solution[:-1].T, solution[-1]
-        with torch.no_grad():
-            for layer, weight, bias in (
-                (network.encoder_linear, enc_weight, enc_bias),
-                (network.decoder_linear, dec_weight, dec_bias),
-            ):
-                layer.weight.copy_(torch.as_tensor(weight))
-                layer.bias.copy_(torch.as_tensor(bias))
+            dec_weight, dec_bias = logit_decoder(pca.transform(X_train), X_train)
+        set_linear_path(network, (enc_weight, enc_bias), (dec_weight, dec_bias))
 
     def _net_callbacks(self):
         monitor = "valid_loss" if self.early_stopping else "train_loss"

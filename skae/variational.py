@@ -10,7 +10,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
-from skae._base import _BaseAutoencoder
+from skae._base import _BaseAutoencoder, logit_decoder, set_linear_path
 from skae._validation import Interval, torch_seed
 
 # Bounds on log-variances (model units, where the data have unit RMS): wide
@@ -294,18 +294,8 @@ class VariationalAutoencoder(_BaseAutoencoder):
             dec_weight, dec_bias = pca.components_.T * scales, pca.mean_
         else:
             codes = (X_train - pca.mean_) @ enc_weight.T
-            clipped = np.clip(X_train, 1e-3, 1 - 1e-3)
-            logits = np.log(clipped) - np.log1p(-clipped)
-            design = np.hstack([codes, np.ones((len(codes), 1))])
-            solution = np.linalg.lstsq(design, logits, rcond=None)[0]
-            dec_weight, dec_bias = solution[:-1].T, solution[-1]
-        with torch.no_grad():
-            for layer, weight, bias in (
-                (network.encoder_linear, enc_weight, enc_bias),
-                (network.decoder_linear, dec_weight, dec_bias),
-            ):
-                layer.weight.copy_(torch.as_tensor(weight))
-                layer.bias.copy_(torch.as_tensor(bias))
+            dec_weight, dec_bias = logit_decoder(codes, X_train)
+        set_linear_path(network, (enc_weight, enc_bias), (dec_weight, dec_bias))
         self._ppca_init = (noise_var, np.log(noise_var / variances))
 
     def _wrap_network(self, network, X, device, rng):
