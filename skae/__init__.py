@@ -17,12 +17,14 @@ from skae.datasets import (
     make_embedded_swiss_roll,
 )
 from skae.denoising import DenoisingAutoencoder
+from skae.outlier import AutoencoderOutlierDetector
 from skae.variational import VariationalAutoencoder
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
     "AutoencoderNet",
+    "AutoencoderOutlierDetector",
     "AutoencoderTransformer",
     "ConvAutoencoder",
     "DenoisingAutoencoder",

@@ -192,15 +192,16 @@ class _BaseAutoencoder(
             self._epoch_tasks = EpochTasks(
                 self, callback_ctx, X_given, y, self._reconstruction_attributes
             )
+        attributes_before = set(vars(self))
         try:
             self._fit(X)
         except BaseException:
             # A failed fit leaves no half-fitted state that would pass
-            # check_is_fitted and predict garbage.
+            # check_is_fitted and predict garbage: fitted attributes and
+            # whatever this fit added go.
             for key in list(vars(self)):
-                if (key.endswith("_") and not key.startswith("__")) or key in (
-                    "_offset",
-                    "_scale",
+                if key not in attributes_before or (
+                    key.endswith("_") and not key.startswith("__")
                 ):
                     delattr(self, key)
             raise
@@ -272,6 +273,7 @@ class _BaseAutoencoder(
         self.best_epoch_ = int(stopper.best_epoch_)
         sse, sst = self._sum_squares(X)
         self.explained_variance_score_ = 1.0 - sse / sst if sst > 0 else 0.0
+        self._after_fit(X, valid_idx)
         if self.n_iter_ == self.max_iter and stopper.misses_ < self.n_iter_no_change:
             warnings.warn(
                 f"{type(self).__name__} reached max_iter={self.max_iter} epochs "
@@ -397,6 +399,13 @@ class _BaseAutoencoder(
     def _wrap_network(self, network, X, device, rng):
         """Return the module to train: the network, or layers around it."""
         return network
+
+    def _after_fit(self, X, valid_idx):
+        """Finish fitting once the network is trained (a hook: nothing here).
+
+        ``X`` holds the validated training rows and ``valid_idx`` those held
+        out for early stopping (None without).
+        """
 
     def _validation_set(self, module, X_valid, device, rng):
         """Return the held-out data early stopping watches: here the rows."""
@@ -548,23 +557,28 @@ class _BaseAutoencoder(
             self, result, X, getattr(self, "feature_names_in_", None)
         )
 
-    def _row_errors(self, X):
-        """Mean squared reconstruction error of each row, in original units.
+    def _squared_errors(self, batch):
+        """Squared reconstruction error of every entry of a batch, in data units.
 
-        Computed on the device: with ``loss='mse'`` the model units are the
-        data's scaled by ``1 / scale``, so squared errors scale by ``scale**2``;
-        with ``loss='bce'`` they are the data's own.
+        ``batch`` holds rows in model units, on the device; so does the result.
+        With ``loss='mse'`` the model units are the data's divided by
+        ``scale``, so squared errors scale by ``scale**2``; with ``loss='bce'``
+        they are the data's own.
         """
         module = self.net_.module_
+        out = module.decode(module.encode(batch))
+        if self.loss == "bce":
+            return (batch - torch.sigmoid(out)) ** 2
+        return (batch - out) ** 2 * self._scale**2
 
-        def errors(batch):
-            out = module.decode(module.encode(batch))
-            if self.loss == "bce":
-                return ((batch - torch.sigmoid(out)) ** 2).mean(dim=1).cpu().numpy()
-            squared = ((batch - out) ** 2).mean(dim=1).cpu().numpy()
-            return squared.astype(np.float64) * self._scale**2
-
-        return self._batched(X, errors)
+    def _row_errors(self, X):
+        """Mean squared reconstruction error of each row, in data units."""
+        return self._batched(
+            X,
+            lambda batch: (
+                self._squared_errors(batch).mean(dim=1).double().cpu().numpy()
+            ),
+        )
 
     def _sum_squares(self, X):
         """Residual and total sums of squares of the reconstruction of ``X``."""

@@ -8,7 +8,12 @@ from sklearn.utils.estimator_checks import (
     parametrize_with_checks,
 )
 
-from skae import AutoencoderTransformer, DenoisingAutoencoder, VariationalAutoencoder
+from skae import (
+    AutoencoderOutlierDetector,
+    AutoencoderTransformer,
+    DenoisingAutoencoder,
+    VariationalAutoencoder,
+)
 
 ESTIMATORS = [
     AutoencoderTransformer(hidden_layer_sizes=(8,), max_iter=3, random_state=0),
@@ -21,6 +26,20 @@ ESTIMATORS = [
     ),
     VariationalAutoencoder(hidden_layer_sizes=(8,), max_iter=3, random_state=0),
     VariationalAutoencoder(init="random", beta=0.5, max_iter=3, random_state=0),
+    AutoencoderOutlierDetector(
+        n_components=1, hidden_layer_sizes=(8,), max_iter=3, random_state=0
+    ),
+    # A float contamination always flags some training rows; 'auto' flags
+    # none where nothing lies far out, as in this barely trained network.
+    AutoencoderOutlierDetector(
+        n_components=1,
+        contamination=0.1,
+        hidden_layer_sizes=(8,),
+        init="random",
+        early_stopping=False,
+        max_iter=3,
+        random_state=0,
+    ),
 ]
 
 

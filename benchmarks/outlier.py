@@ -1,0 +1,202 @@
+"""One-class anomaly detection: AutoencoderOutlierDetector against the usual baselines.
+
+``python -m benchmarks.outlier`` runs three protocols, each fitting on normal
+rows only and scoring a test set of normal and abnormal rows by ROC AUC
+(abnormal = positive, ranked by minus ``score_samples``):
+
+- ``fashion_mnist``: for each class c, fit on the training images of class c,
+  score all 10,000 test images; abnormal means "not c".
+- ``digits``: the same on scikit-learn's 8x8 digits, split in half
+  (stratified, seed 0): fit on the first half's digit d, score the second half.
+- ``breast_cancer``: fit on half of the benign tumours (seed 0), score the
+  other half against all malignant ones, after a StandardScaler fit in the
+  same pipeline.
+
+Methods, all with their defaults unless stated: skae's
+AutoencoderOutlierDetector (``random_state=0``), PCA reconstruction error
+(``n_components=32``, or half the features when there are fewer than 64),
+IsolationForest (``random_state=0``) and LocalOutlierFactor
+(``novelty=True``). The detector's ``contamination='auto'`` threshold is
+reported too: the fraction of normal and of abnormal test rows it flags.
+
+``--quick`` caps training at 20 epochs and keeps Fashion-MNIST's classes to
+those given by ``--classes`` (default: all). Results go to
+``benchmarks/results/outlier_<dataset>.{json,md}``.
+"""
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.datasets import load_breast_cancer, load_digits
+from sklearn.decomposition import PCA
+from sklearn.ensemble import IsolationForest
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import train_test_split
+from sklearn.neighbors import LocalOutlierFactor
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from benchmarks._common import RESULTS, markdown_table, write_results
+from skae import AutoencoderOutlierDetector, fetch_fashion_mnist
+
+METHODS = ("skae", "pca", "iforest", "lof")
+
+
+class PCAReconstruction(BaseEstimator):
+    """PCA's squared reconstruction error, as an outlier score."""
+
+    def __init__(self, n_components):
+        self.n_components = n_components
+
+    def fit(self, X, y=None):
+        self.pca_ = PCA(n_components=self.n_components, random_state=0).fit(X)
+        return self
+
+    def score_samples(self, X):
+        reconstruction = self.pca_.inverse_transform(self.pca_.transform(X))
+        return -np.mean((X - reconstruction) ** 2, axis=1)
+
+
+def make_methods(n_features, max_iter, device, scale):
+    """Fresh estimators, in a StandardScaler pipeline when ``scale``."""
+    skae_params = {"random_state": 0, "device": device}
+    if max_iter is not None:
+        skae_params["max_iter"] = max_iter
+    methods = {
+        "skae": AutoencoderOutlierDetector(**skae_params),
+        "pca": PCAReconstruction(32 if n_features >= 64 else n_features // 2),
+        "iforest": IsolationForest(random_state=0),
+        "lof": LocalOutlierFactor(novelty=True),
+    }
+    if scale:
+        methods = {
+            name: make_pipeline(StandardScaler(), m) for name, m in methods.items()
+        }
+    return methods
+
+
+def run_task(dataset, task, X_train, X_test, abnormal, *, max_iter, device, scale):
+    """Fit every method on ``X_train``; one record of AUCs and fit times."""
+    record = {"dataset": dataset, "normal": task}
+    for name, model in make_methods(X_train.shape[1], max_iter, device, scale).items():
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(X_train)
+        record[f"{name}_fit_s"] = time.perf_counter() - start
+        record[f"{name}_auc"] = roc_auc_score(abnormal, -model.score_samples(X_test))
+        if name == "skae":
+            detector = model[-1] if scale else model
+            flagged = model.predict(X_test) == -1
+            record["skae_epochs"] = detector.n_iter_
+            record["auto_flags_normal"] = float(np.mean(flagged[~abnormal]))
+            record["auto_flags_abnormal"] = float(np.mean(flagged[abnormal]))
+    print({k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()})
+    return record
+
+
+def fashion_mnist(classes, **params):
+    train = fetch_fashion_mnist(subset="train")
+    test = fetch_fashion_mnist(subset="test")
+    return [
+        run_task(
+            "fashion_mnist",
+            int(c),
+            train.data[train.target == c],
+            test.data,
+            test.target != c,
+            **params,
+        )
+        for c in classes
+    ]
+
+
+def digits(**params):
+    X, y = load_digits(return_X_y=True)
+    X_fit, X_test, y_fit, y_test = train_test_split(
+        X / 16, y, test_size=0.5, stratify=y, random_state=0
+    )
+    return [
+        run_task("digits", d, X_fit[y_fit == d], X_test, y_test != d, **params)
+        for d in range(10)
+    ]
+
+
+def breast_cancer(**params):
+    X, y = load_breast_cancer(return_X_y=True)
+    benign, malignant = X[y == 1], X[y == 0]
+    X_fit, X_held = train_test_split(benign, test_size=0.5, random_state=0)
+    X_test = np.vstack([X_held, malignant])
+    abnormal = np.r_[np.zeros(len(X_held), bool), np.ones(len(malignant), bool)]
+    return [
+        run_task(
+            "breast_cancer",
+            "benign",
+            X_fit,
+            X_test,
+            abnormal,
+            **{**params, "scale": True},
+        )
+    ]
+
+
+def summarise(dataset, records):
+    """Markdown: one row per task, then the mean."""
+    columns = ["normal", *(f"{m}_auc" for m in METHODS)]
+    columns += ["auto_flags_normal", "auto_flags_abnormal", "skae_epochs"]
+    columns += [f"{m}_fit_s" for m in METHODS]
+    rows = list(records)
+    if len(records) > 1:
+        mean = {c: float(np.mean([r[c] for r in records])) for c in columns[1:]}
+        rows.append({"normal": "**mean**", **mean})
+    return (
+        f"One-class anomaly detection on {dataset}: ROC AUC of 'abnormal' "
+        "against minus score_samples (higher is better); auto_flags_*: "
+        "fraction of the test rows that contamination='auto' flags.\n\n"
+        + markdown_table(rows, columns)
+    )
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--datasets",
+        nargs="+",
+        choices=["fashion_mnist", "digits", "breast_cancer"],
+        default=["breast_cancer", "digits", "fashion_mnist"],
+    )
+    parser.add_argument("--classes", type=int, nargs="+", default=list(range(10)))
+    parser.add_argument("--quick", action="store_true", help="at most 20 epochs")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--out", default=str(RESULTS))
+    args = parser.parse_args(argv)
+
+    params = {
+        "max_iter": 20 if args.quick else None,
+        "device": args.device,
+        "scale": False,
+    }
+    for dataset in args.datasets:
+        if dataset == "fashion_mnist":
+            records = fashion_mnist(args.classes, **params)
+        elif dataset == "digits":
+            records = digits(**params)
+        else:
+            records = breast_cancer(**params)
+        for record in records:
+            record["quick"] = args.quick
+        path = write_results(
+            f"outlier_{dataset}{'_quick' if args.quick else ''}",
+            records,
+            summarise(dataset, records),
+            args.out,
+        )
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,347 @@
+"""AutoencoderOutlierDetector: anomaly scores from reconstruction error."""
+
+from numbers import Real
+
+import numpy as np
+from sklearn.base import OutlierMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from skae._base import _BaseAutoencoder
+from skae._validation import Interval, StrOptions
+
+# Floor of each feature's error scale, relative to the mean scale: a feature
+# that training reconstructs perfectly (a pixel that is always 0) would
+# otherwise divide by zero and outweigh all the others.
+_SCALE_FLOOR = 1e-3
+# contamination='auto' flags relative errors beyond Tukey's outer fence,
+# Q3 + 3 IQR: "far out" in his exploratory data analysis.
+_AUTO_FENCE = 3.0
+
+
+class AutoencoderOutlierDetector(OutlierMixin, _BaseAutoencoder):
+    """Outlier detection by autoencoder reconstruction error.
+
+    A dense (or, with ``image_shape``, convolutional) autoencoder, trained on
+    rows assumed to be mostly normal, reconstructs normal rows well and
+    abnormal ones badly. The detector follows scikit-learn's outlier
+    contract, as :class:`~sklearn.ensemble.IsolationForest` does: ``predict``
+    returns +1 for inliers and -1 for outliers, ``decision_function`` is
+    negative for outliers, and ``score_samples`` is lower the more abnormal
+    the row. It keeps :meth:`transform`, which encodes rows, e.g. to look at
+    where the outliers lie.
+
+    The anomaly score is minus the mean relative squared reconstruction
+    error: each feature's squared error is divided by that feature's mean
+    squared error on the training rows (``feature_errors_``, floored at
+    ``1e-3`` times their mean), so training rows score about -1 and a row
+    that is badly reconstructed where training rows are reconstructed well
+    counts more than one that is badly reconstructed where every row is. See
+    the Notes for why.
+
+    Parameters
+    ----------
+    n_components : int or float, default=0.8
+        Width of the code. A float in (0, 1) means, as for PCA, as many
+        components as PCA needs to explain that fraction of the training
+        variance (16 to 28 for one class of Fashion-MNIST, 5 for the
+        standardised breast cancer data). An int must not exceed the number
+        of features.
+    contamination : 'auto' or float, default='auto'
+        The expected fraction of outliers in the training data, which sets
+        ``offset_``. A float in (0, 0.5] puts the threshold at that quantile
+        of the training rows' scores, so ``predict`` flags that fraction of
+        them. ``'auto'`` flags rows whose relative error lies beyond Tukey's
+        outer fence, ``Q3 + 3 * IQR``, of the training rows' errors, widened
+        by the ratio of the held-out rows' median error to the training rows'
+        (new rows reconstruct worse than the rows trained on; without early
+        stopping there are no held-out rows and the fence stays as is).
+    hidden_layer_sizes : tuple of int, default=(512, 256)
+        Hidden widths of the dense encoder; the decoder mirrors them.
+    activation : {'relu', 'tanh', 'logistic', 'identity'}, default='relu'
+        Nonlinearity of the hidden layers.
+    image_shape : tuple of int (C, H, W), default=None
+        Treat rows as flattened images and use the convolutional network.
+    conv_channels : tuple of int, default=(16, 32, 64)
+        Channels of the convolutional encoder's stages.
+    init : {'pca', 'random'}, default='pca'
+        Start from PCA's solution (plus a zero residual), or at random.
+    loss : {'mse', 'bce'}, default='mse'
+        Mean squared error, or binary cross-entropy on a sigmoid output for
+        data in [0, 1]. The score uses squared errors either way.
+    batch_size : int or 'auto', default='auto'
+        Rows per training batch; ``'auto'`` is ``n_train // 16`` clipped to
+        [32, 256].
+    learning_rate_init : float, default=1e-3
+        Adam's learning rate.
+    alpha : float, default=1e-4
+        L2 penalty (Adam's weight decay).
+    max_iter : int, default=200
+        Maximum number of epochs.
+    tol : float, default=1e-4
+        Relative improvement of the monitored loss that counts as progress.
+    early_stopping : bool, default=True
+        Hold out ``validation_fraction`` of the rows and stop when their loss
+        stops improving, restoring the best weights. The held-out rows also
+        calibrate ``contamination='auto'``.
+    validation_fraction : float, default=0.1
+        Fraction of rows held out for early stopping.
+    n_iter_no_change : int, default=20
+        Epochs without improvement before training stops.
+    device : str or torch.device, default='auto'
+        ``'auto'``, ``'cpu'``, ``'cuda'`` or ``'cuda:<index>'``.
+    callbacks : list of skorch callbacks, default=None
+        Extra skorch callbacks, cloned at each fit.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the validation split, the weights and the batch order.
+    verbose : int, default=0
+        0 is silent; 1 prints skorch's per-epoch log; 2 adds a progress bar.
+
+    Attributes
+    ----------
+    offset_ : float
+        The threshold: ``decision_function = score_samples - offset_``.
+    feature_errors_ : ndarray of shape (n_features_in_,)
+        Mean squared reconstruction error of each feature over the training
+        rows, in the data's units: the denominators of the score.
+    n_components_ : int
+        Width of the code.
+    mean_ : ndarray of shape (n_features_in_,)
+        Per-feature mean of the training data.
+    explained_variance_score_ : float
+        Fraction of the training data's variance explained by the
+        reconstruction.
+    n_iter_ : int
+        Number of epochs run.
+    best_epoch_ : int
+        Epoch whose weights were kept (0: the initial state).
+    loss_curve_ : list of float
+        Training loss per epoch.
+    validation_loss_curve_ : list of float or None
+        Held-out loss per epoch; None without early stopping.
+    net_ : AutoencoderNet
+        The fitted skorch net.
+    module_ : torch.nn.Module
+        The fitted network.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when X has string column names.
+
+    See Also
+    --------
+    sklearn.ensemble.IsolationForest : Outliers isolated by random splits.
+    sklearn.neighbors.LocalOutlierFactor : Outliers in sparse neighbourhoods.
+    sklearn.decomposition.PCA : Its reconstruction error, the linear score.
+    AutoencoderTransformer : The same network as a transformer.
+
+    Notes
+    -----
+    The score was chosen on Fashion-MNIST's one-class protocol (fit on one
+    class, rank the 10,000 test images, ROC AUC of "not that class";
+    ``benchmarks/outlier.py``). With PCA's 32-component reconstruction, plain
+    squared error gives a mean AUC of 0.905 over the ten classes and the
+    relative error 0.917, better on eight classes of ten; a combination with
+    the Mahalanobis distance of the code (Hotelling's T², as in process
+    monitoring) gave 0.904. Plain squared error is dominated by the features
+    with the largest spread, such as the pixels on the outline of a class,
+    where normal rows also reconstruct badly; the relative error weighs
+    every feature by how well it is normally reconstructed.
+
+    ``n_components=0.8`` is the fraction of variance, not a fixed width, so
+    that the default works for any number of features. On Fashion-MNIST with
+    PCA, 80 % of the variance (16 to 28 components) ranks as well as 32
+    components, while 90 % (36 to 81) is worse (0.903 against 0.912 on
+    class 0); on the breast cancer data and the digits the detector's AUC
+    with 0.8 is 0.952 and 0.980, with 0.9 0.959 and 0.981, with half the
+    features 0.948 and 0.975.
+
+    References
+    ----------
+    .. [1] C. C. Aggarwal, "Outlier Analysis", 2nd ed., Springer, 2017,
+       chapter 3 (linear models and reconstruction error).
+    .. [2] J. W. Tukey, "Exploratory Data Analysis", Addison-Wesley, 1977.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.datasets import load_digits
+    >>> from skae import AutoencoderOutlierDetector
+    >>> X, y = load_digits(return_X_y=True)
+    >>> detector = AutoencoderOutlierDetector(max_iter=5, random_state=0)
+    >>> detector = detector.fit(X[y == 0])
+    >>> zeros, ones = X[y == 0][:5], X[y == 1][:5]
+    >>> bool(detector.score_samples(ones).mean() < detector.score_samples(zeros).mean())
+    True
+    >>> detector.predict(X[:3]).shape
+    (3,)
+    """
+
+    _parameter_constraints: dict = {
+        **_BaseAutoencoder._parameter_constraints,
+        "contamination": [
+            StrOptions({"auto"}),
+            Interval(Real, 0, 0.5, closed="right"),
+        ],
+    }
+
+    def __init__(
+        self,
+        n_components=0.8,
+        *,
+        contamination="auto",
+        hidden_layer_sizes=(512, 256),
+        activation="relu",
+        image_shape=None,
+        conv_channels=(16, 32, 64),
+        init="pca",
+        loss="mse",
+        batch_size="auto",
+        learning_rate_init=1e-3,
+        alpha=1e-4,
+        max_iter=200,
+        tol=1e-4,
+        early_stopping=True,
+        validation_fraction=0.1,
+        n_iter_no_change=20,
+        device="auto",
+        callbacks=None,
+        random_state=None,
+        verbose=0,
+    ):
+        super().__init__(
+            n_components,
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            image_shape=image_shape,
+            conv_channels=conv_channels,
+            init=init,
+            loss=loss,
+            batch_size=batch_size,
+            learning_rate_init=learning_rate_init,
+            alpha=alpha,
+            max_iter=max_iter,
+            tol=tol,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            n_iter_no_change=n_iter_no_change,
+            device=device,
+            callbacks=callbacks,
+            random_state=random_state,
+            verbose=verbose,
+        )
+        self.contamination = contamination
+
+    def _after_fit(self, X, valid_idx):
+        sums = self._batched(
+            X,
+            lambda batch: (
+                self._squared_errors(batch)
+                .double()
+                .cpu()
+                .numpy()
+                .sum(axis=0, keepdims=True)
+            ),
+        )
+        self.feature_errors_ = sums.sum(axis=0) / len(X)
+        scale = self.feature_errors_ + _SCALE_FLOOR * self.feature_errors_.mean()
+        # A constant X is reconstructed exactly: no feature has an error scale.
+        self._error_scale = scale if scale.any() else np.ones_like(scale)
+
+        scores = self._score_samples(X)
+        if self.contamination == "auto":
+            self.offset_ = -self._auto_threshold(-scores, valid_idx)
+        else:
+            self.offset_ = float(np.percentile(scores, 100.0 * self.contamination))
+
+    @staticmethod
+    def _auto_threshold(errors, held_out):
+        """Relative error above which contamination='auto' flags a row.
+
+        Tukey's outer fence, Q3 + 3 IQR, of the training rows' errors,
+        widened by the ratio of the held-out rows' median error to theirs:
+        rows the network never saw reconstruct worse than those it trained on.
+        """
+        trained = np.ones(len(errors), dtype=bool)
+        if held_out is not None:
+            trained[held_out] = False
+        q1, median, q3 = np.percentile(errors[trained], [25, 50, 75])
+        fence = q3 + _AUTO_FENCE * (q3 - q1)
+        if held_out is not None and median > 0:
+            fence *= max(np.median(errors[held_out]) / median, 1.0)
+        return float(fence)
+
+    def _score_samples(self, X):
+        """Negative mean relative squared error of the rows of validated ``X``."""
+        scale = self._error_scale
+        return -self._batched(
+            X,
+            lambda batch: (
+                self._squared_errors(batch).double().cpu().numpy() / scale
+            ).mean(axis=1),
+        )
+
+    def score_samples(self, X):
+        """Anomaly score of each row: the lower, the more abnormal.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to score.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+            Minus the mean over features of the squared reconstruction error
+            divided by that feature's training error scale; about -1 for
+            training rows.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        return self._score_samples(X).astype(X.dtype, copy=False)
+
+    def decision_function(self, X):
+        """Score shifted by the threshold: negative for outliers.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to score.
+
+        Returns
+        -------
+        decision : ndarray of shape (n_samples,)
+            ``score_samples(X) - offset_``.
+        """
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X):
+        """Label rows as inliers (+1) or outliers (-1).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to label.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+            -1 where :meth:`decision_function` is negative, +1 elsewhere.
+        """
+        return np.where(self.decision_function(X) < 0, -1, 1)
+
+    def score(self, X, y=None):
+        """Mean anomaly score of ``X``: higher is more normal.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to score.
+        y : Ignored
+            Not used.
+
+        Returns
+        -------
+        score : float
+            Mean of :meth:`score_samples`.
+        """
+        return float(np.mean(self.score_samples(X)))

@@ -1,0 +1,120 @@
+import re
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+from skae import AutoencoderOutlierDetector
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+def make_detector(**params):
+    """A small, fast, seeded detector; ``params`` override the defaults."""
+    defaults = dict(
+        n_components=2, hidden_layer_sizes=(16,), max_iter=5, random_state=0
+    )
+    return AutoencoderOutlierDetector(**{**defaults, **params})
+
+
+BASIS = np.linalg.qr(np.random.RandomState(0).normal(size=(8, 2)))[0].T
+
+
+def plane(n_samples=300, seed=0):
+    """Rows near the 2-D subspace spanned by BASIS, with a little noise."""
+    rng = np.random.RandomState(seed)
+    X = rng.normal(size=(n_samples, 2)) @ BASIS
+    return X + 0.05 * rng.normal(size=X.shape)
+
+
+def off_plane(n_samples=20, seed=1):
+    """Rows far off the subspace: clear outliers."""
+    X = np.random.RandomState(seed).normal(size=(n_samples, BASIS.shape[1]))
+    return 3 * (X - (X @ BASIS.T) @ BASIS)
+
+
+def test_predict_and_decision_function_agree():
+    X = plane()
+    detector = make_detector().fit(X)
+    decision = detector.decision_function(X)
+    assert_allclose(decision, detector.score_samples(X) - detector.offset_)
+    assert_array_equal(detector.predict(X), np.where(decision < 0, -1, 1))
+
+
+def test_fit_predict_equals_fit_then_predict():
+    X = plane()
+    assert_array_equal(
+        make_detector().fit_predict(X), make_detector().fit(X).predict(X)
+    )
+
+
+@pytest.mark.parametrize("contamination", [0.01, 0.05, 0.1, 0.25, 0.5])
+def test_float_contamination_flags_that_fraction_of_training_rows(contamination):
+    X = plane()
+    detector = make_detector(contamination=contamination).fit(X)
+    n_flagged = np.sum(detector.predict(X) == -1)
+    assert n_flagged == round(contamination * len(X))
+
+
+def test_auto_flags_clear_outliers_and_few_inliers():
+    X = plane(n_samples=600)
+    detector = make_detector().fit(X)
+    new_inliers = plane(n_samples=1000, seed=2)
+    assert np.mean(detector.predict(new_inliers) == -1) < 0.05
+    assert np.all(detector.predict(off_plane()) == -1)
+    assert np.mean(detector.predict(X) == -1) < 0.05
+
+
+def test_outliers_score_lower():
+    X = plane()
+    detector = make_detector().fit(X)
+    assert detector.score_samples(off_plane()).max() < np.median(
+        detector.score_samples(X)
+    )
+
+
+def test_training_scores_average_minus_one():
+    # Each feature's error is divided by its mean training error.
+    X = plane()
+    detector = make_detector(early_stopping=False).fit(X)
+    assert detector.score_samples(X).mean() == pytest.approx(-1, rel=1e-2)
+
+
+@pytest.mark.parametrize("contamination", [0.0, 0.6, -0.1, "max"])
+def test_bad_contamination(contamination):
+    message = (
+        "The 'contamination' parameter of AutoencoderOutlierDetector must be a str "
+        "among {'auto'} or a float in the range (0.0, 0.5]. "
+        f"Got {contamination!r} instead."
+    )
+    with pytest.raises(ValueError, match=re.escape(message)):
+        make_detector(contamination=contamination).fit(plane())
+
+
+def test_conv_on_images(digits):
+    X = digits[0][:200] / 16
+    detector = make_detector(
+        n_components=4, image_shape=(1, 8, 8), conv_channels=(4, 8), max_iter=2
+    ).fit(X)
+    scores = detector.score_samples(X)
+    assert scores.shape == (200,)
+    # A flipped image is not an image of a digit.
+    flipped = X[:20].reshape(-1, 8, 8)[:, ::-1, :].reshape(20, -1)
+    assert detector.score_samples(flipped).mean() < scores.mean()
+
+
+def test_same_random_state_gives_identical_scores():
+    X = plane()
+    first = make_detector().fit(X)
+    second = make_detector().fit(X)
+    assert_array_equal(first.score_samples(X), second.score_samples(X))
+    assert first.offset_ == second.offset_
+
+
+def test_fitted_attributes():
+    X = plane()
+    detector = make_detector().fit(X)
+    assert detector.feature_errors_.shape == (X.shape[1],)
+    assert np.all(detector.feature_errors_ > 0)
+    assert isinstance(detector.offset_, float)
+    assert detector.transform(X).shape == (len(X), 2)
