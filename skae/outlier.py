@@ -100,12 +100,12 @@ class AutoencoderOutlierDetector(OutlierMixin, _BaseAutoencoder):
     ----------
     offset_ : float
         The threshold: ``decision_function = score_samples - offset_``.
-    feature_errors_ : ndarray of shape (n_features_in_,)
+    feature_errors_ : ndarray of shape (n_features,)
         Mean squared reconstruction error of each feature over the training
         rows, in the data's units: the denominators of the score.
     n_components_ : int
         Width of the code.
-    mean_ : ndarray of shape (n_features_in_,)
+    mean_ : ndarray of shape (n_features,)
         Per-feature mean of the training data.
     explained_variance_score_ : float
         Fraction of the training data's variance explained by the
@@ -124,7 +124,7 @@ class AutoencoderOutlierDetector(OutlierMixin, _BaseAutoencoder):
         The fitted network.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (n_features,)
         Names of features seen during fit, when X has string column names.
 
     See Also
