@@ -84,7 +84,26 @@ _SAME_AS_MODULE_ = "<module_>"
 
 
 class TrainingDivergedError(ValueError):
-    """Raised when the training loss stops being finite."""
+    """Raised when the training loss stops being finite.
+
+    A :class:`ValueError`, so code that catches bad input catches it too. The
+    message names the epoch and the learning rate to lower
+    (``learning_rate_init``); the estimator is left unfitted.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skae import AutoencoderTransformer, TrainingDivergedError
+    >>> X = np.random.RandomState(0).normal(size=(100, 5))
+    >>> ae = AutoencoderTransformer(
+    ...     init="random", learning_rate_init=1e12, early_stopping=False,
+    ...     max_iter=5, random_state=0)
+    >>> try:
+    ...     ae.fit(X)
+    ... except TrainingDivergedError as exc:
+    ...     print("diverged")
+    diverged
+    """
 
 
 class _BestOfRunEarlyStopping(EarlyStopping):
@@ -124,11 +143,29 @@ class AutoencoderNet(NeuralNet):
 
     Parameters
     ----------
-    module, criterion, optimizer, lr, max_epochs, batch_size, train_split,
-    callbacks, verbose, device
-        As for :class:`skorch.NeuralNet`.
+    module : torch.nn.Module
+        The network to train, as for :class:`skorch.NeuralNet`.
+    criterion : torch.nn.Module
+        The loss, called as ``criterion(module_output, clean_rows)``.
+    *args, **kwargs
+        The other arguments of :class:`skorch.NeuralNet` (``optimizer``,
+        ``lr``, ``max_epochs``, ``batch_size``, ``train_split``,
+        ``callbacks``, ``verbose``, ``device``).
     random_seed : int, default=0
         Seed of the generator that orders the training batches.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skae import AutoencoderNet, DenseAutoencoder
+    >>> X = torch.randn(64, 6)
+    >>> net = AutoencoderNet(
+    ...     DenseAutoencoder(6, 2, hidden_layer_sizes=(8,)), torch.nn.MSELoss(),
+    ...     optimizer=torch.optim.Adam, max_epochs=3, batch_size=16,
+    ...     train_split=None, verbose=0)
+    >>> net = net.fit(X)
+    >>> len(net.history)
+    3
     """
 
     def __init__(self, *args, random_seed=0, **kwargs):
@@ -179,9 +216,11 @@ class AutoencoderNet(NeuralNet):
         self._stop_requested = True
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
+        """Forget a stop requested in an earlier fit."""
         self._stop_requested = False
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        """Start an epoch, or end the loop if a stop was requested."""
         # skorch's documented way to end the fit loop; raised before the
         # epoch's history row exists, so the history holds the epochs run.
         if getattr(self, "_stop_requested", False):
