@@ -115,6 +115,7 @@ def seed_experiment(name, dataset, device):
             max_iter=20,
             batch_size=256,
             early_stopping=False,
+            n_iter_no_change=20,  # every one of the 20 epochs runs
         )
     else:
         sigma, dataset = 0.1, "cifar10"
@@ -126,6 +127,7 @@ def seed_experiment(name, dataset, device):
             max_iter=100,
             batch_size=128,
             early_stopping=False,
+            n_iter_no_change=100,  # every one of the 100 epochs runs
         )
     train = FETCHERS[dataset](subset="train")
     test = FETCHERS[dataset](subset="test")
