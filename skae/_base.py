@@ -484,12 +484,15 @@ class _BaseAutoencoder(
             return expit(out.astype(np.float64)).astype(dtype)
         return (out * self._scale + self._offset).astype(dtype)
 
-    def _batched(self, X, fn):
+    def _batched(self, X, fn, *, to_model=None):
         """Apply ``fn`` to the rows of ``X`` in batches under inference mode.
 
-        ``fn`` maps a batch in model units, on the device, to a numpy array.
-        Rows are independent, so the result does not depend on the batching.
+        ``to_model`` turns a batch of ``X`` into float32 model inputs (by
+        default, rows into model units); ``fn`` maps that batch, on the
+        device, to a numpy array. Rows are independent, so the result does
+        not depend on the batching.
         """
+        to_model = self._to_model_units if to_model is None else to_model
         module = self.net_.module_
         module.eval()
         device = torch.device(self.net_.device)
@@ -497,7 +500,7 @@ class _BaseAutoencoder(
         with torch.inference_mode():
             for start in range(0, len(X), INFERENCE_BATCH_SIZE):
                 rows = X[start : start + INFERENCE_BATCH_SIZE]
-                batch = torch.from_numpy(self._to_model_units(rows)).to(device)
+                batch = torch.from_numpy(to_model(rows)).to(device)
                 outputs.append(fn(batch))
         return np.concatenate(outputs)
 
@@ -543,16 +546,12 @@ class _BaseAutoencoder(
                 f"codes of width n_components_={self.n_components_}."
             )
         module = self.net_.module_
-        module.eval()
-        device = torch.device(self.net_.device)
-        outputs = []
-        with torch.inference_mode():
-            for start in range(0, len(codes), INFERENCE_BATCH_SIZE):
-                batch = torch.from_numpy(
-                    codes[start : start + INFERENCE_BATCH_SIZE].astype(np.float32)
-                ).to(device)
-                outputs.append(module.decode(batch).cpu().numpy())
-        result = self._from_model_units(np.concatenate(outputs), codes.dtype)
+        decoded = self._batched(
+            codes,
+            lambda batch: module.decode(batch).cpu().numpy(),
+            to_model=lambda rows: rows.astype(np.float32),
+        )
+        result = self._from_model_units(decoded, codes.dtype)
         return wrap_like_input(
             self, result, X, getattr(self, "feature_names_in_", None)
         )
