@@ -3,11 +3,14 @@
 import json
 import os
 import platform
+import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import sklearn
 import torch
+from sklearn.exceptions import ConvergenceWarning
 
 import skae
 
@@ -28,6 +31,19 @@ def machine_info():
         "numpy": np.__version__,
         "skae": skae.__version__,
     }
+
+
+def timed_fit(model, X):
+    """Fit ``model`` on ``X`` and return the seconds it took.
+
+    A ConvergenceWarning is expected where a benchmark caps ``max_iter``;
+    it is silenced so the log shows the results.
+    """
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X)
+    return time.perf_counter() - start
 
 
 def write_results(name, records, table, out_dir=RESULTS):

@@ -17,8 +17,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from sklearn.decomposition import PCA  # noqa: E402
 
-from benchmarks._common import markdown_table  # noqa: E402
-from benchmarks.pca_ratio import load, run, timed_fit  # noqa: E402
+from benchmarks._common import markdown_table, timed_fit  # noqa: E402
+from benchmarks.pca_ratio import load, run  # noqa: E402
 from skae import AutoencoderTransformer  # noqa: E402
 
 KS = (2, 4, 8, 16, 32)

@@ -22,14 +22,11 @@ downloaded by :func:`skae.fetch_fashion_mnist`. Results go to
 """
 
 import argparse
-import time
-import warnings
 
 import numpy as np
 from sklearn.decomposition import PCA
-from sklearn.exceptions import ConvergenceWarning
 
-from benchmarks._common import RESULTS, markdown_table, write_results
+from benchmarks._common import RESULTS, markdown_table, timed_fit, write_results
 from skae import DenoisingAutoencoder, fetch_cifar10, fetch_fashion_mnist, fetch_mnist
 
 FETCHERS = {
@@ -50,15 +47,6 @@ def add_noise(X, sigma, seed):
     rng = np.random.RandomState(seed)
     noisy = X + rng.normal(0.0, sigma, size=X.shape).astype(X.dtype)
     return np.clip(noisy, 0.0, 1.0)
-
-
-def fit_timed(model, X):
-    """Fit ``model`` on ``X``; return the seconds it took."""
-    start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit(X)
-    return time.perf_counter() - start
 
 
 def compare(dataset, sigmas, n_components, max_iter, device):
@@ -84,7 +72,7 @@ def compare(dataset, sigmas, n_components, max_iter, device):
             device=device,
             **params,
         )
-        fit_s = fit_timed(model, X_train)
+        fit_s = timed_fit(model, X_train)
         record = {
             "dataset": dataset,
             "sigma": sigma,
@@ -134,7 +122,7 @@ def seed_experiment(name, dataset, device):
     model = DenoisingAutoencoder(
         noise="gaussian", noise_level=sigma, random_state=0, device=device, **params
     )
-    fit_s = fit_timed(model, train.data)
+    fit_s = timed_fit(model, train.data)
     noisy = add_noise(test.data, sigma, seed=1)
     record = {
         "experiment": name,

@@ -25,22 +25,19 @@ those given by ``--classes`` (default: all). Results go to
 """
 
 import argparse
-import time
-import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.datasets import load_breast_cancer, load_digits
 from sklearn.decomposition import PCA
 from sklearn.ensemble import IsolationForest
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 from sklearn.neighbors import LocalOutlierFactor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from benchmarks._common import RESULTS, markdown_table, write_results
+from benchmarks._common import RESULTS, markdown_table, timed_fit, write_results
 from skae import AutoencoderOutlierDetector, fetch_fashion_mnist
 
 METHODS = ("skae", "pca", "iforest", "lof")
@@ -83,11 +80,7 @@ def run_task(dataset, task, X_train, X_test, abnormal, *, max_iter, device, scal
     """Fit every method on ``X_train``; one record of AUCs and fit times."""
     record = {"dataset": dataset, "normal": task}
     for name, model in make_methods(X_train.shape[1], max_iter, device, scale).items():
-        start = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            model.fit(X_train)
-        record[f"{name}_fit_s"] = time.perf_counter() - start
+        record[f"{name}_fit_s"] = timed_fit(model, X_train)
         record[f"{name}_auc"] = roc_auc_score(abnormal, -model.score_samples(X_test))
         if name == "skae":
             detector = model[-1] if scale else model

@@ -14,16 +14,13 @@ Writes ``benchmarks/results/pca_ratio_<dataset>.{json,md}``.
 """
 
 import argparse
-import time
-import warnings
 
 import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
-from benchmarks._common import RESULTS, markdown_table, write_results
+from benchmarks._common import RESULTS, markdown_table, timed_fit, write_results
 from skae import AutoencoderTransformer, fetch_fashion_mnist
 
 DEFAULT_KS = {"digits": (2, 4, 8, 16, 32), "fashion_mnist": (2, 8, 32)}
@@ -43,15 +40,6 @@ def load(dataset):
 def mse(model, X):
     """Mean squared reconstruction error of ``model`` on ``X``."""
     return float(np.mean((X - model.inverse_transform(model.transform(X))) ** 2))
-
-
-def timed_fit(model, X):
-    """Fit ``model`` and return the seconds it took."""
-    start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit(X)
-    return time.perf_counter() - start
 
 
 def run(dataset, ks, variants, device="auto", max_iter=None):

@@ -26,7 +26,6 @@ package ``dataset-fashion-mnist``, ``$SKAE_DATA``, or a download).
 
 import argparse
 import time
-import warnings
 
 import matplotlib
 
@@ -35,7 +34,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 from sklearn.decomposition import PCA  # noqa: E402
-from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.manifold import trustworthiness  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
@@ -43,7 +41,7 @@ from sklearn.neighbors import KNeighborsClassifier  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
-from benchmarks._common import RESULTS, write_results  # noqa: E402
+from benchmarks._common import RESULTS, timed_fit, write_results  # noqa: E402
 from skae import (  # noqa: E402
     AutoencoderTransformer,
     DenoisingAutoencoder,
@@ -158,11 +156,7 @@ def run(dataset, ks, device, quick, max_iter):
         if k > X_train.shape[1]:
             continue
         for name, model in methods(image_shape, k, device, max_iter).items():
-            start = time.perf_counter()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                model.fit(X_train)
-            fit_s = time.perf_counter() - start
+            fit_s = timed_fit(model, X_train)
             values = evaluate(model, data, data_range, np.random.RandomState(0))
             values["fit_s"] = fit_s
             for metric in METRICS:
