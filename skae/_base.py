@@ -22,7 +22,7 @@ from torch import nn
 
 from skae._callbacks import CallbackSupportMixin, EpochTasks
 from skae._networks import ACTIVATIONS, ConvAutoencoder, DenseAutoencoder
-from skae._training import AutoencoderNet, _BestOfRunEarlyStopping
+from skae._training import AUTOCAST_DTYPES, AutoencoderNet, _BestOfRunEarlyStopping
 from skae._validation import (
     Interval,
     StrOptions,
@@ -115,6 +115,7 @@ class _BaseAutoencoder(
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "device": [str, torch.device],
+        "precision": [StrOptions({"float32", *AUTOCAST_DTYPES})],
         "callbacks": [list, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -139,6 +140,7 @@ class _BaseAutoencoder(
         validation_fraction=0.1,
         n_iter_no_change=20,
         device="auto",
+        precision="float32",
         callbacks=None,
         random_state=None,
         verbose=0,
@@ -159,6 +161,7 @@ class _BaseAutoencoder(
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.device = device
+        self.precision = precision
         self.callbacks = callbacks
         self.random_state = random_state
         self.verbose = verbose
@@ -258,6 +261,7 @@ class _BaseAutoencoder(
             verbose=self.verbose,
             device=str(device),
             random_seed=torch_seed(rng),
+            precision=self.precision,
         )
         self.net_.fit(self._to_device(X_train, device))
         # The validation rows are not part of the model: do not keep them.
@@ -497,7 +501,7 @@ class _BaseAutoencoder(
         module.eval()
         device = torch.device(self.net_.device)
         outputs = []
-        with torch.inference_mode():
+        with torch.inference_mode(), self.net_.autocast():
             for start in range(0, len(X), INFERENCE_BATCH_SIZE):
                 rows = X[start : start + INFERENCE_BATCH_SIZE]
                 batch = torch.from_numpy(to_model(rows)).to(device)
@@ -520,7 +524,9 @@ class _BaseAutoencoder(
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         module = self.net_.module_
-        codes = self._batched(X, lambda batch: module.encode(batch).cpu().numpy())
+        codes = self._batched(
+            X, lambda batch: module.encode(batch).float().cpu().numpy()
+        )
         return codes.astype(X.dtype, copy=False)
 
     def inverse_transform(self, X):
@@ -548,7 +554,7 @@ class _BaseAutoencoder(
         module = self.net_.module_
         decoded = self._batched(
             codes,
-            lambda batch: module.decode(batch).cpu().numpy(),
+            lambda batch: module.decode(batch).float().cpu().numpy(),
             to_model=lambda rows: rows.astype(np.float32),
         )
         result = self._from_model_units(decoded, codes.dtype)

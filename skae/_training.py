@@ -15,6 +15,10 @@ import torch
 from skorch import NeuralNet
 from skorch.callbacks import EarlyStopping, EpochTimer, PrintLog
 from skorch.history import History
+from skorch.utils import TeeGenerator
+
+# The reduced-precision formats of ``precision``, for torch.autocast.
+AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 class TensorBatches:
@@ -153,6 +157,12 @@ class AutoencoderNet(NeuralNet):
         ``callbacks``, ``verbose``, ``device``).
     random_seed : int, default=0
         Seed of the generator that orders the training batches.
+    precision : {'float32', 'bfloat16', 'float16'}, default='float32'
+        Format of the forward computations: ``'bfloat16'`` and ``'float16'``
+        run the module and the loss under :func:`torch.autocast` (weights,
+        gradients and optimizer state stay float32); ``'float16'`` also
+        scales the loss with a :class:`torch.amp.GradScaler` so that small
+        gradients do not underflow.
 
     Examples
     --------
@@ -168,9 +178,10 @@ class AutoencoderNet(NeuralNet):
     3
     """
 
-    def __init__(self, *args, random_seed=0, **kwargs):
+    def __init__(self, *args, random_seed=0, precision="float32", **kwargs):
         super().__init__(*args, **kwargs)
         self.random_seed = random_seed
+        self.precision = precision
 
     def __getstate__(self):
         state = super().__getstate__()
@@ -251,9 +262,72 @@ class AutoencoderNet(NeuralNet):
             targets=targets,
         )
 
+    def autocast(self):
+        """Return the autocast context of ``precision`` on the net's device.
+
+        A disabled context (plain float32) for ``precision='float32'``.
+        """
+        dtype = AUTOCAST_DTYPES.get(self.precision)
+        return torch.autocast(
+            torch.device(self.device).type, dtype=dtype, enabled=dtype is not None
+        )
+
+    def initialize_optimizer(self, *args, **kwargs):
+        """Build the optimizer and the gradient scaler of ``precision``.
+
+        The scaler is enabled only for ``'float16'``, whose narrow exponent
+        range needs it; disabled, it passes losses and steps through.
+        """
+        super().initialize_optimizer(*args, **kwargs)
+        self.grad_scaler_ = torch.amp.GradScaler(
+            torch.device(self.device).type, enabled=self.precision == "float16"
+        )
+        return self
+
+    def infer(self, x, **fit_params):
+        """Run the module on ``x`` under the autocast of ``precision``."""
+        with self.autocast():
+            return super().infer(x, **fit_params)
+
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """Reconstruction loss of ``y_pred`` against the clean rows ``y_true``."""
-        return self.criterion_(y_pred, y_true)
+        with self.autocast():
+            return self.criterion_(y_pred, y_true)
+
+    def train_step_single(self, batch, **fit_params):
+        """Forward pass, loss and backward pass of one batch.
+
+        The backward pass goes through the gradient scaler, which leaves the
+        loss as it is unless ``precision='float16'``.
+        """
+        self._set_training(True)
+        Xi, yi = batch
+        y_pred = self.infer(Xi, **fit_params)
+        loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+        self.grad_scaler_.scale(loss).backward()
+        return {"loss": loss, "y_pred": y_pred}
+
+    def train_step(self, batch, **fit_params):
+        """One optimisation step; with float16, through the gradient scaler.
+
+        The scaler cannot step an optimizer with a closure, so with float16
+        the step is taken here: gradients are unscaled before callbacks see
+        them, and a step whose gradients overflowed is skipped.
+        """
+        if not self.grad_scaler_.is_enabled():
+            return super().train_step(batch, **fit_params)
+        self._zero_grad_optimizer()
+        step = self.train_step_single(batch, **fit_params)
+        self.grad_scaler_.unscale_(self.optimizer_)
+        self.notify(
+            "on_grad_computed",
+            named_parameters=TeeGenerator(self.get_all_learnable_params()),
+            batch=batch,
+            training=True,
+        )
+        self.grad_scaler_.step(self.optimizer_)
+        self.grad_scaler_.update()
+        return step
 
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
         """Run one pass, accumulating the loss on the device; record it once."""

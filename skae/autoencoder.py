@@ -67,6 +67,14 @@ class AutoencoderTransformer(_BaseAutoencoder):
     device : str or torch.device, default='auto'
         ``'auto'`` (CUDA when available, else CPU), ``'cpu'``, ``'cuda'`` or
         ``'cuda:<index>'``.
+    precision : {'float32', 'bfloat16', 'float16'}, default='float32'
+        Format of the network's computations, in training and inference.
+        ``'bfloat16'`` and ``'float16'`` are mixed precision
+        (:func:`torch.autocast`): weights, gradients and optimizer state stay
+        float32, so the fitted model pickles and loads like any other.
+        ``'float16'`` adds loss scaling against underflow. Mixed precision
+        speeds up training on GPUs with tensor cores; on the CPU it works,
+        but it is faster than float32 only on CPUs with native bfloat16.
     callbacks : list of skorch callbacks or (name, callback) tuples, default=None
         Extra skorch callbacks, cloned at each fit.
     random_state : int, RandomState instance or None, default=None

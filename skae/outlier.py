@@ -89,6 +89,9 @@ class AutoencoderOutlierDetector(OutlierMixin, _BaseAutoencoder):
         Epochs without improvement before training stops.
     device : str or torch.device, default='auto'
         ``'auto'``, ``'cpu'``, ``'cuda'`` or ``'cuda:<index>'``.
+    precision : {'float32', 'bfloat16', 'float16'}, default='float32'
+        Mixed precision (:func:`torch.autocast`) for the network's
+        computations; see :class:`AutoencoderTransformer`.
     callbacks : list of skorch callbacks, default=None
         Extra skorch callbacks, cloned at each fit.
     random_state : int, RandomState instance or None, default=None
@@ -204,6 +207,7 @@ class AutoencoderOutlierDetector(OutlierMixin, _BaseAutoencoder):
         validation_fraction=0.1,
         n_iter_no_change=20,
         device="auto",
+        precision="float32",
         callbacks=None,
         random_state=None,
         verbose=0,
@@ -225,6 +229,7 @@ class AutoencoderOutlierDetector(OutlierMixin, _BaseAutoencoder):
             validation_fraction=validation_fraction,
             n_iter_no_change=n_iter_no_change,
             device=device,
+            precision=precision,
             callbacks=callbacks,
             random_state=random_state,
             verbose=verbose,

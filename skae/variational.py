@@ -105,7 +105,8 @@ class _NegativeELBO(nn.Module):
 
     def forward(self, output, target):
         """Mean over rows, per feature, so learning rates transfer."""
-        nll, kl = self.terms(output, target)
+        # Under mixed precision the terms are summed in float32.
+        nll, kl = self.terms([term.float() for term in output], target)
         return (nll + self.beta * kl).mean() / self.n_features
 
 
@@ -166,6 +167,9 @@ class VariationalAutoencoder(_BaseAutoencoder):
         Epochs without improvement before training stops.
     device : str or torch.device, default='auto'
         ``'auto'``, ``'cpu'``, ``'cuda'`` or ``'cuda:<index>'``.
+    precision : {'float32', 'bfloat16', 'float16'}, default='float32'
+        Mixed precision (:func:`torch.autocast`) for the network's
+        computations; see :class:`AutoencoderTransformer`.
     callbacks : list of skorch callbacks, default=None
         Extra skorch callbacks, cloned at each fit.
     random_state : int, RandomState instance or None, default=None
@@ -251,6 +255,7 @@ class VariationalAutoencoder(_BaseAutoencoder):
         validation_fraction=0.1,
         n_iter_no_change=20,
         device="auto",
+        precision="float32",
         callbacks=None,
         random_state=None,
         verbose=0,
@@ -272,6 +277,7 @@ class VariationalAutoencoder(_BaseAutoencoder):
             validation_fraction=validation_fraction,
             n_iter_no_change=n_iter_no_change,
             device=device,
+            precision=precision,
             callbacks=callbacks,
             random_state=random_state,
             verbose=verbose,

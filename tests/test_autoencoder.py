@@ -159,6 +159,23 @@ def test_cuda_pickle_loads_without_cuda(monkeypatch):
     assert_allclose(loaded.transform(X), Z, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.cuda
+@requires_cuda
+@pytest.mark.parametrize("precision", ["bfloat16", "float16"])
+def test_cuda_mixed_precision_pickle_loads_without_cuda(monkeypatch, precision):
+    X = gaussian(n_samples=400, dtype=np.float32)
+    ae = make_ae(device="cuda", precision=precision, max_iter=10).fit(X)
+    assert np.isfinite(ae.loss_curve_).all()
+    Z = ae.transform(X)
+    data = pickle.dumps(ae)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.warns(Warning):
+        loaded = pickle.loads(data)
+    assert loaded.net_.device == "cpu"
+    # On the CPU the model runs under CPU autocast: close, not equal.
+    assert_allclose(loaded.transform(X), Z, rtol=0.05, atol=0.05)
+
+
 # ----------------------------------------------------------- reproducibility
 
 

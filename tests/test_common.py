@@ -1,6 +1,12 @@
-"""scikit-learn's estimator checks, once for every skae estimator."""
+"""Checks run once for every skae estimator: scikit-learn's, and precision."""
 
+import pickle
+
+import numpy as np
 import pytest
+import torch
+from numpy.testing import assert_array_equal
+from sklearn.datasets import load_digits
 from sklearn.utils.estimator_checks import (
     check_global_output_transform_pandas,
     check_set_output_transform,
@@ -59,3 +65,31 @@ def test_sklearn_compatible(estimator, check):
 )
 def test_output_checks(estimator, check):
     check(type(estimator).__name__, estimator)
+
+
+@pytest.mark.parametrize(
+    "Estimator",
+    [
+        AutoencoderTransformer,
+        DenoisingAutoencoder,
+        VariationalAutoencoder,
+        AutoencoderOutlierDetector,
+    ],
+)
+@pytest.mark.parametrize("precision", ["bfloat16", "float16"])
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_mixed_precision_fits_close_to_float32_and_pickles(Estimator, precision):
+    X, _ = load_digits(return_X_y=True)
+    X = X[:300]
+    params = dict(n_components=4, hidden_layer_sizes=(16,), max_iter=5)
+    reference = Estimator(**params, random_state=0).fit(X)
+    mixed = Estimator(**params, random_state=0, precision=precision).fit(X)
+    Z = mixed.transform(X)
+    assert Z.dtype == X.dtype
+    assert np.isfinite(Z).all()
+    assert np.isfinite(mixed.score_samples(X)).all()
+    # Reduced precision changes the numbers a little, not the model.
+    assert mixed.score(X) == pytest.approx(reference.score(X), rel=0.05)
+    loaded = pickle.loads(pickle.dumps(mixed))
+    assert_array_equal(loaded.transform(X), Z)
+    assert all(p.dtype == torch.float32 for p in loaded.module_.parameters())

@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
 import torch
+from numpy.testing import assert_allclose
+from skorch.callbacks import Callback
 from skorch.helper import predefined_split
 from torch import nn
 
@@ -225,3 +227,74 @@ def test_early_stopping_counts_improvement_over_the_initial_state():
     losses = net.history[:, "valid_loss"]
     assert callback.best_epoch_ == int(np.argmin(losses)) + 1
     assert net.evaluate_loss(low_rank(40, seed=1)) == pytest.approx(min(losses))
+
+
+# ------------------------------------------------------------ mixed precision
+
+
+@pytest.mark.parametrize("precision", ["bfloat16", "float16"])
+def test_mixed_precision_trains_in_reduced_precision(precision):
+    X = low_rank()
+    outputs = []
+
+    def record(module, inputs, output):
+        outputs.append(output.dtype)
+
+    net = make_net(precision=precision, max_epochs=20)
+    net.module.register_forward_hook(record)
+    net.fit(X)
+    assert set(outputs) == {getattr(torch, precision)}
+    # Weights and the optimizer state stay float32.
+    assert all(p.dtype == torch.float32 for p in net.module_.parameters())
+    losses = net.history[:, "train_loss"]
+    assert np.isfinite(losses).all()
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_float32_does_not_autocast():
+    net = make_net().fit(low_rank())
+    assert not net.autocast()._enabled
+    assert not net.grad_scaler_.is_enabled()
+
+
+@pytest.mark.parametrize(
+    "precision, scaled", [("float32", False), ("bfloat16", False), ("float16", True)]
+)
+def test_only_float16_scales_the_loss(precision, scaled):
+    net = make_net(precision=precision).fit(low_rank())
+    assert net.grad_scaler_.is_enabled() is scaled
+
+
+class GradNorms(Callback):
+    def initialize(self):
+        self.norms = []
+        return self
+
+    def on_grad_computed(self, net, named_parameters, **kwargs):
+        grads = [p.grad for _, p in named_parameters if p.grad is not None]
+        self.norms.append(
+            float(torch.linalg.vector_norm(torch.cat([g.flatten() for g in grads])))
+        )
+
+
+def test_float16_callbacks_see_unscaled_gradients():
+    X = low_rank()
+    norms = {}
+    for precision in ("float32", "float16"):
+        spy = GradNorms()
+        make_net(precision=precision, max_epochs=1, callbacks=[spy]).fit(X)
+        norms[precision] = np.array(spy.norms)
+    # The loss scale starts at 2**16: scaled gradients would be far larger.
+    assert_allclose(norms["float16"], norms["float32"], rtol=0.05)
+
+
+def test_float16_skips_a_step_whose_gradients_overflow():
+    net = make_net(precision="float16", max_epochs=1).initialize()
+    before = {k: v.clone() for k, v in net.module_.state_dict().items()}
+    # A loss scale so large that the scaled float16 gradients overflow.
+    net.grad_scaler_ = torch.amp.GradScaler("cpu", init_scale=2.0**120)
+    X = low_rank(32)
+    net.train_step((X, X))
+    for key, value in net.module_.state_dict().items():
+        assert torch.equal(value, before[key])
+    assert net.grad_scaler_.get_scale() < 2.0**120
