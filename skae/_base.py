@@ -77,6 +77,77 @@ def set_linear_path(network, encoder, decoder):
             layer.bias.copy_(torch.as_tensor(bias))
 
 
+class PartialFitMixin:
+    """Training on chunks of rows, one epoch per call: ``partial_fit``.
+
+    For autoencoders whose fitted state is the network alone; mixed in
+    before :class:`_BaseAutoencoder`.
+    """
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Train one epoch on ``X``, one chunk of the training rows.
+
+        For data that do not fit in memory, read in chunks (a loop over
+        files, or slices of a :class:`numpy.memmap`), as with
+        :class:`~sklearn.decomposition.IncrementalPCA`. The first call on an
+        unfitted estimator sets the model up from its chunk: the code width
+        (``n_components``, an int or a fraction of that chunk's variance),
+        the scaling (the chunk's mean and root mean square) and, with
+        ``init='pca'``, the PCA start; make it a representative chunk with at
+        least as many rows as components. Every call, the first included,
+        then trains one epoch over its rows, in batches of ``batch_size``.
+
+        No rows are held out and nothing stops early: ``early_stopping``,
+        ``validation_fraction``, ``n_iter_no_change``, ``tol`` and
+        ``max_iter`` do not apply, and the latest weights are kept. Decide
+        when to stop from :meth:`score` on held-out rows. After :meth:`fit`,
+        ``partial_fit`` goes on training the fitted model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A chunk of training rows.
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        self : object
+            The estimator, trained one more epoch.
+        """
+        first = not hasattr(self, "net_")
+        X = validate_data(
+            self,
+            X,
+            dtype=[np.float64, np.float32],
+            reset=first,
+            ensure_min_samples=2 if first else 1,
+        )
+        if first:
+            rng = check_random_state(self.random_state)
+            X_train = self._setup(X, rng, np.arange(len(X)), None, stopping=False)
+            self.net_.initialize()
+        else:
+            if "early_stopping" in dict(self.net_.callbacks_):
+                # Fitted by fit: train on without its stopper, which watches
+                # held-out rows that partial_fit does not have.
+                self.net_.set_params(callbacks=self._net_callbacks(stopping=False))
+                self.net_.initialize_callbacks()
+            X_train = self._to_device(
+                self._to_model_units(X), torch.device(self.net_.device)
+            )
+            # The running mean of every row seen; the model's own offset
+            # stays the one it was set up with.
+            self.n_samples_seen_ += len(X)
+            self.mean_ = self.mean_ + (X.mean(axis=0) - self.mean_) * (
+                len(X) / self.n_samples_seen_
+            )
+        self.net_.partial_fit(X_train, epochs=1)
+        self._record_training(X, None)
+        return self
+
+
 class _BaseAutoencoder(
     CallbackSupportMixin,
     ClassNamePrefixFeaturesOutMixin,
@@ -216,14 +287,37 @@ class _BaseAutoencoder(
         return self
 
     def _fit(self, X):
-        n_samples, n_features = X.shape
-        device = resolve_device(self.device)
         rng = check_random_state(self.random_state)
-        self._check_data_params(X)
+        train_idx, valid_idx = self._split(len(X), rng)
+        X_train = self._setup(X, rng, train_idx, valid_idx)
+        self.net_.fit(X_train)
+        # The validation rows are not part of the model: do not keep them.
+        self.net_.train_split = None
+        self._record_training(X, valid_idx)
+        stopper = dict(self.net_.callbacks_)["early_stopping"]
+        if self.n_iter_ == self.max_iter and stopper.misses_ < self.n_iter_no_change:
+            warnings.warn(
+                f"{type(self).__name__} reached max_iter={self.max_iter} epochs "
+                "before the loss stopped improving; increase max_iter.",
+                ConvergenceWarning,
+                # _fit <- fit <- _fit_context: point at the caller's line.
+                stacklevel=4,
+            )
+        return self
 
-        train_idx, valid_idx = self._split(n_samples, rng)
+    def _setup(self, X, rng, train_idx, valid_idx, *, stopping=True):
+        """Fix the data's scaling, build the network and its (unfitted) net.
+
+        Sets ``net_`` and the attributes set before training; returns the
+        training rows in model units, as one tensor (see ``_to_device``).
+        Without ``stopping`` (partial_fit) the net has no early stopping.
+        """
+        n_features = X.shape[1]
+        device = resolve_device(self.device)
+        self._check_data_params(X)
         self.n_components_ = self._resolve_n_components(X, len(train_idx))
         self.mean_ = X.mean(axis=0)
+        self.n_samples_seen_ = len(X)
         if self.loss == "mse":
             self._offset = self.mean_
             rms = np.sqrt(np.mean((X - self.mean_) ** 2))
@@ -257,36 +351,28 @@ class _BaseAutoencoder(
             max_epochs=self.max_iter,
             batch_size=self._batch_size(len(train_idx)),
             train_split=None if valid is None else predefined_split(valid),
-            callbacks=self._net_callbacks(),
+            callbacks=self._net_callbacks(stopping=stopping),
             verbose=self.verbose,
             device=str(device),
             random_seed=torch_seed(rng),
             precision=self.precision,
         )
-        self.net_.fit(self._to_device(X_train, device))
-        # The validation rows are not part of the model: do not keep them.
-        self.net_.train_split = None
+        return self._to_device(X_train, device)
 
+    def _record_training(self, X, valid_idx):
+        """Set the attributes learned by training, from the net and ``X``."""
         history = self.net_.history
         self.n_iter_ = len(history)
         self.loss_curve_ = list(history[:, "train_loss"])
         self.validation_loss_curve_ = (
-            list(history[:, "valid_loss"]) if self.early_stopping else None
+            list(history[:, "valid_loss"]) if valid_idx is not None else None
         )
-        stopper = dict(self.net_.callbacks_)["early_stopping"]
-        self.best_epoch_ = int(stopper.best_epoch_)
+        stopper = dict(self.net_.callbacks_).get("early_stopping")
+        # Without a stopper (partial_fit) the latest weights are kept.
+        self.best_epoch_ = self.n_iter_ if stopper is None else int(stopper.best_epoch_)
         sse, sst = self._sum_squares(X)
         self.explained_variance_score_ = 1.0 - sse / sst if sst > 0 else 0.0
         self._after_fit(X, valid_idx)
-        if self.n_iter_ == self.max_iter and stopper.misses_ < self.n_iter_no_change:
-            warnings.warn(
-                f"{type(self).__name__} reached max_iter={self.max_iter} epochs "
-                "before the loss stopped improving; increase max_iter.",
-                ConvergenceWarning,
-                # _fit <- fit <- _fit_context: point at the caller's line.
-                stacklevel=4,
-            )
-        return self
 
     def _reconstruction_attributes(self, net, n_epochs):
         """Fitted attributes of the model after ``n_epochs`` epochs of ``net``.
@@ -432,24 +518,25 @@ class _BaseAutoencoder(
             dec_weight, dec_bias = logit_decoder(pca.transform(X_train), X_train)
         set_linear_path(network, (enc_weight, enc_bias), (dec_weight, dec_bias))
 
-    def _net_callbacks(self):
+    def _net_callbacks(self, *, stopping=True):
         monitor = "valid_loss" if self.early_stopping else "train_loss"
         callbacks = []
         if hasattr(self, "_epoch_tasks"):
             # Before early stopping, which may end the loop in on_epoch_end.
             callbacks.append(("sklearn_epoch_tasks", self._epoch_tasks))
-        callbacks += [
-            (
-                "early_stopping",
-                _BestOfRunEarlyStopping(
-                    monitor=monitor,
-                    patience=self.n_iter_no_change,
-                    threshold=self.tol,
-                    threshold_mode="rel",
-                    load_best=True,
-                ),
+        if stopping:
+            callbacks.append(
+                (
+                    "early_stopping",
+                    _BestOfRunEarlyStopping(
+                        monitor=monitor,
+                        patience=self.n_iter_no_change,
+                        threshold=self.tol,
+                        threshold_mode="rel",
+                        load_best=True,
+                    ),
+                )
             )
-        ]
         if self.verbose >= 2:
             callbacks.append(("progress_bar", ProgressBar()))
         for callback in self.callbacks or []:

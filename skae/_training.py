@@ -251,7 +251,11 @@ class AutoencoderNet(NeuralNet):
         """Return :class:`TensorBatches` over ``dataset``, shuffled when training."""
         generator = None
         if training:
-            generator = torch.Generator().manual_seed(self.random_seed)
+            # A fit starts from random_seed; each partial_fit call, one epoch
+            # later in the history, from a seed of its own.
+            generator = torch.Generator().manual_seed(
+                self.random_seed + len(self.history)
+            )
         inputs, targets = dataset if isinstance(dataset, tuple) else (dataset, None)
         return TensorBatches(
             inputs,

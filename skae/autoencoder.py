@@ -1,9 +1,9 @@
 """AutoencoderTransformer: a nonlinear drop-in for PCA."""
 
-from skae._base import _BaseAutoencoder
+from skae._base import PartialFitMixin, _BaseAutoencoder
 
 
-class AutoencoderTransformer(_BaseAutoencoder):
+class AutoencoderTransformer(PartialFitMixin, _BaseAutoencoder):
     """Autoencoder dimensionality reduction with PCA's transformer contract.
 
     A dense (or, with ``image_shape``, convolutional) PyTorch autoencoder,

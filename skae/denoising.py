@@ -5,7 +5,7 @@ from numbers import Real
 import torch
 from torch import nn
 
-from skae._base import _BaseAutoencoder
+from skae._base import PartialFitMixin, _BaseAutoencoder
 from skae._validation import Interval, StrOptions, torch_seed
 from skae.noise import NOISE_KINDS, make_noise
 
@@ -44,7 +44,7 @@ class _CorruptedInput(nn.Module):
         return self.decode(self.encode(x))
 
 
-class DenoisingAutoencoder(_BaseAutoencoder):
+class DenoisingAutoencoder(PartialFitMixin, _BaseAutoencoder):
     """Autoencoder trained to reconstruct clean rows from corrupted ones.
 
     The same transformer as :class:`AutoencoderTransformer`, whose network

@@ -10,7 +10,12 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
-from skae._base import _BaseAutoencoder, logit_decoder, set_linear_path
+from skae._base import (
+    PartialFitMixin,
+    _BaseAutoencoder,
+    logit_decoder,
+    set_linear_path,
+)
 from skae._validation import Interval, torch_seed
 
 # Bounds on log-variances (model units, where the data have unit RMS): wide
@@ -110,7 +115,7 @@ class _NegativeELBO(nn.Module):
         return (nll + self.beta * kl).mean() / self.n_features
 
 
-class VariationalAutoencoder(_BaseAutoencoder):
+class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
     """Variational autoencoder with PCA's transformer contract.
 
     The encoder gives a Gaussian posterior over the code (its mean from the

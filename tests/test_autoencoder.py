@@ -41,6 +41,11 @@ def spectrum(n_samples=300, seed=0):
     return (rng.normal(size=(n_samples, 8)) * scales) @ rotation
 
 
+def row_ids_2d(n_rows, n_features=6):
+    """Rows whose first column is their index, so batches show which rows came."""
+    return np.repeat(np.arange(n_rows, dtype=np.float64)[:, None], n_features, 1)
+
+
 def pca_reconstruction(pca, X):
     return pca.inverse_transform(pca.transform(X))
 
@@ -343,6 +348,120 @@ def test_feature_names_in_from_dataframe():
     df = pd.DataFrame(gaussian(), columns=list("abcdef"))
     ae = make_ae().fit(df)
     assert_array_equal(ae.feature_names_in_, list("abcdef"))
+
+
+# --------------------------------------------------------------- partial_fit
+
+
+def chunks(X, n_chunks=4):
+    return np.array_split(X, n_chunks)
+
+
+def test_partial_fit_sets_up_from_the_first_chunk(curved):
+    first, *rest = chunks(curved)
+    ae = make_ae(n_components=0.9).partial_fit(first)
+    expected = PCA(n_components=0.9).fit(first).n_components_
+    assert ae.n_components_ == expected
+    assert ae.n_iter_ == 1 and ae.best_epoch_ == 1
+    assert ae.validation_loss_curve_ is None
+    assert "early_stopping" not in dict(ae.net_.callbacks_)
+    for chunk in rest:
+        ae.partial_fit(chunk)
+    assert ae.n_iter_ == 4
+    assert len(ae.loss_curve_) == 4
+    # The width and the model's scaling stay those of the first chunk.
+    assert ae.n_components_ == expected
+    assert ae.n_samples_seen_ == len(curved)
+    assert_allclose(ae.mean_, curved.mean(axis=0))
+
+
+def test_partial_fit_improves_over_chunks(curved):
+    X_train, X_test = curved[:300], curved[300:]
+    ae = make_ae(n_components=1, hidden_layer_sizes=(32,), learning_rate_init=3e-3)
+    scores = []
+    for _ in range(5):
+        for chunk in chunks(X_train):
+            ae.partial_fit(chunk)
+        scores.append(ae.score(X_test))
+    assert scores[-1] > scores[0]
+    assert np.mean(np.diff(scores) > 0) >= 0.75
+
+
+def test_partial_fit_streams_from_a_memmap(curved, tmp_path):
+    path = tmp_path / "rows.f32"
+    on_disk = np.memmap(path, dtype=np.float32, mode="w+", shape=curved.shape)
+    on_disk[:] = curved
+    on_disk.flush()
+    rows = np.memmap(path, dtype=np.float32, mode="r", shape=curved.shape)
+    streamed = make_ae(n_components=1)
+    for start in range(0, len(rows), 100):
+        streamed.partial_fit(rows[start : start + 100])
+    in_memory = make_ae(n_components=1)
+    for chunk in np.split(curved.astype(np.float32), 4):
+        in_memory.partial_fit(chunk)
+    assert_array_equal(streamed.transform(curved), in_memory.transform(curved))
+    assert streamed.transform(rows).dtype == np.float32
+
+
+def test_partial_fit_is_reproducible(curved):
+    def run():
+        ae = make_ae(n_components=1, random_state=5)
+        for chunk in chunks(curved):
+            ae.partial_fit(chunk)
+        return ae
+
+    first, second = run(), run()
+    assert_array_equal(first.transform(curved), second.transform(curved))
+    assert first.loss_curve_ == second.loss_curve_
+
+
+def test_partial_fit_shuffles_each_call_differently():
+    X = row_ids_2d(64)
+    orders = []
+
+    class Spy(Callback):
+        def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+            if training:
+                orders.append(batch[0][:, 0].tolist())
+
+    ae = make_ae(init="random", batch_size=64, callbacks=[Spy()])
+    ae.partial_fit(X).partial_fit(X)
+    assert sorted(orders[0]) == sorted(orders[1])
+    assert orders[0] != orders[1]
+
+
+def test_partial_fit_after_fit_trains_on(curved):
+    ae = make_ae(max_iter=3).fit(curved)
+    weights = [p.detach().clone() for p in ae.module_.parameters()]
+    ae.partial_fit(curved)
+    assert ae.n_iter_ == 4
+    assert "early_stopping" not in dict(ae.net_.callbacks_)
+    assert any(
+        not torch.equal(p, q)
+        for p, q in zip(ae.module_.parameters(), weights, strict=True)
+    )
+
+
+def test_partial_fit_rejects_a_chunk_of_another_width(curved):
+    ae = make_ae().partial_fit(curved)
+    with pytest.raises(
+        ValueError,
+        match="X has 5 features, but AutoencoderTransformer is expecting 6 features",
+    ):
+        ae.partial_fit(curved[:, :5])
+
+
+def test_partial_fit_needs_two_rows_to_start_and_one_after(curved):
+    with pytest.raises(ValueError, match=r"Found array with 1 sample\(s\)"):
+        make_ae().partial_fit(curved[:1])
+    ae = make_ae().partial_fit(curved[:50])
+    ae.partial_fit(curved[50:51])
+    assert ae.n_samples_seen_ == 51
+
+
+def test_partial_fit_first_chunk_needs_enough_rows_for_pca(curved):
+    with pytest.raises(ValueError, match=r"n_components=4 must be <= "):
+        make_ae(n_components=4).partial_fit(curved[:3])
 
 
 # ------------------------------------------------------------ output format

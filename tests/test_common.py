@@ -93,3 +93,24 @@ def test_mixed_precision_fits_close_to_float32_and_pickles(Estimator, precision)
     loaded = pickle.loads(pickle.dumps(mixed))
     assert_array_equal(loaded.transform(X), Z)
     assert all(p.dtype == torch.float32 for p in loaded.module_.parameters())
+
+
+@pytest.mark.parametrize(
+    "Estimator", [AutoencoderTransformer, DenoisingAutoencoder, VariationalAutoencoder]
+)
+def test_partial_fit_trains_on_chunks(Estimator):
+    X, _ = load_digits(return_X_y=True)
+    X_train, X_test = X[:400], X[400:600]
+    model = Estimator(n_components=4, hidden_layer_sizes=(16,), random_state=0)
+    scores = []
+    for _ in range(3):
+        for chunk in np.array_split(X_train, 4):
+            model.partial_fit(chunk)
+        scores.append(model.score(X_test))
+    assert model.n_iter_ == 12
+    assert scores[-1] > scores[0]
+
+
+def test_outlier_detector_has_no_partial_fit():
+    # Its threshold and error scales come from all training rows at once.
+    assert not hasattr(AutoencoderOutlierDetector(), "partial_fit")
