@@ -5,6 +5,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from scipy.special import expit
 from sklearn.base import (
     BaseEstimator,
@@ -22,7 +23,12 @@ from torch import nn
 
 from skae._callbacks import CallbackSupportMixin, EpochTasks
 from skae._networks import ACTIVATIONS, ConvAutoencoder, DenseAutoencoder
-from skae._training import AUTOCAST_DTYPES, AutoencoderNet, _BestOfRunEarlyStopping
+from skae._training import (
+    AUTOCAST_DTYPES,
+    AutoencoderNet,
+    _BestOfRunEarlyStopping,
+    process_group,
+)
 from skae._validation import (
     Interval,
     StrOptions,
@@ -125,7 +131,7 @@ class PartialFitMixin:
             ensure_min_samples=2 if first else 1,
         )
         if first:
-            rng = check_random_state(self.random_state)
+            rng = self._shared_random_state()
             X_train = self._setup(X, rng, np.arange(len(X)), None, stopping=False)
             self.net_.initialize()
         else:
@@ -287,7 +293,7 @@ class _BaseAutoencoder(
         return self
 
     def _fit(self, X):
-        rng = check_random_state(self.random_state)
+        rng = self._shared_random_state()
         train_idx, valid_idx = self._split(len(X), rng)
         X_train = self._setup(X, rng, train_idx, valid_idx)
         self.net_.fit(X_train)
@@ -304,6 +310,20 @@ class _BaseAutoencoder(
                 stacklevel=4,
             )
         return self
+
+    def _shared_random_state(self):
+        """Return the fit's random generator, the same in every process.
+
+        Under torch.distributed every process must split the rows and start
+        the network alike; without an int ``random_state``, rank 0's seed is
+        shared.
+        """
+        rng = check_random_state(self.random_state)
+        if process_group()[1] > 1 and not isinstance(self.random_state, Integral):
+            seed = [int(rng.randint(np.iinfo(np.int32).max))]
+            dist.broadcast_object_list(seed, src=0)
+            rng = np.random.RandomState(seed[0])
+        return rng
 
     def _setup(self, X, rng, train_idx, valid_idx, *, stopping=True):
         """Fix the data's scaling, build the network and its (unfitted) net.

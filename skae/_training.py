@@ -12,13 +12,24 @@ from copy import deepcopy
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from skorch import NeuralNet
 from skorch.callbacks import EarlyStopping, EpochTimer, PrintLog
 from skorch.history import History
-from skorch.utils import TeeGenerator
+from skorch.utils import TeeGenerator, to_tensor
 
 # The reduced-precision formats of ``precision``, for torch.autocast.
 AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def process_group():
+    """Return ``(rank, world_size)`` of torch.distributed's default group.
+
+    ``(0, 1)`` when no process group is initialised (a plain single process).
+    """
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
 
 
 class TensorBatches:
@@ -44,10 +55,26 @@ class TensorBatches:
         Targets for the rows of ``X``; None means ``X`` itself.
     generator : torch.Generator or None, default=None
         CPU generator for the permutation.
+    rank, world_size : int, default=0, 1
+        This process's shard of the rows, for data-parallel training: the
+        (shuffled) order, padded by wrapping around to a multiple of
+        ``world_size`` rows, is dealt out in turn, so every process gets the
+        same number of rows and of batches, and the shards together cover
+        every row. Every process must pass the same ``X`` and an identically
+        seeded ``generator``.
     """
 
     def __init__(
-        self, X, batch_size, device, *, shuffle=False, generator=None, targets=None
+        self,
+        X,
+        batch_size,
+        device,
+        *,
+        shuffle=False,
+        generator=None,
+        targets=None,
+        rank=0,
+        world_size=1,
     ):
         self.X = X
         self.targets = targets
@@ -55,15 +82,27 @@ class TensorBatches:
         self.device = device
         self.shuffle = shuffle
         self.generator = generator
+        self.rank = rank
+        self.world_size = world_size
+
+    def _n_rows(self):
+        """Rows in this process's shard."""
+        return math.ceil(len(self.X) / self.world_size)
 
     def __len__(self):
-        return math.ceil(len(self.X) / self.batch_size)
+        return math.ceil(self._n_rows() / self.batch_size)
 
     def __iter__(self):
-        n_samples = len(self.X)
+        n_samples = self._n_rows()
         order = None
         if self.shuffle:
-            order = torch.randperm(n_samples, generator=self.generator)
+            order = torch.randperm(len(self.X), generator=self.generator)
+        if self.world_size > 1:
+            if order is None:
+                order = torch.arange(len(self.X))
+            padded = order.repeat(math.ceil(n_samples * self.world_size / len(order)))
+            order = padded[: n_samples * self.world_size][self.rank :: self.world_size]
+        if order is not None:
             order = order.to(self.X.device)
         for start in range(0, n_samples, self.batch_size):
             rows = (
@@ -190,6 +229,8 @@ class AutoencoderNet(NeuralNet):
         # so a second, plain copy here would pin the weights to their device.
         if state.get("module") is self.__dict__.get("module_"):
             state["module"] = _SAME_AS_MODULE_
+        # The data-parallel wrapper exists only while training.
+        state.pop("_data_parallel", None)
         return state
 
     def __setstate__(self, state):
@@ -215,6 +256,7 @@ class AutoencoderNet(NeuralNet):
         snapshot.module_ = snapshot.module = deepcopy(self.module_)
         snapshot.history = History(deepcopy(self.history[:n_epochs]))
         snapshot.train_split = None
+        snapshot.__dict__.pop("_data_parallel", None)
         return snapshot
 
     def request_stop(self):
@@ -227,8 +269,29 @@ class AutoencoderNet(NeuralNet):
         self._stop_requested = True
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
-        """Forget a stop requested in an earlier fit."""
+        """Forget a stop requested in an earlier fit; set up data parallelism.
+
+        In a torch.distributed process group of more than one process, the
+        training forward passes go through a
+        :class:`~torch.nn.parallel.DistributedDataParallel` wrapper of
+        ``module_``, which averages the gradients over the processes in the
+        backward pass; ``module_`` itself (its weights, its state dict) stays
+        the plain module.
+        """
         self._stop_requested = False
+        data_parallel = None
+        if process_group()[1] > 1:
+            device = torch.device(self.device)
+            data_parallel = torch.nn.parallel.DistributedDataParallel(
+                self.module_, device_ids=None if device.type == "cpu" else [device]
+            )
+        # Not one of the net's components but a passing view of module_, so
+        # set past skorch's check on attributes that hold modules.
+        object.__setattr__(self, "_data_parallel", data_parallel)
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        """Drop the data-parallel wrapper; ``module_`` holds the weights."""
+        object.__setattr__(self, "_data_parallel", None)
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         """Start an epoch, or end the loop if a stop was requested."""
@@ -257,6 +320,9 @@ class AutoencoderNet(NeuralNet):
                 self.random_seed + len(self.history)
             )
         inputs, targets = dataset if isinstance(dataset, tuple) else (dataset, None)
+        # Under torch.distributed each process trains on its shard of the
+        # rows; every process evaluates all of them.
+        rank, world_size = process_group() if training else (0, 1)
         return TensorBatches(
             inputs,
             self.batch_size,
@@ -264,6 +330,8 @@ class AutoencoderNet(NeuralNet):
             shuffle=training,
             generator=generator,
             targets=targets,
+            rank=rank,
+            world_size=world_size,
         )
 
     def autocast(self):
@@ -289,9 +357,16 @@ class AutoencoderNet(NeuralNet):
         return self
 
     def infer(self, x, **fit_params):
-        """Run the module on ``x`` under the autocast of ``precision``."""
+        """Run the module on ``x`` under the autocast of ``precision``.
+
+        Training passes (gradients on) go through the data-parallel wrapper
+        when there is one.
+        """
+        module = getattr(self, "_data_parallel", None)
+        if module is None or not torch.is_grad_enabled():
+            module = self.module_
         with self.autocast():
-            return super().infer(x, **fit_params)
+            return module(to_tensor(x, device=self.device), **fit_params)
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """Reconstruction loss of ``y_pred`` against the clean rows ``y_true``."""
@@ -346,7 +421,7 @@ class AutoencoderNet(NeuralNet):
             total += step["loss"].detach() * size
             n_rows += size
             self.notify("on_batch_end", batch=batch, training=training, **step)
-        loss = total.item() / n_rows
+        loss = self._mean_over_processes(total, n_rows)
         self._check_finite(loss, prefix)
         key = prefix + "_loss"
         earlier = self.history[:-1, key] if len(self.history) > 1 else []
@@ -369,9 +444,22 @@ class AutoencoderNet(NeuralNet):
                 loss = self.get_loss(self.infer(Xi), yi, X=Xi, training=training)
                 total += loss * len(Xi)
                 n_rows += len(Xi)
-        loss = total.item() / n_rows
+        loss = self._mean_over_processes(total, n_rows)
         self._check_finite(loss, "initial")
         return loss
+
+    def _mean_over_processes(self, total, n_rows):
+        """Mean loss from a summed ``total`` over ``n_rows``, as a float.
+
+        Under torch.distributed, summed over every process first, so that all
+        processes record the same losses and early stopping stops them all
+        at the same epoch. One host sync either way.
+        """
+        if process_group()[1] > 1:
+            sums = torch.stack([total.float(), torch.tensor(float(n_rows)).to(total)])
+            dist.all_reduce(sums)
+            total, n_rows = sums[0], sums[1].item()
+        return total.item() / n_rows
 
     def _check_finite(self, loss, prefix):
         if not np.isfinite(loss):

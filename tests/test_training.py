@@ -1,12 +1,23 @@
+import os
+import pickle
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.decomposition import PCA
 from skorch.callbacks import Callback
 from skorch.helper import predefined_split
 from torch import nn
 
-from skae import AutoencoderNet, DenseAutoencoder, TrainingDivergedError
+from skae import (
+    AutoencoderNet,
+    AutoencoderTransformer,
+    DenseAutoencoder,
+    TrainingDivergedError,
+)
 from skae._training import TensorBatches, _BestOfRunEarlyStopping
 
 CPU = torch.device("cpu")
@@ -298,3 +309,96 @@ def test_float16_skips_a_step_whose_gradients_overflow():
     for key, value in net.module_.state_dict().items():
         assert torch.equal(value, before[key])
     assert net.grad_scaler_.get_scale() < 2.0**120
+
+
+# ---------------------------------------------------------- data parallelism
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("n_rows, world_size", [(10, 2), (11, 2), (10, 3), (2, 3)])
+def test_shards_are_equal_and_cover_every_row(shuffle, n_rows, world_size):
+    shards = [
+        ids_of(
+            TensorBatches(
+                row_ids(n_rows),
+                3,
+                CPU,
+                shuffle=shuffle,
+                generator=torch.Generator().manual_seed(0),
+                rank=rank,
+                world_size=world_size,
+            )
+        )
+        for rank in range(world_size)
+    ]
+    rows = [sum(batches, []) for batches in shards]
+    per_shard = -(-n_rows // world_size)
+    assert all(len(shard) == per_shard for shard in rows)
+    assert len({len(batches) for batches in shards}) == 1
+    assert set(sum(rows, [])) == set(range(n_rows))
+    # Padding repeats as few rows as it can.
+    assert len(sum(rows, [])) - n_rows == per_shard * world_size - n_rows
+
+
+DDP_SCRIPT = """
+import pickle
+import sys
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from skae import AutoencoderTransformer
+
+torch.set_num_threads(1)
+dist.init_process_group("gloo")
+X = np.load(sys.argv[1])
+params = dict(n_components=1, hidden_layer_sizes=(16,), device="cpu")
+seeded = AutoencoderTransformer(**params, max_iter=40, random_state=0).fit(X)
+unseeded = AutoencoderTransformer(**params, max_iter=3).fit(X)
+with open(f"{sys.argv[2]}/rank{dist.get_rank()}.pkl", "wb") as f:
+    pickle.dump((seeded, unseeded), f)
+dist.destroy_process_group()
+"""
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_torchrun_trains_data_parallel_with_gloo(tmp_path, curved):
+    X_train, X_test = curved[:300], curved[300:]
+    np.save(tmp_path / "X.npy", X_train)
+    (tmp_path / "train.py").write_text(DDP_SCRIPT)
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node=2",
+        str(tmp_path / "train.py"),
+        str(tmp_path / "X.npy"),
+        str(tmp_path),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (seeded, unseeded), (seeded_1, unseeded_1) = (
+        pickle.loads((tmp_path / f"rank{rank}.pkl").read_bytes()) for rank in (0, 1)
+    )
+    # The processes end with the same model, having seen the same losses.
+    assert_array_equal(seeded.transform(X_test), seeded_1.transform(X_test))
+    assert seeded.loss_curve_ == seeded_1.loss_curve_
+    assert seeded.best_epoch_ == seeded_1.best_epoch_
+    # Without a seed, rank 0's is shared.
+    assert_array_equal(unseeded.transform(X_test), unseeded_1.transform(X_test))
+
+    single = AutoencoderTransformer(
+        n_components=1, hidden_layer_sizes=(16,), max_iter=40, random_state=0
+    ).fit(X_train)
+    # Each process ran half the batches of a single-process epoch.
+    batches = seeded.net_.history[-1, "train_batch_count"]
+    assert batches == -(-single.net_.history[-1, "train_batch_count"] // 2)
+    # The same kind of model: a plain module, and a fit about as good.
+    assert type(seeded.module_) is type(single.module_)
+    pca = PCA(n_components=1).fit(X_train)
+    pca_error = np.mean((X_test - pca.inverse_transform(pca.transform(X_test))) ** 2)
+    assert -seeded.score(X_test) < 0.8 * pca_error
+    assert seeded.score(X_test) == pytest.approx(single.score(X_test), rel=0.5)
