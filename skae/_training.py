@@ -282,6 +282,10 @@ class AutoencoderNet(NeuralNet):
         data_parallel = None
         if process_group()[1] > 1:
             device = torch.device(self.device)
+            if device.type == "cuda" and device.index is None:
+                # 'cuda' is the process's current device: torchrun scripts
+                # call torch.cuda.set_device(LOCAL_RANK).
+                device = torch.device("cuda", torch.cuda.current_device())
             data_parallel = torch.nn.parallel.DistributedDataParallel(
                 self.module_, device_ids=None if device.type == "cpu" else [device]
             )
