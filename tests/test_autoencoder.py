@@ -166,6 +166,43 @@ def test_cuda_pickle_loads_without_cuda(monkeypatch):
 
 @pytest.mark.cuda
 @requires_cuda
+def test_cuda_fit_streams_from_pinned_memory_when_the_device_is_full(monkeypatch):
+    X = gaussian(n_samples=400, dtype=np.float32)
+    reference = make_ae(device="cuda", max_iter=5).fit(X)
+    # Report almost no free memory: the rows stay on the host, pinned.
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (1, 1))
+    tensors = []
+    original = AutoencoderTransformer._to_device
+
+    def spy(X_model, device):
+        tensors.append(original(X_model, device))
+        return tensors[-1]
+
+    monkeypatch.setattr(AutoencoderTransformer, "_to_device", staticmethod(spy))
+    streamed = make_ae(device="cuda", max_iter=5).fit(X)
+    assert all(t.device.type == "cpu" and t.is_pinned() for t in tensors)
+    assert_allclose(streamed.transform(X), reference.transform(X), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.cuda
+@requires_cuda
+def test_cuda_transform_holds_one_batch_on_the_device():
+    X = np.random.RandomState(0).rand(1000, 784).astype(np.float32)
+    ae = make_ae(n_components=32, hidden_layer_sizes=(512, 256), device="cuda")
+    ae.fit(X)
+    big = np.repeat(X, 200, axis=0)  # 200k rows, 627 MB
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    baseline = torch.cuda.memory_allocated()
+    ae.transform(big)
+    peak = torch.cuda.max_memory_allocated() - baseline
+    # A batch of inputs and its activations: far below the 627 MB of rows.
+    batch_bytes = INFERENCE_BATCH_SIZE * 784 * 4
+    assert peak < 4 * batch_bytes
+
+
+@pytest.mark.cuda
+@requires_cuda
 @pytest.mark.parametrize("precision", ["bfloat16", "float16"])
 def test_cuda_mixed_precision_pickle_loads_without_cuda(monkeypatch, precision):
     X = gaussian(n_samples=400, dtype=np.float32)
