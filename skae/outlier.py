@@ -10,9 +10,10 @@ from skae._base import _BaseAutoencoder
 from skae._validation import Interval, StrOptions
 
 # Floor of each feature's error scale, relative to the mean scale: a feature
-# that training reconstructs perfectly (a pixel that is always 0) would
-# otherwise divide by zero and outweigh all the others.
-_SCALE_FLOOR = 1e-3
+# that training reconstructs (almost) perfectly, such as a pixel that is
+# always 0, would otherwise weigh hundreds of times as much as the others.
+# Chosen by measurement (see the Notes of AutoencoderOutlierDetector).
+_SCALE_FLOOR = 0.03
 # contamination='auto' flags relative errors beyond Tukey's outer fence,
 # Q3 + 3 IQR: "far out" in his exploratory data analysis.
 _AUTO_FENCE = 3.0
@@ -33,7 +34,7 @@ class AutoencoderOutlierDetector(OutlierMixin, _BaseAutoencoder):
     The anomaly score is minus the mean relative squared reconstruction
     error: each feature's squared error is divided by that feature's mean
     squared error on the training rows (``feature_errors_``, floored at
-    ``1e-3`` times their mean), so training rows score about -1 and a row
+    ``0.03`` times their mean), so training rows score about -1 and a row
     that is badly reconstructed where training rows are reconstructed well
     counts more than one that is badly reconstructed where every row is. See
     the Notes for why.
@@ -149,6 +150,16 @@ class AutoencoderOutlierDetector(OutlierMixin, _BaseAutoencoder):
     with the largest spread, such as the pixels on the outline of a class,
     where normal rows also reconstruct badly; the relative error weighs
     every feature by how well it is normally reconstructed.
+
+    The floor on each feature's error scale caps the weight of features that
+    training rows reconstruct almost perfectly (pixels that are always
+    blank), whose training error is also the least reliable estimate. With
+    the detector's own reconstructions, the mean AUC for floors of 0.001,
+    0.03 and 0.3 times the mean scale, and for plain squared error, was
+    0.9252, 0.9256, 0.9260 and 0.9202 on Fashion-MNIST, 0.980, 0.989, 0.994
+    and 0.997 on the digits (about 90 training rows per class), and 0.952,
+    0.951, 0.940 and 0.910 on the breast cancer data: 0.03 helps the small
+    image set without costing the tabular one.
 
     ``n_components=0.8`` is the fraction of variance, not a fixed width, so
     that the default works for any number of features. On Fashion-MNIST with
