@@ -356,6 +356,11 @@ class _BaseAutoencoder(
         if self.init == "pca":
             self._init_from_pca(network, X_train, rng)
         module = self._wrap_network(network, X, device, rng)
+        if self.image_shape is not None:
+            # Convolutions in channels-last layout: on the CPU (oneDNN) conv
+            # training and inference ran about 1.5x as fast, with the same
+            # result (benchmarks/levers.py, results/levers_cpu.md).
+            module = module.to(memory_format=torch.channels_last)
         valid = None
         if valid_idx is not None:
             valid = self._validation_set(
