@@ -42,8 +42,12 @@ def mse(model, X):
     return float(np.mean((X - model.inverse_transform(model.transform(X))) ** 2))
 
 
-def run(dataset, ks, variants, device="auto", max_iter=None):
-    """Measure PCA and each skae variant at each k; return one record each."""
+def run(dataset, ks, variants, device="auto", max_iter=None, save=None):
+    """Measure PCA and each skae variant at each k; return one record each.
+
+    ``save(records)``, when given, is called after each record, so that a
+    long run that is stopped keeps what it measured.
+    """
     X_train, X_test, image_shape = load(dataset)
     records = []
     for k in ks:
@@ -78,6 +82,8 @@ def run(dataset, ks, variants, device="auto", max_iter=None):
                 f"fit {fit_time:.1f}s vs {pca_time:.2f}s",
                 flush=True,
             )
+            if save is not None:
+                save(records)
     return records
 
 
@@ -101,9 +107,6 @@ def main(argv=None):
     variants = args.variants or (
         ["dense", "conv"] if args.dataset == "fashion_mnist" else ["dense"]
     )
-    records = run(
-        args.dataset, ks, variants, device=args.device, max_iter=args.max_iter
-    )
     columns = [
         "method",
         "n_components",
@@ -123,13 +126,21 @@ def main(argv=None):
     name = f"pca_ratio_{args.dataset}" + "_".join(["", *variants]) * (
         args.variants is not None
     )
-    path = write_results(
-        name,
-        records,
-        title + markdown_table(records, columns),
-        args.out,
+
+    def save(records):
+        return write_results(
+            name, records, title + markdown_table(records, columns), args.out
+        )
+
+    records = run(
+        args.dataset,
+        ks,
+        variants,
+        device=args.device,
+        max_iter=args.max_iter,
+        save=save,
     )
-    print(f"wrote {path}")
+    print(f"wrote {save(records)}")
 
 
 if __name__ == "__main__":
