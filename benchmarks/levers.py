@@ -38,6 +38,7 @@ from skae import (
     DenseAutoencoder,
     fetch_fashion_mnist,
 )
+from skae._validation import resolve_device
 
 
 def sync(device):
@@ -204,11 +205,7 @@ def main(argv=None):
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
-    device = torch.device(
-        ("cuda" if torch.cuda.is_available() else "cpu")
-        if args.device == "auto"
-        else args.device
-    )
+    device = resolve_device(args.device)
     data = fetch_fashion_mnist(subset="train").data
     X = torch.from_numpy(data[: args.rows].copy()).to(device)
     X_test = fetch_fashion_mnist(subset="test").data[:2000]

@@ -27,6 +27,7 @@ from sklearn.decomposition import PCA
 
 from benchmarks._common import RESULTS, markdown_table, write_results
 from skae import AutoencoderTransformer, DenseAutoencoder, fetch_fashion_mnist
+from skae._validation import resolve_device
 
 
 def datasets(quick):
@@ -153,11 +154,7 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
-    device = torch.device(
-        ("cuda" if torch.cuda.is_available() else "cpu")
-        if args.device == "auto"
-        else args.device
-    )
+    device = resolve_device(args.device)
     repeats = 3 if args.quick else 5
     epochs = args.epochs or (3 if args.quick else 10)
     records = [
