@@ -42,7 +42,7 @@ def mse(model, X):
     return float(np.mean((X - model.inverse_transform(model.transform(X))) ** 2))
 
 
-def run(dataset, ks, variants, device="auto", max_iter=None, save=None):
+def run(dataset, ks, variants, device="auto", max_iter=None, alpha=None, save=None):
     """Measure PCA and each skae variant at each k; return one record each.
 
     ``save(records)``, when given, is called after each record, so that a
@@ -58,6 +58,8 @@ def run(dataset, ks, variants, device="auto", max_iter=None, save=None):
             params = {"image_shape": image_shape} if variant == "conv" else {}
             if max_iter is not None:
                 params["max_iter"] = max_iter
+            if alpha is not None:
+                params["alpha"] = alpha
             model = AutoencoderTransformer(
                 n_components=k, random_state=0, device=device, **params
             )
@@ -73,6 +75,7 @@ def run(dataset, ks, variants, device="auto", max_iter=None, save=None):
                 "epochs": model.n_iter_,
                 "best_epoch": model.best_epoch_,
                 "max_iter": model.max_iter,
+                "alpha": model.alpha,
             }
             record["ratio"] = record["skae_mse"] / pca_mse
             records.append(record)
@@ -101,6 +104,12 @@ def main(argv=None):
         default=None,
         help="override the default max_iter (recorded in the results)",
     )
+    parser.add_argument(
+        "--alpha",
+        type=float,
+        default=None,
+        help="override the default alpha, the weight decay (in the results' name)",
+    )
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
     ks = args.ks or DEFAULT_KS[args.dataset]
@@ -118,6 +127,7 @@ def main(argv=None):
         "epochs",
         "best_epoch",
         "max_iter",
+        "alpha",
     ]
     title = (
         f"Held-out reconstruction MSE, {args.dataset}: skae (defaults, "
@@ -126,6 +136,8 @@ def main(argv=None):
     name = f"pca_ratio_{args.dataset}" + "_".join(["", *variants]) * (
         args.variants is not None
     )
+    if args.alpha is not None:
+        name += f"_alpha{args.alpha:g}"
 
     def save(records):
         return write_results(
@@ -138,6 +150,7 @@ def main(argv=None):
         variants,
         device=args.device,
         max_iter=args.max_iter,
+        alpha=args.alpha,
         save=save,
     )
     print(f"wrote {save(records)}")
