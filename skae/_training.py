@@ -462,7 +462,8 @@ class AutoencoderNet(NeuralNet):
         if process_group()[1] > 1:
             sums = torch.stack([total.float(), torch.tensor(float(n_rows)).to(total)])
             dist.all_reduce(sums)
-            total, n_rows = sums[0], sums[1].item()
+            total, n_rows = sums.tolist()
+            return total / n_rows
         return total.item() / n_rows
 
     def _check_finite(self, loss, prefix):
