@@ -26,6 +26,7 @@ for a small grid on a digits subset, a check that it runs); results in
 """
 
 import argparse
+import os
 import statistics
 import time
 import warnings
@@ -48,7 +49,8 @@ ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 # Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which returns
 # freed memory to the system eagerly; PyTorch's many small allocations then
 # made one skae fit in a worker about twice as slow as in the calling process
-# (5.1 s against 3.0 s). Unset, a worker fits as fast.
+# (`--malloc-trim`: results/dask_malloc_trim.md). Unset, a worker fits about
+# as fast.
 NO_MALLOC_TRIM = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 
 
@@ -137,15 +139,86 @@ def on_cluster(n_workers, X, y, settings, repeats, reference):
     }
 
 
+def one_fit():
+    """Seconds of one fit (AutoencoderTransformer, digits, 30 epochs)."""
+    torch.set_num_threads(1)
+    X = load_digits().data[:1200]
+    model = AutoencoderTransformer(8, max_iter=30, device="cpu", random_state=0)
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X)
+    return time.perf_counter() - start
+
+
+def malloc_trim_check(repeats):
+    """One fit in this process, in a worker as dask starts it, and untrimmed.
+
+    The first fit in each place is a warm-up; the median of the rest counts.
+    """
+    # Unset first: a nanny's spawn leaves dask's value in this process's
+    # environment, from which later workers would inherit it.
+    settings = {
+        "in the calling process": None,
+        "dask worker, MALLOC_TRIM_THRESHOLD_ unset": NO_MALLOC_TRIM,
+        "dask worker, MALLOC_TRIM_THRESHOLD_=65536 (dask's default)": {},
+    }
+    records = []
+    for where, config in settings.items():
+        if config is None:
+            times = [one_fit() for _ in range(repeats + 1)]
+        else:
+            with (
+                dask.config.set(config),
+                LocalCluster(
+                    n_workers=1,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    env=ONE_THREAD,
+                ) as cluster,
+                Client(cluster) as client,
+            ):
+                times = [
+                    client.submit(one_fit, pure=False).result()
+                    for _ in range(repeats + 1)
+                ]
+                trim = client.submit(os.environ.get, "MALLOC_TRIM_THRESHOLD_").result()
+        records.append(
+            {
+                "where": where,
+                "fit_s": statistics.median(times[1:]),
+                "worker_MALLOC_TRIM_THRESHOLD_": None if config is None else trim,
+            }
+        )
+        print(records[-1], flush=True)
+    return records
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--max-iter", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--malloc-trim",
+        action="store_true",
+        help="only time one fit with and without dask's malloc trimming",
+    )
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    if args.malloc_trim:
+        records = malloc_trim_check(max(args.repeats, 3))
+        title = (
+            "Seconds of one AutoencoderTransformer fit (digits, 1200 rows, 30 "
+            "epochs, one torch thread), median of the runs after a warm-up.\n\n"
+        )
+        table = markdown_table(records, list(records[0]))
+        path = write_results("dask_malloc_trim", records, title + table, args.out)
+        print(f"wrote {path}")
+        return
     X, y = load_digits(return_X_y=True)
     if args.quick:
         X, y = X[:400], y[:400]
