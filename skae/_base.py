@@ -559,6 +559,8 @@ class _BaseAutoencoder(
                         threshold=self.tol,
                         threshold_mode="rel",
                         load_best=True,
+                        # A random start is never kept: do not score it.
+                        initial_state=self.init == "pca",
                     ),
                 )
             )

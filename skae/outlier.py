@@ -117,7 +117,8 @@ class AutoencoderOutlierDetector(OutlierMixin, _BaseAutoencoder):
     n_iter_ : int
         Number of epochs run.
     best_epoch_ : int
-        Epoch whose weights were kept (0: the initial state).
+        Epoch whose weights were kept (0: the initial PCA state; a random
+        start is never kept, so with ``init='random'`` it is at least 1).
     loss_curve_ : list of float
         Training loss per epoch.
     validation_loss_curve_ : list of float or None

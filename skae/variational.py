@@ -195,7 +195,8 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
     n_iter_ : int
         Number of epochs run.
     best_epoch_ : int
-        Epoch whose weights were kept (0: the initial state).
+        Epoch whose weights were kept (0: the initial PCA state; a random
+        start is never kept, so with ``init='random'`` it is at least 1).
     loss_curve_ : list of float
         Training negative ELBO per epoch and feature (model units).
     validation_loss_curve_ : list of float or None

@@ -2,6 +2,7 @@ import os
 import pickle
 import subprocess
 import sys
+from contextlib import nullcontext
 
 import numpy as np
 import pytest
@@ -194,13 +195,14 @@ def test_training_diverged_error_is_a_value_error():
 # ------------------------------------------------------------ early stopping
 
 
-def stopper(monitor, patience=2):
+def stopper(monitor, patience=2, initial_state=True):
     return _BestOfRunEarlyStopping(
         monitor=monitor,
         patience=patience,
         threshold=1e-4,
         threshold_mode="rel",
         load_best=True,
+        initial_state=initial_state,
     )
 
 
@@ -224,6 +226,26 @@ def test_early_stopping_keeps_initial_state_when_training_only_hurts(monitor):
     assert len(net.history) == 2  # patience
     for key, value in net.module_.state_dict().items():
         assert torch.equal(value, initial[key])
+
+
+def test_early_stopping_without_initial_state_never_scores_it(monkeypatch):
+    # initial_state=False (a random start): no pass over the data before
+    # training, and the best epoch is a trained one even when training hurts.
+    X = low_rank()
+    net = make_net(
+        lr=10.0,
+        max_epochs=20,
+        train_split=predefined_split(low_rank(40, seed=1)),
+        callbacks=[("early_stopping", stopper("valid_loss", initial_state=False))],
+    )
+    net.initialize()
+    calls = []
+    monkeypatch.setattr(net, "evaluate_loss", lambda *a, **k: calls.append(a))
+    net.partial_fit(X)
+    callback = dict(net.callbacks_)["early_stopping"]
+    assert calls == []
+    losses = net.history[:, "valid_loss"]
+    assert callback.best_epoch_ == int(np.argmin(losses)) + 1 >= 1
 
 
 def test_early_stopping_counts_improvement_over_the_initial_state():
@@ -264,7 +286,9 @@ def test_mixed_precision_trains_in_reduced_precision(precision):
 
 def test_float32_does_not_autocast():
     net = make_net().fit(low_rank())
-    assert not net.autocast()._enabled
+    assert isinstance(net.autocast(), nullcontext)
+    with net.autocast():
+        assert not torch.is_autocast_enabled("cpu")
     assert not net.grad_scaler_.is_enabled()
 
 
