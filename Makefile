@@ -34,8 +34,14 @@ bench: $(STAMP)
 	for d in digits moons swiss_roll fashion_mnist; do $(BIN)/python -m benchmarks.run --dataset $$d || exit 1; done
 	$(BIN)/python -m benchmarks.pca_ratio --dataset digits
 	$(BIN)/python -m benchmarks.pca_ratio --dataset fashion_mnist
+	$(BIN)/python -m benchmarks.run --dataset fashion_mnist --quick
+	$(BIN)/python -m benchmarks.run --dataset fashion_mnist --ks 30 --methods pca skae-dense
 	$(BIN)/python -m benchmarks.denoising
+	$(BIN)/python -m benchmarks.outlier
+	$(BIN)/python -m benchmarks.variational
 	$(BIN)/python -m benchmarks.overhead
+	$(BIN)/python -m benchmarks.levers
+	$(BIN)/python -m benchmarks.dask_search
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m benchmarks.run --dataset digits --quick

@@ -11,13 +11,16 @@ the codes of a test subsample; fit time; and transform throughput.
 
 Records go to ``benchmarks/results/run_<dataset>.json`` (one record per
 dataset, method, n_components, metric and value, plus machine info), a
-markdown table ``run_<dataset>.md`` and plots ``run_<dataset>.png``.
+markdown table ``run_<dataset>.md`` and plots ``run_<dataset>.png`` (with more than
+one ``n_components``).
 
 Examples::
 
     python -m benchmarks.run --dataset digits --quick     # a few minutes, 2 CPU cores
     python -m benchmarks.run --dataset fashion_mnist --device auto
     python -m benchmarks.run --dataset swiss_roll
+    # the 2006 paper's row alone, on all 60k training images:
+    python -m benchmarks.run --dataset fashion_mnist --ks 30 --methods pca skae-dense
 
 Data: digits, embedded moons and swiss roll are generated or bundled;
 Fashion-MNIST, MNIST and CIFAR-10 come from :mod:`skae.datasets` (the Debian
@@ -148,7 +151,8 @@ def evaluate(model, data, data_range, rng):
     }
 
 
-def run(dataset, ks, device, quick, max_iter):
+def run(dataset, ks, device, quick, max_iter, only=None):
+    """Measure each method (all, or those named in ``only``) at each k."""
     X_train, X_test, y_train, y_test, image_shape, data_range = load(dataset, quick)
     data = (X_train, X_test, y_train, y_test)
     records = []
@@ -156,6 +160,8 @@ def run(dataset, ks, device, quick, max_iter):
         if k > X_train.shape[1]:
             continue
         for name, model in methods(image_shape, k, device, max_iter).items():
+            if only is not None and name not in only:
+                continue
             fit_s = timed_fit(model, X_train)
             values = evaluate(model, data, data_range, np.random.RandomState(0))
             values["fit_s"] = fit_s
@@ -241,22 +247,37 @@ def main(argv=None):
         default=None,
         help="override the autoencoders' max_iter (recorded in the results)",
     )
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        choices=["pca", "skae-dense", "skae-denoising", "skae-conv"],
+        default=None,
+        help="measure only these methods (named in the results' file name)",
+    )
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
     ks = args.ks or (QUICK_KS if args.quick else KS)
-    records = run(args.dataset, ks, args.device, args.quick, args.max_iter)
+    records = run(
+        args.dataset, ks, args.device, args.quick, args.max_iter, args.methods
+    )
     for record in records:
         record["quick"] = args.quick
         record["max_iter"] = args.max_iter or "default"
     name = f"run_{args.dataset}" + ("_quick" if args.quick else "")
+    if args.ks:
+        name += "_k" + "_".join(map(str, ks))
+    if args.methods:
+        name += "_" + "_".join(args.methods)
     header = (
         f"{args.dataset}, held-out rows; autoencoders with their defaults"
         + (f" but max_iter={args.max_iter}" if args.max_iter else "")
         + ", random_state=0.\n\n"
     )
     path = write_results(name, records, header + table(records), args.out)
-    plot(records, args.dataset, path.with_suffix(".png"))
-    print(f"wrote {path} and {path.with_suffix('.png')}")
+    if len(ks) > 1:
+        plot(records, args.dataset, path.with_suffix(".png"))
+        print(f"wrote {path.with_suffix('.png')}")
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":
