@@ -70,9 +70,13 @@ METRICS = (
 )
 
 
+IMAGE_SETS = ("fashion_mnist", "mnist", "cifar10")
+QUICK_SUBSET = "--quick: the first 5000 training and 2000 test images"
+
+
 def load(dataset, quick):
     """Return ``X_train, X_test, y_train, y_test, image_shape, data_range``."""
-    if dataset in ("fashion_mnist", "mnist", "cifar10"):
+    if dataset in IMAGE_SETS:
         fetch = {
             "fashion_mnist": fetch_fashion_mnist,
             "mnist": fetch_mnist,
@@ -269,7 +273,9 @@ def main(argv=None):
     if args.methods:
         name += "_" + "_".join(args.methods)
     header = (
-        f"{args.dataset}, held-out rows; autoencoders with their defaults"
+        f"{args.dataset}, held-out rows"
+        + (f" ({QUICK_SUBSET})" if args.quick and args.dataset in IMAGE_SETS else "")
+        + "; autoencoders with their defaults"
         + (f" but max_iter={args.max_iter}" if args.max_iter else "")
         + ", random_state=0.\n\n"
     )
