@@ -138,6 +138,8 @@ def main(argv=None):
     )
     if args.alpha is not None:
         name += f"_alpha{args.alpha:g}"
+    if args.ks is not None:
+        name += "_k" + "_".join(map(str, ks))
 
     def save(records):
         return write_results(
