@@ -155,8 +155,12 @@ def evaluate(model, data, data_range, rng):
     }
 
 
-def run(dataset, ks, device, quick, max_iter, only=None):
-    """Measure each method (all, or those named in ``only``) at each k."""
+def run(dataset, ks, device, quick, max_iter, only=None, save=None):
+    """Measure each method (all, or those named in ``only``) at each k.
+
+    ``save(records)``, when given, is called after each fitted method, so
+    that a long run that is stopped keeps what it measured.
+    """
     X_train, X_test, y_train, y_test, image_shape, data_range = load(dataset, quick)
     data = (X_train, X_test, y_train, y_test)
     records = []
@@ -184,6 +188,8 @@ def run(dataset, ks, device, quick, max_iter, only=None):
                 + ", ".join(f"{m}={values[m]:.4g}" for m in METRICS),
                 flush=True,
             )
+            if save is not None:
+                save(records)
     return records
 
 
@@ -261,12 +267,6 @@ def main(argv=None):
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
     ks = args.ks or (QUICK_KS if args.quick else KS)
-    records = run(
-        args.dataset, ks, args.device, args.quick, args.max_iter, args.methods
-    )
-    for record in records:
-        record["quick"] = args.quick
-        record["max_iter"] = args.max_iter or "default"
     name = f"run_{args.dataset}" + ("_quick" if args.quick else "")
     if args.ks:
         name += "_k" + "_".join(map(str, ks))
@@ -279,7 +279,17 @@ def main(argv=None):
         + (f" but max_iter={args.max_iter}" if args.max_iter else "")
         + ", random_state=0.\n\n"
     )
-    path = write_results(name, records, header + table(records), args.out)
+
+    def save(records):
+        for record in records:
+            record["quick"] = args.quick
+            record["max_iter"] = args.max_iter or "default"
+        return write_results(name, records, header + table(records), args.out)
+
+    records = run(
+        args.dataset, ks, args.device, args.quick, args.max_iter, args.methods, save
+    )
+    path = save(records)
     if len(ks) > 1:
         plot(records, args.dataset, path.with_suffix(".png"))
         print(f"wrote {path.with_suffix('.png')}")
