@@ -30,6 +30,7 @@ import os
 import statistics
 import time
 import warnings
+from contextlib import contextmanager
 
 import dask
 import joblib
@@ -98,10 +99,11 @@ def warm_up(X, y, settings, n_jobs):
     timed_search(make_search(n_jobs=n_jobs, **small), X[:200], y[:200])
 
 
-def on_cluster(n_workers, X, y, settings, repeats, reference):
-    start = time.perf_counter()
+@contextmanager
+def cluster_client(n_workers, config):
+    """Client of a LocalCluster of one-thread worker processes, under ``config``."""
     with (
-        dask.config.set(NO_MALLOC_TRIM),
+        dask.config.set(config),
         LocalCluster(
             n_workers=n_workers,
             threads_per_worker=1,
@@ -111,6 +113,12 @@ def on_cluster(n_workers, X, y, settings, repeats, reference):
         ) as cluster,
         Client(cluster) as client,
     ):
+        yield client
+
+
+def on_cluster(n_workers, X, y, settings, repeats, reference):
+    start = time.perf_counter()
+    with cluster_client(n_workers, NO_MALLOC_TRIM) as client:
         worker_threads = set(client.run(one_thread).values())
         with joblib.parallel_config(backend="dask"):
             warm_up(X, y, settings, n_jobs=-1)
@@ -168,17 +176,7 @@ def malloc_trim_check(repeats):
         if config is None:
             times = [one_fit() for _ in range(repeats + 1)]
         else:
-            with (
-                dask.config.set(config),
-                LocalCluster(
-                    n_workers=1,
-                    threads_per_worker=1,
-                    processes=True,
-                    dashboard_address=None,
-                    env=ONE_THREAD,
-                ) as cluster,
-                Client(cluster) as client,
-            ):
+            with cluster_client(1, config) as client:
                 times = [
                     client.submit(one_fit, pure=False).result()
                     for _ in range(repeats + 1)
