@@ -181,6 +181,8 @@ def run(dataset, ks, device, quick, max_iter, only=None, save=None):
                         "n_components": k,
                         "metric": metric,
                         "value": values[metric],
+                        "quick": quick,
+                        "max_iter": max_iter or "default",
                     }
                 )
             print(
@@ -281,9 +283,6 @@ def main(argv=None):
     )
 
     def save(records):
-        for record in records:
-            record["quick"] = args.quick
-            record["max_iter"] = args.max_iter or "default"
         return write_results(name, records, header + table(records), args.out)
 
     records = run(
