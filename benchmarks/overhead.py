@@ -13,7 +13,12 @@ A random start is never kept, so skae does not score it.
 Also measures ``transform``, ``inverse_transform`` and ``score_samples``
 throughput of a fitted 784 -> 32 dense model against PCA's ``transform``, and
 that of the bare torch module encoding rows already converted to model units
-(``module_encode``): the ceiling ``transform`` can reach on the machine.
+(``module_encode``). Each row also gives the floating-point rate it implies
+(``gflop_s``: rows per second times the multiply-adds of the linear layers
+used, twice), beside the rate of one large float32 matrix product of the
+encoder's first layer's shape (``sgemm_ceiling``, whose ``rows_per_s`` is
+that rate divided by the encoder's work per row): no implementation of the
+same network can encode faster than that on the machine.
 
 ``python -m benchmarks.overhead`` (``--quick`` for fewer repeats); results in
 ``benchmarks/results/overhead.{json,md}``.
@@ -119,6 +124,32 @@ def overhead(name, X, epochs, repeats, device):
     return record
 
 
+def flops_per_row(*parts):
+    """Floating-point operations of one row through the linear layers of ``parts``."""
+    return sum(
+        2 * layer.in_features * layer.out_features
+        for part in parts
+        if part is not None
+        for layer in part.modules()
+        if isinstance(layer, torch.nn.Linear)
+    )
+
+
+def sgemm_flop_rate(n_rows, n_in, n_out, device, repeats):
+    """Floating-point operations per second of a float32 matrix product."""
+    generator = torch.Generator().manual_seed(0)
+    a = torch.rand(n_rows, n_in, generator=generator).to(device)
+    b = torch.rand(n_in, n_out, generator=generator).to(device)
+    times = []
+    for _ in range(repeats + 1):  # the first one warms up
+        start = time.perf_counter()
+        a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return 2 * n_rows * n_in * n_out / statistics.median(times[1:])
+
+
 def throughput(X, device, repeats):
     """Rows per second of inference on a fitted 784 -> 32 dense model."""
     model = AutoencoderTransformer(
@@ -138,31 +169,46 @@ def throughput(X, device, repeats):
         if device.type == "cuda":
             torch.cuda.synchronize()
 
+    encode = flops_per_row(module.encoder, module.encoder_linear)
+    decode = flops_per_row(module.decoder, module.decoder_linear)
     methods = {
-        "module_encode": module_encode,
-        "transform": lambda: model.transform(X),
-        "inverse_transform": lambda: model.inverse_transform(codes),
-        "score_samples": lambda: model.score_samples(X),
-        "pca_transform": lambda: pca.transform(X),
+        "module_encode": (module_encode, encode),
+        "transform": (lambda: model.transform(X), encode),
+        "inverse_transform": (lambda: model.inverse_transform(codes), decode),
+        "score_samples": (lambda: model.score_samples(X), encode + decode),
+        "pca_transform": (lambda: pca.transform(X), 2 * X.shape[1] * 32),
     }
     records = []
-    for method, call in methods.items():
+    for method, (call, flops) in methods.items():
         call()  # warm up
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
             call()
             times.append(time.perf_counter() - start)
-        record = {
-            "benchmark": "inference",
-            "method": method,
-            "rows": len(X),
-            "device": str(device),
-            "rows_per_s": len(X) / statistics.median(times),
-        }
-        records.append(record)
-        print(record, flush=True)
+        rows_per_s = len(X) / statistics.median(times)
+        records.append(inference_record(method, len(X), device, rows_per_s, flops))
+    first = module.encoder[0]
+    rate = sgemm_flop_rate(
+        INFERENCE_BATCH_SIZE, first.in_features, first.out_features, device, repeats
+    )
+    records.append(
+        inference_record("sgemm_ceiling", len(X), device, rate / encode, encode)
+    )
     return records
+
+
+def inference_record(method, n_rows, device, rows_per_s, flops):
+    record = {
+        "benchmark": "inference",
+        "method": method,
+        "rows": n_rows,
+        "device": str(device),
+        "rows_per_s": rows_per_s,
+        "gflop_s": rows_per_s * flops / 1e9,
+    }
+    print(record, flush=True)
+    return record
 
 
 def main(argv=None):

@@ -1,5 +1,6 @@
 import io
 import pickle
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -560,6 +561,31 @@ def test_int_input_gives_float64():
     assert Z.dtype == np.float64
     assert ae.inverse_transform(Z.astype(int)).dtype == np.float64
     assert ae.score_samples(X).dtype == np.float64
+
+
+def read_only(X):
+    X = X.copy()
+    X.flags.writeable = False
+    return X
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "layout",
+    [read_only, np.asfortranarray, lambda X: X[::-1].copy()[::-1]],
+    ids=["read_only", "fortran", "negative_strides"],
+)
+def test_input_memory_layout_does_not_change_results(dtype, layout):
+    X = gaussian(dtype=dtype) * 100 + 1e4
+    ae = make_ae().fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        assert_array_equal(ae.transform(layout(X)), ae.transform(X))
+        assert_array_equal(ae.score_samples(layout(X)), ae.score_samples(X))
+        # Fitting sums in the memory's order: the same up to rounding.
+        again = make_ae().fit(layout(X))
+    assert_allclose(again.transform(X), ae.transform(X), rtol=1e-3, atol=1e-4)
 
 
 @pytest.mark.parametrize("method", ["transform", "score_samples", "inverse_transform"])
