@@ -42,9 +42,10 @@ def mse(model, X):
     return float(np.mean((X - model.inverse_transform(model.transform(X))) ** 2))
 
 
-def run(dataset, ks, variants, device="auto", max_iter=None, alpha=None, save=None):
+def run(dataset, ks, variants, device="auto", overrides=None, save=None):
     """Measure PCA and each skae variant at each k; return one record each.
 
+    ``overrides`` replaces some of skae's defaults (recorded in each record).
     ``save(records)``, when given, is called after each record, so that a
     long run that is stopped keeps what it measured.
     """
@@ -56,10 +57,7 @@ def run(dataset, ks, variants, device="auto", max_iter=None, alpha=None, save=No
         pca_mse = mse(pca, X_test)
         for variant in variants:
             params = {"image_shape": image_shape} if variant == "conv" else {}
-            if max_iter is not None:
-                params["max_iter"] = max_iter
-            if alpha is not None:
-                params["alpha"] = alpha
+            params.update(overrides or {})
             model = AutoencoderTransformer(
                 n_components=k, random_state=0, device=device, **params
             )
@@ -76,6 +74,7 @@ def run(dataset, ks, variants, device="auto", max_iter=None, alpha=None, save=No
                 "best_epoch": model.best_epoch_,
                 "max_iter": model.max_iter,
                 "alpha": model.alpha,
+                "hidden_layer_sizes": "-".join(map(str, model.hidden_layer_sizes)),
             }
             record["ratio"] = record["skae_mse"] / pca_mse
             records.append(record)
@@ -110,6 +109,13 @@ def main(argv=None):
         default=None,
         help="override the default alpha, the weight decay (in the results' name)",
     )
+    parser.add_argument(
+        "--hidden-layer-sizes",
+        type=int,
+        nargs="+",
+        default=None,
+        help="override the default hidden widths (in the results' name)",
+    )
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
     ks = args.ks or DEFAULT_KS[args.dataset]
@@ -128,6 +134,7 @@ def main(argv=None):
         "best_epoch",
         "max_iter",
         "alpha",
+        "hidden_layer_sizes",
     ]
     title = (
         f"Held-out reconstruction MSE, {args.dataset}: skae (defaults, "
@@ -136,8 +143,15 @@ def main(argv=None):
     name = f"pca_ratio_{args.dataset}" + "_".join(["", *variants]) * (
         args.variants is not None
     )
+    overrides = {}
+    if args.max_iter is not None:
+        overrides["max_iter"] = args.max_iter
     if args.alpha is not None:
+        overrides["alpha"] = args.alpha
         name += f"_alpha{args.alpha:g}"
+    if args.hidden_layer_sizes is not None:
+        overrides["hidden_layer_sizes"] = tuple(args.hidden_layer_sizes)
+        name += "_h" + "-".join(map(str, args.hidden_layer_sizes))
     if args.ks is not None:
         name += "_k" + "_".join(map(str, ks))
 
@@ -151,8 +165,7 @@ def main(argv=None):
         ks,
         variants,
         device=args.device,
-        max_iter=args.max_iter,
-        alpha=args.alpha,
+        overrides=overrides,
         save=save,
     )
     print(f"wrote {save(records)}")

@@ -44,7 +44,47 @@ class _CorruptedInput(nn.Module):
         return self.decode(self.encode(x))
 
 
-class DenoisingAutoencoder(PartialFitMixin, _BaseAutoencoder):
+class _NoiseMixin:
+    """Train on rows corrupted by ``noise`` (None: on the rows as given).
+
+    For estimators with ``noise``, ``noise_level`` and ``clip`` parameters:
+    the network gets a corruption layer in front that works in train mode
+    only, and early stopping watches held-out rows corrupted once.
+    """
+
+    def _wrap_network(self, network, X, device, rng):
+        if self.noise is None:
+            return super()._wrap_network(network, X, device, rng)
+        low, high = float(X.min()), float(X.max())
+        # A constant X has no range to clip to.
+        clip = (low, high) if self.clip and low < high else None
+        corruption = make_noise(
+            self.noise, self.noise_level, clip=clip, low=low, high=high
+        )
+        corruption.set_generator(
+            torch.Generator(device=device).manual_seed(torch_seed(rng))
+        )
+        return _CorruptedInput(network, corruption, self._offset, self._scale)
+
+    def _validation_set(self, module, X_valid, device, rng):
+        if self.noise is None:
+            return super()._validation_set(module, X_valid, device, rng)
+        # Corrupted once with a generator of its own, so every epoch is
+        # scored on the same noisy rows and the training noise is untouched.
+        training_generator = module.corruption.generator
+        module.corruption.set_generator(
+            torch.Generator(device=device).manual_seed(torch_seed(rng))
+        )
+        module.to(device).corruption.train()
+        with torch.no_grad():
+            # On the training device, where the generator lives; the result
+            # goes back to wherever the clean rows are kept.
+            noisy = module.corrupt(X_valid.to(device)).to(X_valid.device)
+        module.corruption.set_generator(training_generator)
+        return noisy, X_valid
+
+
+class DenoisingAutoencoder(_NoiseMixin, PartialFitMixin, _BaseAutoencoder):
     """Autoencoder trained to reconstruct clean rows from corrupted ones.
 
     The same transformer as :class:`AutoencoderTransformer`, whose network
@@ -229,33 +269,6 @@ class DenoisingAutoencoder(PartialFitMixin, _BaseAutoencoder):
         self.noise = noise
         self.noise_level = noise_level
         self.clip = clip
-
-    def _wrap_network(self, network, X, device, rng):
-        low, high = float(X.min()), float(X.max())
-        # A constant X has no range to clip to.
-        clip = (low, high) if self.clip and low < high else None
-        corruption = make_noise(
-            self.noise, self.noise_level, clip=clip, low=low, high=high
-        )
-        corruption.set_generator(
-            torch.Generator(device=device).manual_seed(torch_seed(rng))
-        )
-        return _CorruptedInput(network, corruption, self._offset, self._scale)
-
-    def _validation_set(self, module, X_valid, device, rng):
-        # Corrupted once with a generator of its own, so every epoch is
-        # scored on the same noisy rows and the training noise is untouched.
-        training_generator = module.corruption.generator
-        module.corruption.set_generator(
-            torch.Generator(device=device).manual_seed(torch_seed(rng))
-        )
-        module.to(device).corruption.train()
-        with torch.no_grad():
-            # On the training device, where the generator lives; the result
-            # goes back to wherever the clean rows are kept.
-            noisy = module.corrupt(X_valid.to(device)).to(X_valid.device)
-        module.corruption.set_generator(training_generator)
-        return noisy, X_valid
 
     def denoise(self, X):
         """Reconstruct clean rows from noisy ``X``.

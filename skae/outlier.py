@@ -8,6 +8,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skae._base import _BaseAutoencoder
 from skae._validation import Interval, StrOptions
+from skae.denoising import _NoiseMixin
+from skae.noise import NOISE_KINDS
 
 # Floor of each feature's error scale, relative to the mean scale: a feature
 # that training reconstructs (almost) perfectly, such as a pixel that is
@@ -19,7 +21,7 @@ _SCALE_FLOOR = 0.03
 _AUTO_FENCE = 3.0
 
 
-class AutoencoderOutlierDetector(OutlierMixin, _BaseAutoencoder):
+class AutoencoderOutlierDetector(_NoiseMixin, OutlierMixin, _BaseAutoencoder):
     """Outlier detection by autoencoder reconstruction error.
 
     A dense (or, with ``image_shape``, convolutional) autoencoder, trained on
@@ -56,6 +58,17 @@ class AutoencoderOutlierDetector(OutlierMixin, _BaseAutoencoder):
         by the ratio of the held-out rows' median error to the training rows'
         (new rows reconstruct worse than the rows trained on; without early
         stopping there are no held-out rows and the fence stays as is).
+    noise : {'gaussian', 'masking', 'salt_pepper'}, callable or None, default=None
+        Train as a denoising autoencoder: the network sees corrupted rows
+        and learns to reconstruct the clean ones, as
+        :class:`DenoisingAutoencoder` does (see there for the kinds). Scores
+        are always computed on the rows as given. None trains on clean rows.
+    noise_level : float, default=0.1
+        Gaussian standard deviation in data units, or the fraction of each
+        row's entries masked or flipped. Ignored when ``noise`` is None.
+    clip : bool, default=True
+        Clip corrupted rows to the training data's range. Ignored when
+        ``noise`` is None.
     hidden_layer_sizes : tuple of int, default=(512, 256)
         Hidden widths of the dense encoder; the decoder mirrors them.
     activation : {'relu', 'tanh', 'logistic', 'identity'}, default='relu'
@@ -126,7 +139,7 @@ class AutoencoderOutlierDetector(OutlierMixin, _BaseAutoencoder):
     net_ : AutoencoderNet
         The fitted skorch net.
     module_ : torch.nn.Module
-        The fitted network.
+        The fitted network (with ``noise``, its corruption layer in front).
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (n_features,)
@@ -198,6 +211,9 @@ class AutoencoderOutlierDetector(OutlierMixin, _BaseAutoencoder):
             StrOptions({"auto"}),
             Interval(Real, 0, 0.5, closed="right"),
         ],
+        "noise": [StrOptions(set(NOISE_KINDS)), callable, None],
+        "noise_level": [Interval(Real, 0, None, closed="left")],
+        "clip": ["boolean"],
     }
 
     def __init__(
@@ -205,6 +221,9 @@ class AutoencoderOutlierDetector(OutlierMixin, _BaseAutoencoder):
         n_components=0.8,
         *,
         contamination="auto",
+        noise=None,
+        noise_level=0.1,
+        clip=True,
         hidden_layer_sizes=(512, 256),
         activation="relu",
         image_shape=None,
@@ -248,6 +267,9 @@ class AutoencoderOutlierDetector(OutlierMixin, _BaseAutoencoder):
             verbose=verbose,
         )
         self.contamination = contamination
+        self.noise = noise
+        self.noise_level = noise_level
+        self.clip = clip
 
     def _after_fit(self, X, valid_idx):
         sums = self._batched(

@@ -46,6 +46,14 @@ ESTIMATORS = [
         max_iter=3,
         random_state=0,
     ),
+    AutoencoderOutlierDetector(
+        n_components=1,
+        noise="gaussian",
+        noise_level=0.2,
+        hidden_layer_sizes=(8,),
+        max_iter=3,
+        random_state=0,
+    ),
 ]
 
 

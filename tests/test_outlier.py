@@ -1,3 +1,4 @@
+import pickle
 import re
 
 import numpy as np
@@ -125,3 +126,50 @@ def test_fitted_attributes():
     assert np.all(detector.feature_errors_ > 0)
     assert isinstance(detector.offset_, float)
     assert detector.transform(X).shape == (len(X), 2)
+
+
+# -------------------------------------------------------------------- noise
+
+
+@pytest.mark.parametrize("noise", ["gaussian", "masking", "salt_pepper"])
+def test_noise_trains_a_denoising_detector(noise):
+    X, outliers = plane(), off_plane()
+    detector = make_detector(noise=noise, noise_level=0.2).fit(X)
+    clean = make_detector().fit(X)
+    # The network saw corrupted rows, so it learned something else ...
+    assert not np.allclose(detector.score_samples(X), clean.score_samples(X))
+    # ... while scores are computed on the rows as given, reproducibly.
+    assert_array_equal(
+        detector.score_samples(X),
+        make_detector(noise=noise, noise_level=0.2).fit(X).score_samples(X),
+    )
+    assert detector.score_samples(outliers).max() < detector.score_samples(X).mean()
+
+
+def test_noise_none_is_the_plain_detector():
+    X = plane()
+    assert_array_equal(
+        make_detector(noise=None).fit(X).score_samples(X),
+        make_detector().fit(X).score_samples(X),
+    )
+
+
+def test_noisy_detector_pickles():
+    X = plane()
+    detector = make_detector(noise="gaussian", noise_level=0.2).fit(X)
+    loaded = pickle.loads(pickle.dumps(detector))
+    assert_array_equal(loaded.score_samples(X), detector.score_samples(X))
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"noise": "blur"}, "noise"),
+        ({"noise": "gaussian", "noise_level": -0.1}, "noise_level"),
+        ({"noise": "masking", "noise_level": 1.5}, "noise_level"),
+        ({"clip": "yes"}, "clip"),
+    ],
+)
+def test_bad_noise_parameters(params, message):
+    with pytest.raises(ValueError, match=message):
+        make_detector(**params).fit(plane())
