@@ -38,6 +38,8 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run --dataset fashion_mnist --ks 30 --methods pca skae-dense
 	$(BIN)/python -m benchmarks.denoising
 	$(BIN)/python -m benchmarks.outlier
+	$(BIN)/python -m benchmarks.outlier --noise gaussian --noise-level 0.2
+	$(BIN)/python -m benchmarks.outlier --datasets fashion_mnist --noise gaussian --noise-level 0.1
 	$(BIN)/python -m benchmarks.variational
 	$(BIN)/python -m benchmarks.overhead
 	$(BIN)/python -m benchmarks.levers

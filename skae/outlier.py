@@ -63,6 +63,8 @@ class AutoencoderOutlierDetector(_NoiseMixin, OutlierMixin, _BaseAutoencoder):
         and learns to reconstruct the clean ones, as
         :class:`DenoisingAutoencoder` does (see there for the kinds). Scores
         are always computed on the rows as given. None trains on clean rows.
+        The level is in data units, so no one value suits every data set;
+        see the Notes for what it gained on data on a unit scale.
     noise_level : float, default=0.1
         Gaussian standard deviation in data units, or the fraction of each
         row's entries masked or flipped. Ignored when ``noise`` is None.
@@ -183,6 +185,11 @@ class AutoencoderOutlierDetector(_NoiseMixin, OutlierMixin, _BaseAutoencoder):
     class 0); on the breast cancer data and the digits the detector's AUC
     with 0.8 was 0.952 and 0.980, with 0.9 0.959 and 0.981, with half the
     features 0.948 and 0.975 (measured with a floor of 0.001, below).
+
+    Training on corrupted rows (``noise='gaussian', noise_level=0.2``)
+    raised the mean AUC from 0.926 to 0.927 on Fashion-MNIST and from 0.951
+    to 0.958 on the standardised breast cancer data, and moved the digits
+    from 0.989 to 0.988 (``benchmarks/results/outlier_*_noise-gaussian0.2.md``).
 
     References
     ----------
