@@ -25,6 +25,9 @@ error scale, and with plain squared error (``auc_floor_*`` columns).
 
 ``--noise`` (with ``--noise-level``) trains the detector as a denoising
 autoencoder; the results file's name then ends in ``_noise-<kind><level>``.
+``--conv`` gives the detector the convolutional network on the image data
+sets (``_conv`` in the name); ``--classes`` other than all ten adds
+``_classes<c1>-<c2>...``.
 
 ``--quick`` caps training at 20 epochs and keeps Fashion-MNIST's classes to
 those given by ``--classes`` (default: all). Results go to
@@ -48,6 +51,7 @@ from benchmarks._common import RESULTS, markdown_table, timed_fit, write_results
 from skae import AutoencoderOutlierDetector, fetch_fashion_mnist
 
 METHODS = ("skae", "pca", "iforest", "lof")
+IMAGE_SHAPES = {"fashion_mnist": (1, 28, 28), "digits": (1, 8, 8)}
 
 
 class PCAReconstruction(BaseEstimator):
@@ -88,12 +92,12 @@ def floor_aucs(detector, X_test, abnormal):
     return aucs
 
 
-def make_methods(n_features, max_iter, device, scale, noise):
+def make_methods(n_features, max_iter, device, scale, detector):
     """Fresh estimators, in a StandardScaler pipeline when ``scale``.
 
-    ``noise`` holds the detector's ``noise`` and ``noise_level``.
+    ``detector`` holds parameters of the detector that are not its defaults.
     """
-    skae_params = {"random_state": 0, "device": device, **noise}
+    skae_params = {"random_state": 0, "device": device, **detector}
     if max_iter is not None:
         skae_params["max_iter"] = max_iter
     methods = {
@@ -110,11 +114,11 @@ def make_methods(n_features, max_iter, device, scale, noise):
 
 
 def run_task(
-    dataset, task, X_train, X_test, abnormal, *, max_iter, device, scale, noise
+    dataset, task, X_train, X_test, abnormal, *, max_iter, device, scale, detector
 ):
     """Fit every method on ``X_train``; one record of AUCs and fit times."""
-    record = {"dataset": dataset, "normal": task, **noise}
-    methods = make_methods(X_train.shape[1], max_iter, device, scale, noise)
+    record = {"dataset": dataset, "normal": task, **detector}
+    methods = make_methods(X_train.shape[1], max_iter, device, scale, detector)
     for name, model in methods.items():
         record[f"{name}_fit_s"] = timed_fit(model, X_train)
         record[f"{name}_auc"] = roc_auc_score(abnormal, -model.score_samples(X_test))
@@ -175,7 +179,7 @@ def breast_cancer(**params):
     ]
 
 
-def summarise(dataset, records, noise):
+def summarise(dataset, records, detector):
     """Markdown: one row per task, then the mean."""
     columns = ["normal", *(f"{m}_auc" for m in METHODS)]
     columns += ["auto_flags_normal", "auto_flags_abnormal", "skae_epochs"]
@@ -190,9 +194,10 @@ def summarise(dataset, records, noise):
         "against minus score_samples (higher is better); auto_flags_*: "
         "fraction of the test rows that contamination='auto' flags."
         + (
-            f" The detector trained on rows corrupted with noise={noise['noise']!r}, "
-            f"noise_level={noise['noise_level']:g}."
-            if noise
+            " The detector's parameters other than its defaults: "
+            + ", ".join(f"{key}={value!r}" for key, value in detector.items())
+            + "."
+            if detector
             else ""
         )
         + "\n\n"
@@ -218,23 +223,34 @@ def main(argv=None):
         help="train the detector on corrupted rows (default: clean rows)",
     )
     parser.add_argument("--noise-level", type=float, default=0.1)
+    parser.add_argument(
+        "--conv", action="store_true", help="the convolutional network (images only)"
+    )
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
+    if args.conv and "breast_cancer" in args.datasets:
+        parser.error("--conv needs image data: leave out breast_cancer")
 
     noise = {}
-    suffix = "_quick" if args.quick else ""
+    suffix = "_conv" if args.conv else ""
     if args.noise is not None:
         noise = {"noise": args.noise, "noise_level": args.noise_level}
-        suffix = f"_noise-{args.noise}{args.noise_level:g}{suffix}"
-    params = {
-        "max_iter": 20 if args.quick else None,
-        "device": args.device,
-        "scale": False,
-        "noise": noise,
-    }
+        suffix += f"_noise-{args.noise}{args.noise_level:g}"
     for dataset in args.datasets:
+        detector = dict(noise)
+        if args.conv:
+            detector["image_shape"] = IMAGE_SHAPES[dataset]
+        params = {
+            "max_iter": 20 if args.quick else None,
+            "device": args.device,
+            "scale": False,
+            "detector": detector,
+        }
+        name = f"outlier_{dataset}{suffix}"
         if dataset == "fashion_mnist":
             records = fashion_mnist(args.classes, **params)
+            if sorted(args.classes) != list(range(10)):
+                name += "_classes" + "-".join(map(str, args.classes))
         elif dataset == "digits":
             records = digits(**params)
         else:
@@ -242,9 +258,9 @@ def main(argv=None):
         for record in records:
             record["quick"] = args.quick
         path = write_results(
-            f"outlier_{dataset}{suffix}",
+            name + ("_quick" if args.quick else ""),
             records,
-            summarise(dataset, records, noise),
+            summarise(dataset, records, detector),
             args.out,
         )
         print(f"wrote {path}")
