@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.pca_ratio --dataset digits --alpha 0
 	$(BIN)/python -m benchmarks.pca_ratio --dataset fashion_mnist --variants dense --alpha 0
 	for k in 2 32; do $(BIN)/python -m benchmarks.pca_ratio --dataset fashion_mnist --variants dense --alpha 0 --hidden-layer-sizes 1024 512 --ks $$k || exit 1; done
+	for k in 2 32; do $(BIN)/python -m benchmarks.pca_ratio --dataset fashion_mnist --variants dense --alpha 0 --lr-plateau 5 --ks $$k || exit 1; done
 	$(BIN)/python -m benchmarks.run --dataset fashion_mnist --quick
 	$(BIN)/python -m benchmarks.run --dataset fashion_mnist --ks 30 --methods pca skae-dense
 	$(BIN)/python -m benchmarks.denoising

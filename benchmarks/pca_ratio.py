@@ -19,6 +19,7 @@ import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 from sklearn.model_selection import train_test_split
+from skorch.callbacks import LRScheduler
 
 from benchmarks._common import RESULTS, markdown_table, timed_fit, write_results
 from skae import AutoencoderTransformer, fetch_fashion_mnist
@@ -75,6 +76,7 @@ def run(dataset, ks, variants, device="auto", overrides=None, save=None):
                 "max_iter": model.max_iter,
                 "alpha": model.alpha,
                 "hidden_layer_sizes": "-".join(map(str, model.hidden_layer_sizes)),
+                "lr_schedule": "plateau" if model.callbacks else "constant",
             }
             record["ratio"] = record["skae_mse"] / pca_mse
             records.append(record)
@@ -116,6 +118,15 @@ def main(argv=None):
         default=None,
         help="override the default hidden widths (in the results' name)",
     )
+    parser.add_argument(
+        "--lr-plateau",
+        type=int,
+        default=None,
+        metavar="PATIENCE",
+        help="cut the learning rate to 0.3x after PATIENCE epochs without "
+        "held-out progress (skorch's LRScheduler, ReduceLROnPlateau; in the "
+        "results' name)",
+    )
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
     ks = args.ks or DEFAULT_KS[args.dataset]
@@ -135,6 +146,7 @@ def main(argv=None):
         "max_iter",
         "alpha",
         "hidden_layer_sizes",
+        "lr_schedule",
     ]
     title = (
         f"Held-out reconstruction MSE, {args.dataset}: skae (defaults, "
@@ -152,6 +164,15 @@ def main(argv=None):
     if args.hidden_layer_sizes is not None:
         overrides["hidden_layer_sizes"] = tuple(args.hidden_layer_sizes)
         name += "_h" + "-".join(map(str, args.hidden_layer_sizes))
+    if args.lr_plateau is not None:
+        scheduler = LRScheduler(
+            policy="ReduceLROnPlateau",
+            monitor="valid_loss",
+            patience=args.lr_plateau,
+            factor=0.3,
+        )
+        overrides["callbacks"] = [("lr", scheduler)]
+        name += f"_plateau{args.lr_plateau}"
     if args.ks is not None:
         name += "_k" + "_".join(map(str, ks))
 
