@@ -148,10 +148,6 @@ def main(argv=None):
         "hidden_layer_sizes",
         "lr_schedule",
     ]
-    title = (
-        f"Held-out reconstruction MSE, {args.dataset}: skae (defaults, "
-        "random_state=0) against PCA; ratio = skae / PCA, lower is better.\n\n"
-    )
     name = f"pca_ratio_{args.dataset}" + "_".join(["", *variants]) * (
         args.variants is not None
     )
@@ -173,6 +169,17 @@ def main(argv=None):
         )
         overrides["callbacks"] = [("lr", scheduler)]
         name += f"_plateau{args.lr_plateau}"
+    changed = [f"{key}={value!r}" for key, value in overrides.items()]
+    if args.lr_plateau is not None:
+        changed[-1] = (
+            f"callbacks=[LRScheduler(ReduceLROnPlateau, patience={args.lr_plateau}, "
+            "factor=0.3)]"
+        )
+    title = (
+        f"Held-out reconstruction MSE, {args.dataset}: skae (defaults"
+        + (" but " + ", ".join(changed) if changed else "")
+        + ", random_state=0) against PCA; ratio = skae / PCA, lower is better.\n\n"
+    )
     if args.ks is not None:
         name += "_k" + "_".join(map(str, ks))
 
