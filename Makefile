@@ -33,11 +33,18 @@ test: $(STAMP)
 bench: $(STAMP)
 	for d in digits moons swiss_roll fashion_mnist; do $(BIN)/python -m benchmarks.run --dataset $$d || exit 1; done
 	$(BIN)/python -m benchmarks.pca_ratio --dataset digits
-	$(BIN)/python -m benchmarks.pca_ratio --dataset fashion_mnist
-	$(BIN)/python -m benchmarks.pca_ratio --dataset digits --alpha 0
-	$(BIN)/python -m benchmarks.pca_ratio --dataset fashion_mnist --variants dense --alpha 0
-	for k in 2 32; do $(BIN)/python -m benchmarks.pca_ratio --dataset fashion_mnist --variants dense --alpha 0 --hidden-layer-sizes 1024 512 --ks $$k || exit 1; done
-	for k in 2 32; do $(BIN)/python -m benchmarks.pca_ratio --dataset fashion_mnist --variants dense --alpha 0 --lr-plateau 5 --ks $$k || exit 1; done
+	$(BIN)/python -m benchmarks.pca_ratio --dataset fashion_mnist --variants dense
+	$(BIN)/python -m benchmarks.pca_ratio --dataset fashion_mnist --variants conv --max-iter 5
+	# The settings the defaults were chosen against.
+	$(BIN)/python -m benchmarks.pca_ratio --dataset digits --alpha 0.0001
+	$(BIN)/python -m benchmarks.pca_ratio --dataset digits --activation relu --learning-rate constant
+	$(BIN)/python -m benchmarks.pca_ratio --dataset digits --activation relu --learning-rate constant --alpha 0.0001
+	$(BIN)/python -m benchmarks.pca_ratio --dataset fashion_mnist --variants dense --activation relu --learning-rate constant --alpha 0.0001
+	$(BIN)/python -m benchmarks.pca_ratio --dataset fashion_mnist --variants conv --max-iter 5 --ks 8 --activation relu --learning-rate constant --alpha 0.0001
+	$(BIN)/python -m benchmarks.pca_ratio --dataset fashion_mnist --variants dense --activation relu --learning-rate constant --ks 8 32
+	for k in 2 32; do $(BIN)/python -m benchmarks.pca_ratio --dataset fashion_mnist --variants dense --activation relu --ks $$k || exit 1; done
+	for k in 2 32; do $(BIN)/python -m benchmarks.pca_ratio --dataset fashion_mnist --variants dense --activation relu --learning-rate constant --hidden-layer-sizes 1024 512 --ks $$k || exit 1; done
+	$(BIN)/python -m benchmarks.pca_ratio --dataset fashion_mnist --variants dense --activation relu --learning-rate constant --ks 2
 	$(BIN)/python -m benchmarks.run --dataset fashion_mnist --quick
 	$(BIN)/python -m benchmarks.run --dataset fashion_mnist --ks 30 --methods pca skae-dense
 	$(BIN)/python -m benchmarks.denoising

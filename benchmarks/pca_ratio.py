@@ -19,7 +19,6 @@ import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 from sklearn.model_selection import train_test_split
-from skorch.callbacks import LRScheduler
 
 from benchmarks._common import RESULTS, markdown_table, timed_fit, write_results
 from skae import AutoencoderTransformer, fetch_fashion_mnist
@@ -76,7 +75,8 @@ def run(dataset, ks, variants, device="auto", overrides=None, save=None):
                 "max_iter": model.max_iter,
                 "alpha": model.alpha,
                 "hidden_layer_sizes": "-".join(map(str, model.hidden_layer_sizes)),
-                "lr_schedule": "plateau" if model.callbacks else "constant",
+                "activation": model.activation,
+                "learning_rate": model.learning_rate,
             }
             record["ratio"] = record["skae_mse"] / pca_mse
             records.append(record)
@@ -89,6 +89,35 @@ def run(dataset, ks, variants, device="auto", overrides=None, save=None):
             if save is not None:
                 save(records)
     return records
+
+
+def settings(args):
+    """Return the results' name suffix and skae's overridden parameters.
+
+    Every override but ``max_iter`` is named in the suffix, in a fixed order.
+    """
+    suffix, overrides = "", {}
+    if args.max_iter is not None:
+        overrides["max_iter"] = args.max_iter
+    if args.activation is not None:
+        overrides["activation"] = args.activation
+        suffix += f"_{args.activation}"
+    if args.learning_rate is not None:
+        overrides["learning_rate"] = args.learning_rate
+        suffix += f"_lr-{args.learning_rate}"
+    if args.alpha is not None:
+        overrides["alpha"] = args.alpha
+        suffix += f"_alpha{args.alpha:g}"
+    if args.hidden_layer_sizes is not None:
+        overrides["hidden_layer_sizes"] = tuple(args.hidden_layer_sizes)
+        suffix += "_h" + "-".join(map(str, args.hidden_layer_sizes))
+    return suffix, overrides
+
+
+def describe(overrides):
+    """'defaults', or 'defaults but' and each overridden parameter."""
+    changed = [f"{key}={value!r}" for key, value in overrides.items()]
+    return "defaults" + (" but " + ", ".join(changed) if changed else "")
 
 
 def main(argv=None):
@@ -119,13 +148,15 @@ def main(argv=None):
         help="override the default hidden widths (in the results' name)",
     )
     parser.add_argument(
-        "--lr-plateau",
-        type=int,
+        "--activation",
         default=None,
-        metavar="PATIENCE",
-        help="cut the learning rate to 0.3x after PATIENCE epochs without "
-        "held-out progress (skorch's LRScheduler, ReduceLROnPlateau; in the "
-        "results' name)",
+        help="override the default activation (in the results' name)",
+    )
+    parser.add_argument(
+        "--learning-rate",
+        choices=["constant", "adaptive"],
+        default=None,
+        help="override the default learning-rate schedule (in the results' name)",
     )
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
@@ -146,38 +177,17 @@ def main(argv=None):
         "max_iter",
         "alpha",
         "hidden_layer_sizes",
-        "lr_schedule",
+        "activation",
+        "learning_rate",
     ]
     name = f"pca_ratio_{args.dataset}" + "_".join(["", *variants]) * (
         args.variants is not None
     )
-    overrides = {}
-    if args.max_iter is not None:
-        overrides["max_iter"] = args.max_iter
-    if args.alpha is not None:
-        overrides["alpha"] = args.alpha
-        name += f"_alpha{args.alpha:g}"
-    if args.hidden_layer_sizes is not None:
-        overrides["hidden_layer_sizes"] = tuple(args.hidden_layer_sizes)
-        name += "_h" + "-".join(map(str, args.hidden_layer_sizes))
-    if args.lr_plateau is not None:
-        scheduler = LRScheduler(
-            policy="ReduceLROnPlateau",
-            monitor="valid_loss",
-            patience=args.lr_plateau,
-            factor=0.3,
-        )
-        overrides["callbacks"] = [("lr", scheduler)]
-        name += f"_plateau{args.lr_plateau}"
-    changed = [f"{key}={value!r}" for key, value in overrides.items()]
-    if args.lr_plateau is not None:
-        changed[-1] = (
-            f"callbacks=[LRScheduler(ReduceLROnPlateau, patience={args.lr_plateau}, "
-            "factor=0.3)]"
-        )
+    suffix, overrides = settings(args)
+    name += suffix
     title = (
-        f"Held-out reconstruction MSE, {args.dataset}: skae (defaults"
-        + (" but " + ", ".join(changed) if changed else "")
+        f"Held-out reconstruction MSE, {args.dataset}: skae ("
+        + describe(overrides)
         + ", random_state=0) against PCA; ratio = skae / PCA, lower is better.\n\n"
     )
     if args.ks is not None:

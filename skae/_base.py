@@ -17,7 +17,7 @@ from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
-from skorch.callbacks import ProgressBar
+from skorch.callbacks import LRScheduler, ProgressBar
 from skorch.helper import predefined_split
 from torch import nn
 
@@ -44,6 +44,8 @@ from skae._validation import (
 INFERENCE_BATCH_SIZE = 4096
 # Data for `loss='bce'` must lie in [0, 1]; this much float error is tolerated.
 _BCE_SLACK = 1e-6
+# learning_rate='adaptive' multiplies the rate by this on each plateau.
+_ADAPTIVE_FACTOR = 0.3
 
 
 def _check_sizes(name, value, *, allow_empty):
@@ -184,6 +186,7 @@ class _BaseAutoencoder(
             Interval(Integral, 1, None, closed="left"),
             StrOptions({"auto"}),
         ],
+        "learning_rate": [StrOptions({"constant", "adaptive"})],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
@@ -203,14 +206,15 @@ class _BaseAutoencoder(
         n_components=2,
         *,
         hidden_layer_sizes=(512, 256),
-        activation="relu",
+        activation="silu",
         image_shape=None,
         conv_channels=(16, 32, 64),
         init="pca",
         loss="mse",
         batch_size="auto",
+        learning_rate="adaptive",
         learning_rate_init=1e-3,
-        alpha=1e-4,
+        alpha=0.0,
         max_iter=200,
         tol=1e-4,
         early_stopping=True,
@@ -230,6 +234,7 @@ class _BaseAutoencoder(
         self.init = init
         self.loss = loss
         self.batch_size = batch_size
+        self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
         self.alpha = alpha
         self.max_iter = max_iter
@@ -386,6 +391,12 @@ class _BaseAutoencoder(
 
     def _record_training(self, X, valid_idx):
         """Set the attributes learned by training, from the net and ``X``."""
+        for _, callback in self.net_.callbacks_:
+            if isinstance(callback, LRScheduler):
+                # The torch scheduler holds the optimizer, whose tensors
+                # skorch pickles itself, loadable on any device; skorch builds
+                # a new scheduler when training starts again.
+                callback.lr_scheduler_ = None
         history = self.net_.history
         self.n_iter_ = len(history)
         self.loss_curve_ = list(history[:, "train_loss"])
@@ -561,6 +572,20 @@ class _BaseAutoencoder(
                         load_best=True,
                         # A random start is never kept: do not score it.
                         initial_state=self.init == "pca",
+                    ),
+                )
+            )
+        if stopping and self.learning_rate == "adaptive":
+            callbacks.append(
+                (
+                    "lr_scheduler",
+                    LRScheduler(
+                        policy="ReduceLROnPlateau",
+                        monitor=monitor,
+                        factor=_ADAPTIVE_FACTOR,
+                        patience=max(1, self.n_iter_no_change // 4),
+                        threshold=self.tol,
+                        threshold_mode="rel",
                     ),
                 )
             )

@@ -14,9 +14,11 @@ import torch
 from torch import nn
 
 ACTIVATIONS = {
+    "elu": nn.ELU,
     "identity": nn.Identity,
     "logistic": nn.Sigmoid,
     "relu": nn.ReLU,
+    "silu": nn.SiLU,
     "tanh": nn.Tanh,
 }
 
@@ -84,7 +86,7 @@ class DenseAutoencoder(_Autoencoder):
     hidden_layer_sizes : sequence of int, default=()
         Widths of the encoder's hidden layers; the decoder uses them reversed.
         Empty gives a linear autoencoder.
-    activation : {'relu', 'tanh', 'logistic', 'identity'}, default='relu'
+    activation : {'relu', 'silu', 'elu', 'tanh', 'logistic', 'identity'}, default='relu'
         Nonlinearity between hidden layers.
     linear_path : bool, default=False
         Add a linear path beside the nonlinear layers and start those at zero.
@@ -156,7 +158,7 @@ class ConvAutoencoder(_Autoencoder):
         Width of the code.
     channels : sequence of int, default=(16, 32, 64)
         Output channels of the encoder's stages.
-    activation : {'relu', 'tanh', 'logistic', 'identity'}, default='relu'
+    activation : {'relu', 'silu', 'elu', 'tanh', 'logistic', 'identity'}, default='relu'
         Nonlinearity after each convolution but the last.
     linear_path : bool, default=False
         Add a linear path (flat rows to code and back) beside the

@@ -117,7 +117,7 @@ class DenoisingAutoencoder(_NoiseMixin, PartialFitMixin, _BaseAutoencoder):
         the nearest bound.
     hidden_layer_sizes : tuple of int, default=(512, 256)
         Hidden widths of the dense encoder; the decoder mirrors them.
-    activation : {'relu', 'tanh', 'logistic', 'identity'}, default='relu'
+    activation : {'relu', 'silu', 'elu', 'tanh', 'logistic', 'identity'}, default='relu'
         Nonlinearity of the hidden layers.
     image_shape : tuple of int (C, H, W), default=None
         Treat rows as flattened images and use the convolutional network.
@@ -131,6 +131,14 @@ class DenoisingAutoencoder(_NoiseMixin, PartialFitMixin, _BaseAutoencoder):
     batch_size : int or 'auto', default='auto'
         Rows per training batch; ``'auto'`` is ``n_train // 16`` clipped to
         [32, 256].
+    learning_rate : {'constant', 'adaptive'}, default='constant'
+        Schedule of Adam's learning rate. ``'constant'`` keeps
+        ``learning_rate_init``. ``'adaptive'`` starts there and multiplies
+        the rate by 0.3 each time the loss that early stopping monitors has
+        not improved by ``tol`` for ``n_iter_no_change // 4`` epochs
+        (skorch's ``LRScheduler`` with ``ReduceLROnPlateau``), as
+        :class:`AutoencoderTransformer` does by default.
+        :meth:`partial_fit` trains on at the rate ``fit`` ended with.
     learning_rate_init : float, default=1e-3
         Adam's learning rate.
     alpha : float, default=1e-4
@@ -231,6 +239,7 @@ class DenoisingAutoencoder(_NoiseMixin, PartialFitMixin, _BaseAutoencoder):
         init="pca",
         loss="mse",
         batch_size="auto",
+        learning_rate="constant",
         learning_rate_init=1e-3,
         alpha=1e-4,
         max_iter=200,
@@ -253,6 +262,7 @@ class DenoisingAutoencoder(_NoiseMixin, PartialFitMixin, _BaseAutoencoder):
             init=init,
             loss=loss,
             batch_size=batch_size,
+            learning_rate=learning_rate,
             learning_rate_init=learning_rate_init,
             alpha=alpha,
             max_iter=max_iter,

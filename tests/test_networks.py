@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from skae import ConvAutoencoder, DenseAutoencoder
+from skae._networks import ACTIVATIONS
 
 
 def rows(n_rows, n_features, seed=0):
@@ -47,7 +48,13 @@ def test_dense_layers_mirror_the_sizes():
 
 @pytest.mark.parametrize(
     "activation, kind",
-    [("relu", nn.ReLU), ("tanh", nn.Tanh), ("logistic", nn.Sigmoid)],
+    [
+        ("relu", nn.ReLU),
+        ("silu", nn.SiLU),
+        ("elu", nn.ELU),
+        ("tanh", nn.Tanh),
+        ("logistic", nn.Sigmoid),
+    ],
 )
 def test_dense_activation(activation, kind):
     net = DenseAutoencoder(6, 2, hidden_layer_sizes=(4,), activation=activation)
@@ -163,7 +170,7 @@ def test_conv_linear_path_starts_exactly_linear(image_shape):
     assert torch.equal(net(x), net.decoder_linear(z))
 
 
-@pytest.mark.parametrize("activation", ["relu", "tanh", "logistic", "identity"])
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
 def test_conv_sigmoid_output_in_unit_interval(activation):
     torch.manual_seed(0)
     net = ConvAutoencoder(
