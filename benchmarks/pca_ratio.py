@@ -74,7 +74,10 @@ def run(dataset, ks, variants, device="auto", overrides=None, save=None):
                 "best_epoch": model.best_epoch_,
                 "max_iter": model.max_iter,
                 "alpha": model.alpha,
-                "hidden_layer_sizes": "-".join(map(str, model.hidden_layer_sizes)),
+                # Unused by the conv network.
+                "hidden_layer_sizes": "-"
+                if variant == "conv"
+                else "-".join(map(str, model.hidden_layer_sizes)),
                 "activation": model.activation,
                 "learning_rate": model.learning_rate,
             }
