@@ -43,7 +43,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
-from benchmarks._common import RESULTS, markdown_table, write_results
+from benchmarks._common import PREVIOUS_DEFAULTS, RESULTS, markdown_table, write_results
 from skae import AutoencoderTransformer
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -55,18 +55,13 @@ ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 NO_MALLOC_TRIM = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 
 
-# The settings these timings were measured with (the transformer's defaults
-# until silu, an adaptive rate and alpha=0 replaced them).
-MEASURED_SETTINGS = dict(activation="relu", learning_rate="constant", alpha=1e-4)
-
-
 def make_search(grid, cv, max_iter, n_jobs):
     pipe = Pipeline(
         [
             (
                 "ae",
                 AutoencoderTransformer(
-                    max_iter=max_iter, device="cpu", random_state=0, **MEASURED_SETTINGS
+                    max_iter=max_iter, device="cpu", random_state=0, **PREVIOUS_DEFAULTS
                 ),
             ),
             ("clf", LogisticRegression(max_iter=1000)),
@@ -159,7 +154,7 @@ def one_fit():
     torch.set_num_threads(1)
     X = load_digits().data[:1200]
     model = AutoencoderTransformer(
-        8, max_iter=30, device="cpu", random_state=0, **MEASURED_SETTINGS
+        8, max_iter=30, device="cpu", random_state=0, **PREVIOUS_DEFAULTS
     )
     start = time.perf_counter()
     with warnings.catch_warnings():

@@ -31,7 +31,7 @@ import warnings
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
-from benchmarks._common import RESULTS, markdown_table, write_results
+from benchmarks._common import PREVIOUS_DEFAULTS, RESULTS, markdown_table, write_results
 from skae import (
     AutoencoderTransformer,
     ConvAutoencoder,
@@ -39,10 +39,6 @@ from skae import (
     fetch_fashion_mnist,
 )
 from skae._validation import resolve_device
-
-# The settings these timings were measured with (the transformer's defaults
-# until silu, an adaptive rate and alpha=0 replaced them).
-MEASURED_SETTINGS = dict(activation="relu", learning_rate="constant", alpha=1e-4)
 
 
 def sync(device):
@@ -171,7 +167,7 @@ def precision(X_train, X_test, device, repeats):
                 early_stopping=False,
                 random_state=0,
                 device=str(device),
-                **MEASURED_SETTINGS,
+                **PREVIOUS_DEFAULTS,
             )
             start = time.perf_counter()
             with warnings.catch_warnings():

@@ -33,14 +33,10 @@ import torch
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 
-from benchmarks._common import RESULTS, markdown_table, write_results
+from benchmarks._common import PREVIOUS_DEFAULTS, RESULTS, markdown_table, write_results
 from skae import AutoencoderTransformer, DenseAutoencoder, fetch_fashion_mnist
 from skae._base import INFERENCE_BATCH_SIZE
 from skae._validation import resolve_device
-
-# The settings these timings were measured with (the transformer's defaults
-# until silu, an adaptive rate and alpha=0 replaced them).
-MEASURED_SETTINGS = dict(activation="relu", learning_rate="constant", alpha=1e-4)
 
 
 def datasets(quick):
@@ -61,7 +57,7 @@ def skae_model(X, epochs, device):
         tol=0.0,
         random_state=0,
         device=device,
-        **MEASURED_SETTINGS,
+        **PREVIOUS_DEFAULTS,
     )
 
 
@@ -158,7 +154,7 @@ def sgemm_flop_rate(n_rows, n_in, n_out, device, repeats):
 def throughput(X, device, repeats):
     """Rows per second of inference on a fitted 784 -> 32 dense model."""
     model = AutoencoderTransformer(
-        n_components=32, max_iter=1, random_state=0, device=device, **MEASURED_SETTINGS
+        n_components=32, max_iter=1, random_state=0, device=device, **PREVIOUS_DEFAULTS
     ).fit(X[:2000])
     codes = model.transform(X)
     pca = PCA(n_components=32).fit(X[:2000])
