@@ -16,8 +16,8 @@ import skae
 
 RESULTS = Path(__file__).parent / "results"
 # The transformer's defaults until silu, an adaptive rate and alpha=0 replaced
-# them: the timing benchmarks (overhead, levers, dask_search) were measured,
-# and are still run, with these.
+# them: the timing benchmarks levers and dask_search were measured, and are
+# still run, with these.
 PREVIOUS_DEFAULTS = dict(activation="relu", learning_rate="constant", alpha=1e-4)
 
 
