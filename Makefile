@@ -45,6 +45,7 @@ bench: $(STAMP)
 	for k in 2 32; do $(BIN)/python -m benchmarks.pca_ratio --dataset fashion_mnist --variants dense --activation relu --ks $$k || exit 1; done
 	for k in 2 32; do $(BIN)/python -m benchmarks.pca_ratio --dataset fashion_mnist --variants dense --activation relu --learning-rate constant --hidden-layer-sizes 1024 512 --ks $$k || exit 1; done
 	$(BIN)/python -m benchmarks.pca_ratio --dataset fashion_mnist --variants dense --activation relu --learning-rate constant --ks 2
+	for k in 2 32; do $(BIN)/python -m benchmarks.pca_ratio --dataset fashion_mnist --variants dense --batch-size 128 --ks $$k || exit 1; done
 	$(BIN)/python -m benchmarks.run --dataset fashion_mnist --quick
 	$(BIN)/python -m benchmarks.run --dataset fashion_mnist --ks 30 --methods pca skae-dense
 	$(BIN)/python -m benchmarks.denoising

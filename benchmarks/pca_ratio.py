@@ -80,6 +80,7 @@ def run(dataset, ks, variants, device="auto", overrides=None, save=None):
                 else "-".join(map(str, model.hidden_layer_sizes)),
                 "activation": model.activation,
                 "learning_rate": model.learning_rate,
+                "batch_size": model.batch_size,
             }
             record["ratio"] = record["skae_mse"] / pca_mse
             records.append(record)
@@ -114,6 +115,9 @@ def settings(args):
     if args.hidden_layer_sizes is not None:
         overrides["hidden_layer_sizes"] = tuple(args.hidden_layer_sizes)
         suffix += "_h" + "-".join(map(str, args.hidden_layer_sizes))
+    if args.batch_size is not None:
+        overrides["batch_size"] = args.batch_size
+        suffix += f"_b{args.batch_size}"
     return suffix, overrides
 
 
@@ -161,6 +165,12 @@ def main(argv=None):
         default=None,
         help="override the default learning-rate schedule (in the results' name)",
     )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="override the default batch_size (in the results' name)",
+    )
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
     ks = args.ks or DEFAULT_KS[args.dataset]
@@ -182,6 +192,7 @@ def main(argv=None):
         "hidden_layer_sizes",
         "activation",
         "learning_rate",
+        "batch_size",
     ]
     name = f"pca_ratio_{args.dataset}" + "_".join(["", *variants]) * (
         args.variants is not None
