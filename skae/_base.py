@@ -391,12 +391,6 @@ class _BaseAutoencoder(
 
     def _record_training(self, X, valid_idx):
         """Set the attributes learned by training, from the net and ``X``."""
-        for _, callback in self.net_.callbacks_:
-            if isinstance(callback, LRScheduler):
-                # The torch scheduler holds the optimizer, whose tensors
-                # skorch pickles itself, loadable on any device; skorch builds
-                # a new scheduler when training starts again.
-                callback.lr_scheduler_ = None
         history = self.net_.history
         self.n_iter_ = len(history)
         self.loss_curve_ = list(history[:, "train_loss"])

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from skorch import NeuralNet
-from skorch.callbacks import EarlyStopping, EpochTimer, PrintLog
+from skorch.callbacks import EarlyStopping, EpochTimer, LRScheduler, PrintLog
 from skorch.history import History
 from skorch.utils import TeeGenerator, to_tensor
 
@@ -301,8 +301,17 @@ class AutoencoderNet(NeuralNet):
         object.__setattr__(self, "_data_parallel", data_parallel)
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
-        """Drop the data-parallel wrapper; ``module_`` holds the weights."""
+        """Drop what exists only while training.
+
+        The data-parallel wrapper (``module_`` holds the weights), and the
+        torch schedulers of skorch's ``LRScheduler`` callbacks: they hold the
+        optimizer, whose tensors skorch pickles itself, loadable on any
+        device, and skorch builds new ones when training starts again.
+        """
         object.__setattr__(self, "_data_parallel", None)
+        for _, callback in self.callbacks_:
+            if isinstance(callback, LRScheduler):
+                callback.lr_scheduler_ = None
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         """Start an epoch, or end the loop if a stop was requested."""
