@@ -21,6 +21,11 @@ RESULTS = Path(__file__).parent / "results"
 PREVIOUS_DEFAULTS = dict(activation="relu", learning_rate="constant", alpha=1e-4)
 
 
+def format_params(params):
+    """``params`` as the code would pass them: ``key=value, ...``."""
+    return ", ".join(f"{key}={value!r}" for key, value in params.items())
+
+
 def machine_info():
     """What the numbers were measured on."""
     cuda = torch.cuda.is_available()

@@ -43,7 +43,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
-from benchmarks._common import PREVIOUS_DEFAULTS, RESULTS, markdown_table, write_results
+from benchmarks._common import (
+    PREVIOUS_DEFAULTS,
+    RESULTS,
+    format_params,
+    markdown_table,
+    write_results,
+)
 from skae import AutoencoderTransformer
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -215,8 +221,8 @@ def main(argv=None):
         records = malloc_trim_check(max(args.repeats, 3))
         title = (
             "Seconds of one AutoencoderTransformer fit (digits, 1200 rows, 30 "
-            "epochs, activation='relu', learning_rate='constant', alpha=1e-4, one "
-            "torch thread), median of the runs after a warm-up.\n\n"
+            f"epochs, {format_params(PREVIOUS_DEFAULTS)}, one torch thread), "
+            "median of the runs after a warm-up.\n\n"
         )
         table = markdown_table(records, list(records[0]))
         path = write_results("dask_malloc_trim", records, title + table, args.out)
@@ -274,8 +280,8 @@ def main(argv=None):
         f"GridSearchCV wall time on {common['rows']} digits rows: "
         f"n_components in {settings['grid']}, cv={settings['cv']} "
         f"({common['fits']} fits, refit=False), AutoencoderTransformer "
-        f"max_iter={settings['max_iter']}, activation='relu', "
-        "learning_rate='constant', alpha=1e-4 + LogisticRegression; one torch thread "
+        f"max_iter={settings['max_iter']}, {format_params(PREVIOUS_DEFAULTS)} "
+        "+ LogisticRegression; one torch thread "
         "per process; median of "
         f"{args.repeats} run(s). speedup = sequential / search_s; "
         "cluster_start_s (start the LocalCluster, import skae on the workers, "

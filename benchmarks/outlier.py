@@ -47,7 +47,13 @@ from sklearn.neighbors import LocalOutlierFactor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from benchmarks._common import RESULTS, markdown_table, timed_fit, write_results
+from benchmarks._common import (
+    RESULTS,
+    format_params,
+    markdown_table,
+    timed_fit,
+    write_results,
+)
 from skae import AutoencoderOutlierDetector, fetch_fashion_mnist
 
 METHODS = ("skae", "pca", "iforest", "lof")
@@ -195,7 +201,7 @@ def summarise(dataset, records, detector):
         "fraction of the test rows that contamination='auto' flags."
         + (
             " The detector's parameters other than its defaults: "
-            + ", ".join(f"{key}={value!r}" for key, value in detector.items())
+            + format_params(detector)
             + "."
             if detector
             else ""

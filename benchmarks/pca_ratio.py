@@ -20,7 +20,13 @@ from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 from sklearn.model_selection import train_test_split
 
-from benchmarks._common import RESULTS, markdown_table, timed_fit, write_results
+from benchmarks._common import (
+    RESULTS,
+    format_params,
+    markdown_table,
+    timed_fit,
+    write_results,
+)
 from skae import AutoencoderTransformer, fetch_fashion_mnist
 
 DEFAULT_KS = {"digits": (2, 4, 8, 16, 32), "fashion_mnist": (2, 8, 32)}
@@ -123,8 +129,7 @@ def settings(args):
 
 def describe(overrides):
     """'defaults', or 'defaults but' and each overridden parameter."""
-    changed = [f"{key}={value!r}" for key, value in overrides.items()]
-    return "defaults" + (" but " + ", ".join(changed) if changed else "")
+    return "defaults" + (" but " + format_params(overrides) if overrides else "")
 
 
 def main(argv=None):
