@@ -31,21 +31,25 @@ test: $(STAMP)
 # The benchmark suite (hours on 2 CPU cores; Fashion-MNIST needs the Debian
 # package dataset-fashion-mnist or a download). bench-quick: a few minutes.
 bench: $(STAMP)
-	for d in digits moons swiss_roll fashion_mnist; do $(BIN)/python -m benchmarks.run --dataset $$d || exit 1; done
+	for d in digits moons swiss_roll; do $(BIN)/python -m benchmarks.run --dataset $$d || exit 1; done
+	$(BIN)/python -m benchmarks.run --dataset fashion_mnist --methods pca skae-dense
+	$(BIN)/python -m benchmarks.run --dataset fashion_mnist --methods skae-denoising
 	$(BIN)/python -m benchmarks.pca_ratio --dataset digits
 	$(BIN)/python -m benchmarks.pca_ratio --dataset fashion_mnist --variants dense
 	$(BIN)/python -m benchmarks.pca_ratio --dataset fashion_mnist --variants conv --max-iter 5
 	# The settings the defaults were chosen against.
-	$(BIN)/python -m benchmarks.pca_ratio --dataset digits --alpha 0.0001
-	$(BIN)/python -m benchmarks.pca_ratio --dataset digits --activation relu --learning-rate constant
-	$(BIN)/python -m benchmarks.pca_ratio --dataset digits --activation relu --learning-rate constant --alpha 0.0001
-	$(BIN)/python -m benchmarks.pca_ratio --dataset fashion_mnist --variants dense --activation relu --learning-rate constant --alpha 0.0001
+	$(BIN)/python -m benchmarks.pca_ratio --dataset digits --hidden-layer-sizes 512 256
+	$(BIN)/python -m benchmarks.pca_ratio --dataset fashion_mnist --variants dense --hidden-layer-sizes 512 256
+	$(BIN)/python -m benchmarks.pca_ratio --dataset digits --alpha 0.0001 --hidden-layer-sizes 512 256
+	$(BIN)/python -m benchmarks.pca_ratio --dataset digits --activation relu --learning-rate constant --hidden-layer-sizes 512 256
+	$(BIN)/python -m benchmarks.pca_ratio --dataset digits --activation relu --learning-rate constant --alpha 0.0001 --hidden-layer-sizes 512 256
+	$(BIN)/python -m benchmarks.pca_ratio --dataset fashion_mnist --variants dense --activation relu --learning-rate constant --alpha 0.0001 --hidden-layer-sizes 512 256
 	$(BIN)/python -m benchmarks.pca_ratio --dataset fashion_mnist --variants conv --max-iter 5 --ks 8 --activation relu --learning-rate constant --alpha 0.0001
-	$(BIN)/python -m benchmarks.pca_ratio --dataset fashion_mnist --variants dense --activation relu --learning-rate constant --ks 8 32
-	for k in 2 32; do $(BIN)/python -m benchmarks.pca_ratio --dataset fashion_mnist --variants dense --activation relu --ks $$k || exit 1; done
+	$(BIN)/python -m benchmarks.pca_ratio --dataset fashion_mnist --variants dense --activation relu --learning-rate constant --hidden-layer-sizes 512 256 --ks 8 32
+	for k in 2 32; do $(BIN)/python -m benchmarks.pca_ratio --dataset fashion_mnist --variants dense --activation relu --hidden-layer-sizes 512 256 --ks $$k || exit 1; done
 	for k in 2 32; do $(BIN)/python -m benchmarks.pca_ratio --dataset fashion_mnist --variants dense --activation relu --learning-rate constant --hidden-layer-sizes 1024 512 --ks $$k || exit 1; done
-	$(BIN)/python -m benchmarks.pca_ratio --dataset fashion_mnist --variants dense --activation relu --learning-rate constant --ks 2
-	for k in 2 32; do $(BIN)/python -m benchmarks.pca_ratio --dataset fashion_mnist --variants dense --batch-size 128 --ks $$k || exit 1; done
+	$(BIN)/python -m benchmarks.pca_ratio --dataset fashion_mnist --variants dense --activation relu --learning-rate constant --hidden-layer-sizes 512 256 --ks 2
+	for k in 2 32; do $(BIN)/python -m benchmarks.pca_ratio --dataset fashion_mnist --variants dense --hidden-layer-sizes 512 256 --batch-size 128 --ks $$k || exit 1; done
 	$(BIN)/python -m benchmarks.run --dataset fashion_mnist --quick
 	$(BIN)/python -m benchmarks.run --dataset fashion_mnist --ks 30 --methods pca skae-dense
 	$(BIN)/python -m benchmarks.denoising

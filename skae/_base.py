@@ -205,7 +205,7 @@ class _BaseAutoencoder(
         self,
         n_components=2,
         *,
-        hidden_layer_sizes=(512, 256),
+        hidden_layer_sizes=(512, 256, 128),
         activation="silu",
         image_shape=None,
         conv_channels=(16, 32, 64),
