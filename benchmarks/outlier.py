@@ -25,14 +25,14 @@ error scale, and with plain squared error (``auc_floor_*`` columns).
 
 ``--noise`` (with ``--noise-level``) trains the detector as a denoising
 autoencoder; the results file's name then ends in ``_noise-<kind><level>``.
-``--conv`` gives the detector the convolutional network on the image data
-sets (``image_shape``; ``_conv`` in the name). ``--image-rows`` tells the
-detector that the rows are images but keeps the dense network
-(``image_shape`` with ``conv_channels=()``; ``_image-rows``): the score is
-then the error of the residual averaged over ``error_window`` squares, and
-the same fitted network is also scored with windows of 1, 3 and 5 pixels
-(``auc_window_*`` columns). ``--error-window`` sets the detector's window
-(``_window<w>``). ``--classes`` other than all ten adds
+``--image-rows`` tells the detector that the rows of the image data sets
+are images (``image_shape``; ``_image-rows`` in the name): the score is then
+the error of the residual averaged over ``error_window`` squares, and the
+same fitted network is also scored with windows of 1, 3 and 5 pixels
+(``auc_window_*`` columns). ``--conv`` gives the detector the convolutional
+network of the other estimators as well (``image_shape`` and
+``conv_channels=(16, 32, 64)``; ``_conv``). ``--error-window`` sets the
+detector's window (``_window<w>``). ``--classes`` other than all ten adds
 ``_classes<c1>-<c2>...``.
 
 ``--quick`` caps training at 20 epochs and keeps Fashion-MNIST's classes to
@@ -65,6 +65,8 @@ from skae.outlier import _SCALE_FLOOR, _window_mean
 
 METHODS = ("skae", "pca", "iforest", "lof")
 IMAGE_SHAPES = {"fashion_mnist": (1, 28, 28), "digits": (1, 8, 8)}
+# --conv: the convolutional network of the other estimators' defaults.
+CONV_CHANNELS = (16, 32, 64)
 
 
 class PCAReconstruction(BaseEstimator):
@@ -296,8 +298,8 @@ def main(argv=None):
         detector = dict(common)
         if args.conv or args.image_rows:
             detector["image_shape"] = IMAGE_SHAPES[dataset]
-        if args.image_rows:
-            detector["conv_channels"] = ()
+        if args.conv:
+            detector["conv_channels"] = CONV_CHANNELS
         params = {
             "max_iter": 20 if args.quick else None,
             "device": args.device,

@@ -131,9 +131,7 @@ def box_mean(images, window):
 @pytest.mark.parametrize("window", [3, 5])
 def test_image_rows_score_the_windowed_residual(digits, window):
     X_train, X_test = digits[0][:200] / 16, digits[0][200:260] / 16
-    detector = make_detector(
-        image_shape=(1, 8, 8), conv_channels=(), error_window=window
-    ).fit(X_train)
+    detector = make_detector(image_shape=(1, 8, 8), error_window=window).fit(X_train)
 
     def windowed_errors(X):
         residuals = X - detector.inverse_transform(detector.transform(X))
@@ -150,7 +148,7 @@ def test_window_one_and_flat_rows_score_each_pixel(digits):
     X = digits[0][:200] / 16
     flat = make_detector().fit(X)
     for params in (
-        dict(image_shape=(1, 8, 8), conv_channels=(), error_window=1),
+        dict(image_shape=(1, 8, 8), error_window=1),
         dict(error_window=5),
     ):
         detector = make_detector(**params).fit(X)
