@@ -56,8 +56,10 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.outlier
 	$(BIN)/python -m benchmarks.outlier --noise gaussian --noise-level 0.2
 	$(BIN)/python -m benchmarks.outlier --datasets fashion_mnist --noise gaussian --noise-level 0.1
+	$(BIN)/python -m benchmarks.outlier --datasets digits --conv --error-window 1
+	$(BIN)/python -m benchmarks.outlier --datasets fashion_mnist --conv --error-window 1 --classes 2 6
+	$(BIN)/python -m benchmarks.outlier --datasets fashion_mnist digits --image-rows
 	$(BIN)/python -m benchmarks.outlier --datasets digits --conv
-	$(BIN)/python -m benchmarks.outlier --datasets fashion_mnist --conv --classes 2 6
 	$(BIN)/python -m benchmarks.variational
 	$(BIN)/python -m benchmarks.overhead
 	$(BIN)/python -m benchmarks.levers

@@ -25,8 +25,14 @@ error scale, and with plain squared error (``auc_floor_*`` columns).
 
 ``--noise`` (with ``--noise-level``) trains the detector as a denoising
 autoencoder; the results file's name then ends in ``_noise-<kind><level>``.
-``--conv`` gives the detector the convolutional network on the image data
-sets (``_conv`` in the name); ``--classes`` other than all ten adds
+``--image-rows`` tells the detector that the rows of the image data sets
+are images (``image_shape``; ``_image-rows`` in the name): the score is then
+the error of the residual averaged over ``error_window`` squares, and the
+same fitted network is also scored with windows of 1, 3 and 5 pixels
+(``auc_window_*`` columns). ``--conv`` gives the detector the convolutional
+network of the other estimators as well (``image_shape`` and
+``conv_channels=(16, 32, 64)``; ``_conv``). ``--error-window`` sets the
+detector's window (``_window<w>``). ``--classes`` other than all ten adds
 ``_classes<c1>-<c2>...``.
 
 ``--quick`` caps training at 20 epochs and keeps Fashion-MNIST's classes to
@@ -55,9 +61,12 @@ from benchmarks._common import (
     write_results,
 )
 from skae import AutoencoderOutlierDetector, fetch_fashion_mnist
+from skae.outlier import _SCALE_FLOOR, _window_mean
 
 METHODS = ("skae", "pca", "iforest", "lof")
 IMAGE_SHAPES = {"fashion_mnist": (1, 28, 28), "digits": (1, 8, 8)}
+# --conv: the convolutional network of the other estimators' defaults.
+CONV_CHANNELS = (16, 32, 64)
 
 
 class PCAReconstruction(BaseEstimator):
@@ -84,7 +93,7 @@ FLOORS = (0.001, 0.03, 0.3, None)
 def floor_aucs(detector, X_test, abnormal):
     """ROC AUC of the detector's relative error under each of ``FLOORS``."""
     errors = detector._batched(
-        X_test, lambda batch: detector._squared_errors(batch).double().cpu().numpy()
+        X_test, lambda batch: detector._feature_errors(batch).double().cpu().numpy()
     )
     scales = detector.feature_errors_
     aucs = {}
@@ -95,6 +104,35 @@ def floor_aucs(detector, X_test, abnormal):
         aucs[f"auc_floor_{floor if floor is not None else 'none'}"] = roc_auc_score(
             abnormal, relative.mean(axis=1)
         )
+    return aucs
+
+
+# Windows of the residual's mean for image rows, 1 being each pixel alone
+# (skae's default is 3): the same fitted network, scored each way.
+WINDOWS = (1, 3, 5)
+
+
+def window_aucs(detector, X_train, X_test, abnormal):
+    """ROC AUC of the relative error of the windowed residual, per ``WINDOWS``."""
+    shape = tuple(detector.image_shape)
+
+    def errors(X, window):
+        return detector._batched(
+            X,
+            lambda batch: (
+                (_window_mean(detector._residuals(batch), shape, window) ** 2)
+                .double()
+                .cpu()
+                .numpy()
+            ),
+        )
+
+    aucs = {}
+    for window in WINDOWS:
+        scale = errors(X_train, window).mean(axis=0)
+        scale = scale + _SCALE_FLOOR * scale.mean()
+        relative = errors(X_test, window) / scale
+        aucs[f"auc_window_{window}"] = roc_auc_score(abnormal, relative.mean(axis=1))
     return aucs
 
 
@@ -136,6 +174,8 @@ def run_task(
             record["auto_flags_abnormal"] = float(np.mean(flagged[abnormal]))
             rows = model[:-1].transform(X_test) if scale else X_test
             record.update(floor_aucs(detector, rows, abnormal))
+            if detector.image_shape is not None:
+                record.update(window_aucs(detector, X_train, rows, abnormal))
     print({k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()})
     return record
 
@@ -191,6 +231,8 @@ def summarise(dataset, records, detector):
     columns += ["auto_flags_normal", "auto_flags_abnormal", "skae_epochs"]
     columns += [f"{m}_fit_s" for m in METHODS]
     columns += [f"auc_floor_{f if f is not None else 'none'}" for f in FLOORS]
+    if "image_shape" in detector:
+        columns += [f"auc_window_{w}" for w in WINDOWS]
     rows = list(records)
     if len(records) > 1:
         mean = {c: float(np.mean([r[c] for r in records])) for c in columns[1:]}
@@ -229,23 +271,35 @@ def main(argv=None):
         help="train the detector on corrupted rows (default: clean rows)",
     )
     parser.add_argument("--noise-level", type=float, default=0.1)
-    parser.add_argument(
+    images = parser.add_mutually_exclusive_group()
+    images.add_argument(
         "--conv", action="store_true", help="the convolutional network (images only)"
     )
+    images.add_argument(
+        "--image-rows",
+        action="store_true",
+        help="image_shape with the dense network (images only)",
+    )
+    parser.add_argument("--error-window", type=int, default=None)
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
-    if args.conv and "breast_cancer" in args.datasets:
-        parser.error("--conv needs image data: leave out breast_cancer")
+    if (args.conv or args.image_rows) and "breast_cancer" in args.datasets:
+        parser.error("--conv and --image-rows need images: leave out breast_cancer")
 
-    noise = {}
-    suffix = "_conv" if args.conv else ""
+    common = {}
+    suffix = "_conv" if args.conv else "_image-rows" if args.image_rows else ""
     if args.noise is not None:
-        noise = {"noise": args.noise, "noise_level": args.noise_level}
+        common.update(noise=args.noise, noise_level=args.noise_level)
         suffix += f"_noise-{args.noise}{args.noise_level:g}"
+    if args.error_window is not None:
+        common["error_window"] = args.error_window
+        suffix += f"_window{args.error_window}"
     for dataset in args.datasets:
-        detector = dict(noise)
-        if args.conv:
+        detector = dict(common)
+        if args.conv or args.image_rows:
             detector["image_shape"] = IMAGE_SHAPES[dataset]
+        if args.conv:
+            detector["conv_channels"] = CONV_CHANNELS
         params = {
             "max_iter": 20 if args.quick else None,
             "device": args.device,

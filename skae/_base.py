@@ -431,7 +431,7 @@ class _BaseAutoencoder(
                     "image_shape must be (channels, height, width), got "
                     f"{self.image_shape!r}."
                 )
-            _check_sizes("conv_channels", self.conv_channels, allow_empty=False)
+            _check_sizes("conv_channels", self.conv_channels, allow_empty=True)
             if int(np.prod(shape)) != X.shape[1]:
                 raise ValueError(
                     f"image_shape={shape} implies {int(np.prod(shape))} features, "
@@ -494,7 +494,7 @@ class _BaseAutoencoder(
 
     def _build_network(self, n_features):
         linear_path = self.init == "pca"
-        if self.image_shape is None:
+        if self.image_shape is None or not len(self.conv_channels):
             return DenseAutoencoder(
                 n_features,
                 self.n_components_,
@@ -701,19 +701,23 @@ class _BaseAutoencoder(
             self, result, X, getattr(self, "feature_names_in_", None)
         )
 
-    def _squared_errors(self, batch):
-        """Squared reconstruction error of every entry of a batch, in data units.
+    def _residuals(self, batch):
+        """Reconstruction residual of every entry of a batch, in data units.
 
         ``batch`` holds rows in model units, on the device; so does the result.
         With ``loss='mse'`` the model units are the data's divided by
-        ``scale``, so squared errors scale by ``scale**2``; with ``loss='bce'``
-        they are the data's own.
+        ``scale``, so residuals scale by ``scale``; with ``loss='bce'`` they
+        are the data's own.
         """
         module = self.net_.module_
         out = module.decode(module.encode(batch))
         if self.loss == "bce":
-            return (batch - torch.sigmoid(out)) ** 2
-        return (batch - out) ** 2 * self._scale**2
+            return batch - torch.sigmoid(out)
+        return (batch - out) * self._scale
+
+    def _squared_errors(self, batch):
+        """Squared reconstruction error of every entry of a batch, in data units."""
+        return self._residuals(batch) ** 2
 
     def _row_errors(self, X):
         """Mean squared reconstruction error of each row, in data units."""

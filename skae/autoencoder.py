@@ -39,6 +39,7 @@ class AutoencoderTransformer(PartialFitMixin, _BaseAutoencoder):
     conv_channels : tuple of int, default=(16, 32, 64)
         Channels of the convolutional encoder's stages, each a 3x3 conv and a
         2x2 max-pool; the decoder mirrors them with transposed convolutions.
+        ``()`` has no convolutional stage: image rows get the dense network.
     init : {'pca', 'random'}, default='pca'
         ``'pca'``: linear path initialised from PCA on the training rows, plus
         a residual that starts at zero. ``'random'``: the classical

@@ -122,7 +122,8 @@ class DenoisingAutoencoder(_NoiseMixin, PartialFitMixin, _BaseAutoencoder):
     image_shape : tuple of int (C, H, W), default=None
         Treat rows as flattened images and use the convolutional network.
     conv_channels : tuple of int, default=(16, 32, 64)
-        Channels of the convolutional encoder's stages.
+        Channels of the convolutional encoder's stages; ``()`` gives image
+        rows the dense network.
     init : {'pca', 'random'}, default='pca'
         Start from PCA's solution (plus a zero residual), or at random.
     loss : {'mse', 'bce'}, default='mse'

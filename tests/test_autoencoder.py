@@ -17,7 +17,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from skorch.callbacks import Callback, LRScheduler
 
-from skae import AutoencoderTransformer, TrainingDivergedError
+from skae import AutoencoderTransformer, DenseAutoencoder, TrainingDivergedError
 from skae._base import INFERENCE_BATCH_SIZE
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -690,6 +690,15 @@ def test_conv_image_shapes(image_shape, conv_channels, init):
     assert ae.inverse_transform(ae.transform(X)).shape == (12, n_features)
 
 
+def test_no_conv_channels_gives_image_rows_the_dense_network():
+    X = np.random.RandomState(0).rand(12, 64).astype(np.float32)
+    params = dict(n_components=2, hidden_layer_sizes=(8,), max_iter=2)
+    image = make_ae(image_shape=(1, 8, 8), conv_channels=(), **params).fit(X)
+    flat = make_ae(**params).fit(X)
+    assert isinstance(image.module_, DenseAutoencoder)
+    assert_array_equal(image.transform(X), flat.transform(X))
+
+
 # ----------------------------------------------------------------------- bce
 
 
@@ -963,15 +972,11 @@ def test_image_too_small_for_conv_stages():
             r"hidden_layer_sizes must hold positive integers, got \(\(4, 4\),\)\.",
         ),
         (
-            dict(image_shape=(1, 2, 3), conv_channels=()),
-            r"conv_channels must not be empty, got \(\)\.",
-        ),
-        (
             dict(image_shape=(1, 2, 3), conv_channels=(0,)),
             r"conv_channels must hold positive integers, got \(0,\)\.",
         ),
     ],
-    ids=["zero", "negative", "float", "nested", "no_channels", "zero_channels"],
+    ids=["zero", "negative", "float", "nested", "zero_channels"],
 )
 def test_bad_sizes(params, message):
     with pytest.raises(ValueError, match=message):

@@ -111,6 +111,56 @@ def test_conv_on_images(digits):
     assert detector.score_samples(flipped).mean() < scores.mean()
 
 
+# ------------------------------------------------------------ error window
+
+
+def box_mean(images, window):
+    """Mean over each pixel's window x window square inside the image."""
+    n, height, width = images.shape
+    half = window // 2
+    out = np.empty_like(images)
+    for i in range(height):
+        for j in range(width):
+            square = images[
+                :, max(i - half, 0) : i + half + 1, max(j - half, 0) : j + half + 1
+            ]
+            out[:, i, j] = square.reshape(n, -1).mean(axis=1)
+    return out
+
+
+@pytest.mark.parametrize("window", [3, 5])
+def test_image_rows_score_the_windowed_residual(digits, window):
+    X_train, X_test = digits[0][:200] / 16, digits[0][200:260] / 16
+    detector = make_detector(image_shape=(1, 8, 8), error_window=window).fit(X_train)
+
+    def windowed_errors(X):
+        residuals = X - detector.inverse_transform(detector.transform(X))
+        return box_mean(residuals.reshape(-1, 8, 8), window).reshape(len(X), -1) ** 2
+
+    errors = windowed_errors(X_train).mean(axis=0)
+    assert_allclose(detector.feature_errors_, errors, rtol=1e-4)
+    scales = errors + _SCALE_FLOOR * errors.mean()
+    expected = -(windowed_errors(X_test) / scales).mean(axis=1)
+    assert_allclose(detector.score_samples(X_test), expected, rtol=1e-4)
+
+
+def test_window_one_and_flat_rows_score_each_pixel(digits):
+    X = digits[0][:200] / 16
+    flat = make_detector().fit(X)
+    for params in (
+        dict(image_shape=(1, 8, 8), error_window=1),
+        dict(error_window=5),
+    ):
+        detector = make_detector(**params).fit(X)
+        assert_array_equal(detector.score_samples(X), flat.score_samples(X))
+
+
+@pytest.mark.parametrize("window", [2, 0, 1.5])
+def test_bad_error_window(window):
+    with pytest.raises(ValueError, match="error_window"):
+        make_detector(error_window=window, image_shape=(1, 2, 4)).fit(plane())
+
+
 def test_same_random_state_gives_identical_scores():
     X = plane()
     first = make_detector().fit(X)
