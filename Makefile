@@ -60,6 +60,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.outlier --datasets fashion_mnist --conv --error-window 1 --classes 2 6
 	$(BIN)/python -m benchmarks.outlier --datasets fashion_mnist digits --image-rows
 	$(BIN)/python -m benchmarks.outlier --datasets digits --conv
+	$(BIN)/python -m benchmarks.outlier --datasets fashion_mnist --conv --classes 2 6
 	$(BIN)/python -m benchmarks.variational
 	$(BIN)/python -m benchmarks.overhead
 	$(BIN)/python -m benchmarks.levers
