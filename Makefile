@@ -10,7 +10,7 @@ TORCH_CPU ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
 STAMP := $(VENV)/.skae-installed
 
-.PHONY: install demo test lint bench bench-quick clean
+.PHONY: install demo test lint bench bench-quick gpu-bundle gpu-check clean
 
 install: $(STAMP)
 
@@ -68,6 +68,37 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m benchmarks.run --dataset digits --quick
+
+# The GPU check (benchmarks/gpu_check.py): verifies the CUDA path and measures
+# training and inference speed on a GPU, in about 6 minutes. GPU machines here
+# have no network and no skorch: `make gpu-bundle`, where pip works, gathers
+# the wheels (py3.12) and Fashion-MNIST's files into $(GPU_BUNDLE); carry that
+# folder to the GPU machine and run `make gpu-check GPU_OUT=<folder>` there,
+# with the machine's own python3 (it holds torch with CUDA).
+GPU_BUNDLE ?= .gpu-bundle
+GPU_WHEELS ?= skorch==1.4.0
+GPU_PYTHON ?= python3
+GPU_SITE ?= /tmp/skae-gpu-site
+GPU_OUT ?= benchmarks/results
+FASHION_MNIST_DIR ?= /usr/share/datasets/fashion-mnist
+
+gpu-bundle: $(STAMP)
+	test -d $(FASHION_MNIST_DIR) || { echo "gpu-bundle: $(FASHION_MNIST_DIR) is missing: apt-get install -y dataset-fashion-mnist, or set FASHION_MNIST_DIR to a folder holding its four .gz files" >&2; exit 2; }
+	rm -rf $(GPU_BUNDLE)
+	mkdir -p $(GPU_BUNDLE)/wheels $(GPU_BUNDLE)/fashion-mnist
+	$(BIN)/python -m pip download -q --no-deps --only-binary=:all: \
+		--python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 \
+		--platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+		-d $(GPU_BUNDLE)/wheels $(GPU_WHEELS)
+	cp $(FASHION_MNIST_DIR)/*-ubyte* $(GPU_BUNDLE)/fashion-mnist/
+	du -sh $(GPU_BUNDLE)
+
+gpu-check:
+	test -d $(GPU_BUNDLE)/wheels || { echo "gpu-check: $(GPU_BUNDLE)/wheels is missing: run 'make gpu-bundle' where pip works and carry $(GPU_BUNDLE) to this machine" >&2; exit 2; }
+	$(GPU_PYTHON) -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+		--upgrade --target $(GPU_SITE) $(GPU_BUNDLE)/wheels/*.whl
+	PYTHONPATH=$(GPU_SITE):$(CURDIR) PYTHONUNBUFFERED=1 $(GPU_PYTHON) -m benchmarks.gpu_check \
+		--device cuda --data-home $(GPU_BUNDLE) --out $(GPU_OUT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -5,7 +5,9 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from conftest import requires_cuda
 from numpy.testing import assert_array_equal
+from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.utils.estimator_checks import (
     check_global_output_transform_pandas,
@@ -59,6 +61,13 @@ ESTIMATORS = [
 
 @parametrize_with_checks(ESTIMATORS)
 def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+@pytest.mark.cuda
+@requires_cuda
+@parametrize_with_checks([clone(e).set_params(device="cuda") for e in ESTIMATORS])
+def test_sklearn_compatible_on_cuda(estimator, check):
     check(estimator)
 
 
