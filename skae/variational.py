@@ -16,7 +16,7 @@ from skae._base import (
     logit_decoder,
     set_linear_path,
 )
-from skae._validation import Interval, torch_seed
+from skae._validation import Interval, check_rows_ndim, torch_seed
 
 # Bounds on log-variances (model units, where the data have unit RMS): wide
 # enough for any fit, narrow enough that exp() never overflows or vanishes.
@@ -140,8 +140,9 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
     beta : float, default=1.0
         Weight of the KL term in the training loss (beta-VAE). Scores always
         use the true ELBO (weight 1).
-    hidden_layer_sizes : tuple of int, default=(512, 256)
-        Hidden widths of the dense encoder; the decoder mirrors them.
+    hidden_layer_sizes : int or tuple of int, default=(512, 256)
+        Hidden widths of the dense encoder; the decoder mirrors them. An int
+        is one hidden layer.
     activation : {'relu', 'silu', 'elu', 'tanh', 'logistic', 'identity'}, default='relu'
         Nonlinearity of the hidden layers.
     image_shape : tuple of int (C, H, W), default=None
@@ -358,6 +359,7 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
             log-likelihood of the row.
         """
         check_is_fitted(self)
+        check_rows_ndim(X, self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         module = self.net_.module_
         criterion = _NegativeELBO(self.loss, 1.0, X.shape[1])
