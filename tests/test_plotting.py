@@ -1,14 +1,17 @@
+import copy
 import re
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+import torch
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.decomposition import PCA
 from sklearn.exceptions import NotFittedError
 
 from skae import AutoencoderTransformer, DenoisingAutoencoder
+from skae._validation import torch_seed
 from skae.plotting import (
     DenoisingDisplay,
     LatentSpaceDisplay,
@@ -125,7 +128,7 @@ def test_reconstruction_image_shape_from_estimator():
 def test_reconstruction_image_shape_argument_wins(ae, digits_data):
     X = digits_data[0]
     display = ReconstructionDisplay.from_estimator(
-        ae, X, n_samples=2, image_shape=(4, 16)
+        ae, X, n_samples=2, image_shape=(1, 4, 16)
     )
     assert_array_equal(display.images_[0, 1].get_array(), X[1].reshape(4, 16))
 
@@ -194,10 +197,24 @@ def test_reconstruction_draws_into_given_figure(ae, digits_data):
         ),
         (
             dict(image_shape=(1, 28, 28)),
-            "image_shape=(1, 28, 28) implies 784 features, but the rows have 64",
+            "image_shape=(1, 28, 28) implies 784 features, but originals has 64 "
+            "features.",
         ),
-        (dict(image_shape=(2, 4, 8)), "has 2 channels; only 1 (grayscale) or 3"),
-        (dict(image_shape=(8, 8, 1, 1)), "image_shape must be (channels, height"),
+        (
+            dict(image_shape=(2, 4, 8)),
+            "image_shape=(2, 4, 8) has 2 channels; only 1 (grayscale) or 3 (RGB) "
+            "channels can be shown as images.",
+        ),
+        (
+            dict(image_shape=(8, 8, 1, 1)),
+            "image_shape must be (channels, height, width), got (8, 8, 1, 1).",
+        ),
+        # The estimators' own check: (H, W) is refused there, so here too.
+        (
+            dict(image_shape=(8, 8)),
+            "image_shape must be (channels, height, width), got (8, 8); for "
+            "single-channel images pass image_shape=(1, 8, 8).",
+        ),
         (dict(labels=[1, 2]), "labels has shape (2,), but there are 3 rows"),
     ],
 )
@@ -209,6 +226,15 @@ def test_reconstruction_bad_inputs(params, message):
     )
     with pytest.raises(ValueError, match=re.escape(message)):
         display.plot()
+
+
+def test_image_shape_is_checked_as_the_estimators_check_it(ae, digits_data):
+    X = digits_data[0]
+    with pytest.raises(ValueError) as by_estimator:
+        AutoencoderTransformer(image_shape=(8, 8), **TINY).fit(X)
+    with pytest.raises(ValueError) as by_display:
+        ReconstructionDisplay.from_estimator(ae, X, image_shape=(8, 8))
+    assert str(by_display.value) == str(by_estimator.value)
 
 
 @pytest.mark.parametrize("n_samples", [0, 2.5, True])
@@ -401,9 +427,13 @@ def test_denoising_images(dae, digits_data):
     noisy = np.stack([im.get_array() for im in display.images_[1]]).reshape(4, -1)
     denoised = np.stack([im.get_array() for im in display.images_[2]]).reshape(4, -1)
     assert_array_equal(clean, X[:4])
-    # The estimator's Gaussian noise, clipped to the data's range.
-    rng = np.random.RandomState(0)
-    assert_allclose(noisy, np.clip(X[:4] + rng.normal(0, 0.3, (4, 64)), 0, 1))
+    # The very layer the estimator trained with (Gaussian noise clipped to
+    # the data's range), drawing from a generator seeded by random_state.
+    layer = copy.deepcopy(dae.module_.corruption).train()
+    seed = torch_seed(np.random.RandomState(0))
+    layer.set_generator(torch.Generator().manual_seed(seed))
+    assert_array_equal(noisy, layer(torch.from_numpy(X[:4])).numpy())
+    assert not np.array_equal(noisy, clean)
     assert_allclose(denoised, reconstruct(dae, noisy))
 
     data_range = X.max() - X.min()
@@ -454,10 +484,16 @@ def test_denoising_tabular(tabular):
     assert f"{display.psnr_['denoised']:.1f} dB" in labels[2]
 
 
-def test_denoising_callable_noise_needs_noisy_rows(tabular):
-    dae = DenoisingAutoencoder(2, noise=lambda x, g: x, **TINY).fit(tabular)
-    with pytest.raises(ValueError, match="callable noise=.*pass the corrupted rows"):
-        DenoisingDisplay.from_estimator(dae, tabular)
+def shift(x, generator):
+    return x + 0.5
+
+
+def test_denoising_callable_noise(tabular):
+    dae = DenoisingAutoencoder(2, noise=shift, **TINY).fit(tabular)
+    display = DenoisingDisplay.from_estimator(dae, tabular, n_samples=3)
+    noisy = np.stack([line.get_ydata() for line in display.lines_[1]])
+    # The estimator's callable, clipped to the data's range as in training.
+    assert_allclose(noisy, np.clip(tabular[:3] + 0.5, tabular.min(), tabular.max()))
     display = DenoisingDisplay.from_estimator(dae, tabular, X_noisy=tabular + 1)
     assert display.psnr_["noisy"] == pytest.approx(
         psnr(0, 1, tabular.max() - tabular.min())
@@ -467,9 +503,20 @@ def test_denoising_callable_noise_needs_noisy_rows(tabular):
 @pytest.mark.parametrize(
     "params, message",
     [
-        (dict(noise="blur"), "noise must be one of ('gaussian', 'masking'"),
-        (dict(noise="masking", noise_level=1.5), "must be in [0, 1], got 1.5"),
-        (dict(noise_level=-1.0), "must be >= 0, got -1.0"),
+        (
+            dict(noise="blur"),
+            "noise must be one of ('gaussian', 'masking', 'salt_pepper') or a "
+            "callable fn(x, generator), got 'blur'.",
+        ),
+        (
+            dict(noise="masking", noise_level=1.5),
+            "noise_level (the fraction masked) must be in the range [0, 1], got 1.5.",
+        ),
+        (
+            dict(noise_level=-1.0),
+            "noise_level (the std of noise='gaussian') must be a finite number >= "
+            "0, got -1.0.",
+        ),
         (dict(X_noisy=np.zeros((5, 64))), "X_noisy has shape (5, 64), but X_clean"),
         (
             dict(X_noisy=np.zeros((300, 64)), noise_level=0.1),
