@@ -25,6 +25,7 @@ __all__ = [
     "LatentSpaceDisplay",
     "LossCurveDisplay",
     "ReconstructionDisplay",
+    "SamplesDisplay",
 ]
 
 # Up to this many distinct labels get a colour and a legend entry each; more
@@ -944,3 +945,204 @@ class DenoisingDisplay:
             ),
             data_range=high - low,
         ).plot(fig=fig)
+
+
+# ------------------------------------------------------------------ samples
+
+
+class SamplesDisplay:
+    """Rows drawn from a generative model, as a grid of images or as lines.
+
+    Images are drawn in a grid, ``n_cols`` to a row, over one value range.
+    Tabular rows share one axis, one line per sample over the feature index.
+
+    Create it with :meth:`from_estimator`; the constructor only stores the
+    data.
+
+    Parameters
+    ----------
+    samples : array-like of shape (n_samples, n_features)
+        The drawn rows, e.g. ``VariationalAutoencoder.sample(n_samples)``.
+    image_shape : tuple of int (C, H, W), default=None
+        Shape of the images stored as flat rows, with 1 (grayscale) or 3
+        (RGB, shown channel-last) channels. None draws the rows as lines.
+    value_range : tuple of (float, float), default=None
+        The values the colormap of images spans, ``(low, high)``; values
+        beyond show as the nearest end. None is [0, 1] for samples in [0, 1],
+        else the samples' own range. Not used by tabular rows.
+
+    Attributes
+    ----------
+    figure_ : matplotlib.figure.Figure or SubFigure
+        The figure drawn into.
+    axes_ : ndarray of matplotlib Axes
+        Shape (n_rows, n_cols) for images, the cells past the last sample
+        hidden; (1, 1) for tabular rows.
+    images_ : ndarray of matplotlib AxesImage of shape (n_samples,) or None
+        One image per sample, in order. None for tabular rows.
+    lines_ : ndarray of matplotlib Line2D of shape (n_samples,) or None
+        One line per sample. None for images.
+
+    See Also
+    --------
+    skae.VariationalAutoencoder.sample : Draws the rows this display shows.
+    ReconstructionDisplay : Rows and their reconstructions.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from sklearn.datasets import load_digits
+    >>> from skae import VariationalAutoencoder
+    >>> from skae.plotting import SamplesDisplay
+    >>> X = load_digits().data / 16
+    >>> vae = VariationalAutoencoder(
+    ...     4, hidden_layer_sizes=(8,), max_iter=2, random_state=0
+    ... ).fit(X)
+    >>> display = SamplesDisplay.from_estimator(vae, n_samples=12, n_cols=6)
+    >>> display.axes_.shape
+    (2, 6)
+    """
+
+    def __init__(self, samples, *, image_shape=None, value_range=None):
+        self.samples = samples
+        self.image_shape = image_shape
+        self.value_range = value_range
+
+    def plot(self, *, fig=None, cmap="gray", n_cols=8):
+        """Draw the samples.
+
+        Parameters
+        ----------
+        fig : matplotlib Figure or SubFigure, default=None
+            Where to draw; a new figure when None.
+        cmap : str or Colormap, default='gray'
+            Colormap of grayscale images.
+        n_cols : int, default=8
+            Images per row of the grid.
+
+        Returns
+        -------
+        self : SamplesDisplay
+            With the artists as attributes.
+        """
+        import matplotlib.pyplot as plt
+
+        samples = _check_rows("samples", self.samples)
+        n_samples, n_features = samples.shape
+        image_shape = None
+        if self.image_shape is not None:
+            image_shape = _check_image_shape(self.image_shape, n_features, "samples")
+        if isinstance(n_cols, bool) or not isinstance(n_cols, Integral) or n_cols < 1:
+            raise ValueError(f"n_cols must be a positive int, got {n_cols!r}.")
+        if self.value_range is None:
+            value_range = _display_range(samples)
+        else:
+            value_range = tuple(float(v) for v in np.ravel(self.value_range))
+            if len(value_range) != 2 or not value_range[0] < value_range[1]:
+                raise ValueError(
+                    "value_range must be a pair (low, high) with low < high, got "
+                    f"{self.value_range!r}."
+                )
+
+        if image_shape is None:
+            if fig is None:
+                fig = plt.figure(figsize=(6.4, 3.6), layout="constrained")
+            ax = fig.subplots()
+            features = np.arange(n_features)
+            lines = np.empty(n_samples, dtype=object)
+            for i, row in enumerate(samples):
+                (lines[i],) = ax.plot(features, row, linewidth=1, alpha=0.7)
+            ax.set(title=f"{n_samples} samples", xlabel="feature", ylabel="value")
+            ax.xaxis.get_major_locator().set_params(integer=True)
+            self.figure_, self.axes_ = fig, np.array([[ax]], dtype=object)
+            self.images_, self.lines_ = None, lines
+            return self
+
+        n_cols = min(n_cols, n_samples)
+        n_rows = -(-n_samples // n_cols)
+        if fig is None:
+            fig = plt.figure(
+                figsize=(1.1 * n_cols + 0.3, 1.1 * n_rows + 0.3), layout="constrained"
+            )
+        axes = fig.subplots(n_rows, n_cols, squeeze=False)
+        images = np.empty(n_samples, dtype=object)
+        for k, ax in enumerate(axes.flat):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if k >= n_samples:
+                ax.set_visible(False)
+                continue
+            images[k] = ax.imshow(
+                _to_image(samples[k], image_shape, value_range),
+                cmap=cmap,
+                vmin=value_range[0],
+                vmax=value_range[1],
+            )
+        self.figure_, self.axes_ = fig, axes
+        self.images_, self.lines_ = images, None
+        return self
+
+    @classmethod
+    def from_estimator(
+        cls,
+        estimator,
+        *,
+        n_samples=16,
+        image_shape=None,
+        clip=False,
+        random_state=0,
+        n_cols=8,
+        fig=None,
+    ):
+        """Draw rows from a fitted generative estimator and plot them.
+
+        Parameters
+        ----------
+        estimator : fitted estimator with ``sample``
+            A :class:`~skae.VariationalAutoencoder`.
+        n_samples : int, default=16
+            How many rows to draw.
+        image_shape : tuple of int (C, H, W), default=None
+            Shape of the images stored as rows. None takes the estimator's
+            ``image_shape``; failing that, rows of ``s * s`` features with
+            ``s >= 4`` are taken for square grayscale images, and others are
+            drawn as lines.
+        clip : bool, default=False
+            Passed to ``sample``: clip each feature to its training range.
+        random_state : int, RandomState instance or None, default=0
+            Seeds the draws.
+        n_cols : int, default=8
+            Images per row of the grid.
+        fig : matplotlib Figure or SubFigure, default=None
+            Where to draw; a new figure when None.
+
+        Returns
+        -------
+        display : SamplesDisplay
+            The drawn display. Images span the training data's range
+            (``data_min_`` to ``data_max_``) when the estimator has one.
+        """
+        check_is_fitted(estimator)
+        if not callable(getattr(estimator, "sample", None)):
+            raise ValueError(
+                f"{type(estimator).__name__} has no sample method to draw rows "
+                "with; pass a fitted VariationalAutoencoder."
+            )
+        _check_n_samples(n_samples)
+        samples = np.asarray(
+            estimator.sample(n_samples, random_state=random_state, clip=clip),
+            dtype=np.float64,
+        )
+        value_range = None
+        if hasattr(estimator, "data_min_") and hasattr(estimator, "data_max_"):
+            value_range = _display_range(
+                np.array([np.min(estimator.data_min_), np.max(estimator.data_max_)])
+            )
+        return cls(
+            samples,
+            image_shape=_resolve_image_shape(
+                image_shape, estimator, samples.shape[1], "samples"
+            ),
+            value_range=value_range,
+        ).plot(fig=fig, n_cols=n_cols)

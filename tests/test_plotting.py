@@ -10,13 +10,14 @@ from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.decomposition import PCA
 from sklearn.exceptions import NotFittedError
 
-from skae import AutoencoderTransformer, DenoisingAutoencoder
+from skae import AutoencoderTransformer, DenoisingAutoencoder, VariationalAutoencoder
 from skae._validation import torch_seed
 from skae.plotting import (
     DenoisingDisplay,
     LatentSpaceDisplay,
     LossCurveDisplay,
     ReconstructionDisplay,
+    SamplesDisplay,
 )
 
 matplotlib = pytest.importorskip("matplotlib")
@@ -250,6 +251,7 @@ def test_reconstruction_bad_n_samples(ae, digits_data, n_samples):
         lambda est, X: LatentSpaceDisplay.from_estimator(est, X),
         lambda est, X: LossCurveDisplay.from_estimator(est),
         lambda est, X: DenoisingDisplay.from_estimator(est, X),
+        lambda est, X: SamplesDisplay.from_estimator(est),
     ],
 )
 def test_not_fitted(from_estimator, tabular):
@@ -538,3 +540,106 @@ def test_denoising_mismatched_rows():
     display = DenoisingDisplay(np.zeros((2, 4)), np.zeros((2, 4)), np.zeros((3, 4)))
     with pytest.raises(ValueError, match=re.escape("denoised has shape (3, 4)")):
         display.plot()
+
+
+# -------------------------------------------------------------- samples
+
+
+@pytest.fixture(scope="module")
+def vae(digits_data):
+    # A Gaussian likelihood: samples leave the data's range [0, 1].
+    return VariationalAutoencoder(4, **TINY).fit(digits_data[0])
+
+
+def test_samples_images(vae):
+    display = SamplesDisplay.from_estimator(vae, n_samples=10, n_cols=4)
+
+    assert display.axes_.shape == (3, 4)
+    assert display.images_.shape == (10,)
+    assert display.lines_ is None
+    # The cells past the last sample are hidden.
+    assert [ax.get_visible() for ax in display.axes_.flat] == [True] * 10 + [False] * 2
+    drawn = np.stack([im.get_array() for im in display.images_]).reshape(10, -1)
+    assert_array_equal(drawn, vae.sample(10, random_state=0))
+    # The training data's range, [0, 1], not the samples' own.
+    assert drawn.min() < 0
+    assert all(im.get_clim() == (0.0, 1.0) for im in display.images_)
+
+
+def test_samples_clip(vae):
+    display = SamplesDisplay.from_estimator(vae, n_samples=3, clip=True)
+    drawn = np.stack([im.get_array() for im in display.images_]).reshape(3, -1)
+    assert_array_equal(drawn, vae.sample(3, random_state=0, clip=True))
+
+
+def test_samples_random_state(vae):
+    first, same, other = (
+        SamplesDisplay.from_estimator(vae, n_samples=2, random_state=seed)
+        for seed in (1, 1, 2)
+    )
+    assert_array_equal(first.images_[0].get_array(), same.images_[0].get_array())
+    assert not np.array_equal(
+        first.images_[0].get_array(), other.images_[0].get_array()
+    )
+
+
+def test_samples_tabular(tabular):
+    vae = VariationalAutoencoder(2, **TINY).fit(tabular)
+    display = SamplesDisplay.from_estimator(vae, n_samples=5)
+
+    assert display.axes_.shape == (1, 1)
+    assert display.images_ is None
+    assert display.lines_.shape == (5,)
+    drawn = np.stack([line.get_ydata() for line in display.lines_])
+    assert_array_equal(drawn, vae.sample(5, random_state=0))
+
+
+def test_samples_value_range():
+    samples = np.random.RandomState(0).uniform(size=(3, 16))
+    display = SamplesDisplay(samples, image_shape=(1, 4, 4), value_range=(-1, 2))
+    display.plot()
+    assert all(im.get_clim() == (-1.0, 2.0) for im in display.images_)
+
+
+def test_samples_draws_into_given_figure(vae):
+    fig = plt.figure()
+    display = SamplesDisplay.from_estimator(vae, n_samples=4, fig=fig)
+    assert display.figure_ is fig
+    assert len(images_of(fig)) == 4
+
+
+def test_samples_need_a_sample_method(tabular):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "PCA has no sample method to draw rows with; pass a fitted "
+            "VariationalAutoencoder."
+        ),
+    ):
+        SamplesDisplay.from_estimator(PCA(2).fit(tabular))
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (dict(n_cols=0), "n_cols must be a positive int, got 0."),
+        (
+            dict(value_range=(1, 0)),
+            "value_range must be a pair (low, high) with low < high, got (1, 0).",
+        ),
+        (
+            dict(image_shape=(4, 4)),
+            "image_shape must be (channels, height, width), got (4, 4); for "
+            "single-channel images pass image_shape=(1, 4, 4).",
+        ),
+        (
+            dict(image_shape=(1, 4, 5)),
+            "image_shape=(1, 4, 5) implies 20 features, but samples has 16 features.",
+        ),
+    ],
+)
+def test_samples_bad_inputs(params, message):
+    n_cols = params.pop("n_cols", 8)
+    display = SamplesDisplay(np.zeros((3, 16)), **params)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        display.plot(n_cols=n_cols)
