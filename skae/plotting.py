@@ -198,7 +198,8 @@ def _corrupt(rows, noise, noise_level, *, clip, low, high, random_state):
     seed = torch_seed(check_random_state(random_state))
     layer.set_generator(torch.Generator().manual_seed(seed)).train()
     with torch.no_grad():
-        return layer(torch.from_numpy(rows)).numpy()
+        # A copy: the shown rows are few, and the user's X stays untouched.
+        return layer(torch.tensor(rows)).numpy()
 
 
 # ----------------------------------------------------------- reconstruction

@@ -2,6 +2,7 @@ import copy
 import re
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -471,6 +472,17 @@ def test_denoising_given_noisy_rows(ae, digits_data):
     # A plain autoencoder has no noise parameters: X_noisy is enough.
     display = DenoisingDisplay.from_estimator(ae, X, X_noisy=X_noisy, n_samples=2)
     assert_array_equal(display.images_[1, 1].get_array(), X_noisy[1].reshape(8, 8))
+
+
+def test_denoising_read_only_rows(dae, digits_data):
+    X = digits_data[0].copy()
+    X.flags.writeable = False
+    with warnings.catch_warnings():
+        # torch warns on read-only arrays it is handed without a copy.
+        warnings.simplefilter("error")
+        display = DenoisingDisplay.from_estimator(dae, X, n_samples=2)
+    assert_array_equal(X, digits_data[0])
+    assert display.psnr_["noisy"] < np.inf
 
 
 def test_denoising_tabular(tabular):
