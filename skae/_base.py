@@ -30,9 +30,14 @@ from skae._training import (
     process_group,
 )
 from skae._validation import (
+    Hidden,
     Interval,
     StrOptions,
     _fit_context,
+    check_image_shape,
+    check_n_components,
+    check_rows_ndim,
+    check_sizes,
     resolve_device,
     seeded_torch,
     torch_seed,
@@ -46,19 +51,6 @@ INFERENCE_BATCH_SIZE = 4096
 _BCE_SLACK = 1e-6
 # learning_rate='adaptive' multiplies the rate by this on each plateau.
 _ADAPTIVE_FACTOR = 0.3
-
-
-def _check_sizes(name, value, *, allow_empty):
-    """Return ``value`` as a tuple of positive ints or raise naming ``name``."""
-    if np.ndim(value) > 1:
-        raise ValueError(f"{name} must hold positive integers, got {value!r}.")
-    sizes = tuple(np.ravel(value).tolist()) if np.ndim(value) else (value,)
-    if not allow_empty and not sizes:
-        raise ValueError(f"{name} must not be empty, got {value!r}.")
-    for size in sizes:
-        if isinstance(size, bool) or not isinstance(size, Integral) or size < 1:
-            raise ValueError(f"{name} must hold positive integers, got {value!r}.")
-    return tuple(int(size) for size in sizes)
 
 
 def logit_decoder(codes, X_train):
@@ -125,6 +117,7 @@ class PartialFitMixin:
             The estimator, trained one more epoch.
         """
         first = not hasattr(self, "net_")
+        check_rows_ndim(X, self)
         X = validate_data(
             self,
             X,
@@ -175,8 +168,14 @@ class _BaseAutoencoder(
         "n_components": [
             Interval(Integral, 1, None, closed="left"),
             Interval(Real, 0, 1, closed="neither"),
+            # PCA's values, let through to explain why they do not apply.
+            Hidden(None),
+            Hidden(StrOptions({"mle"})),
         ],
-        "hidden_layer_sizes": ["array-like"],
+        "hidden_layer_sizes": [
+            "array-like",
+            Interval(Integral, 1, None, closed="left"),
+        ],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "image_shape": ["array-like", None],
         "conv_channels": ["array-like"],
@@ -267,6 +266,7 @@ class _BaseAutoencoder(
             The fitted estimator.
         """
         X_given = X
+        check_rows_ndim(X, self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
         # One sub-task per epoch. The callbacks are torn down by _fit_context,
         # also when fit raises.
@@ -423,20 +423,11 @@ class _BaseAutoencoder(
         }
 
     def _check_data_params(self, X):
-        _check_sizes("hidden_layer_sizes", self.hidden_layer_sizes, allow_empty=True)
+        check_n_components(self.n_components)
+        check_sizes("hidden_layer_sizes", self.hidden_layer_sizes, allow_empty=True)
         if self.image_shape is not None:
-            shape = _check_sizes("image_shape", self.image_shape, allow_empty=False)
-            if len(shape) != 3:
-                raise ValueError(
-                    "image_shape must be (channels, height, width), got "
-                    f"{self.image_shape!r}."
-                )
-            _check_sizes("conv_channels", self.conv_channels, allow_empty=True)
-            if int(np.prod(shape)) != X.shape[1]:
-                raise ValueError(
-                    f"image_shape={shape} implies {int(np.prod(shape))} features, "
-                    f"but X has {X.shape[1]} features."
-                )
+            check_image_shape(self.image_shape, X.shape[1])
+            check_sizes("conv_channels", self.conv_channels, allow_empty=True)
         if self.loss == "bce" and (X.min() < -_BCE_SLACK or X.max() > 1 + _BCE_SLACK):
             raise ValueError(
                 "loss='bce' needs data in [0, 1], but X ranges over "
@@ -498,7 +489,7 @@ class _BaseAutoencoder(
             return DenseAutoencoder(
                 n_features,
                 self.n_components_,
-                hidden_layer_sizes=_check_sizes(
+                hidden_layer_sizes=check_sizes(
                     "hidden_layer_sizes", self.hidden_layer_sizes, allow_empty=True
                 ),
                 activation=self.activation,
@@ -661,6 +652,7 @@ class _BaseAutoencoder(
             The codes, in the input's float dtype.
         """
         check_is_fitted(self)
+        check_rows_ndim(X, self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         module = self.net_.module_
         codes = self._batched(
@@ -752,6 +744,7 @@ class _BaseAutoencoder(
             the data's units.
         """
         check_is_fitted(self)
+        check_rows_ndim(X, self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         return -self._row_errors(X).astype(X.dtype)
 

@@ -5,17 +5,25 @@ in them touches one file.
 """
 
 from contextlib import contextmanager
+from numbers import Integral
 
 import numpy as np
 import torch
 from sklearn.base import _fit_context
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils import _safe_indexing
+from sklearn.utils._param_validation import Hidden, Interval, StrOptions
 from sklearn.utils._set_output import _get_container_adapter
 
 __all__ = [
+    "Hidden",
     "Interval",
     "StrOptions",
     "_fit_context",
+    "_safe_indexing",
+    "check_image_shape",
+    "check_n_components",
+    "check_rows_ndim",
+    "check_sizes",
     "resolve_device",
     "seeded_torch",
     "torch_seed",
@@ -80,3 +88,96 @@ def wrap_like_input(estimator, data, original_input, columns):
     if adapter is None or columns is None:
         return data
     return adapter.create_container(data, original_input, columns=columns)
+
+
+def check_sizes(name, value, *, allow_empty):
+    """Return ``value`` as a tuple of positive ints or raise naming ``name``.
+
+    A single int is a one-element tuple, as ``MLPRegressor`` reads
+    ``hidden_layer_sizes=100``.
+    """
+    if np.ndim(value) > 1:
+        raise ValueError(f"{name} must hold positive integers, got {value!r}.")
+    sizes = tuple(np.ravel(value).tolist()) if np.ndim(value) else (value,)
+    if not allow_empty and not sizes:
+        raise ValueError(f"{name} must not be empty, got {value!r}.")
+    for size in sizes:
+        if isinstance(size, bool) or not isinstance(size, Integral) or size < 1:
+            raise ValueError(f"{name} must hold positive integers, got {value!r}.")
+    return tuple(int(size) for size in sizes)
+
+
+def check_image_shape(image_shape, n_features, *, input_name="X"):
+    """Return ``image_shape`` as a ``(C, H, W)`` tuple of ints.
+
+    The one check of ``image_shape``, for the estimators and the displays:
+    three positive ints whose product is ``n_features``, the width of the
+    rows of ``input_name``.
+    """
+    shape = check_sizes("image_shape", image_shape, allow_empty=False)
+    if len(shape) != 3:
+        hint = ""
+        if len(shape) == 2:
+            hint = f"; for single-channel images pass image_shape={(1, *shape)}"
+        raise ValueError(
+            f"image_shape must be (channels, height, width), got {image_shape!r}{hint}."
+        )
+    size = int(np.prod(shape))
+    if size != n_features:
+        raise ValueError(
+            f"image_shape={shape} implies {size} features, but {input_name} has "
+            f"{n_features} features."
+        )
+    return shape
+
+
+def check_rows_ndim(X, estimator):
+    """Refuse arrays of more than 2 dimensions with a hint to flatten them.
+
+    scikit-learn's own error ("Found array with dim 3") does not say that
+    images go in as flat rows. Only containers with an ``ndim`` are looked
+    at: the check costs no conversion.
+    """
+    ndim = getattr(X, "ndim", None)
+    if ndim is None or ndim <= 2:
+        return
+    shape = tuple(X.shape)
+    n_features = int(np.prod(shape[1:]))
+    hint = ""
+    if ndim == 3:
+        hint = (
+            " For the convolutional network, also pass "
+            f"image_shape={(1, *shape[1:])} (channels, height, width)."
+        )
+    elif ndim == 4:
+        hint = (
+            " For the convolutional network, also pass "
+            f"image_shape={shape[1:]} (channels, height, width); images with "
+            "the channels last need X.transpose(0, 3, 1, 2) before the reshape."
+        )
+    raise ValueError(
+        f"X has shape {shape}, but {type(estimator).__name__} takes a 2-D array "
+        "of shape (n_samples, n_features), images as flat rows. Reshape it with "
+        f"X.reshape(len(X), -1), to shape ({shape[0]}, {n_features}).{hint}"
+    )
+
+
+def check_n_components(n_components):
+    """Refuse PCA's ``n_components=None`` and ``'mle'`` with the reason why.
+
+    The parameter constraints let these two through (hidden), so that this
+    message, not the generic one, tells a PCA user what to pass instead.
+    """
+    if n_components is None:
+        what = "keep every component"
+    elif isinstance(n_components, str):
+        what = "estimate the number of components (Minka's MLE)"
+    else:
+        return
+    raise ValueError(
+        f"n_components={n_components!r} is PCA's way to {what}, but an "
+        "autoencoder needs the width of its code up front, to build its "
+        "network. Pass an int >= 1, the width, or a float in (0, 1), for as "
+        "many components as PCA needs to explain that fraction of the "
+        "variance: e.g. n_components=0.95."
+    )

@@ -25,9 +25,10 @@ class AutoencoderTransformer(PartialFitMixin, _BaseAutoencoder):
     n_components : int or float, default=2
         Width of the code. A float in (0, 1) means, as for PCA, as many
         components as PCA needs to explain that fraction of the variance.
-    hidden_layer_sizes : tuple of int, default=(512, 256, 128)
-        Hidden widths of the dense encoder; the decoder mirrors them. ``()``
-        gives a linear autoencoder. Ignored when ``image_shape`` is set.
+    hidden_layer_sizes : int or tuple of int, default=(512, 256, 128)
+        Hidden widths of the dense encoder; the decoder mirrors them. An int
+        is one hidden layer, as for :class:`~sklearn.neural_network.MLPRegressor`.
+        ``()`` gives a linear autoencoder. Ignored when ``image_shape`` is set.
     activation : {'silu', 'relu', 'elu', 'tanh', 'logistic', 'identity'}, default='silu'
         Nonlinearity of the hidden layers. ``'silu'`` is ``x * sigmoid(x)``
         (also called swish), ``'elu'`` the exponential linear unit. The

@@ -115,8 +115,9 @@ class DenoisingAutoencoder(_NoiseMixin, PartialFitMixin, _BaseAutoencoder):
         max(X)]``, so images in [0, 1] stay in [0, 1]. Clipping comes after
         corruption: where 0 lies outside that range, masked entries end up at
         the nearest bound.
-    hidden_layer_sizes : tuple of int, default=(512, 256)
-        Hidden widths of the dense encoder; the decoder mirrors them.
+    hidden_layer_sizes : int or tuple of int, default=(512, 256)
+        Hidden widths of the dense encoder; the decoder mirrors them. An int
+        is one hidden layer.
     activation : {'relu', 'silu', 'elu', 'tanh', 'logistic', 'identity'}, default='relu'
         Nonlinearity of the hidden layers.
     image_shape : tuple of int (C, H, W), default=None

@@ -8,7 +8,7 @@ from sklearn.base import OutlierMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skae._base import _BaseAutoencoder
-from skae._validation import Interval, StrOptions
+from skae._validation import Interval, StrOptions, check_rows_ndim
 from skae.denoising import _NoiseMixin
 from skae.noise import NOISE_KINDS
 
@@ -95,8 +95,9 @@ class AutoencoderOutlierDetector(_NoiseMixin, OutlierMixin, _BaseAutoencoder):
         error, where a normal image differs from its reconstruction in
         scattered pixels, such as edges shifted by one. ``1`` scores each
         pixel alone. Must be odd. Ignored for flat rows.
-    hidden_layer_sizes : tuple of int, default=(512, 256)
-        Hidden widths of the dense encoder; the decoder mirrors them.
+    hidden_layer_sizes : int or tuple of int, default=(512, 256)
+        Hidden widths of the dense encoder; the decoder mirrors them. An int
+        is one hidden layer.
     activation : {'relu', 'silu', 'elu', 'tanh', 'logistic', 'identity'}, default='relu'
         Nonlinearity of the hidden layers.
     image_shape : tuple of int (C, H, W), default=None
@@ -432,6 +433,7 @@ class AutoencoderOutlierDetector(_NoiseMixin, OutlierMixin, _BaseAutoencoder):
             training rows.
         """
         check_is_fitted(self)
+        check_rows_ndim(X, self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         return self._score_samples(X).astype(X.dtype, copy=False)
 

@@ -12,17 +12,20 @@ from math import isqrt
 from numbers import Integral
 
 import numpy as np
+import torch
 from sklearn.decomposition import PCA
-from sklearn.utils import _safe_indexing, check_array, check_random_state
+from sklearn.utils import check_array, check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from skae.noise import NOISE_KINDS
+from skae._validation import _safe_indexing, check_image_shape, torch_seed
+from skae.noise import make_noise
 
 __all__ = [
     "DenoisingDisplay",
     "LatentSpaceDisplay",
     "LossCurveDisplay",
     "ReconstructionDisplay",
+    "SamplesDisplay",
 ]
 
 # Up to this many distinct labels get a colour and a legend entry each; more
@@ -56,37 +59,21 @@ def _check_n_samples(n_samples):
         raise ValueError(f"n_samples must be a positive int, got {n_samples!r}.")
 
 
-def _check_image_shape(image_shape, n_features):
-    """Return ``image_shape`` as (C, H, W), checked against ``n_features``."""
-    sizes = np.ravel(image_shape).tolist() if np.ndim(image_shape) <= 1 else None
-    if (
-        sizes is None
-        or len(sizes) not in (2, 3)
-        or not all(
-            isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in sizes
-        )
-    ):
-        raise ValueError(
-            "image_shape must be (channels, height, width) or (height, width) "
-            f"of positive ints, got {image_shape!r}."
-        )
-    shape = tuple(int(s) for s in sizes)
-    if len(shape) == 2:
-        shape = (1, *shape)
+def _check_image_shape(image_shape, n_features, input_name):
+    """Return ``image_shape`` as (C, H, W), checked as the estimators check it.
+
+    Drawing adds one condition: 1 (grayscale) or 3 (RGB) channels.
+    """
+    shape = check_image_shape(image_shape, n_features, input_name=input_name)
     if shape[0] not in (1, 3):
         raise ValueError(
-            f"image_shape={tuple(image_shape)} has {shape[0]} channels; only 1 "
-            "(grayscale) or 3 (RGB) channels can be shown as images."
-        )
-    if int(np.prod(shape)) != n_features:
-        raise ValueError(
-            f"image_shape={tuple(image_shape)} implies {int(np.prod(shape))} "
-            f"features, but the rows have {n_features} features."
+            f"image_shape={shape} has {shape[0]} channels; only 1 (grayscale) or "
+            "3 (RGB) channels can be shown as images."
         )
     return shape
 
 
-def _resolve_image_shape(image_shape, estimator, n_features):
+def _resolve_image_shape(image_shape, estimator, n_features, input_name):
     """Return the image shape to draw rows with, or None for tabular rows.
 
     The argument wins, then the estimator's ``image_shape``; otherwise rows
@@ -96,7 +83,7 @@ def _resolve_image_shape(image_shape, estimator, n_features):
     if image_shape is None:
         image_shape = getattr(estimator, "image_shape", None)
     if image_shape is not None:
-        return _check_image_shape(image_shape, n_features)
+        return _check_image_shape(image_shape, n_features, input_name)
     side = isqrt(n_features)
     if side >= 4 and side * side == n_features:
         return (1, side, side)
@@ -193,47 +180,26 @@ def _psnr(clean, other, data_range):
         return float(10 * np.log10(data_range**2 / mse))
 
 
-def _corrupt(X, noise, noise_level, *, clip, low, high, random_state):
-    """Corrupt rows with numpy as DenoisingAutoencoder's layers do in torch.
+def _corrupt(rows, noise, noise_level, *, clip, low, high, random_state):
+    """Corrupt rows with the corruption layer a denoising estimator trains with.
 
-    Masking sets entries to 0 and salt-and-pepper to ``low`` or ``high``,
-    exactly ``round(noise_level * n_features)`` entries per row.
+    The layer comes from :func:`skae.noise.make_noise`, with the estimator's
+    clipping range and salt-and-pepper values ``[low, high]``, and draws its
+    noise from a generator seeded by ``random_state``.
     """
-    if noise not in NOISE_KINDS:
-        raise ValueError(
-            f"noise must be one of {NOISE_KINDS}, got {noise!r}; for other "
-            "corruptions, pass the corrupted rows as X_noisy."
-        )
-    if noise == "gaussian":
-        if not noise_level >= 0:
-            raise ValueError(
-                "noise_level (the std of noise='gaussian') must be >= 0, got "
-                f"{noise_level!r}."
-            )
-    elif not 0 <= noise_level <= 1:
-        raise ValueError(
-            f"noise_level (the fraction of entries changed by noise={noise!r}) "
-            f"must be in [0, 1], got {noise_level!r}."
-        )
-    rng = check_random_state(random_state)
-    if noise == "gaussian":
-        noisy = X + rng.normal(0.0, noise_level, size=X.shape)
-    else:
-        # Ranking i.i.d. uniform keys picks a uniformly random subset per row.
-        n_chosen = round(noise_level * X.shape[1])
-        chosen = np.zeros(X.shape, dtype=bool)
-        picks = rng.uniform(size=X.shape).argsort(axis=1)[:, :n_chosen]
-        np.put_along_axis(chosen, picks, True, axis=1)
-        noisy = X.copy()
-        if noise == "masking":
-            noisy[chosen] = 0.0
-        else:
-            salt = rng.uniform(size=X.shape) < 0.5
-            noisy[chosen & salt] = high
-            noisy[chosen & ~salt] = low
-    if clip and low < high:
-        noisy = np.clip(noisy, low, high)
-    return noisy
+    layer = make_noise(
+        noise,
+        noise_level,
+        # A constant X has no range to clip to.
+        clip=(low, high) if clip and low < high else None,
+        low=low,
+        high=high,
+    )
+    seed = torch_seed(check_random_state(random_state))
+    layer.set_generator(torch.Generator().manual_seed(seed)).train()
+    with torch.no_grad():
+        # A copy: the shown rows are few, and the user's X stays untouched.
+        return layer(torch.tensor(rows)).numpy()
 
 
 # ----------------------------------------------------------- reconstruction
@@ -255,7 +221,7 @@ class ReconstructionDisplay:
         Input rows.
     reconstructions : array-like of shape (n_samples, n_features)
         Their reconstructions, ``inverse_transform(transform(originals))``.
-    image_shape : tuple of int (C, H, W) or (H, W), default=None
+    image_shape : tuple of int (C, H, W), default=None
         Shape of the images stored as flat rows, with 1 (grayscale) or 3
         (RGB, shown channel-last) channels. None draws the rows as lines.
     labels : array-like of shape (n_samples,), default=None
@@ -323,7 +289,7 @@ class ReconstructionDisplay:
         n_samples, n_features = originals.shape
         image_shape = None
         if self.image_shape is not None:
-            image_shape = _check_image_shape(self.image_shape, n_features)
+            image_shape = _check_image_shape(self.image_shape, n_features, "originals")
         column_titles = None
         if self.labels is not None:
             labels = np.asarray(self.labels)
@@ -366,7 +332,7 @@ class ReconstructionDisplay:
             Labels of the rows of ``X``, shown as column titles.
         n_samples : int, default=8
             How many rows to show (all when ``X`` has fewer).
-        image_shape : tuple of int (C, H, W) or (H, W), default=None
+        image_shape : tuple of int (C, H, W), default=None
             Shape of the images stored as rows. None takes the estimator's
             ``image_shape``; failing that, rows of ``s * s`` features with
             ``s >= 4`` are taken for square grayscale images, and others are
@@ -387,7 +353,7 @@ class ReconstructionDisplay:
             originals,
             _reconstruct(estimator, X_shown),
             image_shape=_resolve_image_shape(
-                image_shape, estimator, originals.shape[1]
+                image_shape, estimator, originals.shape[1], "X"
             ),
             labels=labels,
         ).plot(fig=fig)
@@ -774,7 +740,7 @@ class DenoisingDisplay:
         Their corrupted copies.
     denoised : array-like of shape (n_samples, n_features)
         The estimator's reconstructions of ``noisy``.
-    image_shape : tuple of int (C, H, W) or (H, W), default=None
+    image_shape : tuple of int (C, H, W), default=None
         Shape of the images stored as flat rows, with 1 or 3 channels. None
         draws the rows as lines.
     data_range : float, default=None
@@ -847,7 +813,7 @@ class DenoisingDisplay:
         n_samples, n_features = clean.shape
         image_shape = None
         if self.image_shape is not None:
-            image_shape = _check_image_shape(self.image_shape, n_features)
+            image_shape = _check_image_shape(self.image_shape, n_features, "clean")
         data_range = self.data_range
         if data_range is None:
             data_range = float(clean.max() - clean.min())
@@ -897,9 +863,9 @@ class DenoisingDisplay:
     ):
         """Corrupt clean rows, denoise them with a fitted estimator and plot.
 
-        The first ``n_samples`` rows of ``X_clean`` are corrupted with numpy
-        as the estimator's noise layer corrupts in training (unless
-        ``X_noisy`` is given), then denoised by
+        The first ``n_samples`` rows of ``X_clean`` are corrupted by the
+        layer the estimator trains with (:func:`skae.noise.make_noise`),
+        unless ``X_noisy`` is given, then denoised by
         ``inverse_transform(transform(X_noisy))``.
 
         Parameters
@@ -912,18 +878,20 @@ class DenoisingDisplay:
             clipping range and the PSNR's data range.
         X_noisy : array-like of shape (n_samples, n_features), default=None
             Corrupted copies of the rows of ``X_clean``, for a corruption of
-            your own (e.g. the estimator's callable ``noise``). None corrupts
-            ``X_clean`` here.
-        noise : {'gaussian', 'masking', 'salt_pepper'}, default=None
-            The corruption: additive Gaussian noise, entries set to 0, or
-            entries set to the data's minimum or maximum. None takes the
+            your own. None corrupts ``X_clean`` here.
+        noise : {'gaussian', 'masking', 'salt_pepper'} or callable, default=None
+            The corruption, as :class:`~skae.DenoisingAutoencoder` takes it:
+            additive Gaussian noise, entries set to 0, entries set to the
+            data's minimum or maximum, or a callable ``fn(x, generator) ->
+            x_noisy`` on float64 tensors in the data's units. None takes the
             estimator's ``noise``.
         noise_level : float, default=None
             Gaussian standard deviation, or the fraction of each row's entries
-            masked or flipped. None takes the estimator's ``noise_level``.
+            masked or flipped; not used by a callable ``noise``. None takes
+            the estimator's ``noise_level``.
         n_samples : int, default=8
             How many rows to show (all when ``X_clean`` has fewer).
-        image_shape : tuple of int (C, H, W) or (H, W), default=None
+        image_shape : tuple of int (C, H, W), default=None
             Shape of the images stored as rows; None resolves it as
             :meth:`ReconstructionDisplay.from_estimator` does.
         random_state : int, RandomState instance or None, default=0
@@ -952,16 +920,10 @@ class DenoisingDisplay:
         else:
             if noise is None:
                 noise = getattr(estimator, "noise", None)
-                if callable(noise):
-                    raise ValueError(
-                        f"{type(estimator).__name__} was fitted with a callable "
-                        f"noise={noise!r}, which works on torch tensors; pass the "
-                        "corrupted rows as X_noisy, or a noise kind among "
-                        f"{NOISE_KINDS} as noise."
-                    )
             if noise_level is None:
                 noise_level = getattr(estimator, "noise_level", None)
-            if noise is None or noise_level is None:
+            # A callable noise has no level.
+            if noise is None or (noise_level is None and not callable(noise)):
                 raise ValueError(
                     f"{type(estimator).__name__} has no noise or noise_level; pass "
                     "them (e.g. noise='gaussian', noise_level=0.1) or X_noisy."
@@ -979,6 +941,209 @@ class DenoisingDisplay:
             clean,
             noisy,
             _reconstruct(estimator, noisy),
-            image_shape=_resolve_image_shape(image_shape, estimator, clean.shape[1]),
+            image_shape=_resolve_image_shape(
+                image_shape, estimator, clean.shape[1], "X_clean"
+            ),
             data_range=high - low,
         ).plot(fig=fig)
+
+
+# ------------------------------------------------------------------ samples
+
+
+class SamplesDisplay:
+    """Rows drawn from a generative model, as a grid of images or as lines.
+
+    Images are drawn in a grid, ``n_cols`` to a row, over one value range.
+    Tabular rows share one axis, one line per sample over the feature index.
+
+    Create it with :meth:`from_estimator`; the constructor only stores the
+    data.
+
+    Parameters
+    ----------
+    samples : array-like of shape (n_samples, n_features)
+        The drawn rows, e.g. ``VariationalAutoencoder.sample(n_samples)``.
+    image_shape : tuple of int (C, H, W), default=None
+        Shape of the images stored as flat rows, with 1 (grayscale) or 3
+        (RGB, shown channel-last) channels. None draws the rows as lines.
+    value_range : tuple of (float, float), default=None
+        The values the colormap of images spans, ``(low, high)``; values
+        beyond show as the nearest end. None is [0, 1] for samples in [0, 1],
+        else the samples' own range. Not used by tabular rows.
+
+    Attributes
+    ----------
+    figure_ : matplotlib.figure.Figure or SubFigure
+        The figure drawn into.
+    axes_ : ndarray of matplotlib Axes
+        Shape (n_rows, n_cols) for images, the cells past the last sample
+        hidden; (1, 1) for tabular rows.
+    images_ : ndarray of matplotlib AxesImage of shape (n_samples,) or None
+        One image per sample, in order. None for tabular rows.
+    lines_ : ndarray of matplotlib Line2D of shape (n_samples,) or None
+        One line per sample. None for images.
+
+    See Also
+    --------
+    skae.VariationalAutoencoder.sample : Draws the rows this display shows.
+    ReconstructionDisplay : Rows and their reconstructions.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from sklearn.datasets import load_digits
+    >>> from skae import VariationalAutoencoder
+    >>> from skae.plotting import SamplesDisplay
+    >>> X = load_digits().data / 16
+    >>> vae = VariationalAutoencoder(
+    ...     4, hidden_layer_sizes=(8,), max_iter=2, random_state=0
+    ... ).fit(X)
+    >>> display = SamplesDisplay.from_estimator(vae, n_samples=12, n_cols=6)
+    >>> display.axes_.shape
+    (2, 6)
+    """
+
+    def __init__(self, samples, *, image_shape=None, value_range=None):
+        self.samples = samples
+        self.image_shape = image_shape
+        self.value_range = value_range
+
+    def plot(self, *, fig=None, cmap="gray", n_cols=8):
+        """Draw the samples.
+
+        Parameters
+        ----------
+        fig : matplotlib Figure or SubFigure, default=None
+            Where to draw; a new figure when None.
+        cmap : str or Colormap, default='gray'
+            Colormap of grayscale images.
+        n_cols : int, default=8
+            Images per row of the grid.
+
+        Returns
+        -------
+        self : SamplesDisplay
+            With the artists as attributes.
+        """
+        import matplotlib.pyplot as plt
+
+        samples = _check_rows("samples", self.samples)
+        n_samples, n_features = samples.shape
+        image_shape = None
+        if self.image_shape is not None:
+            image_shape = _check_image_shape(self.image_shape, n_features, "samples")
+        if isinstance(n_cols, bool) or not isinstance(n_cols, Integral) or n_cols < 1:
+            raise ValueError(f"n_cols must be a positive int, got {n_cols!r}.")
+        if self.value_range is None:
+            value_range = _display_range(samples)
+        else:
+            value_range = tuple(float(v) for v in np.ravel(self.value_range))
+            if len(value_range) != 2 or not value_range[0] < value_range[1]:
+                raise ValueError(
+                    "value_range must be a pair (low, high) with low < high, got "
+                    f"{self.value_range!r}."
+                )
+
+        if image_shape is None:
+            if fig is None:
+                fig = plt.figure(figsize=(6.4, 3.6), layout="constrained")
+            ax = fig.subplots()
+            features = np.arange(n_features)
+            lines = np.empty(n_samples, dtype=object)
+            for i, row in enumerate(samples):
+                (lines[i],) = ax.plot(features, row, linewidth=1, alpha=0.7)
+            ax.set(title=f"{n_samples} samples", xlabel="feature", ylabel="value")
+            ax.xaxis.get_major_locator().set_params(integer=True)
+            self.figure_, self.axes_ = fig, np.array([[ax]], dtype=object)
+            self.images_, self.lines_ = None, lines
+            return self
+
+        n_cols = min(n_cols, n_samples)
+        n_rows = -(-n_samples // n_cols)
+        if fig is None:
+            fig = plt.figure(
+                figsize=(1.1 * n_cols + 0.3, 1.1 * n_rows + 0.3), layout="constrained"
+            )
+        axes = fig.subplots(n_rows, n_cols, squeeze=False)
+        images = np.empty(n_samples, dtype=object)
+        for k, ax in enumerate(axes.flat):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if k >= n_samples:
+                ax.set_visible(False)
+                continue
+            images[k] = ax.imshow(
+                _to_image(samples[k], image_shape, value_range),
+                cmap=cmap,
+                vmin=value_range[0],
+                vmax=value_range[1],
+            )
+        self.figure_, self.axes_ = fig, axes
+        self.images_, self.lines_ = images, None
+        return self
+
+    @classmethod
+    def from_estimator(
+        cls,
+        estimator,
+        *,
+        n_samples=16,
+        image_shape=None,
+        clip=False,
+        random_state=0,
+        n_cols=8,
+        fig=None,
+    ):
+        """Draw rows from a fitted generative estimator and plot them.
+
+        Parameters
+        ----------
+        estimator : fitted estimator with ``sample``
+            A :class:`~skae.VariationalAutoencoder`.
+        n_samples : int, default=16
+            How many rows to draw.
+        image_shape : tuple of int (C, H, W), default=None
+            Shape of the images stored as rows. None takes the estimator's
+            ``image_shape``; failing that, rows of ``s * s`` features with
+            ``s >= 4`` are taken for square grayscale images, and others are
+            drawn as lines.
+        clip : bool, default=False
+            Passed to ``sample``: clip each feature to its training range.
+        random_state : int, RandomState instance or None, default=0
+            Seeds the draws.
+        n_cols : int, default=8
+            Images per row of the grid.
+        fig : matplotlib Figure or SubFigure, default=None
+            Where to draw; a new figure when None.
+
+        Returns
+        -------
+        display : SamplesDisplay
+            The drawn display. Images span the training data's range
+            (``data_min_`` to ``data_max_``) when the estimator has one.
+        """
+        check_is_fitted(estimator)
+        if not callable(getattr(estimator, "sample", None)):
+            raise ValueError(
+                f"{type(estimator).__name__} has no sample method to draw rows "
+                "with; pass a fitted VariationalAutoencoder."
+            )
+        _check_n_samples(n_samples)
+        samples = np.asarray(
+            estimator.sample(n_samples, random_state=random_state, clip=clip),
+            dtype=np.float64,
+        )
+        value_range = None
+        if hasattr(estimator, "data_min_") and hasattr(estimator, "data_max_"):
+            value_range = _display_range(
+                np.array([np.min(estimator.data_min_), np.max(estimator.data_max_)])
+            )
+        return cls(
+            samples,
+            image_shape=_resolve_image_shape(
+                image_shape, estimator, samples.shape[1], "samples"
+            ),
+            value_range=value_range,
+        ).plot(fig=fig, n_cols=n_cols)

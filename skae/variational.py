@@ -16,7 +16,12 @@ from skae._base import (
     logit_decoder,
     set_linear_path,
 )
-from skae._validation import Interval, torch_seed
+from skae._validation import (
+    Interval,
+    check_rows_ndim,
+    torch_seed,
+    wrap_like_input,
+)
 
 # Bounds on log-variances (model units, where the data have unit RMS): wide
 # enough for any fit, narrow enough that exp() never overflows or vanishes.
@@ -140,8 +145,9 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
     beta : float, default=1.0
         Weight of the KL term in the training loss (beta-VAE). Scores always
         use the true ELBO (weight 1).
-    hidden_layer_sizes : tuple of int, default=(512, 256)
-        Hidden widths of the dense encoder; the decoder mirrors them.
+    hidden_layer_sizes : int or tuple of int, default=(512, 256)
+        Hidden widths of the dense encoder; the decoder mirrors them. An int
+        is one hidden layer.
     activation : {'relu', 'silu', 'elu', 'tanh', 'logistic', 'identity'}, default='relu'
         Nonlinearity of the hidden layers.
     image_shape : tuple of int (C, H, W), default=None
@@ -198,6 +204,11 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
         Width of the code.
     mean_ : ndarray of shape (n_features,)
         Per-feature mean of the training data.
+    data_min_ : ndarray of shape (n_features,)
+        Per-feature minimum of the training data (of all rows
+        :meth:`partial_fit` has seen), where ``sample(clip=True)`` clips.
+    data_max_ : ndarray of shape (n_features,)
+        Per-feature maximum of the training data, likewise.
     explained_variance_score_ : float
         Fraction of the training data's variance explained by the
         reconstruction through the posterior mean.
@@ -338,6 +349,15 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
         module.generator = torch.Generator(device=device).manual_seed(torch_seed(rng))
         return module
 
+    def _after_fit(self, X, valid_idx):
+        # fit and the first partial_fit count their own rows only in
+        # n_samples_seen_: they set the range; a later partial_fit widens it.
+        data_min, data_max = X.min(axis=0), X.max(axis=0)
+        if self.n_samples_seen_ > len(X):
+            data_min = np.minimum(self.data_min_, data_min)
+            data_max = np.maximum(self.data_max_, data_max)
+        self.data_min_, self.data_max_ = data_min, data_max
+
     def score_samples(self, X):
         """Evidence lower bound of each row, in the data's units.
 
@@ -358,6 +378,7 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
             log-likelihood of the row.
         """
         check_is_fitted(self)
+        check_rows_ndim(X, self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         module = self.net_.module_
         criterion = _NegativeELBO(self.loss, 1.0, X.shape[1])
@@ -392,7 +413,7 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
         """
         return float(np.mean(self.score_samples(X)))
 
-    def sample(self, n_samples=1, random_state=None):
+    def sample(self, n_samples=1, *, random_state=None, clip=False):
         """Draw new rows from the prior through the decoder.
 
         Parameters
@@ -401,6 +422,13 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
             Number of rows to draw.
         random_state : int, RandomState instance or None, default=None
             Seeds the draws from the prior.
+        clip : bool, default=False
+            Clip each feature to its range in the training data,
+            ``[data_min_, data_max_]``. The decoder's mean of a Gaussian
+            likelihood (``loss='mse'``) can leave that range, e.g. with
+            negative pixel values; clipped, the samples are valid data but no
+            longer the model's means. With ``loss='bce'`` the means are
+            probabilities, already in [0, 1].
 
         Returns
         -------
@@ -412,6 +440,15 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
             raise TypeError(f"n_samples must be an int, got {n_samples!r}.")
         if n_samples < 1:
             raise ValueError(f"n_samples must be >= 1, got {n_samples}.")
+        if not isinstance(clip, (bool, np.bool_)):
+            raise TypeError(f"clip must be True or False, got {clip!r}.")
         rng = check_random_state(random_state)
         codes = rng.standard_normal((n_samples, self.n_components_))
-        return self.inverse_transform(codes)
+        X_new = self.inverse_transform(codes)
+        if not clip:
+            return X_new
+        # Clipped as an array, then put back in the container asked for.
+        clipped = np.clip(np.asarray(X_new), self.data_min_, self.data_max_)
+        return wrap_like_input(
+            self, clipped, codes, getattr(self, "feature_names_in_", None)
+        )

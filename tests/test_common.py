@@ -1,6 +1,7 @@
 """Checks run once for every skae estimator: scikit-learn's, and precision."""
 
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -131,3 +132,93 @@ def test_partial_fit_trains_on_chunks(Estimator):
 def test_outlier_detector_has_no_partial_fit():
     # Its threshold and error scales come from all training rows at once.
     assert not hasattr(AutoencoderOutlierDetector(), "partial_fit")
+
+
+# ------------------------------------- one family, one face: shared checks
+
+ESTIMATOR_CLASSES = [
+    AutoencoderTransformer,
+    DenoisingAutoencoder,
+    VariationalAutoencoder,
+    AutoencoderOutlierDetector,
+]
+SMALL = dict(n_components=2, max_iter=2, random_state=0)
+
+
+def images(n_samples=30):
+    """Rows of 4x4 images in [0, 1], as a 3-D array."""
+    return np.random.RandomState(0).uniform(size=(n_samples, 4, 4))
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATOR_CLASSES)
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_int_hidden_layer_sizes_is_one_layer(Estimator):
+    X = images().reshape(30, -1)
+    as_int = Estimator(hidden_layer_sizes=8, **SMALL).fit(X)
+    as_tuple = Estimator(hidden_layer_sizes=(8,), **SMALL).fit(X)
+    # The parameter stays as the user set it; the network is the same.
+    assert as_int.get_params()["hidden_layer_sizes"] == 8
+    assert_array_equal(as_int.transform(X), as_tuple.transform(X))
+
+
+def reshape_hint(name, n_samples):
+    return re.escape(
+        f"X has shape ({n_samples}, 4, 4), but {name} takes a 2-D array of shape "
+        "(n_samples, n_features), images as flat rows. Reshape it with "
+        f"X.reshape(len(X), -1), to shape ({n_samples}, 16). For the "
+        "convolutional network, also pass image_shape=(1, 4, 4) (channels, "
+        "height, width)."
+    )
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATOR_CLASSES)
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_3d_input_gets_a_reshape_hint(Estimator):
+    X, name = images(), Estimator.__name__
+    with pytest.raises(ValueError, match=reshape_hint(name, 30)):
+        Estimator(hidden_layer_sizes=(8,), **SMALL).fit(X)
+    fitted = Estimator(hidden_layer_sizes=(8,), **SMALL).fit(X.reshape(30, -1))
+    methods = ["transform", "score_samples", "score"]
+    methods += ["partial_fit"] if hasattr(fitted, "partial_fit") else ["predict"]
+    for method in methods:
+        with pytest.raises(ValueError, match=reshape_hint(name, 3)):
+            getattr(fitted, method)(X[:3])
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATOR_CLASSES)
+@pytest.mark.parametrize("n_components", [None, "mle"])
+def test_pca_n_components_are_explained(Estimator, n_components):
+    estimator = Estimator(**{**SMALL, "n_components": n_components})
+    with pytest.raises(
+        ValueError,
+        match=re.escape(f"n_components={n_components!r} is PCA's way to "),
+    ) as error:
+        estimator.fit(images().reshape(30, -1))
+    assert str(error.value).endswith("e.g. n_components=0.95.")
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATOR_CLASSES)
+def test_other_bad_n_components_get_the_constraint_error(Estimator):
+    estimator = Estimator(**{**SMALL, "n_components": "auto"})
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            f"The 'n_components' parameter of {Estimator.__name__} must be an int "
+            "in the range [1, inf) or a float in the range (0.0, 1.0). Got 'auto' "
+            "instead."
+        ),
+    ):
+        estimator.fit(images().reshape(30, -1))
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATOR_CLASSES)
+def test_two_dimensional_image_shape_is_refused_with_a_hint(Estimator):
+    estimator = Estimator(image_shape=(4, 4), **SMALL)
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "image_shape must be (channels, height, width), got (4, 4); for "
+            "single-channel images pass image_shape=(1, 4, 4)."
+        ),
+    ):
+        estimator.fit(images().reshape(30, -1))

@@ -444,7 +444,17 @@ def test_fraction_above_one(noise, message):
 
 
 def test_gaussian_noise_level_above_one_is_fine():
-    make_dae(noise_level=1.5).fit(uniform())
+    # For noise='gaussian' the level is a standard deviation, not a fraction:
+    # 1.5 is accepted and used as is.
+    X = uniform()
+    dae = make_dae(noise_level=1.5)
+    assert dae.fit(X) is dae
+    assert dae.n_iter_ == 3
+    layer = dae.module_.corruption
+    assert isinstance(layer, GaussianNoise)
+    assert layer.std == 1.5
+    assert layer.clip == (X.min(), X.max())
+    assert np.isfinite(dae.transform(X)).all()
 
 
 @pytest.mark.parametrize(

@@ -169,12 +169,25 @@ def test_same_random_state_gives_identical_scores():
     assert first.offset_ == second.offset_
 
 
-def test_fitted_attributes():
+@pytest.mark.parametrize("contamination", ["auto", 0.1])
+def test_fitted_attributes(contamination):
+    # Without early stopping every row trains, and no held-out rows widen
+    # the 'auto' threshold: both attributes follow from the training rows.
     X = plane()
-    detector = make_detector().fit(X)
-    assert detector.feature_errors_.shape == (X.shape[1],)
-    assert np.all(detector.feature_errors_ > 0)
+    detector = make_detector(contamination=contamination, early_stopping=False)
+    detector.fit(X)
+    # Each feature's mean squared reconstruction error over the training rows.
+    residuals = X - detector.inverse_transform(detector.transform(X))
+    assert_allclose(detector.feature_errors_, np.mean(residuals**2, axis=0), rtol=1e-4)
+    scores = detector.score_samples(X)
+    if contamination == "auto":
+        # Minus Tukey's outer fence, Q3 + 3 IQR, of the relative errors.
+        q1, q3 = np.percentile(-scores, [25, 75])
+        expected = -(q3 + 3 * (q3 - q1))
+    else:
+        expected = np.percentile(scores, 100 * contamination)
     assert isinstance(detector.offset_, float)
+    assert detector.offset_ == pytest.approx(expected, rel=1e-12)
     assert detector.transform(X).shape == (len(X), 2)
 
 

@@ -1,19 +1,24 @@
+import copy
 import re
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
+import torch
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.decomposition import PCA
 from sklearn.exceptions import NotFittedError
 
-from skae import AutoencoderTransformer, DenoisingAutoencoder
+from skae import AutoencoderTransformer, DenoisingAutoencoder, VariationalAutoencoder
+from skae._validation import torch_seed
 from skae.plotting import (
     DenoisingDisplay,
     LatentSpaceDisplay,
     LossCurveDisplay,
     ReconstructionDisplay,
+    SamplesDisplay,
 )
 
 matplotlib = pytest.importorskip("matplotlib")
@@ -125,7 +130,7 @@ def test_reconstruction_image_shape_from_estimator():
 def test_reconstruction_image_shape_argument_wins(ae, digits_data):
     X = digits_data[0]
     display = ReconstructionDisplay.from_estimator(
-        ae, X, n_samples=2, image_shape=(4, 16)
+        ae, X, n_samples=2, image_shape=(1, 4, 16)
     )
     assert_array_equal(display.images_[0, 1].get_array(), X[1].reshape(4, 16))
 
@@ -194,10 +199,24 @@ def test_reconstruction_draws_into_given_figure(ae, digits_data):
         ),
         (
             dict(image_shape=(1, 28, 28)),
-            "image_shape=(1, 28, 28) implies 784 features, but the rows have 64",
+            "image_shape=(1, 28, 28) implies 784 features, but originals has 64 "
+            "features.",
         ),
-        (dict(image_shape=(2, 4, 8)), "has 2 channels; only 1 (grayscale) or 3"),
-        (dict(image_shape=(8, 8, 1, 1)), "image_shape must be (channels, height"),
+        (
+            dict(image_shape=(2, 4, 8)),
+            "image_shape=(2, 4, 8) has 2 channels; only 1 (grayscale) or 3 (RGB) "
+            "channels can be shown as images.",
+        ),
+        (
+            dict(image_shape=(8, 8, 1, 1)),
+            "image_shape must be (channels, height, width), got (8, 8, 1, 1).",
+        ),
+        # The estimators' own check: (H, W) is refused there, so here too.
+        (
+            dict(image_shape=(8, 8)),
+            "image_shape must be (channels, height, width), got (8, 8); for "
+            "single-channel images pass image_shape=(1, 8, 8).",
+        ),
         (dict(labels=[1, 2]), "labels has shape (2,), but there are 3 rows"),
     ],
 )
@@ -209,6 +228,15 @@ def test_reconstruction_bad_inputs(params, message):
     )
     with pytest.raises(ValueError, match=re.escape(message)):
         display.plot()
+
+
+def test_image_shape_is_checked_as_the_estimators_check_it(ae, digits_data):
+    X = digits_data[0]
+    with pytest.raises(ValueError) as by_estimator:
+        AutoencoderTransformer(image_shape=(8, 8), **TINY).fit(X)
+    with pytest.raises(ValueError) as by_display:
+        ReconstructionDisplay.from_estimator(ae, X, image_shape=(8, 8))
+    assert str(by_display.value) == str(by_estimator.value)
 
 
 @pytest.mark.parametrize("n_samples", [0, 2.5, True])
@@ -224,6 +252,7 @@ def test_reconstruction_bad_n_samples(ae, digits_data, n_samples):
         lambda est, X: LatentSpaceDisplay.from_estimator(est, X),
         lambda est, X: LossCurveDisplay.from_estimator(est),
         lambda est, X: DenoisingDisplay.from_estimator(est, X),
+        lambda est, X: SamplesDisplay.from_estimator(est),
     ],
 )
 def test_not_fitted(from_estimator, tabular):
@@ -401,9 +430,13 @@ def test_denoising_images(dae, digits_data):
     noisy = np.stack([im.get_array() for im in display.images_[1]]).reshape(4, -1)
     denoised = np.stack([im.get_array() for im in display.images_[2]]).reshape(4, -1)
     assert_array_equal(clean, X[:4])
-    # The estimator's Gaussian noise, clipped to the data's range.
-    rng = np.random.RandomState(0)
-    assert_allclose(noisy, np.clip(X[:4] + rng.normal(0, 0.3, (4, 64)), 0, 1))
+    # The very layer the estimator trained with (Gaussian noise clipped to
+    # the data's range), drawing from a generator seeded by random_state.
+    layer = copy.deepcopy(dae.module_.corruption).train()
+    seed = torch_seed(np.random.RandomState(0))
+    layer.set_generator(torch.Generator().manual_seed(seed))
+    assert_array_equal(noisy, layer(torch.from_numpy(X[:4])).numpy())
+    assert not np.array_equal(noisy, clean)
     assert_allclose(denoised, reconstruct(dae, noisy))
 
     data_range = X.max() - X.min()
@@ -441,6 +474,17 @@ def test_denoising_given_noisy_rows(ae, digits_data):
     assert_array_equal(display.images_[1, 1].get_array(), X_noisy[1].reshape(8, 8))
 
 
+def test_denoising_read_only_rows(dae, digits_data):
+    X = digits_data[0].copy()
+    X.flags.writeable = False
+    with warnings.catch_warnings():
+        # torch warns on read-only arrays it is handed without a copy.
+        warnings.simplefilter("error")
+        display = DenoisingDisplay.from_estimator(dae, X, n_samples=2)
+    assert_array_equal(X, digits_data[0])
+    assert display.psnr_["noisy"] < np.inf
+
+
 def test_denoising_tabular(tabular):
     dae = DenoisingAutoencoder(2, **TINY).fit(tabular)
     display = DenoisingDisplay.from_estimator(dae, tabular, n_samples=3)
@@ -454,10 +498,16 @@ def test_denoising_tabular(tabular):
     assert f"{display.psnr_['denoised']:.1f} dB" in labels[2]
 
 
-def test_denoising_callable_noise_needs_noisy_rows(tabular):
-    dae = DenoisingAutoencoder(2, noise=lambda x, g: x, **TINY).fit(tabular)
-    with pytest.raises(ValueError, match="callable noise=.*pass the corrupted rows"):
-        DenoisingDisplay.from_estimator(dae, tabular)
+def shift(x, generator):
+    return x + 0.5
+
+
+def test_denoising_callable_noise(tabular):
+    dae = DenoisingAutoencoder(2, noise=shift, **TINY).fit(tabular)
+    display = DenoisingDisplay.from_estimator(dae, tabular, n_samples=3)
+    noisy = np.stack([line.get_ydata() for line in display.lines_[1]])
+    # The estimator's callable, clipped to the data's range as in training.
+    assert_allclose(noisy, np.clip(tabular[:3] + 0.5, tabular.min(), tabular.max()))
     display = DenoisingDisplay.from_estimator(dae, tabular, X_noisy=tabular + 1)
     assert display.psnr_["noisy"] == pytest.approx(
         psnr(0, 1, tabular.max() - tabular.min())
@@ -467,9 +517,20 @@ def test_denoising_callable_noise_needs_noisy_rows(tabular):
 @pytest.mark.parametrize(
     "params, message",
     [
-        (dict(noise="blur"), "noise must be one of ('gaussian', 'masking'"),
-        (dict(noise="masking", noise_level=1.5), "must be in [0, 1], got 1.5"),
-        (dict(noise_level=-1.0), "must be >= 0, got -1.0"),
+        (
+            dict(noise="blur"),
+            "noise must be one of ('gaussian', 'masking', 'salt_pepper') or a "
+            "callable fn(x, generator), got 'blur'.",
+        ),
+        (
+            dict(noise="masking", noise_level=1.5),
+            "noise_level (the fraction masked) must be in the range [0, 1], got 1.5.",
+        ),
+        (
+            dict(noise_level=-1.0),
+            "noise_level (the std of noise='gaussian') must be a finite number >= "
+            "0, got -1.0.",
+        ),
         (dict(X_noisy=np.zeros((5, 64))), "X_noisy has shape (5, 64), but X_clean"),
         (
             dict(X_noisy=np.zeros((300, 64)), noise_level=0.1),
@@ -491,3 +552,106 @@ def test_denoising_mismatched_rows():
     display = DenoisingDisplay(np.zeros((2, 4)), np.zeros((2, 4)), np.zeros((3, 4)))
     with pytest.raises(ValueError, match=re.escape("denoised has shape (3, 4)")):
         display.plot()
+
+
+# -------------------------------------------------------------- samples
+
+
+@pytest.fixture(scope="module")
+def vae(digits_data):
+    # A Gaussian likelihood: samples leave the data's range [0, 1].
+    return VariationalAutoencoder(4, **TINY).fit(digits_data[0])
+
+
+def test_samples_images(vae):
+    display = SamplesDisplay.from_estimator(vae, n_samples=10, n_cols=4)
+
+    assert display.axes_.shape == (3, 4)
+    assert display.images_.shape == (10,)
+    assert display.lines_ is None
+    # The cells past the last sample are hidden.
+    assert [ax.get_visible() for ax in display.axes_.flat] == [True] * 10 + [False] * 2
+    drawn = np.stack([im.get_array() for im in display.images_]).reshape(10, -1)
+    assert_array_equal(drawn, vae.sample(10, random_state=0))
+    # The training data's range, [0, 1], not the samples' own.
+    assert drawn.min() < 0
+    assert all(im.get_clim() == (0.0, 1.0) for im in display.images_)
+
+
+def test_samples_clip(vae):
+    display = SamplesDisplay.from_estimator(vae, n_samples=3, clip=True)
+    drawn = np.stack([im.get_array() for im in display.images_]).reshape(3, -1)
+    assert_array_equal(drawn, vae.sample(3, random_state=0, clip=True))
+
+
+def test_samples_random_state(vae):
+    first, same, other = (
+        SamplesDisplay.from_estimator(vae, n_samples=2, random_state=seed)
+        for seed in (1, 1, 2)
+    )
+    assert_array_equal(first.images_[0].get_array(), same.images_[0].get_array())
+    assert not np.array_equal(
+        first.images_[0].get_array(), other.images_[0].get_array()
+    )
+
+
+def test_samples_tabular(tabular):
+    vae = VariationalAutoencoder(2, **TINY).fit(tabular)
+    display = SamplesDisplay.from_estimator(vae, n_samples=5)
+
+    assert display.axes_.shape == (1, 1)
+    assert display.images_ is None
+    assert display.lines_.shape == (5,)
+    drawn = np.stack([line.get_ydata() for line in display.lines_])
+    assert_array_equal(drawn, vae.sample(5, random_state=0))
+
+
+def test_samples_value_range():
+    samples = np.random.RandomState(0).uniform(size=(3, 16))
+    display = SamplesDisplay(samples, image_shape=(1, 4, 4), value_range=(-1, 2))
+    display.plot()
+    assert all(im.get_clim() == (-1.0, 2.0) for im in display.images_)
+
+
+def test_samples_draws_into_given_figure(vae):
+    fig = plt.figure()
+    display = SamplesDisplay.from_estimator(vae, n_samples=4, fig=fig)
+    assert display.figure_ is fig
+    assert len(images_of(fig)) == 4
+
+
+def test_samples_need_a_sample_method(tabular):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "PCA has no sample method to draw rows with; pass a fitted "
+            "VariationalAutoencoder."
+        ),
+    ):
+        SamplesDisplay.from_estimator(PCA(2).fit(tabular))
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (dict(n_cols=0), "n_cols must be a positive int, got 0."),
+        (
+            dict(value_range=(1, 0)),
+            "value_range must be a pair (low, high) with low < high, got (1, 0).",
+        ),
+        (
+            dict(image_shape=(4, 4)),
+            "image_shape must be (channels, height, width), got (4, 4); for "
+            "single-channel images pass image_shape=(1, 4, 4).",
+        ),
+        (
+            dict(image_shape=(1, 4, 5)),
+            "image_shape=(1, 4, 5) implies 20 features, but samples has 16 features.",
+        ),
+    ],
+)
+def test_samples_bad_inputs(params, message):
+    n_cols = params.pop("n_cols", 8)
+    display = SamplesDisplay(np.zeros((3, 16)), **params)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        display.plot(n_cols=n_cols)

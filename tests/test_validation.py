@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -6,7 +8,16 @@ from conftest import requires_cuda
 from numpy.testing import assert_array_equal
 
 from skae import AutoencoderTransformer
-from skae._validation import resolve_device, seeded_torch, torch_seed, wrap_like_input
+from skae._validation import (
+    check_image_shape,
+    check_n_components,
+    check_rows_ndim,
+    check_sizes,
+    resolve_device,
+    seeded_torch,
+    torch_seed,
+    wrap_like_input,
+)
 
 
 @pytest.mark.parametrize("device", ["cpu", "cpu:0"])
@@ -113,3 +124,120 @@ def test_wrap_like_input_with_pandas_output(estimator):
     assert list(wrapped.columns) == ["a", "b", "c"]
     assert list(wrapped.index) == [10, 11]
     assert_array_equal(wrapped.to_numpy(), data)
+
+
+# ------------------------------------------------------------------ checks
+
+
+@pytest.mark.parametrize(
+    "value, expected", [(16, (16,)), ((16,), (16,)), ([32, 8], (32, 8)), ((), ())]
+)
+def test_check_sizes_takes_an_int_as_one_size(value, expected):
+    assert check_sizes("hidden_layer_sizes", value, allow_empty=True) == expected
+
+
+def test_check_sizes_refuses_an_empty_sequence_where_it_must_not_be():
+    with pytest.raises(
+        ValueError, match=r"^image_shape must not be empty, got \(\)\.$"
+    ):
+        check_sizes("image_shape", (), allow_empty=False)
+
+
+@pytest.mark.parametrize(
+    "image_shape, expected", [((1, 8, 8), (1, 8, 8)), ([3, 4, 4], (3, 4, 4))]
+)
+def test_check_image_shape(image_shape, expected):
+    assert check_image_shape(image_shape, int(np.prod(expected))) == expected
+
+
+@pytest.mark.parametrize(
+    "image_shape, n_features, message",
+    [
+        (
+            (8, 8),
+            64,
+            r"image_shape must be (channels, height, width), got (8, 8); for "
+            r"single-channel images pass image_shape=(1, 8, 8).",
+        ),
+        (
+            (8, 8, 1, 1),
+            64,
+            r"image_shape must be (channels, height, width), got (8, 8, 1, 1).",
+        ),
+        ((1, 0, 6), 0, r"image_shape must hold positive integers, got (1, 0, 6)."),
+        (
+            (1, 28, 28),
+            780,
+            r"image_shape=(1, 28, 28) implies 784 features, but X has 780 features.",
+        ),
+    ],
+)
+def test_check_image_shape_refuses(image_shape, n_features, message):
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        check_image_shape(image_shape, n_features)
+
+
+def test_check_image_shape_names_the_input():
+    with pytest.raises(ValueError, match=r"but originals has 63 features\.$"):
+        check_image_shape((1, 8, 8), 63, input_name="originals")
+
+
+@pytest.mark.parametrize("X", [np.zeros((3, 4)), np.zeros(4), [[[0.0]]]])
+def test_check_rows_ndim_passes_what_it_need_not_refuse(X):
+    # 1-D input is scikit-learn's to refuse; lists are not converted here.
+    check_rows_ndim(X, AutoencoderTransformer())
+
+
+@pytest.mark.parametrize(
+    "shape, message",
+    [
+        (
+            (5, 8, 8),
+            "X has shape (5, 8, 8), but AutoencoderTransformer takes a 2-D array of "
+            "shape (n_samples, n_features), images as flat rows. Reshape it with "
+            "X.reshape(len(X), -1), to shape (5, 64). For the convolutional "
+            "network, also pass image_shape=(1, 8, 8) (channels, height, width).",
+        ),
+        (
+            (5, 3, 4, 4),
+            "X has shape (5, 3, 4, 4), but AutoencoderTransformer takes a 2-D array "
+            "of shape (n_samples, n_features), images as flat rows. Reshape it "
+            "with X.reshape(len(X), -1), to shape (5, 48). For the convolutional "
+            "network, also pass image_shape=(3, 4, 4) (channels, height, width); "
+            "images with the channels last need X.transpose(0, 3, 1, 2) before "
+            "the reshape.",
+        ),
+        (
+            (5, 2, 2, 2, 2),
+            "X has shape (5, 2, 2, 2, 2), but AutoencoderTransformer takes a 2-D "
+            "array of shape (n_samples, n_features), images as flat rows. Reshape "
+            "it with X.reshape(len(X), -1), to shape (5, 16).",
+        ),
+    ],
+)
+def test_check_rows_ndim_refuses(shape, message):
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        check_rows_ndim(np.zeros(shape), AutoencoderTransformer())
+
+
+@pytest.mark.parametrize("value", [2, 0.5])
+def test_check_n_components_passes_skae_values(value):
+    check_n_components(value)
+
+
+@pytest.mark.parametrize(
+    "value, what",
+    [
+        (None, "keep every component"),
+        ("mle", "estimate the number of components (Minka's MLE)"),
+    ],
+)
+def test_check_n_components_explains_pca_values(value, what):
+    message = (
+        f"n_components={value!r} is PCA's way to {what}, but an autoencoder needs "
+        "the width of its code up front, to build its network. Pass an int >= 1, "
+        "the width, or a float in (0, 1), for as many components as PCA needs to "
+        "explain that fraction of the variance: e.g. n_components=0.95."
+    )
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        check_n_components(value)

@@ -88,6 +88,56 @@ def test_sample_reproducible_in_data_units(digits, loss):
         assert first.min() >= 0 and first.max() <= 1
 
 
+def test_data_range_is_the_training_range(low_rank):
+    vae = make_vae().fit(low_rank)
+    np.testing.assert_array_equal(vae.data_min_, low_rank.min(axis=0))
+    np.testing.assert_array_equal(vae.data_max_, low_rank.max(axis=0))
+    # A refit starts afresh; partial_fit widens the range with each chunk.
+    vae.fit(low_rank[:100])
+    np.testing.assert_array_equal(vae.data_min_, low_rank[:100].min(axis=0))
+    vae.partial_fit(low_rank[100:])
+    np.testing.assert_array_equal(vae.data_min_, low_rank.min(axis=0))
+    np.testing.assert_array_equal(vae.data_max_, low_rank.max(axis=0))
+    streamed = make_vae()
+    for chunk in np.array_split(low_rank, 3):
+        streamed.partial_fit(chunk)
+    np.testing.assert_array_equal(streamed.data_min_, low_rank.min(axis=0))
+    np.testing.assert_array_equal(streamed.data_max_, low_rank.max(axis=0))
+
+
+def test_sample_clip_clips_to_the_training_range(digits):
+    X = digits[0][:300] / 16
+    # Gaussian likelihood: the decoder's means leave [0, 1].
+    vae = make_vae(n_components=4, loss="mse").fit(X)
+    raw = vae.sample(50, random_state=0)
+    assert raw.min() < 0
+    clipped = vae.sample(50, random_state=0, clip=True)
+    np.testing.assert_array_equal(clipped, np.clip(raw, vae.data_min_, vae.data_max_))
+    assert (clipped >= X.min(axis=0)).all() and (clipped <= X.max(axis=0)).all()
+    # clip=False is the default: the model's means as they are.
+    np.testing.assert_array_equal(vae.sample(50, random_state=0, clip=False), raw)
+
+
+def test_sample_clip_keeps_the_output_container(low_rank):
+    pd = pytest.importorskip("pandas")
+    columns = [f"f{i}" for i in range(low_rank.shape[1])]
+    vae = make_vae().fit(pd.DataFrame(low_rank, columns=columns))
+    vae.set_output(transform="pandas")
+    clipped = vae.sample(5, random_state=0, clip=True)
+    assert isinstance(clipped, pd.DataFrame)
+    assert list(clipped.columns) == columns
+    raw = vae.sample(5, random_state=0).to_numpy()
+    np.testing.assert_array_equal(
+        clipped.to_numpy(), np.clip(raw, vae.data_min_, vae.data_max_)
+    )
+
+
+def test_sample_bad_clip(low_rank):
+    vae = make_vae().fit(low_rank)
+    with pytest.raises(TypeError, match=r"^clip must be True or False, got 'yes'\.$"):
+        vae.sample(2, clip="yes")
+
+
 @pytest.mark.parametrize(
     "n_samples, error, message",
     [

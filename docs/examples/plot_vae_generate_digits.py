@@ -33,6 +33,7 @@ from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 
 from skae import VariationalAutoencoder
+from skae.plotting import SamplesDisplay
 
 # Few epochs on purpose: the estimator warns that max_iter was reached.
 warnings.filterwarnings("ignore", category=ConvergenceWarning)
@@ -136,3 +137,13 @@ plt.show()
 #
 # ``n_components=2`` makes the whole latent space visible at once: see
 # :ref:`sphx_glr_auto_examples_plot_vae_latent_manifold.py`.
+
+# %%
+# Samples in one call
+# -------------------
+# :class:`~skae.plotting.SamplesDisplay` draws and shows samples in one
+# line, over the training data's range. With ``loss='mse'`` the decoder's
+# means can leave that range (negative ink); ``clip=True``, passed on to
+# ``sample``, clips each pixel to its range in the training data.
+SamplesDisplay.from_estimator(vae, n_samples=16, random_state=0)
+plt.show()
