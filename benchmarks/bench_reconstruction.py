@@ -17,11 +17,11 @@ Fashion-MNIST one fit takes about an hour on 2 cores) and DenoisingAutoencoder
 
 Commands and their durations on 2 CPU cores (one torch thread)::
 
-    python -m benchmarks.bench_reconstruction --dataset digits         # ~4 min
+    python -m benchmarks.bench_reconstruction --dataset digits         # ~2 min
     python -m benchmarks.bench_reconstruction --dataset moons          # ~1 min
-    python -m benchmarks.bench_reconstruction --dataset swiss_roll     # ~1 min
+    python -m benchmarks.bench_reconstruction --dataset swiss_roll     # ~30 s
     python -m benchmarks.bench_reconstruction --dataset fashion_mnist  # ~75 min
-    python -m benchmarks.bench_reconstruction --quick   # ~40 s: PCA and dense
+    python -m benchmarks.bench_reconstruction --quick   # ~30 s: PCA and dense
 
 ``--quick`` measures PCA and the dense network only (on the first 5000
 training and 2000 test images for Fashion-MNIST) and writes to

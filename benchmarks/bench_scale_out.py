@@ -21,7 +21,7 @@ the cluster (``fits_on_workers`` is 0).
 
 Commands and their durations on 2 CPU cores::
 
-    python -m benchmarks.bench_scale_out            # ~2 min (1 and 2 workers)
+    python -m benchmarks.bench_scale_out            # ~2 to 4 min (1 and 2 workers)
     python -m benchmarks.bench_scale_out --quick    # ~30 s: a small grid on 400 rows
 
 Needs ``dask[distributed]``. Results:
@@ -76,7 +76,7 @@ def make_search(grid, cv, max_iter, n_jobs):
 def timed_search(search, X, y):
     start = time.perf_counter()
     with warnings.catch_warnings():
-        # max_iter is capped on purpose.
+        # max_iter is capped: the question is scheduling, not convergence.
         warnings.simplefilter("ignore", ConvergenceWarning)
         search.fit(X, y)
     return time.perf_counter() - start
