@@ -1,6 +1,6 @@
 """The README's main job: PCA against AutoencoderTransformer on digits.
 
-The quick mode of :mod:`benchmarks.bench_reconstruction` (how much lower is
+The dense half of :mod:`benchmarks.bench_reconstruction` (how much lower is
 an autoencoder's held-out reconstruction error than PCA's?) on scikit-learn's
 bundled digits, printed as a table, with a plot: error against
 ``n_components`` and a few test digits reconstructed by each method.
