@@ -84,4 +84,4 @@ docs: $(DOCS_STAMP)
 	$(BIN)/python -m sphinx -E -W --keep-going -b html docs docs/_build/html
 
 clean:
-	rm -rf $(VENV) demo_output bench_quick_output .pytest_cache
+	rm -rf $(VENV) demo_output .pytest_cache
