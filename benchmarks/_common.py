@@ -1,8 +1,10 @@
-"""Helpers shared by the benchmark scripts: machine info and result files."""
+"""Helpers shared by the benchmark scripts: devices, timing and result files."""
 
 import json
 import os
 import platform
+import shlex
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -15,15 +17,25 @@ from sklearn.exceptions import ConvergenceWarning
 import skae
 
 RESULTS = Path(__file__).parent / "results"
-# The transformer's defaults until a third hidden layer, silu, an adaptive
-# rate and alpha=0 replaced them: the timing benchmarks levers and dask_search
-# were measured, and are still run, with these.
-PREVIOUS_DEFAULTS = dict(
-    hidden_layer_sizes=(512, 256),
-    activation="relu",
-    learning_rate="constant",
-    alpha=1e-4,
-)
+# --quick runs check that a script works; they must not overwrite the
+# committed results, which are full runs.
+QUICK_OUT = Path("bench_quick_output")
+
+
+def default_out(quick):
+    """Where a run writes unless told otherwise."""
+    return QUICK_OUT if quick else RESULTS
+
+
+def resolve_device(device):
+    """``device`` as a torch.device, 'auto' meaning CUDA where there is one.
+
+    skae resolves 'auto' the same way inside ``fit``; the benchmarks need the
+    device before any fit, for their own torch code.
+    """
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(device)
 
 
 def format_params(params):
@@ -47,6 +59,12 @@ def machine_info():
     }
 
 
+def command_line():
+    """The command that is running, as one would type it."""
+    module = Path(sys.argv[0]).stem
+    return shlex.join(["python", "-m", f"benchmarks.{module}", *sys.argv[1:]])
+
+
 def timed_fit(model, X):
     """Fit ``model`` on ``X`` and return the seconds it took.
 
@@ -64,11 +82,12 @@ def write_results(name, records, table, out_dir=RESULTS):
     """Write ``records`` as JSON and ``table`` (markdown) under ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    payload = {"machine": machine_info(), "records": records}
+    command = command_line()
+    payload = {"command": command, "machine": machine_info(), "records": records}
     (out_dir / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
     machine = payload["machine"]
     header = (
-        f"Measured on {machine['cpu_count']} CPU cores "
+        f"`{command}`, measured on {machine['cpu_count']} CPU cores "
         f"(torch using {machine['torch_threads']} thread(s))"
         f"{', GPU ' + machine['gpu'] if machine['gpu'] else ''}; "
         f"torch {machine['torch']}, scikit-learn {machine['sklearn']}, "
@@ -84,7 +103,7 @@ def markdown_table(rows, columns):
     for row in rows:
         cells = []
         for column in columns:
-            value = row[column]
+            value = row.get(column, "")
             cells.append(f"{value:.4g}" if isinstance(value, float) else str(value))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

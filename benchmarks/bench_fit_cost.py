@@ -1,0 +1,169 @@
+"""Fit cost: how much compute does a fit take for the quality it reaches?
+
+Seconds depend on the machine and on what else runs on it, so the cost is
+also given in *equivalent epochs*: the fit's seconds divided by the seconds
+of one epoch of a fixed hand-written PyTorch loop on the same training rows,
+timed in the same run. The reference network is the transformer's dense
+default before the fit-cost work: ``n_features -> 512 -> 256 -> 128 -> k``
+and back, SiLU, Adam at 1e-3, batches of 256. A smaller network, fewer
+epochs or cheaper epochs all lower the count. Quality is the held-out
+reconstruction MSE divided by PCA's at the same k.
+
+- digits: ``train_test_split(test_size=0.25, random_state=0)``, k = 2..32;
+- fashion_mnist: the published 60k/10k split, k = 2, 8, 32.
+
+Both run on one torch thread, so that a busy machine changes the seconds
+but little the equivalent epochs.
+
+Command: ``python -m benchmarks.bench_fit_cost --dataset digits`` (about two
+minutes on two CPU cores) or ``--dataset fashion_mnist`` (about 15 minutes).
+``--set key=value`` overrides an estimator parameter. Writes
+``benchmarks/results/fit_cost_<dataset>.{json,md}``.
+"""
+
+import argparse
+import ast
+import json
+import statistics
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.datasets import load_digits
+from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+
+import skae
+from skae import AutoencoderTransformer, DenseAutoencoder, fetch_fashion_mnist
+
+RESULTS = Path(__file__).parent / "results"
+KS = {"digits": (2, 4, 8, 16, 32), "fashion_mnist": (2, 8, 32)}
+REFERENCE_LAYERS = (512, 256, 128)
+
+
+def load(dataset):
+    if dataset == "digits":
+        X, _ = load_digits(return_X_y=True)
+        X = X.astype(np.float32)
+        return train_test_split(X, test_size=0.25, random_state=0)
+    return (
+        fetch_fashion_mnist(subset="train").data,
+        fetch_fashion_mnist(subset="test").data,
+    )
+
+
+def reference_epoch_seconds(X, k, epochs=3):
+    """Median seconds of one epoch of the reference loop (after a warm-up)."""
+    generator = torch.Generator().manual_seed(0)
+    data = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+    torch.manual_seed(0)
+    module = DenseAutoencoder(X.shape[1], k, REFERENCE_LAYERS, "silu")
+    optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
+    criterion = torch.nn.MSELoss()
+    times = []
+    for _ in range(epochs + 1):
+        start = time.perf_counter()
+        order = torch.randperm(len(data), generator=generator)
+        for i in range(0, len(data), 256):
+            batch = data[order[i : i + 256]]
+            optimizer.zero_grad()
+            loss = criterion(module(batch), batch)
+            loss.backward()
+            optimizer.step()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[1:])
+
+
+def mse(model, X):
+    return float(np.mean((X - model.inverse_transform(model.transform(X))) ** 2))
+
+
+def measure(dataset, ks, overrides):
+    X_train, X_test = load(dataset)
+    records = []
+    for k in ks:
+        pca_mse = mse(PCA(n_components=k, random_state=0).fit(X_train), X_test)
+        model = AutoencoderTransformer(
+            n_components=k, random_state=0, device="cpu", **overrides
+        )
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(X_train)
+        fit_s = time.perf_counter() - start
+        epoch_s = reference_epoch_seconds(X_train, k)
+        record = {
+            "k": k,
+            "skae_over_pca": mse(model, X_test) / pca_mse,
+            "fit_s": fit_s,
+            "reference_epoch_s": epoch_s,
+            "equivalent_epochs": fit_s / epoch_s,
+            "epochs": model.n_iter_,
+            "best_epoch": model.best_epoch_,
+        }
+        print(record, flush=True)
+        records.append(record)
+    return records
+
+
+def parse_value(text):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", choices=sorted(KS), default="digits")
+    parser.add_argument("--ks", type=int, nargs="+")
+    parser.add_argument(
+        "--set", nargs="+", default=[], metavar="KEY=VALUE", help="overrides"
+    )
+    parser.add_argument("--out", default=str(RESULTS))
+    args = parser.parse_args(argv)
+    overrides = {
+        key: parse_value(value)
+        for key, value in (item.split("=", 1) for item in args.set)
+    }
+    torch.set_num_threads(1)
+    records = measure(args.dataset, args.ks or KS[args.dataset], overrides)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    name = f"fit_cost_{args.dataset}"
+    settings = ", ".join(f"{k}={v!r}" for k, v in overrides.items()) or "defaults"
+    payload = {
+        "command": "python -m benchmarks.bench_fit_cost "
+        + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
+        "settings": settings,
+        "skae": skae.__version__,
+        "torch": torch.__version__,
+        "records": records,
+    }
+    (out / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
+    columns = list(records[0])
+    lines = [
+        f"# Fit cost, {args.dataset} ({settings})",
+        "",
+        f"`{payload['command']}`; one torch thread; torch {torch.__version__}.",
+        "",
+        "| " + " | ".join(columns) + " |",
+        "|" + "---|" * len(columns),
+    ]
+    for r in records:
+        lines.append(
+            "| "
+            + " | ".join(
+                f"{r[c]:.3g}" if isinstance(r[c], float) else str(r[c])
+                for c in columns
+            )
+            + " |"
+        )
+    (out / f"{name}.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,207 @@
+"""How well does AutoencoderOutlierDetector rank outliers, against the usual detectors?
+
+One-class protocols: each fits on normal rows only and scores a test set of
+normal and abnormal rows by ROC AUC (abnormal = positive, ranked by minus
+``score_samples``):
+
+- ``breast_cancer``: fit on half of the benign tumours (seed 0), score the
+  other half against all malignant ones, after a StandardScaler fit in the
+  same pipeline.
+- ``digits``: scikit-learn's 8x8 digits split in half (stratified, seed 0):
+  for each digit d, fit on the first half's d, score the second half;
+  abnormal means "not d".
+- ``fashion_mnist``: for each class c, fit on the training images of class c,
+  score all 10,000 test images; abnormal means "not c".
+
+Methods, all with their defaults: skae's AutoencoderOutlierDetector
+(``random_state=0``) on the rows as features (``skae``) and, for the image
+sets, told that the rows are images (``skae_image``: ``image_shape`` alone,
+which scores the residual averaged over each pixel's ``error_window``
+square); PCA's reconstruction error (``n_components=32``, or half the
+features when there are fewer than 64); IsolationForest (``random_state=0``)
+and LocalOutlierFactor (``novelty=True``). For the detector it also reports
+the fraction of normal and of abnormal test rows that its
+``contamination='auto'`` threshold flags.
+
+Commands and their durations on 2 CPU cores (one torch thread)::
+
+    python -m benchmarks.bench_outliers --datasets breast_cancer digits  # ~15 s
+    python -m benchmarks.bench_outliers --datasets fashion_mnist         # ~27 min
+    python -m benchmarks.bench_outliers --quick    # breast cancer and digits, 20 epochs
+
+Results: ``benchmarks/results/bench_outliers_<dataset>.{json,md}`` (``--quick``:
+``bench_quick_output/``).
+"""
+
+import argparse
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.datasets import load_breast_cancer, load_digits
+from sklearn.decomposition import PCA
+from sklearn.ensemble import IsolationForest
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import train_test_split
+from sklearn.neighbors import LocalOutlierFactor
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from benchmarks._common import default_out, markdown_table, timed_fit, write_results
+from skae import AutoencoderOutlierDetector, fetch_fashion_mnist
+
+IMAGE_SHAPES = {"fashion_mnist": (1, 28, 28), "digits": (1, 8, 8)}
+DATASETS = ("breast_cancer", "digits", "fashion_mnist")
+
+
+class PCAReconstruction(BaseEstimator):
+    """PCA's squared reconstruction error, as an outlier score."""
+
+    def __init__(self, n_components):
+        self.n_components = n_components
+
+    def fit(self, X, y=None):
+        self.pca_ = PCA(n_components=self.n_components, random_state=0).fit(X)
+        return self
+
+    def score_samples(self, X):
+        reconstruction = self.pca_.inverse_transform(self.pca_.transform(X))
+        return -np.mean((X - reconstruction) ** 2, axis=1)
+
+
+def make_methods(n_features, image_shape, max_iter, device, scale):
+    """Fresh detectors, in a StandardScaler pipeline when ``scale``."""
+    params = {"random_state": 0, "device": device}
+    if max_iter is not None:
+        params["max_iter"] = max_iter
+    methods = {"skae": AutoencoderOutlierDetector(**params)}
+    if image_shape is not None:
+        methods["skae_image"] = AutoencoderOutlierDetector(
+            image_shape=image_shape, **params
+        )
+    methods.update(
+        pca=PCAReconstruction(32 if n_features >= 64 else n_features // 2),
+        iforest=IsolationForest(random_state=0),
+        lof=LocalOutlierFactor(novelty=True),
+    )
+    if scale:
+        methods = {
+            name: make_pipeline(StandardScaler(), m) for name, m in methods.items()
+        }
+    return methods
+
+
+def run_task(dataset, task, X_train, X_test, abnormal, **params):
+    """Fit every method on ``X_train``; one record of AUCs and fit times."""
+    record = {"dataset": dataset, "normal": task}
+    methods = make_methods(X_train.shape[1], IMAGE_SHAPES.get(dataset), **params)
+    for name, model in methods.items():
+        record[f"{name}_fit_s"] = timed_fit(model, X_train)
+        record[f"{name}_auc"] = roc_auc_score(abnormal, -model.score_samples(X_test))
+        if name.startswith("skae"):
+            flagged = model.predict(X_test) == -1
+            detector = model[-1] if params["scale"] else model
+            record[f"{name}_epochs"] = detector.n_iter_
+            record[f"{name}_flags_normal"] = float(np.mean(flagged[~abnormal]))
+            record[f"{name}_flags_abnormal"] = float(np.mean(flagged[abnormal]))
+    print({k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()})
+    return record
+
+
+def fashion_mnist(**params):
+    train = fetch_fashion_mnist(subset="train")
+    test = fetch_fashion_mnist(subset="test")
+    return [
+        run_task(
+            "fashion_mnist",
+            c,
+            train.data[train.target == c],
+            test.data,
+            test.target != c,
+            **params,
+        )
+        for c in range(10)
+    ]
+
+
+def digits(**params):
+    X, y = load_digits(return_X_y=True)
+    X_fit, X_test, y_fit, y_test = train_test_split(
+        X / 16, y, test_size=0.5, stratify=y, random_state=0
+    )
+    return [
+        run_task("digits", d, X_fit[y_fit == d], X_test, y_test != d, **params)
+        for d in range(10)
+    ]
+
+
+def breast_cancer(**params):
+    X, y = load_breast_cancer(return_X_y=True)
+    benign, malignant = X[y == 1], X[y == 0]
+    X_fit, X_held = train_test_split(benign, test_size=0.5, random_state=0)
+    X_test = np.vstack([X_held, malignant])
+    abnormal = np.r_[np.zeros(len(X_held), bool), np.ones(len(malignant), bool)]
+    return [
+        run_task(
+            "breast_cancer",
+            "benign",
+            X_fit,
+            X_test,
+            abnormal,
+            **{**params, "scale": True},
+        )
+    ]
+
+
+def summarise(dataset, records):
+    """Markdown: one row per task, then the mean."""
+    detectors = [m for m in ("skae", "skae_image") if f"{m}_auc" in records[0]]
+    methods = [*detectors, "pca", "iforest", "lof"]
+    columns = ["normal", *(f"{m}_auc" for m in methods)]
+    for m in detectors:
+        columns += [f"{m}_flags_normal", f"{m}_flags_abnormal", f"{m}_epochs"]
+    columns += [f"{m}_fit_s" for m in methods]
+    rows = list(records)
+    if len(records) > 1:
+        mean = {c: float(np.mean([r[c] for r in records])) for c in columns[1:]}
+        rows.append({"normal": "**mean**", **mean})
+    return (
+        f"One-class anomaly detection on {dataset}: ROC AUC of 'abnormal' "
+        "against minus score_samples (higher is better); *_flags_*: fraction "
+        "of the normal and abnormal test rows that contamination='auto' flags."
+        "\n\n" + markdown_table(rows, columns)
+    )
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=None)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="breast cancer and digits at 20 epochs, written to bench_quick_output/",
+    )
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args(argv)
+    datasets = args.datasets or (DATASETS[:2] if args.quick else DATASETS)
+    out = args.out or default_out(args.quick)
+    params = {
+        "max_iter": 20 if args.quick else None,
+        "device": args.device,
+        "scale": False,
+    }
+    run_dataset = {
+        "fashion_mnist": fashion_mnist,
+        "digits": digits,
+        "breast_cancer": breast_cancer,
+    }
+    for dataset in datasets:
+        records = run_dataset[dataset](**params)
+        path = write_results(
+            f"bench_outliers_{dataset}", records, summarise(dataset, records), out
+        )
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,281 @@
+"""How much does skae's fit cost over a hand-written loop, and how fast is inference?
+
+Fit overhead: both train the same network (AutoencoderTransformer's default
+dense module, ``init='random'``) with the same optimizer (Adam, same learning
+rate and weight decay), batch size and number of epochs on the same rows, in
+one process, runs alternating; the median of the per-pair ratios is
+reported. skae runs with ``early_stopping=False``, a patience as long as the
+run and ``learning_rate='constant'`` (the loop keeps its rate constant), so
+both see every row every epoch for the same number of epochs. skae's time is
+its whole ``fit`` (validation, scaling, building the net, training, one pass
+to compute ``explained_variance_score_``); the loop's is its training alone.
+
+Throughput: ``transform``, ``inverse_transform`` and ``score_samples`` of a
+fitted 784 -> 32 dense model against PCA's ``transform``, and the bare torch
+module encoding rows already converted to model units (``module_encode``).
+Each row also gives the floating-point rate it implies (``gflop_s``: rows per
+second times the multiply-adds of the linear layers used, twice), beside the
+rate of one large float32 matrix product of the encoder's first layer's
+shape (``sgemm_ceiling``, whose ``rows_per_s`` is that rate divided by the
+encoder's work per row): no implementation of the same network can encode
+faster than that on the machine.
+
+Commands and their durations on 2 CPU cores::
+
+    python -m benchmarks.bench_overhead          # ~5 min (11 pairs of fits)
+    python -m benchmarks.bench_overhead --quick  # ~1 min (3 pairs, 3 epochs)
+
+Needs Fashion-MNIST (:func:`skae.fetch_fashion_mnist`). Results:
+``benchmarks/results/bench_overhead.{json,md}`` (``--device cuda``:
+``bench_overhead_cuda``; ``--quick``: ``bench_quick_output/``).
+"""
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+from sklearn.datasets import load_digits
+from sklearn.decomposition import PCA
+
+from benchmarks._common import (
+    default_out,
+    markdown_table,
+    resolve_device,
+    write_results,
+)
+from skae import AutoencoderTransformer, DenseAutoencoder, fetch_fashion_mnist
+
+# The batch size batch_size='auto' picks for these row counts, given to both
+# skae and the loop so that they take the same steps.
+BATCH_SIZE = 256
+# skae's transform runs in batches of this many rows (a private constant of
+# skae); the bare module gets the same batches, so that the comparison
+# measures skae's overhead and not a batch size.
+INFERENCE_BATCH_SIZE = 4096
+
+
+def datasets(quick):
+    """The two workloads: digits repeated to ~7k rows, a Fashion-MNIST subset."""
+    digits = load_digits().data.astype(np.float32)
+    digits = np.tile(digits, (4, 1))
+    fashion = fetch_fashion_mnist(subset="train").data[: 4000 if quick else 10000]
+    return {"digits_x4": digits, "fashion_mnist_subset": fashion}
+
+
+def skae_model(X, epochs, device):
+    return AutoencoderTransformer(
+        n_components=16,
+        init="random",
+        early_stopping=False,
+        max_iter=epochs,
+        n_iter_no_change=epochs,
+        tol=0.0,
+        random_state=0,
+        device=device,
+        batch_size=BATCH_SIZE,
+        # The hand-written loop keeps its rate constant.
+        learning_rate="constant",
+    )
+
+
+def to_model_units(X, X_fit):
+    """``X`` centred on ``X_fit``'s mean and divided by its root mean square.
+
+    The units skae trains in; computed here rather than read from the fitted
+    model, whose conversion is private.
+    """
+    centred = X_fit - X_fit.mean(0)
+    return ((X - X_fit.mean(0)) / np.sqrt(np.mean(centred**2))).astype(np.float32)
+
+
+def hand_loop(X, model, epochs, device):
+    """Train ``model``'s architecture the plain PyTorch way; return seconds."""
+    start = time.perf_counter()
+    X_model = to_model_units(X, X)
+    data = torch.from_numpy(X_model).to(device)
+    torch.manual_seed(0)
+    module = DenseAutoencoder(
+        X.shape[1], model.n_components, model.hidden_layer_sizes, model.activation
+    ).to(device)
+    optimizer = torch.optim.Adam(
+        module.parameters(), lr=model.learning_rate_init, weight_decay=model.alpha
+    )
+    criterion = torch.nn.MSELoss()
+    batch_size = BATCH_SIZE
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(epochs):
+        module.train()
+        order = torch.randperm(len(data), generator=generator).to(device)
+        total = torch.zeros((), device=device)
+        for i in range(0, len(data), batch_size):
+            batch = data[order[i : i + batch_size]]
+            optimizer.zero_grad()
+            loss = criterion(module(batch), batch)
+            loss.backward()
+            optimizer.step()
+            total += loss.detach() * len(batch)
+        total.item()  # one sync per epoch, as skae logs the epoch loss
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def skae_fit(X, model):
+    start = time.perf_counter()
+    model.fit(X)
+    return time.perf_counter() - start
+
+
+def overhead(name, X, epochs, repeats, device):
+    ratios, skae_times, loop_times = [], [], []
+    for _ in range(repeats):
+        model = skae_model(X, epochs, device)
+        skae_times.append(skae_fit(X, model))
+        loop_times.append(hand_loop(X, model, epochs, device))
+        ratios.append(skae_times[-1] / loop_times[-1])
+    record = {
+        "benchmark": "fit_overhead",
+        "dataset": name,
+        "rows": len(X),
+        "features": X.shape[1],
+        "epochs": epochs,
+        "batch_size": BATCH_SIZE,
+        "device": str(device),
+        "skae_fit_s": statistics.median(skae_times),
+        "hand_loop_s": statistics.median(loop_times),
+        "median_ratio": statistics.median(ratios),
+        "pairs": repeats,
+    }
+    print(record, flush=True)
+    return record
+
+
+def flops_per_row(*parts):
+    """Floating-point operations of one row through the linear layers of ``parts``."""
+    return sum(
+        2 * layer.in_features * layer.out_features
+        for part in parts
+        if part is not None
+        for layer in part.modules()
+        if isinstance(layer, torch.nn.Linear)
+    )
+
+
+def sgemm_flop_rate(n_rows, n_in, n_out, device, repeats):
+    """Floating-point operations per second of a float32 matrix product."""
+    generator = torch.Generator().manual_seed(0)
+    a = torch.rand(n_rows, n_in, generator=generator).to(device)
+    b = torch.rand(n_in, n_out, generator=generator).to(device)
+    times = []
+    for _ in range(repeats + 1):  # the first one warms up
+        start = time.perf_counter()
+        a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return 2 * n_rows * n_in * n_out / statistics.median(times[1:])
+
+
+def throughput(X, device, repeats):
+    """Rows per second of inference on a fitted 784 -> 32 dense model."""
+    model = AutoencoderTransformer(
+        n_components=32, max_iter=1, random_state=0, device=device
+    ).fit(X[:2000])
+    codes = model.transform(X)
+    pca = PCA(n_components=32).fit(X[:2000])
+    module = model.net_.module_.eval()
+    rows = torch.from_numpy(to_model_units(X, X[:2000])).to(device)
+
+    def module_encode():
+        # The bare torch module on rows already in model units, in the same
+        # batches: the ceiling for transform on this machine.
+        with torch.inference_mode():
+            for start in range(0, len(rows), INFERENCE_BATCH_SIZE):
+                module.encode(rows[start : start + INFERENCE_BATCH_SIZE])
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    encode = flops_per_row(module.encoder, module.encoder_linear)
+    decode = flops_per_row(module.decoder, module.decoder_linear)
+    methods = {
+        "module_encode": (module_encode, encode),
+        "transform": (lambda: model.transform(X), encode),
+        "inverse_transform": (lambda: model.inverse_transform(codes), decode),
+        "score_samples": (lambda: model.score_samples(X), encode + decode),
+        "pca_transform": (lambda: pca.transform(X), 2 * X.shape[1] * 32),
+    }
+    records = []
+    for method, (call, flops) in methods.items():
+        call()  # warm up
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - start)
+        rows_per_s = len(X) / statistics.median(times)
+        records.append(inference_record(method, len(X), device, rows_per_s, flops))
+    first = module.encoder[0]
+    rate = sgemm_flop_rate(
+        INFERENCE_BATCH_SIZE, first.in_features, first.out_features, device, repeats
+    )
+    records.append(
+        inference_record("sgemm_ceiling", len(X), device, rate / encode, encode)
+    )
+    return records
+
+
+def inference_record(method, n_rows, device, rows_per_s, flops):
+    record = {
+        "benchmark": "inference",
+        "method": method,
+        "rows": n_rows,
+        "device": str(device),
+        "rows_per_s": rows_per_s,
+        "gflop_s": rows_per_s * flops / 1e9,
+    }
+    print(record, flush=True)
+    return record
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="pairs of runs (default 11)"
+    )
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args(argv)
+    device = resolve_device(args.device)
+    repeats = args.repeats or (3 if args.quick else 11)
+    epochs = args.epochs or (3 if args.quick else 10)
+    records = [
+        overhead(name, X, epochs, repeats, device)
+        for name, X in datasets(args.quick).items()
+    ]
+    fashion = fetch_fashion_mnist(subset="train").data
+    records += throughput(fashion, device, repeats)
+    fit_rows = [r for r in records if r["benchmark"] == "fit_overhead"]
+    inference_rows = [r for r in records if r["benchmark"] == "inference"]
+    table = (
+        "skae fit / hand-written loop (median of alternating runs; "
+        "learning_rate='constant', as in the loop):\n\n"
+        + markdown_table(fit_rows, [k for k in fit_rows[0] if k != "benchmark"])
+        + "\n\nInference throughput, dense 784 -> 32 (defaults), "
+        "Fashion-MNIST train rows:\n\n"
+        + markdown_table(
+            inference_rows, [k for k in inference_rows[0] if k != "benchmark"]
+        )
+    )
+    suffix = "" if device.type == "cpu" else "_" + device.type
+    path = write_results(
+        "bench_overhead" + suffix, records, table, args.out or default_out(args.quick)
+    )
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
