@@ -19,6 +19,8 @@ from skorch.callbacks import EarlyStopping, EpochTimer, LRScheduler, PrintLog
 from skorch.history import History
 from skorch.utils import TeeGenerator, to_tensor
 
+from skae._threads import IntraOpThreads, restored_threads
+
 # The reduced-precision formats of ``precision``, for torch.autocast.
 AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -247,7 +249,20 @@ class AutoencoderNet(NeuralNet):
 
     @property
     def _default_callbacks(self):
-        return [("epoch_timer", EpochTimer()), ("print_log", PrintLog())]
+        return [
+            ("epoch_timer", EpochTimer()),
+            ("intra_op_threads", IntraOpThreads()),
+            ("print_log", PrintLog()),
+        ]
+
+    def partial_fit(self, X, y=None, classes=None, **fit_params):
+        """Train on ``X``; torch's thread count is the caller's again after.
+
+        :class:`IntraOpThreads` picks the count for each training batch; the
+        caller's comes back also when training ends with an error.
+        """
+        with restored_threads():
+            return super().partial_fit(X, y, classes=classes, **fit_params)
 
     def snapshot(self, n_epochs):
         """Return a copy of the net, for inference, as it stands now.
