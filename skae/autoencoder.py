@@ -1,6 +1,7 @@
 """AutoencoderTransformer: a nonlinear drop-in for PCA."""
 
-from skae._base import PartialFitMixin, _BaseAutoencoder
+from skae._base import _BaseAutoencoder
+from skae._mixins import PartialFitMixin
 
 
 class AutoencoderTransformer(PartialFitMixin, _BaseAutoencoder):

@@ -2,89 +2,13 @@
 
 from numbers import Real
 
-import torch
-from torch import nn
-
-from skae._base import PartialFitMixin, _BaseAutoencoder
-from skae._validation import Interval, StrOptions, torch_seed
-from skae.noise import NOISE_KINDS, make_noise
+from skae._base import DEFAULTS, _BaseAutoencoder
+from skae._mixins import NoiseMixin, PartialFitMixin
+from skae._validation import Interval, StrOptions
+from skae.noise import NOISE_KINDS
 
 
-class _CorruptedInput(nn.Module):
-    """Corrupt the input in data units, then run the network.
-
-    The network works in model units (centred and scaled); noise levels and
-    clipping ranges are the user's, in data units, so corruption converts
-    there and back. In eval mode the input goes straight through.
-    """
-
-    def __init__(self, network: nn.Module, corruption: nn.Module, offset, scale):
-        super().__init__()
-        self.network = network
-        self.corruption = corruption
-        self.register_buffer("offset", torch.as_tensor(offset, dtype=torch.float32))
-        self.scale = float(scale)
-
-    def corrupt(self, x: torch.Tensor) -> torch.Tensor:
-        """Corrupt rows in model units (the corruption layer's mode applies)."""
-        return (
-            self.corruption(x * self.scale + self.offset) - self.offset
-        ) / self.scale
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Encode ``x``, corrupted first in train mode."""
-        return self.network.encode(self.corrupt(x) if self.training else x)
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Decode codes with the network's decoder."""
-        return self.network.decode(z)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Reconstruct the clean rows from (in train mode, corrupted) ``x``."""
-        return self.decode(self.encode(x))
-
-
-class _NoiseMixin:
-    """Train on rows corrupted by ``noise`` (None: on the rows as given).
-
-    For estimators with ``noise``, ``noise_level`` and ``clip`` parameters:
-    the network gets a corruption layer in front that works in train mode
-    only, and early stopping watches held-out rows corrupted once.
-    """
-
-    def _wrap_network(self, network, X, device, rng):
-        if self.noise is None:
-            return super()._wrap_network(network, X, device, rng)
-        low, high = float(X.min()), float(X.max())
-        # A constant X has no range to clip to.
-        clip = (low, high) if self.clip and low < high else None
-        corruption = make_noise(
-            self.noise, self.noise_level, clip=clip, low=low, high=high
-        )
-        corruption.set_generator(
-            torch.Generator(device=device).manual_seed(torch_seed(rng))
-        )
-        return _CorruptedInput(network, corruption, self._offset, self._scale)
-
-    def _validation_set(self, module, X_valid, device, rng):
-        if self.noise is None:
-            return super()._validation_set(module, X_valid, device, rng)
-        # Corrupted once with a generator of its own, so every epoch is
-        # scored on the same noisy rows and the training noise is untouched.
-        training_generator = module.corruption.generator
-        module.corruption.set_generator(
-            torch.Generator(device=device).manual_seed(torch_seed(rng))
-        )
-        module.to(device).corruption.train()
-        with torch.no_grad():
-            # On the training device, where the generator lives; the result
-            # goes back to wherever the clean rows are kept.
-            noisy = module.corrupt(X_valid.to(device)).to(X_valid.device)
-        module.corruption.set_generator(training_generator)
-        return noisy, X_valid
-
-
-class DenoisingAutoencoder(_NoiseMixin, PartialFitMixin, _BaseAutoencoder):
+class DenoisingAutoencoder(NoiseMixin, PartialFitMixin, _BaseAutoencoder):
     """Autoencoder trained to reconstruct clean rows from corrupted ones.
 
     The same transformer as :class:`AutoencoderTransformer`, whose network
@@ -235,51 +159,26 @@ class DenoisingAutoencoder(_NoiseMixin, PartialFitMixin, _BaseAutoencoder):
         clip=True,
         hidden_layer_sizes=(512, 256),
         activation="relu",
-        image_shape=None,
-        conv_channels=(16, 32, 64),
-        init="pca",
-        loss="mse",
-        batch_size="auto",
+        image_shape=DEFAULTS["image_shape"],
+        conv_channels=DEFAULTS["conv_channels"],
+        init=DEFAULTS["init"],
+        loss=DEFAULTS["loss"],
+        batch_size=DEFAULTS["batch_size"],
         learning_rate="constant",
-        learning_rate_init=1e-3,
+        learning_rate_init=DEFAULTS["learning_rate_init"],
         alpha=1e-4,
-        max_iter=200,
-        tol=1e-4,
-        early_stopping=True,
-        validation_fraction=0.1,
-        n_iter_no_change=20,
-        device="auto",
-        precision="float32",
-        callbacks=None,
-        random_state=None,
-        verbose=0,
+        max_iter=DEFAULTS["max_iter"],
+        tol=DEFAULTS["tol"],
+        early_stopping=DEFAULTS["early_stopping"],
+        validation_fraction=DEFAULTS["validation_fraction"],
+        n_iter_no_change=DEFAULTS["n_iter_no_change"],
+        device=DEFAULTS["device"],
+        precision=DEFAULTS["precision"],
+        callbacks=DEFAULTS["callbacks"],
+        random_state=DEFAULTS["random_state"],
+        verbose=DEFAULTS["verbose"],
     ):
-        super().__init__(
-            n_components,
-            hidden_layer_sizes=hidden_layer_sizes,
-            activation=activation,
-            image_shape=image_shape,
-            conv_channels=conv_channels,
-            init=init,
-            loss=loss,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            learning_rate_init=learning_rate_init,
-            alpha=alpha,
-            max_iter=max_iter,
-            tol=tol,
-            early_stopping=early_stopping,
-            validation_fraction=validation_fraction,
-            n_iter_no_change=n_iter_no_change,
-            device=device,
-            precision=precision,
-            callbacks=callbacks,
-            random_state=random_state,
-            verbose=verbose,
-        )
-        self.noise = noise
-        self.noise_level = noise_level
-        self.clip = clip
+        self._store_params(locals())
 
     def denoise(self, X):
         """Reconstruct clean rows from noisy ``X``.

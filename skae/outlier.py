@@ -7,9 +7,9 @@ import torch
 from sklearn.base import OutlierMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from skae._base import _BaseAutoencoder
+from skae._base import DEFAULTS, _BaseAutoencoder
+from skae._mixins import NoiseMixin
 from skae._validation import Interval, StrOptions
-from skae.denoising import _NoiseMixin
 from skae.noise import NOISE_KINDS
 
 # Floor of each feature's error scale, relative to the mean scale: a feature
@@ -20,6 +20,7 @@ _SCALE_FLOOR = 0.03
 # contamination='auto' flags relative errors beyond Tukey's outer fence,
 # Q3 + 3 IQR: "far out" in his exploratory data analysis.
 _AUTO_FENCE = 3.0
+_SCORE_DTYPE = torch.float32
 
 
 def _window_mean(rows, image_shape, window):
@@ -36,7 +37,7 @@ def _window_mean(rows, image_shape, window):
     return means.reshape(len(rows), -1)
 
 
-class AutoencoderOutlierDetector(_NoiseMixin, OutlierMixin, _BaseAutoencoder):
+class AutoencoderOutlierDetector(NoiseMixin, OutlierMixin, _BaseAutoencoder):
     """Outlier detection by autoencoder reconstruction error.
 
     A dense (or, with ``image_shape``, convolutional) autoencoder, trained on
@@ -293,53 +294,26 @@ class AutoencoderOutlierDetector(_NoiseMixin, OutlierMixin, _BaseAutoencoder):
         error_window=3,
         hidden_layer_sizes=(512, 256),
         activation="relu",
-        image_shape=None,
+        image_shape=DEFAULTS["image_shape"],
         conv_channels=(),
-        init="pca",
-        loss="mse",
-        batch_size="auto",
+        init=DEFAULTS["init"],
+        loss=DEFAULTS["loss"],
+        batch_size=DEFAULTS["batch_size"],
         learning_rate="constant",
-        learning_rate_init=1e-3,
+        learning_rate_init=DEFAULTS["learning_rate_init"],
         alpha=1e-4,
-        max_iter=200,
-        tol=1e-4,
-        early_stopping=True,
-        validation_fraction=0.1,
-        n_iter_no_change=20,
-        device="auto",
-        precision="float32",
-        callbacks=None,
-        random_state=None,
-        verbose=0,
+        max_iter=DEFAULTS["max_iter"],
+        tol=DEFAULTS["tol"],
+        early_stopping=DEFAULTS["early_stopping"],
+        validation_fraction=DEFAULTS["validation_fraction"],
+        n_iter_no_change=DEFAULTS["n_iter_no_change"],
+        device=DEFAULTS["device"],
+        precision=DEFAULTS["precision"],
+        callbacks=DEFAULTS["callbacks"],
+        random_state=DEFAULTS["random_state"],
+        verbose=DEFAULTS["verbose"],
     ):
-        super().__init__(
-            n_components,
-            hidden_layer_sizes=hidden_layer_sizes,
-            activation=activation,
-            image_shape=image_shape,
-            conv_channels=conv_channels,
-            init=init,
-            loss=loss,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            learning_rate_init=learning_rate_init,
-            alpha=alpha,
-            max_iter=max_iter,
-            tol=tol,
-            early_stopping=early_stopping,
-            validation_fraction=validation_fraction,
-            n_iter_no_change=n_iter_no_change,
-            device=device,
-            precision=precision,
-            callbacks=callbacks,
-            random_state=random_state,
-            verbose=verbose,
-        )
-        self.contamination = contamination
-        self.noise = noise
-        self.noise_level = noise_level
-        self.clip = clip
-        self.error_window = error_window
+        self._store_params(locals())
 
     def _check_data_params(self, X):
         super()._check_data_params(X)
@@ -349,45 +323,44 @@ class AutoencoderOutlierDetector(_NoiseMixin, OutlierMixin, _BaseAutoencoder):
                 f"pixel; got {self.error_window}."
             )
 
-    def _feature_errors(self, batch):
-        """Squared errors the score is made of, for a batch in model units.
+    def _errors(self, module, batch):
+        """Squared errors of a batch in model units: ``(n, 1 + n_features)``.
 
-        For image rows, the squared mean residual over the ``error_window``
-        square around each pixel (in each channel); else each entry's own
-        squared error.
+        Column 0 holds each row's mean squared error (for
+        ``explained_variance_score_``); the others the squared errors the
+        score is made of: for image rows, the squared mean residual over the
+        ``error_window`` square around each pixel (in each channel), else each
+        entry's own squared error.
         """
-        if self.image_shape is None or self.error_window == 1:
-            return self._squared_errors(batch)
-        return (
-            _window_mean(
-                self._residuals(batch),
-                tuple(int(s) for s in self.image_shape),
-                self.error_window,
-            )
-            ** 2
-        )
+        residuals = self._residuals(module, batch)
+        squares = residuals**2
+        errors = squares
+        if self.image_shape is not None and self.error_window != 1:
+            shape = tuple(int(s) for s in self.image_shape)
+            errors = _window_mean(residuals, shape, self.error_window) ** 2
+        return torch.cat([squares.mean(dim=1, keepdim=True), errors], dim=1).double()
 
-    def _after_fit(self, X, valid_idx):
-        sums = self._batched(
-            X,
-            lambda batch: (
-                self._feature_errors(batch)
-                .double()
-                .cpu()
-                .numpy()
-                .sum(axis=0, keepdims=True)
-            ),
-        )
-        self.feature_errors_ = sums.sum(axis=0) / len(X)
-        scale = self.feature_errors_ + _SCALE_FLOOR * self.feature_errors_.mean()
+    def _training_pass(self, X, rows, valid_idx):
+        # One pass gives every row's errors; the scales, the training scores
+        # and the threshold all come from them.
+        errors = self._batched(rows, self._errors, dtype=_SCORE_DTYPE)
+        feature_errors = errors[:, 1:].sum(axis=0) / len(X)
+        scale = feature_errors + _SCALE_FLOOR * feature_errors.mean()
         # A constant X is reconstructed exactly: no feature has an error scale.
-        self._error_scale = scale if scale.any() else np.ones_like(scale)
-
-        scores = self._score_samples(X)
+        error_scale = scale if scale.any() else np.ones_like(scale)
+        scores = -(errors[:, 1:] / error_scale).mean(axis=1)
         if self.contamination == "auto":
-            self.offset_ = -self._auto_threshold(-scores, valid_idx)
+            offset = -self._auto_threshold(-scores, valid_idx)
         else:
-            self.offset_ = float(np.percentile(scores, 100.0 * self.contamination))
+            offset = float(np.percentile(scores, 100.0 * self.contamination))
+        sse = float(np.sum(errors[:, 0])) * X.shape[1]
+        sst = float(np.sum((X - self.mean_) ** 2))
+        return {
+            "explained_variance_score_": 1.0 - sse / sst if sst > 0 else 0.0,
+            "feature_errors_": feature_errors,
+            "_error_scale": error_scale,
+            "offset_": offset,
+        }
 
     @staticmethod
     def _auto_threshold(errors, held_out):
@@ -406,16 +379,6 @@ class AutoencoderOutlierDetector(_NoiseMixin, OutlierMixin, _BaseAutoencoder):
             fence *= max(np.median(errors[held_out]) / median, 1.0)
         return float(fence)
 
-    def _score_samples(self, X):
-        """Negative mean relative squared error of the rows of validated ``X``."""
-        scale = self._error_scale
-        return -self._batched(
-            X,
-            lambda batch: (
-                self._feature_errors(batch).double().cpu().numpy() / scale
-            ).mean(axis=1),
-        )
-
     def score_samples(self, X):
         """Anomaly score of each row: the lower, the more abnormal.
 
@@ -433,7 +396,8 @@ class AutoencoderOutlierDetector(_NoiseMixin, OutlierMixin, _BaseAutoencoder):
         """
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        return self._score_samples(X).astype(X.dtype, copy=False)
+        errors = self._batched(X, self._errors, dtype=_SCORE_DTYPE)[:, 1:]
+        return -(errors / self._error_scale).mean(axis=1).astype(X.dtype, copy=False)
 
     def decision_function(self, X):
         """Score shifted by the threshold: negative for outliers.

@@ -5,17 +5,13 @@ from numbers import Real
 
 import numpy as np
 import torch
-from sklearn.decomposition import PCA
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
-from skae._base import (
-    PartialFitMixin,
-    _BaseAutoencoder,
-    logit_decoder,
-    set_linear_path,
-)
+from skae._base import DEFAULTS, _BaseAutoencoder
+from skae._mixins import PartialFitMixin
+from skae._networks import ppca_start
 from skae._validation import Interval, torch_seed
 
 # Bounds on log-variances (model units, where the data have unit RMS): wide
@@ -257,73 +253,43 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
         beta=1.0,
         hidden_layer_sizes=(512, 256),
         activation="relu",
-        image_shape=None,
-        conv_channels=(16, 32, 64),
-        init="pca",
-        loss="mse",
-        batch_size="auto",
+        image_shape=DEFAULTS["image_shape"],
+        conv_channels=DEFAULTS["conv_channels"],
+        init=DEFAULTS["init"],
+        loss=DEFAULTS["loss"],
+        batch_size=DEFAULTS["batch_size"],
         learning_rate="constant",
-        learning_rate_init=1e-3,
+        learning_rate_init=DEFAULTS["learning_rate_init"],
         alpha=1e-4,
-        max_iter=200,
-        tol=1e-4,
-        early_stopping=True,
-        validation_fraction=0.1,
-        n_iter_no_change=20,
-        device="auto",
-        precision="float32",
-        callbacks=None,
-        random_state=None,
-        verbose=0,
+        max_iter=DEFAULTS["max_iter"],
+        tol=DEFAULTS["tol"],
+        early_stopping=DEFAULTS["early_stopping"],
+        validation_fraction=DEFAULTS["validation_fraction"],
+        n_iter_no_change=DEFAULTS["n_iter_no_change"],
+        device=DEFAULTS["device"],
+        precision=DEFAULTS["precision"],
+        callbacks=DEFAULTS["callbacks"],
+        random_state=DEFAULTS["random_state"],
+        verbose=DEFAULTS["verbose"],
     ):
-        super().__init__(
-            n_components,
-            hidden_layer_sizes=hidden_layer_sizes,
-            activation=activation,
-            image_shape=image_shape,
-            conv_channels=conv_channels,
-            init=init,
-            loss=loss,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            learning_rate_init=learning_rate_init,
-            alpha=alpha,
-            max_iter=max_iter,
-            tol=tol,
-            early_stopping=early_stopping,
-            validation_fraction=validation_fraction,
-            n_iter_no_change=n_iter_no_change,
-            device=device,
-            precision=precision,
-            callbacks=callbacks,
-            random_state=random_state,
-            verbose=verbose,
-        )
-        self.beta = beta
+        self._store_params(locals())
 
     def _criterion(self, n_features):
         return _NegativeELBO(self.loss, self.beta, n_features)
 
-    def _init_from_pca(self, network, X_train, rng):
-        """Start the linear paths at probabilistic PCA's solution."""
-        pca = PCA(n_components=self.n_components_, random_state=rng).fit(X_train)
-        # Floors keep constant or rank-deficient data finite.
-        variances = np.maximum(pca.explained_variance_, 1e-6)
-        noise_var = float(np.clip(pca.noise_variance_, 1e-6, None))
-        enc_weight = pca.components_ / np.sqrt(variances)[:, None]
-        enc_bias = -enc_weight @ pca.mean_
-        if self.loss == "mse":
-            scales = np.sqrt(np.maximum(variances - noise_var, 1e-6))
-            dec_weight, dec_bias = pca.components_.T * scales, pca.mean_
-        else:
-            codes = (X_train - pca.mean_) @ enc_weight.T
-            dec_weight, dec_bias = logit_decoder(codes, X_train)
-        set_linear_path(network, (enc_weight, enc_bias), (dec_weight, dec_bias))
-        self._ppca_init = (noise_var, np.log(noise_var / variances))
+    def _start(self, network, X_train, rng):
+        """Start the linear paths at probabilistic PCA's solution.
 
-    def _wrap_network(self, network, X, device, rng):
+        Returns ``(noise_var, logvar)`` for the likelihood and the posterior.
+        """
+        return ppca_start(
+            network, X_train, self.n_components_, loss=self.loss, random_state=rng
+        )
+
+    def _wrap_network(self, network, start, X, device, rng):
         n_features = X.shape[1]
-        noise_var, logvar = getattr(self, "_ppca_init", (1.0, 0.0))
+        # A random start: unit likelihood and posterior variances.
+        noise_var, logvar = (1.0, 0.0) if start is None else start
         module = _Variational(
             network, n_features, self.n_components_, log_noise_var=np.log(noise_var)
         )
@@ -359,21 +325,20 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
         """
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        module = self.net_.module_
         criterion = _NegativeELBO(self.loss, 1.0, X.shape[1])
         # Rows were divided by the scale: the density picks up its Jacobian.
         log_jacobian = X.shape[1] * math.log(self._scale)
 
-        def elbo(batch):
+        def elbo(module, batch):
             nll = 0.0
             for sample in range(N_SCORE_SAMPLES):
                 # Sums in float64: the same for a row alone or in a batch.
                 output = [term.double() for term in module(batch, sample)]
                 nll_s, kl = criterion.terms(output, batch.double())
                 nll = nll + nll_s / N_SCORE_SAMPLES
-            return -(nll + kl).cpu().numpy() - log_jacobian
+            return -(nll + kl)
 
-        return self._batched(X, elbo).astype(X.dtype, copy=False)
+        return (self._batched(X, elbo) - log_jacobian).astype(X.dtype, copy=False)
 
     def score(self, X, y=None):
         """Mean evidence lower bound over ``X``.
