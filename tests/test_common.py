@@ -122,3 +122,40 @@ def test_partial_fit_trains_on_chunks(Estimator):
 def test_outlier_detector_has_no_partial_fit():
     # Its threshold and error scales come from all training rows at once.
     assert not hasattr(AutoencoderOutlierDetector(), "partial_fit")
+
+
+@pytest.mark.parametrize(
+    "Estimator",
+    [
+        AutoencoderTransformer,
+        DenoisingAutoencoder,
+        VariationalAutoencoder,
+        AutoencoderOutlierDetector,
+    ],
+)
+@pytest.mark.parametrize(
+    "first, then",
+    [
+        ({"init": "pca"}, {"init": "random"}),
+        ({"init": "random"}, {"init": "pca"}),
+        ({"loss": "mse"}, {"hidden_layer_sizes": ()}),
+    ],
+    ids=["pca-then-random", "random-then-pca", "mse-then-linear"],
+)
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_refit_after_set_params_equals_a_fresh_fit(Estimator, first, then):
+    # Nothing of a previous fit may leak into the next one (the VAE once
+    # kept the PCA start's variances through an init='random' refit).
+    X, _ = load_digits(return_X_y=True)
+    X = X[:200]
+    params = dict(n_components=3, hidden_layer_sizes=(8,), max_iter=3, random_state=0)
+    refit = Estimator(**params).set_params(**first).fit(X)
+    refit.set_params(**then).fit(X)
+    fresh = Estimator(**params).set_params(**then).fit(X)
+    refit_state, fresh_state = refit.module_.state_dict(), fresh.module_.state_dict()
+    assert refit_state.keys() == fresh_state.keys()
+    for name, tensor in fresh_state.items():
+        assert_array_equal(refit_state[name].numpy(), tensor.numpy(), err_msg=name)
+    assert_array_equal(refit.transform(X), fresh.transform(X))
+    assert_array_equal(refit.score_samples(X), fresh.score_samples(X))
+    assert set(vars(refit)) == set(vars(fresh))
