@@ -20,7 +20,10 @@ _SCALE_FLOOR = 0.03
 # contamination='auto' flags relative errors beyond Tukey's outer fence,
 # Q3 + 3 IQR: "far out" in his exploratory data analysis.
 _AUTO_FENCE = 3.0
-_SCORE_DTYPE = torch.float32
+# Scores come from a float64 copy of the network: float32 matrix products
+# round differently for different numbers of rows, and dividing by small
+# error scales magnifies that, so a row's score would depend on its batch.
+_SCORE_DTYPE = torch.float64
 
 
 def _window_mean(rows, image_shape, window):
