@@ -1,21 +1,17 @@
 """Shared machinery of skae's estimators: parameters, fit, transform, score.
 
 The data path: ``fit`` validates X once and turns it into one float32 tensor
-in model units (:meth:`_BaseAutoencoder._to_model_units`); the net trains on
-it and the attributes that need the trained model come from one pass over
-it. Inference converts each batch of rows the same way and gathers the
-results into one array at the end (:meth:`_BaseAutoencoder._batched`).
+in model units (:class:`~skae._units.ModelUnits`); the net trains on it, and
+the attributes that need the trained model come from one pass over it.
+Inference converts each batch of rows the same way and gathers the results
+into one array at the end (:meth:`~skae.AutoencoderNet.map_batches`).
 """
 
-import copy
 import warnings
-from contextlib import nullcontext
 from numbers import Integral, Real
 
 import numpy as np
 import torch
-import torch.distributed as dist
-from scipy.special import expit
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
@@ -23,7 +19,7 @@ from sklearn.base import (
 )
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_array, check_random_state
+from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
@@ -32,10 +28,11 @@ from skae._networks import ACTIVATIONS, ConvAutoencoder, DenseAutoencoder, pca_s
 from skae._training import (
     AUTOCAST_DTYPES,
     build_net,
-    process_group,
     rows_to_device,
+    shared_random_state,
     split_rows,
 )
+from skae._units import ModelUnits
 from skae._validation import (
     Interval,
     StrOptions,
@@ -70,9 +67,6 @@ DEFAULTS = {
     "random_state": None,
     "verbose": 0,
 }
-# Rows per forward pass at inference: large enough to keep the device busy,
-# small enough that one batch of conv activations stays within a few hundred MB.
-INFERENCE_BATCH_SIZE = 4096
 # Data for `loss='bce'` must lie in [0, 1]; this much float error is tolerated.
 _BCE_SLACK = 1e-6
 
@@ -197,9 +191,7 @@ class _BaseAutoencoder(
         epoch_tasks = None
         if getattr(self, "_skl_callbacks", None):
             # The epochs are skorch's: the tasks run as a callback of the net.
-            epoch_tasks = EpochTasks(
-                self, callback_ctx, X_given, y, self._reconstruction_attributes
-            )
+            epoch_tasks = EpochTasks(self, callback_ctx, X_given, y)
         attributes_before = set(vars(self))
         try:
             self._fit(X, epoch_tasks)
@@ -219,7 +211,7 @@ class _BaseAutoencoder(
         return self
 
     def _fit(self, X, epoch_tasks):
-        rng = self._shared_random_state()
+        rng = shared_random_state(self.random_state)
         train_idx, valid_idx = split_rows(
             len(X), self.early_stopping, self.validation_fraction, rng
         )
@@ -238,20 +230,6 @@ class _BaseAutoencoder(
                 stacklevel=4,
             )
 
-    def _shared_random_state(self):
-        """Return the fit's random generator, the same in every process.
-
-        Under torch.distributed every process must split the rows and start
-        the network alike; without an int ``random_state``, rank 0's seed is
-        shared.
-        """
-        rng = check_random_state(self.random_state)
-        if process_group()[1] > 1 and not isinstance(self.random_state, Integral):
-            seed = [int(rng.randint(np.iinfo(np.int32).max))]
-            dist.broadcast_object_list(seed, src=0)
-            rng = np.random.RandomState(seed[0])
-        return rng
-
     def _setup(self, X, rng, train_idx, valid_idx, *, stopping=True, epoch_tasks=None):
         """Fix the data's scaling, build the network and its (unfitted) net.
 
@@ -265,15 +243,8 @@ class _BaseAutoencoder(
         self.n_components_ = self._resolve_n_components(X, len(train_idx))
         self.mean_ = X.mean(axis=0)
         self.n_samples_seen_ = len(X)
-        if self.loss == "mse":
-            self._offset = self.mean_
-            rms = np.sqrt(np.mean((X - self.mean_) ** 2))
-            self._scale = float(rms) if rms > 0 else 1.0
-        else:
-            # BCE compares probabilities with data in [0, 1]: no rescaling.
-            self._offset = np.zeros(n_features)
-            self._scale = 1.0
-        rows = self._to_model_units(X)
+        self._units = ModelUnits(X, self.loss)
+        rows = self._units.to_model(X)
         # Without a hold-out every row trains: no second copy of the data.
         train = rows if valid_idx is None else rows[train_idx]
 
@@ -319,24 +290,6 @@ class _BaseAutoencoder(
         self.best_epoch_ = self.n_iter_ if stopper is None else int(stopper.best_epoch_)
         for name, value in self._training_pass(X, rows, valid_idx).items():
             setattr(self, name, value)
-
-    def _reconstruction_attributes(self, net, n_epochs):
-        """Fitted attributes of the model after ``n_epochs`` epochs of ``net``.
-
-        Called during fit, for a callback that asks for ``fitted_estimator``:
-        set on a copy of the estimator, they let it transform, inverse-transform
-        and score as the model stands then. The other attributes these need
-        (``n_components_``, ``mean_``, the scaling) are set before training.
-        """
-        history = net.history[:n_epochs]
-        return {
-            "net_": net.snapshot(n_epochs),
-            "n_iter_": n_epochs,
-            "loss_curve_": [row["train_loss"] for row in history],
-            "validation_loss_curve_": (
-                [row["valid_loss"] for row in history] if self.early_stopping else None
-            ),
-        }
 
     def _check_data_params(self, X):
         _check_sizes("hidden_layer_sizes", self.hidden_layer_sizes, allow_empty=True)
@@ -440,50 +393,6 @@ class _BaseAutoencoder(
 
     # ------------------------------------------------------------ inference
 
-    def _to_model_units(self, X):
-        """Rows of ``X`` as one float32 tensor in model units, on the host.
-
-        The one conversion from the user's arrays to the network's. The
-        offset is subtracted in X's own precision; torch rather than numpy,
-        because its element-wise ops round as numpy's do and use every core.
-        Torch takes neither negative strides nor (without a warning)
-        read-only memory: such input is copied first.
-        """
-        rows = torch.from_numpy(np.require(X, requirements=["C", "W"]))
-        offset = torch.from_numpy(self._offset).to(rows.dtype)
-        return rows.sub(offset).div_(self._scale).to(torch.float32)
-
-    def _from_model_units(self, out, dtype):
-        if self.loss == "bce":
-            return expit(out.astype(np.float64)).astype(dtype)
-        return (out * self._scale + self._offset).astype(dtype)
-
-    def _batched(self, X, fn, *, convert=None, dtype=torch.float32):
-        """Apply ``fn(module, batch)`` to the rows of ``X`` in batches.
-
-        ``X`` is a tensor of rows in model units, or an array whose batches
-        ``convert`` turns into one (by default, data rows into model units).
-        ``fn`` maps a batch, on the device, to a tensor; the results come back
-        as one array. ``dtype=torch.float64`` runs a float64 copy of the
-        network: results that do not depend on which rows share a batch,
-        which float32 matrix products do not guarantee.
-        """
-        convert = self._to_model_units if convert is None else convert
-        module = self.net_.module_
-        if dtype == torch.float64:
-            module = copy.deepcopy(module).double()
-        module.eval()
-        device = torch.device(self.net_.device)
-        autocast = self.net_.autocast() if dtype == torch.float32 else nullcontext()
-        outputs = []
-        with torch.inference_mode(), autocast:
-            for start in range(0, len(X), INFERENCE_BATCH_SIZE):
-                batch = X[start : start + INFERENCE_BATCH_SIZE]
-                if not isinstance(batch, torch.Tensor):
-                    batch = convert(batch)
-                outputs.append(fn(module, batch.to(device, dtype)).cpu())
-        return torch.cat(outputs).numpy()
-
     def transform(self, X):
         """Encode ``X`` into the latent space.
 
@@ -499,7 +408,9 @@ class _BaseAutoencoder(
         """
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        codes = self._batched(X, lambda module, batch: module.encode(batch).float())
+        codes = self.net_.map_batches(
+            X, lambda module, batch: module.encode(batch).float(), self._units.to_model
+        )
         return codes.astype(X.dtype, copy=False)
 
     def inverse_transform(self, X):
@@ -524,36 +435,28 @@ class _BaseAutoencoder(
                 f"X has {codes.shape[1]} features, but inverse_transform expects "
                 f"codes of width n_components_={self.n_components_}."
             )
-        decoded = self._batched(
+        decoded = self.net_.map_batches(
             codes,
             lambda module, batch: module.decode(batch).float(),
-            convert=lambda rows: torch.from_numpy(rows.astype(np.float32)),
+            lambda rows: torch.from_numpy(rows.astype(np.float32)),
         )
-        result = self._from_model_units(decoded, codes.dtype)
+        result = self._units.from_model(decoded, codes.dtype)
         return wrap_like_input(
             self, result, X, getattr(self, "feature_names_in_", None)
         )
 
     def _residuals(self, module, batch):
-        """Reconstruction residual of every entry of a batch, in data units.
-
-        ``batch`` holds rows in model units, on the device; so does the result.
-        With ``loss='mse'`` the model units are the data's divided by
-        ``scale``, so residuals scale by ``scale``; with ``loss='bce'`` they
-        are the data's own.
-        """
-        out = module.decode(module.encode(batch))
-        if self.loss == "bce":
-            return batch - torch.sigmoid(out)
-        return (batch - out) * self._scale
+        """Reconstruction residuals of a batch in model units, in data units."""
+        return self._units.residuals(batch, module.decode(module.encode(batch)))
 
     def _row_errors(self, X):
         """Mean squared reconstruction error of each row, in data units."""
-        return self._batched(
+        return self.net_.map_batches(
             X,
             lambda module, batch: (
                 (self._residuals(module, batch) ** 2).mean(dim=1).double()
             ),
+            self._units.to_model,
         )
 
     def score_samples(self, X):

@@ -90,18 +90,13 @@ class EpochTasks(Callback):
         The root task of ``estimator.fit``.
     X, y : object
         The data as the user passed them to ``fit``, passed to the hooks.
-    reconstruction_attributes : callable
-        ``reconstruction_attributes(net, n_epochs)`` returns the fitted
-        attributes of the model after ``n_epochs`` epochs; called only when a
-        hook asks for ``fitted_estimator``.
     """
 
-    def __init__(self, estimator, context, X, y, reconstruction_attributes):
+    def __init__(self, estimator, context, X, y):
         self.estimator = estimator
         self.context = context
         self.X = X
         self.y = y
-        self.reconstruction_attributes = reconstruction_attributes
 
     def on_train_begin(self, net, **kwargs):
         self.task_ = None
@@ -111,10 +106,30 @@ class EpochTasks(Callback):
             estimator=self.estimator,
             X=self.X,
             y=self.y,
-            reconstruction_attributes=lambda: self.reconstruction_attributes(
+            reconstruction_attributes=lambda: self._reconstruction_attributes(
                 net, n_epochs
             ),
         )
+
+    def _reconstruction_attributes(self, net, n_epochs):
+        """Fitted attributes of the model after ``n_epochs`` epochs of ``net``.
+
+        Called only when a hook asks for ``fitted_estimator``: set on a copy
+        of the estimator, they let it transform, inverse-transform and score
+        as the model stands then. The other attributes these need
+        (``n_components_``, ``mean_``, the scaling) are set before training.
+        """
+        history = net.history[:n_epochs]
+        return {
+            "net_": net.snapshot(n_epochs),
+            "n_iter_": n_epochs,
+            "loss_curve_": [row["train_loss"] for row in history],
+            "validation_loss_curve_": (
+                [row["valid_loss"] for row in history]
+                if self.estimator.early_stopping
+                else None
+            ),
+        }
 
     def on_epoch_begin(self, net, **kwargs):
         self.task_ = self.context.subcontext(task_name="epoch")
@@ -138,4 +153,3 @@ class EpochTasks(Callback):
         # The fitted net keeps its callbacks: do not keep the data and the
         # task tree with them.
         self.estimator = self.context = self.X = self.y = None
-        self.reconstruction_attributes = None

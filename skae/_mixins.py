@@ -9,7 +9,7 @@ import torch
 from sklearn.utils.validation import validate_data
 from torch import nn
 
-from skae._training import drop_early_stopping, rows_to_device
+from skae._training import drop_early_stopping, rows_to_device, shared_random_state
 from skae._validation import _fit_context, torch_seed
 from skae.noise import make_noise
 
@@ -61,13 +61,13 @@ class PartialFitMixin:
             ensure_min_samples=2 if first else 1,
         )
         if first:
-            rng = self._shared_random_state()
+            rng = shared_random_state(self.random_state)
             _, train = self._setup(X, rng, np.arange(len(X)), None, stopping=False)
             self.net_.initialize()
         else:
             drop_early_stopping(self.net_, self)
             train = rows_to_device(
-                self._to_model_units(X), torch.device(self.net_.device)
+                self._units.to_model(X), torch.device(self.net_.device)
             )
             # The running mean of every row seen; the model's own offset
             # stays the one it was set up with.
@@ -134,7 +134,8 @@ class NoiseMixin:
         corruption.set_generator(
             torch.Generator(device=device).manual_seed(torch_seed(rng))
         )
-        return CorruptedInput(network, corruption, self._offset, self._scale)
+        units = self._units
+        return CorruptedInput(network, corruption, units.offset, units.scale)
 
     def _validation_set(self, module, X_valid, device, rng):
         if self.noise is None:

@@ -9,6 +9,7 @@ documented steps (``get_dataset``, ``get_iterator``, ``get_loss``,
 """
 
 import math
+import numbers
 from contextlib import nullcontext
 from copy import deepcopy
 
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from sklearn.base import clone
+from sklearn.utils import check_random_state
 from skorch import NeuralNet
 from skorch.callbacks import (
     EarlyStopping,
@@ -32,6 +34,9 @@ from skae._validation import torch_seed
 
 # The reduced-precision formats of ``precision``, for torch.autocast.
 AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+# Rows per forward pass at inference: large enough to keep the device busy,
+# small enough that one batch of conv activations stays within a few hundred MB.
+INFERENCE_BATCH_SIZE = 4096
 # learning_rate='adaptive' multiplies the rate by this on each plateau.
 _ADAPTIVE_FACTOR = 0.3
 
@@ -378,6 +383,31 @@ class AutoencoderNet(NeuralNet):
             return nullcontext()
         return torch.autocast(torch.device(self.device).type, dtype=dtype)
 
+    def map_batches(self, X, fn, convert, *, dtype=torch.float32):
+        """Apply ``fn(module, batch)`` to the rows of ``X`` in inference mode.
+
+        ``X`` is a tensor of model inputs, or an array whose batches
+        ``convert`` turns into such a tensor. ``fn`` maps a batch, on the
+        device, to a tensor; the results come back as one array.
+        ``dtype=torch.float64`` runs a float64 copy of the module: results
+        that do not depend on which rows share a batch, which float32 matrix
+        products do not guarantee.
+        """
+        module = self.module_
+        if dtype == torch.float64:
+            module = deepcopy(module).double()
+        module.eval()
+        device = torch.device(self.device)
+        autocast = self.autocast() if dtype == torch.float32 else nullcontext()
+        outputs = []
+        with torch.inference_mode(), autocast:
+            for start in range(0, len(X), INFERENCE_BATCH_SIZE):
+                batch = X[start : start + INFERENCE_BATCH_SIZE]
+                if not isinstance(batch, torch.Tensor):
+                    batch = convert(batch)
+                outputs.append(fn(module, batch.to(device, dtype)).cpu())
+        return torch.cat(outputs).numpy()
+
     def initialize_optimizer(self, *args, **kwargs):
         """Build the optimizer and the gradient scaler of ``precision``.
 
@@ -505,6 +535,20 @@ class AutoencoderNet(NeuralNet):
                 f"Training diverged: the {prefix} loss is {loss} at epoch {epoch}. "
                 f"Lower learning_rate_init (the optimizer's lr is {self.lr})."
             )
+
+
+def shared_random_state(random_state):
+    """Return a fit's random generator, the same in every process.
+
+    Under torch.distributed every process must split the rows and start the
+    network alike; without an int ``random_state``, rank 0's seed is shared.
+    """
+    rng = check_random_state(random_state)
+    if process_group()[1] > 1 and not isinstance(random_state, numbers.Integral):
+        seed = [int(rng.randint(np.iinfo(np.int32).max))]
+        dist.broadcast_object_list(seed, src=0)
+        rng = np.random.RandomState(seed[0])
+    return rng
 
 
 def split_rows(n_samples, early_stopping, validation_fraction, rng):

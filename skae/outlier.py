@@ -346,7 +346,9 @@ class AutoencoderOutlierDetector(NoiseMixin, OutlierMixin, _BaseAutoencoder):
     def _training_pass(self, X, rows, valid_idx):
         # One pass gives every row's errors; the scales, the training scores
         # and the threshold all come from them.
-        errors = self._batched(rows, self._errors, dtype=_SCORE_DTYPE)
+        errors = self.net_.map_batches(
+            rows, self._errors, self._units.to_model, dtype=_SCORE_DTYPE
+        )
         feature_errors = errors[:, 1:].sum(axis=0) / len(X)
         scale = feature_errors + _SCALE_FLOOR * feature_errors.mean()
         # A constant X is reconstructed exactly: no feature has an error scale.
@@ -399,7 +401,9 @@ class AutoencoderOutlierDetector(NoiseMixin, OutlierMixin, _BaseAutoencoder):
         """
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        errors = self._batched(X, self._errors, dtype=_SCORE_DTYPE)[:, 1:]
+        errors = self.net_.map_batches(
+            X, self._errors, self._units.to_model, dtype=_SCORE_DTYPE
+        )[:, 1:]
         return -(errors / self._error_scale).mean(axis=1).astype(X.dtype, copy=False)
 
     def decision_function(self, X):

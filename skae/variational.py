@@ -327,7 +327,7 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         criterion = _NegativeELBO(self.loss, 1.0, X.shape[1])
         # Rows were divided by the scale: the density picks up its Jacobian.
-        log_jacobian = X.shape[1] * math.log(self._scale)
+        log_jacobian = X.shape[1] * math.log(self._units.scale)
 
         def elbo(module, batch):
             nll = 0.0
@@ -338,7 +338,9 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
                 nll = nll + nll_s / N_SCORE_SAMPLES
             return -(nll + kl)
 
-        return (self._batched(X, elbo) - log_jacobian).astype(X.dtype, copy=False)
+        return (
+            self.net_.map_batches(X, elbo, self._units.to_model) - log_jacobian
+        ).astype(X.dtype, copy=False)
 
     def score(self, X, y=None):
         """Mean evidence lower bound over ``X``.

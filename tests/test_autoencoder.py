@@ -19,7 +19,7 @@ from skorch.callbacks import Callback, LRScheduler
 
 import skae._base
 from skae import AutoencoderTransformer, DenseAutoencoder, TrainingDivergedError
-from skae._base import INFERENCE_BATCH_SIZE
+from skae._training import INFERENCE_BATCH_SIZE
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
