@@ -8,7 +8,6 @@ into one array at the end (:meth:`~skae.AutoencoderNet.map_batches`).
 """
 
 import warnings
-from numbers import Integral, Real
 
 import numpy as np
 import torch
@@ -17,71 +16,35 @@ from sklearn.base import (
     ClassNamePrefixFeaturesOutMixin,
     TransformerMixin,
 )
-from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
-from skae._callbacks import CallbackSupportMixin, EpochTasks
-from skae._networks import ACTIVATIONS, ConvAutoencoder, DenseAutoencoder, pca_start
+from skae._callbacks import CallbackSupportMixin, fit_task
+from skae._networks import build_network, pca_start
+from skae._params import (
+    _BCE_SLACK,
+    DEFAULTS,
+    PARAMETER_CONSTRAINTS,
+    _check_sizes,
+    resolve_n_components,
+)
 from skae._training import (
-    AUTOCAST_DTYPES,
     build_net,
+    converged,
     rows_to_device,
     shared_random_state,
     split_rows,
 )
 from skae._units import ModelUnits
 from skae._validation import (
-    Interval,
-    StrOptions,
     _fit_context,
     resolve_device,
     seeded_torch,
     torch_seed,
     wrap_like_input,
 )
-
-# The family's defaults, the transformer's. Every estimator's signature takes
-# its defaults from here; one that differs says why in its docstring.
-DEFAULTS = {
-    "hidden_layer_sizes": (512, 256, 128),
-    "activation": "silu",
-    "image_shape": None,
-    "conv_channels": (16, 32, 64),
-    "init": "pca",
-    "loss": "mse",
-    "batch_size": "auto",
-    "learning_rate": "adaptive",
-    "learning_rate_init": 1e-3,
-    "alpha": 0.0,
-    "max_iter": 200,
-    "tol": 1e-4,
-    "early_stopping": True,
-    "validation_fraction": 0.1,
-    "n_iter_no_change": 20,
-    "device": "auto",
-    "precision": "float32",
-    "callbacks": None,
-    "random_state": None,
-    "verbose": 0,
-}
-# Data for `loss='bce'` must lie in [0, 1]; this much float error is tolerated.
-_BCE_SLACK = 1e-6
-
-
-def _check_sizes(name, value, *, allow_empty):
-    """Return ``value`` as a tuple of positive ints or raise naming ``name``."""
-    if np.ndim(value) > 1:
-        raise ValueError(f"{name} must hold positive integers, got {value!r}.")
-    sizes = tuple(np.ravel(value).tolist()) if np.ndim(value) else (value,)
-    if not allow_empty and not sizes:
-        raise ValueError(f"{name} must not be empty, got {value!r}.")
-    for size in sizes:
-        if isinstance(size, bool) or not isinstance(size, Integral) or size < 1:
-            raise ValueError(f"{name} must hold positive integers, got {value!r}.")
-    return tuple(int(size) for size in sizes)
 
 
 class _BaseAutoencoder(
@@ -102,35 +65,7 @@ class _BaseAutoencoder(
     ``sklearn.callback``: ``fit`` is a root task with one sub-task per epoch.
     """
 
-    _parameter_constraints: dict = {
-        "n_components": [
-            Interval(Integral, 1, None, closed="left"),
-            Interval(Real, 0, 1, closed="neither"),
-        ],
-        "hidden_layer_sizes": ["array-like"],
-        "activation": [StrOptions(set(ACTIVATIONS))],
-        "image_shape": ["array-like", None],
-        "conv_channels": ["array-like"],
-        "init": [StrOptions({"pca", "random"})],
-        "loss": [StrOptions({"mse", "bce"})],
-        "batch_size": [
-            Interval(Integral, 1, None, closed="left"),
-            StrOptions({"auto"}),
-        ],
-        "learning_rate": [StrOptions({"constant", "adaptive"})],
-        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
-        "alpha": [Interval(Real, 0, None, closed="left")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "device": [str, torch.device],
-        "precision": [StrOptions({"float32", *AUTOCAST_DTYPES})],
-        "callbacks": [list, None],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
-    }
+    _parameter_constraints: dict = PARAMETER_CONSTRAINTS
 
     def __init__(
         self,
@@ -164,8 +99,6 @@ class _BaseAutoencoder(
         for name in self._get_param_names():
             setattr(self, name, values[name])
 
-    # ------------------------------------------------------------------ fit
-
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Train the autoencoder to reconstruct ``X``.
@@ -184,30 +117,20 @@ class _BaseAutoencoder(
         """
         X_given = X
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
-        # One sub-task per epoch. The callbacks are torn down by _fit_context,
-        # also when fit raises.
-        callback_ctx = self._init_callback_context(max_subtasks=self.max_iter)
-        callback_ctx.call_on_fit_task_begin(estimator=self, X=X_given, y=y)
-        epoch_tasks = None
-        if getattr(self, "_skl_callbacks", None):
-            # The epochs are skorch's: the tasks run as a callback of the net.
-            epoch_tasks = EpochTasks(self, callback_ctx, X_given, y)
-        attributes_before = set(vars(self))
-        try:
-            self._fit(X, epoch_tasks)
-        except BaseException:
-            # A failed fit leaves no half-fitted state that would pass
-            # check_is_fitted and predict garbage: fitted attributes and
-            # whatever this fit added go.
-            for key in list(vars(self)):
-                if key not in attributes_before or (
-                    key.endswith("_") and not key.startswith("__")
-                ):
-                    delattr(self, key)
-            raise
-        callback_ctx.call_on_fit_task_end(
-            estimator=self, X=X_given, y=y, reconstruction_attributes={}
-        )
+        with fit_task(self, X_given, y) as epoch_tasks:
+            attributes_before = set(vars(self))
+            try:
+                self._fit(X, epoch_tasks)
+            except BaseException:
+                # A failed fit leaves no half-fitted state that would pass
+                # check_is_fitted and predict garbage: fitted attributes and
+                # whatever this fit added go.
+                for key in list(vars(self)):
+                    if key not in attributes_before or (
+                        key.endswith("_") and not key.startswith("__")
+                    ):
+                        delattr(self, key)
+                raise
         return self
 
     def _fit(self, X, epoch_tasks):
@@ -220,8 +143,7 @@ class _BaseAutoencoder(
         # The validation rows are not part of the model: do not keep them.
         self.net_.train_split = None
         self._record_training(X, train if valid_idx is None else rows, valid_idx)
-        stopper = dict(self.net_.callbacks_)["early_stopping"]
-        if self.n_iter_ == self.max_iter and stopper.misses_ < self.n_iter_no_change:
+        if not converged(self.net_):
             warnings.warn(
                 f"{type(self).__name__} reached max_iter={self.max_iter} epochs "
                 "before the loss stopped improving; increase max_iter.",
@@ -231,16 +153,17 @@ class _BaseAutoencoder(
             )
 
     def _setup(self, X, rng, train_idx, valid_idx, *, stopping=True, epoch_tasks=None):
-        """Fix the data's scaling, build the network and its (unfitted) net.
+        """Fix the scaling, build the network and its net (``net_``), unfitted.
 
-        Sets ``net_`` and the attributes known before training. Returns every
-        row of ``X`` in model units (one tensor on the host) and the training
-        rows where the net slices its batches from (see ``rows_to_device``).
+        Returns ``X`` in model units, on the host, and the training rows where
+        the net slices its batches from (see ``rows_to_device``).
         """
         n_features = X.shape[1]
         device = resolve_device(self.device)
         self._check_data_params(X)
-        self.n_components_ = self._resolve_n_components(X, len(train_idx))
+        self.n_components_ = resolve_n_components(
+            self.n_components, self.init, X, len(train_idx)
+        )
         self.mean_ = X.mean(axis=0)
         self.n_samples_seen_ = len(X)
         self._units = ModelUnits(X, self.loss)
@@ -249,7 +172,17 @@ class _BaseAutoencoder(
         train = rows if valid_idx is None else rows[train_idx]
 
         with seeded_torch(torch_seed(rng)):
-            network = self._build_network(n_features)
+            network = build_network(
+                n_features,
+                self.n_components_,
+                hidden_layer_sizes=_check_sizes(
+                    "hidden_layer_sizes", self.hidden_layer_sizes, allow_empty=True
+                ),
+                activation=self.activation,
+                image_shape=self.image_shape,
+                conv_channels=self.conv_channels,
+                linear_path=self.init == "pca",
+            )
         start = self._start(network, train.numpy(), rng) if self.init == "pca" else None
         module = self._wrap_network(network, start, X, device, rng)
         if self.image_shape is not None:
@@ -274,11 +207,7 @@ class _BaseAutoencoder(
         return rows, rows_to_device(train, device)
 
     def _record_training(self, X, rows, valid_idx):
-        """Set the attributes learned by training, from the net and ``X``.
-
-        ``rows`` holds ``X`` in model units, for the one pass that the
-        attributes of ``_training_pass`` need.
-        """
+        """Set the attributes learned by training; ``rows`` is X in model units."""
         history = self.net_.history
         self.n_iter_ = len(history)
         self.loss_curve_ = list(history[:, "train_loss"])
@@ -313,62 +242,12 @@ class _BaseAutoencoder(
                 "use loss='mse'."
             )
 
-    def _resolve_n_components(self, X, n_train):
-        n_samples, n_features = X.shape
-        if isinstance(self.n_components, Integral):
-            limit, what = n_features, "n_features"
-            if self.init == "pca":
-                limit, what = (
-                    min(n_train, n_features),
-                    "min(n_train_samples, n_features)",
-                )
-            if self.n_components > limit:
-                held_out = (
-                    f", of which {n_samples - n_train} are held out for early stopping"
-                    if n_train < n_samples
-                    else ""
-                )
-                raise ValueError(
-                    f"n_components={self.n_components} must be <= {what}={limit} "
-                    f"with init={self.init!r} (X has n_samples={n_samples}, "
-                    f"n_features={n_features}{held_out})."
-                )
-            return int(self.n_components)
-        # A fraction means: as many components as PCA needs for that much variance.
-        return int(PCA(n_components=self.n_components).fit(X).n_components_)
-
-    def _build_network(self, n_features):
-        linear_path = self.init == "pca"
-        if self.image_shape is None or not len(self.conv_channels):
-            return DenseAutoencoder(
-                n_features,
-                self.n_components_,
-                hidden_layer_sizes=_check_sizes(
-                    "hidden_layer_sizes", self.hidden_layer_sizes, allow_empty=True
-                ),
-                activation=self.activation,
-                linear_path=linear_path,
-            )
-        return ConvAutoencoder(
-            tuple(int(s) for s in self.image_shape),
-            self.n_components_,
-            channels=tuple(int(c) for c in self.conv_channels),
-            activation=self.activation,
-            linear_path=linear_path,
-        )
-
-    # ---------------------------------------------------------------- hooks
-
     def _criterion(self, n_features):
         """Return the training loss: a module ``loss(module_output, clean_rows)``."""
         return nn.MSELoss() if self.loss == "mse" else nn.BCEWithLogitsLoss()
 
     def _start(self, network, X_train, rng):
-        """Put PCA's solution of the training rows in the network's linear path.
-
-        Returns what the rest of the model needs from that start (here
-        nothing), for ``_wrap_network``.
-        """
+        """Start the linear path at PCA; return what ``_wrap_network`` needs."""
         pca_start(
             network, X_train, self.n_components_, loss=self.loss, random_state=rng
         )
@@ -382,16 +261,14 @@ class _BaseAutoencoder(
         return X_valid
 
     def _training_pass(self, X, rows, valid_idx):
-        """Fitted attributes that need the trained model on every training row.
+        """Return the fitted attributes that need a pass over the training rows.
 
-        ``rows`` holds the rows of ``X`` in model units; ``valid_idx`` those
-        held out for early stopping (None without). Returns a dict.
+        ``rows`` is ``X`` in model units; ``valid_idx`` the rows held out
+        for early stopping (None without).
         """
         sse = float(np.sum(self._row_errors(rows))) * X.shape[1]
         sst = float(np.sum((X - self.mean_) ** 2))
         return {"explained_variance_score_": 1.0 - sse / sst if sst > 0 else 0.0}
-
-    # ------------------------------------------------------------ inference
 
     def transform(self, X):
         """Encode ``X`` into the latent space.

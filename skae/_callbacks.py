@@ -13,11 +13,12 @@ import, and :class:`CallbackSupportMixin` is a stand-in whose
 """
 
 import warnings
+from contextlib import contextmanager
 
 import sklearn
 from skorch.callbacks import Callback
 
-__all__ = ["SKLEARN_CALLBACKS", "CallbackSupportMixin", "EpochTasks"]
+__all__ = ["SKLEARN_CALLBACKS", "CallbackSupportMixin", "EpochTasks", "fit_task"]
 
 
 class _NoTask:
@@ -153,3 +154,24 @@ class EpochTasks(Callback):
         # The fitted net keeps its callbacks: do not keep the data and the
         # task tree with them.
         self.estimator = self.context = self.X = self.y = None
+
+
+@contextmanager
+def fit_task(estimator, X, y):
+    """Run a fit as scikit-learn's root task, with one sub-task per epoch.
+
+    Yields the :class:`EpochTasks` callback for the net, or None when the
+    estimator has no scikit-learn callbacks. ``X`` and ``y`` are the data as
+    the user passed them. The callbacks are torn down by ``_fit_context``,
+    also when the fit raises.
+    """
+    context = estimator._init_callback_context(max_subtasks=estimator.max_iter)
+    context.call_on_fit_task_begin(estimator=estimator, X=X, y=y)
+    epoch_tasks = None
+    if getattr(estimator, "_skl_callbacks", None):
+        # The epochs are skorch's: the tasks run as a callback of the net.
+        epoch_tasks = EpochTasks(estimator, context, X, y)
+    yield epoch_tasks
+    context.call_on_fit_task_end(
+        estimator=estimator, X=X, y=y, reconstruction_attributes={}
+    )

@@ -262,6 +262,38 @@ class ConvAutoencoder(_Autoencoder):
             _zero_(last_conv[-1])
 
 
+def build_network(
+    n_features,
+    n_components,
+    *,
+    hidden_layer_sizes,
+    activation,
+    image_shape,
+    conv_channels,
+    linear_path,
+):
+    """Return the estimators' network: convolutional for images, else dense.
+
+    Images (``image_shape`` set) get the dense network too when
+    ``conv_channels`` is empty.
+    """
+    if image_shape is None or not len(conv_channels):
+        return DenseAutoencoder(
+            n_features,
+            n_components,
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            linear_path=linear_path,
+        )
+    return ConvAutoencoder(
+        tuple(int(s) for s in image_shape),
+        n_components,
+        channels=tuple(int(c) for c in conv_channels),
+        activation=activation,
+        linear_path=linear_path,
+    )
+
+
 def logit_decoder(codes, X_train):
     """Least-squares linear map from ``codes`` to the logits of ``X_train``.
 

@@ -623,6 +623,12 @@ def _callbacks(estimator, *, stopping, epoch_tasks):
     return callbacks
 
 
+def converged(net):
+    """Whether early stopping ended the fit (not ``max_epochs``)."""
+    stopper = dict(net.callbacks_)["early_stopping"]
+    return len(net.history) < net.max_epochs or stopper.misses_ >= stopper.patience
+
+
 def drop_early_stopping(net, estimator):
     """Train on without early stopping (partial_fit after fit).
 

@@ -2,8 +2,9 @@
 
 from numbers import Real
 
-from skae._base import DEFAULTS, _BaseAutoencoder
+from skae._base import _BaseAutoencoder
 from skae._mixins import NoiseMixin, PartialFitMixin
+from skae._params import DEFAULTS
 from skae._validation import Interval, StrOptions
 from skae.noise import NOISE_KINDS
 

@@ -7,8 +7,9 @@ import torch
 from sklearn.base import OutlierMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from skae._base import DEFAULTS, _BaseAutoencoder
+from skae._base import _BaseAutoencoder
 from skae._mixins import NoiseMixin
+from skae._params import DEFAULTS
 from skae._validation import Interval, StrOptions
 from skae.noise import NOISE_KINDS
 

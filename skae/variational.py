@@ -9,9 +9,10 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
-from skae._base import DEFAULTS, _BaseAutoencoder
+from skae._base import _BaseAutoencoder
 from skae._mixins import PartialFitMixin
 from skae._networks import ppca_start
+from skae._params import DEFAULTS
 from skae._validation import Interval, torch_seed
 
 # Bounds on log-variances (model units, where the data have unit RMS): wide
