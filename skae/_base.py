@@ -360,9 +360,9 @@ class _BaseAutoencoder(
     def score(self, X, y=None):
         """Mean of :meth:`score_samples` over ``X``: higher is better.
 
-        For the transformers, the negative mean squared reconstruction
-        error, so model selection (e.g. ``GridSearchCV``) can use it
-        directly; note that it always prefers larger ``n_components``.
+        Model selection (e.g. ``GridSearchCV``) can use it directly. For a
+        reconstruction error it always prefers larger ``n_components``; the
+        variational autoencoder's mean ELBO compares with ``PCA.score``.
 
         Parameters
         ----------

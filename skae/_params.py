@@ -117,9 +117,6 @@ def resolve_n_components(n_components, init, X, n_train):
     return int(PCA(n_components=n_components).fit(X).n_components_)
 
 
-# The reason a sibling keeps a default that differs from the transformer's.
-_MEASURED = "this estimator's benchmarks were measured with it."
-
 _DOCS = {
     "n_components": """\
 n_components : int or float, default=2
@@ -129,21 +126,23 @@ n_components : int or float, default=2
 hidden_layer_sizes : tuple of int, default=(512, 256, 128)
     Hidden widths of the dense encoder; the decoder mirrors them. ``()``
     gives a linear autoencoder. Ignored when ``image_shape`` is set.""",
-    "measured_hidden_layer_sizes": f"""\
+    "measured_hidden_layer_sizes": """\
 hidden_layer_sizes : tuple of int, default=(512, 256)
     Hidden widths of the dense encoder; the decoder mirrors them. ``()``
     gives a linear autoencoder. Two layers, where
-    :class:`AutoencoderTransformer` has three: {_MEASURED}""",
+    :class:`AutoencoderTransformer` has three, because this estimator's
+    benchmarks were measured with two.""",
     "activation": """\
 activation : {'silu', 'relu', 'elu', 'tanh', 'logistic', 'identity'}, default='silu'
     Nonlinearity of the hidden layers. ``'silu'`` is ``x * sigmoid(x)``
     (also called swish), ``'elu'`` the exponential linear unit. The
     smooth ``'silu'`` reconstructed better than ``'relu'`` in the
     benchmarks (:ref:`pca_vs_autoencoder`).""",
-    "measured_activation": f"""\
-activation : {{'relu', 'silu', 'elu', 'tanh', 'logistic', 'identity'}}, default='relu'
+    "measured_activation": """\
+activation : {'relu', 'silu', 'elu', 'tanh', 'logistic', 'identity'}, default='relu'
     Nonlinearity of the hidden layers. ``'relu'``, where
-    :class:`AutoencoderTransformer` has ``'silu'``: {_MEASURED}""",
+    :class:`AutoencoderTransformer` has ``'silu'``, because this
+    estimator's benchmarks were measured with it.""",
     "image_shape": """\
 image_shape : tuple of int (C, H, W), default=None
     Treat each row as a flattened image of this shape and use the
@@ -174,13 +173,14 @@ learning_rate : {'adaptive', 'constant'}, default='adaptive'
     ``n_iter_no_change // 4`` epochs (skorch's ``LRScheduler`` with
     ``ReduceLROnPlateau``). ``'constant'`` keeps ``learning_rate_init``;
     choose it when ``callbacks`` bring their own schedule.
-    ``partial_fit`` trains on at the rate ``fit`` ended with.""",
-    "measured_learning_rate": f"""\
-learning_rate : {{'constant', 'adaptive'}}, default='constant'
+    :meth:`partial_fit` trains on at the rate ``fit`` ended with.""",
+    "measured_learning_rate": """\
+learning_rate : {'constant', 'adaptive'}, default='constant'
     Schedule of Adam's learning rate: ``'constant'`` keeps
     ``learning_rate_init``, ``'adaptive'`` lowers it on plateaus as
     described for :class:`AutoencoderTransformer`. Constant, where the
-    transformer is adaptive: {_MEASURED}""",
+    transformer adapts it, because this estimator's benchmarks were
+    measured with a constant rate.""",
     "learning_rate_init": """\
 learning_rate_init : float, default=1e-3
     Adam's learning rate.""",
@@ -189,10 +189,11 @@ alpha : float, default=0.0
     L2 penalty (Adam's weight decay), as in MLPRegressor. Off by default:
     early stopping on held-out rows regularises, and a penalty held the
     reconstruction back in the benchmarks (:ref:`pca_vs_autoencoder`).""",
-    "measured_alpha": f"""\
+    "measured_alpha": """\
 alpha : float, default=1e-4
     L2 penalty (Adam's weight decay), as in MLPRegressor. On, where
-    :class:`AutoencoderTransformer` has none: {_MEASURED}""",
+    :class:`AutoencoderTransformer` has none, because this estimator's
+    benchmarks were measured with it.""",
     "max_iter": """\
 max_iter : int, default=200
     Maximum number of epochs.""",

@@ -4,11 +4,12 @@ from numbers import Real
 
 from skae._base import _BaseAutoencoder
 from skae._mixins import NoiseMixin, PartialFitMixin
-from skae._params import DEFAULTS
+from skae._params import DEFAULTS, fill_doc
 from skae._validation import Interval, StrOptions
 from skae.noise import NOISE_KINDS
 
 
+@fill_doc
 class DenoisingAutoencoder(NoiseMixin, PartialFitMixin, _BaseAutoencoder):
     """Autoencoder trained to reconstruct clean rows from corrupted ones.
 
@@ -23,9 +24,7 @@ class DenoisingAutoencoder(NoiseMixin, PartialFitMixin, _BaseAutoencoder):
 
     Parameters
     ----------
-    n_components : int or float, default=2
-        Width of the code. A float in (0, 1) means, as for PCA, as many
-        components as PCA needs to explain that fraction of the variance.
+    %(n_components)s
     noise : {'gaussian', 'masking', 'salt_pepper'} or callable, default='gaussian'
         The corruption: additive Gaussian noise, a fraction of each row's
         entries set to 0, or a fraction set to the data's minimum or maximum
@@ -40,85 +39,33 @@ class DenoisingAutoencoder(NoiseMixin, PartialFitMixin, _BaseAutoencoder):
         max(X)]``, so images in [0, 1] stay in [0, 1]. Clipping comes after
         corruption: where 0 lies outside that range, masked entries end up at
         the nearest bound.
-    hidden_layer_sizes : tuple of int, default=(512, 256)
-        Hidden widths of the dense encoder; the decoder mirrors them.
-    activation : {'relu', 'silu', 'elu', 'tanh', 'logistic', 'identity'}, default='relu'
-        Nonlinearity of the hidden layers.
-    image_shape : tuple of int (C, H, W), default=None
-        Treat rows as flattened images and use the convolutional network.
-    conv_channels : tuple of int, default=(16, 32, 64)
-        Channels of the convolutional encoder's stages; ``()`` gives image
-        rows the dense network.
-    init : {'pca', 'random'}, default='pca'
-        Start from PCA's solution (plus a zero residual), or at random.
-    loss : {'mse', 'bce'}, default='mse'
-        Mean squared error, or binary cross-entropy on a sigmoid output for
-        data in [0, 1].
-    batch_size : int or 'auto', default='auto'
-        Rows per training batch; ``'auto'`` is ``n_train // 16`` clipped to
-        [32, 256].
-    learning_rate : {'constant', 'adaptive'}, default='constant'
-        Schedule of Adam's learning rate. ``'constant'`` keeps
-        ``learning_rate_init``. ``'adaptive'`` starts there and multiplies
-        the rate by 0.3 each time the loss that early stopping monitors has
-        not improved by ``tol`` for ``n_iter_no_change // 4`` epochs
-        (skorch's ``LRScheduler`` with ``ReduceLROnPlateau``), as
-        :class:`AutoencoderTransformer` does by default.
-        :meth:`partial_fit` trains on at the rate ``fit`` ended with.
-    learning_rate_init : float, default=1e-3
-        Adam's learning rate.
-    alpha : float, default=1e-4
-        L2 penalty (Adam's weight decay).
-    max_iter : int, default=200
-        Maximum number of epochs.
-    tol : float, default=1e-4
-        Relative improvement of the monitored loss that counts as progress.
+    %(measured_hidden_layer_sizes, measured_activation, image_shape)s
+    %(conv_channels, init, loss, batch_size, measured_learning_rate)s
+    %(learning_rate_init, measured_alpha, max_iter, tol)s
     early_stopping : bool, default=True
         Hold out ``validation_fraction`` of the rows, corrupt them once, and
         stop when their denoising loss stops improving, restoring the best
         weights (the initial state included).
-    validation_fraction : float, default=0.1
-        Fraction of rows held out for early stopping.
-    n_iter_no_change : int, default=20
-        Epochs without improvement before training stops.
-    device : str or torch.device, default='auto'
-        ``'auto'``, ``'cpu'``, ``'cuda'`` or ``'cuda:<index>'``.
-    precision : {'float32', 'bfloat16', 'float16'}, default='float32'
-        Mixed precision (:func:`torch.autocast`) for the network's
-        computations; see :class:`AutoencoderTransformer`.
-    callbacks : list of skorch callbacks, default=None
-        Extra skorch callbacks, cloned at each fit.
+    %(validation_fraction, n_iter_no_change, device, precision, callbacks)s
     random_state : int, RandomState instance or None, default=None
         Seeds the split, the weights, the batch order and the noise.
-    verbose : int, default=0
-        0 is silent; 1 prints skorch's per-epoch log; 2 adds a progress bar.
+    %(verbose)s
 
     Attributes
     ----------
-    n_components_ : int
-        Width of the code.
-    mean_ : ndarray of shape (n_features,)
-        Per-feature mean of the training data.
+    %(n_components_, mean_)s
     explained_variance_score_ : float
         Fraction of the (clean) training data's variance explained by the
         reconstruction.
-    n_iter_ : int
-        Number of epochs run.
-    best_epoch_ : int
-        Epoch whose weights were kept (0: the initial PCA state; a random
-        start is never kept, so with ``init='random'`` it is at least 1).
+    %(n_iter_, best_epoch_)s
     loss_curve_ : list of float
         Training (denoising) loss per epoch.
     validation_loss_curve_ : list of float or None
         Held-out denoising loss per epoch; None without early stopping.
-    net_ : AutoencoderNet
-        The fitted skorch net.
+    %(net_)s
     module_ : torch.nn.Module
         The fitted network, with its corruption layer in front.
-    n_features_in_ : int
-        Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features,)
-        Names of features seen during fit, when X has string column names.
+    %(n_features_in_, feature_names_in_)s
 
     See Also
     --------

@@ -9,14 +9,13 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skae._base import _BaseAutoencoder
 from skae._mixins import NoiseMixin
-from skae._params import DEFAULTS
+from skae._params import DEFAULTS, fill_doc
 from skae._validation import Interval, StrOptions
 from skae.noise import NOISE_KINDS
 
 # Floor of each feature's error scale, relative to the mean scale: a feature
 # that training reconstructs (almost) perfectly, such as a pixel that is
 # always 0, would otherwise weigh hundreds of times as much as the others.
-# Chosen by measurement (see the Notes of AutoencoderOutlierDetector).
 _SCALE_FLOOR = 0.03
 # contamination='auto' flags relative errors beyond Tukey's outer fence,
 # Q3 + 3 IQR: "far out" in his exploratory data analysis.
@@ -41,6 +40,7 @@ def _window_mean(rows, image_shape, window):
     return means.reshape(len(rows), -1)
 
 
+@fill_doc
 class AutoencoderOutlierDetector(NoiseMixin, OutlierMixin, _BaseAutoencoder):
     """Outlier detection by autoencoder reconstruction error.
 
@@ -60,17 +60,17 @@ class AutoencoderOutlierDetector(NoiseMixin, OutlierMixin, _BaseAutoencoder):
     that is badly reconstructed where training rows are reconstructed well
     counts more than one that is badly reconstructed where every row is.
     For image rows (``image_shape``) the residual is first averaged over
-    the 3x3 square around each pixel (``error_window``). See the Notes for
-    why.
+    the 3x3 square around each pixel (``error_window``).
 
     Parameters
     ----------
     n_components : int or float, default=0.8
         Width of the code. A float in (0, 1) means, as for PCA, as many
         components as PCA needs to explain that fraction of the training
-        variance (16 to 28 for one class of Fashion-MNIST, 5 for the
-        standardised breast cancer data). An int must not exceed the number
-        of features.
+        variance; an int must not exceed the number of features. A fraction,
+        where the other estimators have 2, so that the default suits any
+        number of features: in the outlier benchmark 0.8 ranked as well as
+        wider codes.
     contamination : 'auto' or float, default='auto'
         The expected fraction of outliers in the training data, which sets
         ``offset_``. A float in (0, 0.5] puts the threshold at that quantile
@@ -85,8 +85,7 @@ class AutoencoderOutlierDetector(NoiseMixin, OutlierMixin, _BaseAutoencoder):
         and learns to reconstruct the clean ones, as
         :class:`DenoisingAutoencoder` does (see there for the kinds). Scores
         are always computed on the rows as given. None trains on clean rows.
-        The level is in data units, so no one value suits every data set;
-        see the Notes for what it gained on data on a unit scale.
+        The level is in data units, so no one value suits every data set.
     noise_level : float, default=0.1
         Gaussian standard deviation in data units, or the fraction of each
         row's entries masked or flipped. Ignored when ``noise`` is None.
@@ -100,62 +99,31 @@ class AutoencoderOutlierDetector(NoiseMixin, OutlierMixin, _BaseAutoencoder):
         error, where a normal image differs from its reconstruction in
         scattered pixels, such as edges shifted by one. ``1`` scores each
         pixel alone. Must be odd. Ignored for flat rows.
-    hidden_layer_sizes : tuple of int, default=(512, 256)
-        Hidden widths of the dense encoder; the decoder mirrors them.
-    activation : {'relu', 'silu', 'elu', 'tanh', 'logistic', 'identity'}, default='relu'
-        Nonlinearity of the hidden layers.
+    %(measured_hidden_layer_sizes, measured_activation)s
     image_shape : tuple of int (C, H, W), default=None
         Treat rows as flattened images of this shape, scored by the windowed
         error of ``error_window``. ``C * H * W`` must equal the number of
         features.
     conv_channels : tuple of int, default=()
         Channels of a convolutional network's stages for image rows, e.g.
-        the other estimators' ``(16, 32, 64)``. The default ``()`` keeps the
-        dense network for image rows too: the convolutional one ranked no
-        better in the benchmarks and trains several times more slowly on a
-        CPU (see the Notes).
-    init : {'pca', 'random'}, default='pca'
-        Start from PCA's solution (plus a zero residual), or at random.
+        the other estimators' ``(16, 32, 64)``. Empty, so that image rows
+        get the dense network too: the convolutional one ranked no better in
+        the outlier benchmark and trains several times more slowly.
+    %(init)s
     loss : {'mse', 'bce'}, default='mse'
         Mean squared error, or binary cross-entropy on a sigmoid output for
         data in [0, 1]. The score uses squared errors either way.
-    batch_size : int or 'auto', default='auto'
-        Rows per training batch; ``'auto'`` is ``n_train // 16`` clipped to
-        [32, 256].
-    learning_rate : {'constant', 'adaptive'}, default='constant'
-        Schedule of Adam's learning rate. ``'constant'`` keeps
-        ``learning_rate_init``. ``'adaptive'`` starts there and multiplies
-        the rate by 0.3 each time the loss that early stopping monitors has
-        not improved by ``tol`` for ``n_iter_no_change // 4`` epochs
-        (skorch's ``LRScheduler`` with ``ReduceLROnPlateau``), as
-        :class:`AutoencoderTransformer` does by default.
-    learning_rate_init : float, default=1e-3
-        Adam's learning rate.
-    alpha : float, default=1e-4
-        L2 penalty (Adam's weight decay).
-    max_iter : int, default=200
-        Maximum number of epochs.
-    tol : float, default=1e-4
-        Relative improvement of the monitored loss that counts as progress.
+    %(batch_size, measured_learning_rate, learning_rate_init, measured_alpha)s
+    %(max_iter, tol)s
     early_stopping : bool, default=True
         Hold out ``validation_fraction`` of the rows and stop when their loss
         stops improving, restoring the best weights. The held-out rows also
         calibrate ``contamination='auto'``.
-    validation_fraction : float, default=0.1
-        Fraction of rows held out for early stopping.
-    n_iter_no_change : int, default=20
-        Epochs without improvement before training stops.
-    device : str or torch.device, default='auto'
-        ``'auto'``, ``'cpu'``, ``'cuda'`` or ``'cuda:<index>'``.
-    precision : {'float32', 'bfloat16', 'float16'}, default='float32'
-        Mixed precision (:func:`torch.autocast`) for the network's
-        computations; see :class:`AutoencoderTransformer`.
-    callbacks : list of skorch callbacks, default=None
-        Extra skorch callbacks, cloned at each fit.
+    %(validation_fraction, n_iter_no_change, device, precision, callbacks)s
     random_state : int, RandomState instance or None, default=None
-        Seeds the validation split, the weights and the batch order.
-    verbose : int, default=0
-        0 is silent; 1 prints skorch's per-epoch log; 2 adds a progress bar.
+        Seeds the validation split, the weights, the batch order and the
+        noise.
+    %(verbose)s
 
     Attributes
     ----------
@@ -165,30 +133,19 @@ class AutoencoderOutlierDetector(NoiseMixin, OutlierMixin, _BaseAutoencoder):
         Mean squared reconstruction error of each feature over the training
         rows, in the data's units: the denominators of the score. For image
         rows, of the residual averaged over ``error_window``.
-    n_components_ : int
-        Width of the code.
-    mean_ : ndarray of shape (n_features,)
-        Per-feature mean of the training data.
+    %(n_components_, mean_)s
     explained_variance_score_ : float
         Fraction of the training data's variance explained by the
         reconstruction.
-    n_iter_ : int
-        Number of epochs run.
-    best_epoch_ : int
-        Epoch whose weights were kept (0: the initial PCA state; a random
-        start is never kept, so with ``init='random'`` it is at least 1).
+    %(n_iter_, best_epoch_)s
     loss_curve_ : list of float
         Training loss per epoch.
     validation_loss_curve_ : list of float or None
         Held-out loss per epoch; None without early stopping.
-    net_ : AutoencoderNet
-        The fitted skorch net.
+    %(net_)s
     module_ : torch.nn.Module
         The fitted network (with ``noise``, its corruption layer in front).
-    n_features_in_ : int
-        Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features,)
-        Names of features seen during fit, when X has string column names.
+    %(n_features_in_, feature_names_in_)s
 
     See Also
     --------
@@ -199,60 +156,16 @@ class AutoencoderOutlierDetector(NoiseMixin, OutlierMixin, _BaseAutoencoder):
 
     Notes
     -----
-    The score was chosen on Fashion-MNIST's one-class protocol (fit on one
-    class, rank the 10,000 test images, ROC AUC of "not that class";
-    ``benchmarks/outlier.py``). With PCA's 32-component reconstruction, plain
-    squared error gives a mean AUC of 0.905 over the ten classes and the
-    relative error 0.917, better on eight classes of ten; a combination with
-    the Mahalanobis distance of the code (Hotelling's T², as in process
-    monitoring) gave 0.904. Plain squared error is dominated by the features
-    with the largest spread, such as the pixels on the outline of a class,
-    where normal rows also reconstruct badly; the relative error weighs
-    every feature by how well it is normally reconstructed.
-
-    The floor on each feature's error scale caps the weight of features that
-    training rows reconstruct almost perfectly (pixels that are always
-    blank), whose training error is also the least reliable estimate. With
-    the detector's own reconstructions, the mean AUC for floors of 0.001,
-    0.03 and 0.3 times the mean scale, and for plain squared error, was
-    0.9252, 0.9256, 0.9260 and 0.9202 on Fashion-MNIST, 0.980, 0.989, 0.994
-    and 0.997 on the digits (about 90 training rows per class), and 0.952,
-    0.951, 0.940 and 0.910 on the breast cancer data (the ``auc_floor_*``
-    columns of ``benchmarks/outlier.py``): 0.03 helps the small image set
-    without costing the tabular one.
-
-    ``n_components=0.8`` is the fraction of variance, not a fixed width, so
-    that the default works for any number of features. On Fashion-MNIST with
-    PCA, 80 % of the variance (16 to 28 components) ranks as well as 32
-    components, while 90 % (36 to 81) is worse (0.903 against 0.912 on
-    class 0); on the breast cancer data and the digits the detector's AUC
-    with 0.8 was 0.952 and 0.980, with 0.9 0.959 and 0.981, with half the
-    features 0.948 and 0.975 (measured with a floor of 0.001, below).
-
-    Training on corrupted rows (``noise='gaussian', noise_level=0.2``)
-    raised the mean AUC from 0.926 to 0.927 on Fashion-MNIST and from 0.951
-    to 0.958 on the standardised breast cancer data, and moved the digits
-    from 0.989 to 0.988 (``benchmarks/results/outlier_*_noise-gaussian0.2.md``).
-
-    For image rows, the residual averaged over a small square ranks better
-    than each pixel's own: with ``image_shape=(1, 28, 28)`` the mean AUC on
-    Fashion-MNIST was 0.926, 0.937 and 0.936 for windows of 1, 3 and 5
-    pixels (the same fitted networks; the ``auc_window_*`` columns of
-    ``benchmarks/results/outlier_fashion_mnist_image-rows.md``), and 0.989,
-    0.994 and 0.990 on the digits. The hardest classes gained most: bags
-    from 0.909 to 0.945, shirts from 0.807 to 0.834, pullovers from 0.891
-    to 0.905.
-
-    The convolutional network (``conv_channels=(16, 32, 64)``) ranked no
-    better than the dense one: with a window of 3, 0.993 against 0.994 on
-    the digits (``outlier_digits_conv.md``), and 0.906 and 0.833 against
-    0.905 and 0.834 on Fashion-MNIST's pullovers and shirts
-    (``outlier_fashion_mnist_conv_classes2-6.md``); per pixel, 0.990 against
-    0.989 on the digits, and 0.892 and 0.807 against 0.891 and 0.807 on
-    Fashion-MNIST's pullovers and shirts
-    (``outlier_fashion_mnist_conv_window1_classes2-6.md``), after 200 epochs
-    of about 260 s a class on 2 CPU threads, where the dense network stops
-    after 30 to 120 s on one. Hence the dense default for image rows.
+    Plain squared error is dominated by the features with the largest
+    spread, such as the pixels on the outline of a class, where normal rows
+    also reconstruct badly; the relative error weighs every feature by how
+    well it is normally reconstructed. The floor on each feature's error
+    scale caps the weight of features that training rows reconstruct almost
+    perfectly (pixels that are always blank), whose training error is also
+    the least reliable estimate. The outlier benchmark, which compares these
+    choices on one-class Fashion-MNIST, the digits and the breast cancer
+    data, is described in the user guide
+    (:doc:`/user_guide/anomaly_scores`).
 
     References
     ----------
@@ -436,20 +349,3 @@ class AutoencoderOutlierDetector(NoiseMixin, OutlierMixin, _BaseAutoencoder):
             -1 where :meth:`decision_function` is negative, +1 elsewhere.
         """
         return np.where(self.decision_function(X) < 0, -1, 1)
-
-    def score(self, X, y=None):
-        """Mean anomaly score of ``X``: higher is more normal.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows to score.
-        y : Ignored
-            Not used.
-
-        Returns
-        -------
-        score : float
-            Mean of :meth:`score_samples`.
-        """
-        return float(np.mean(self.score_samples(X)))

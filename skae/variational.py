@@ -12,7 +12,7 @@ from torch import nn
 from skae._base import _BaseAutoencoder
 from skae._mixins import PartialFitMixin
 from skae._networks import ppca_start
-from skae._params import DEFAULTS
+from skae._params import DEFAULTS, fill_doc
 from skae._validation import Interval, torch_seed
 
 # Bounds on log-variances (model units, where the data have unit RMS): wide
@@ -112,6 +112,7 @@ class _NegativeELBO(nn.Module):
         return (nll + self.beta * kl).mean() / self.n_features
 
 
+@fill_doc
 class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
     """Variational autoencoder with PCA's transformer contract.
 
@@ -132,90 +133,44 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
 
     Parameters
     ----------
-    n_components : int or float, default=2
-        Width of the code; a float in (0, 1) as for PCA.
+    %(n_components)s
     beta : float, default=1.0
         Weight of the KL term in the training loss (beta-VAE). Scores always
         use the true ELBO (weight 1).
-    hidden_layer_sizes : tuple of int, default=(512, 256)
-        Hidden widths of the dense encoder; the decoder mirrors them.
-    activation : {'relu', 'silu', 'elu', 'tanh', 'logistic', 'identity'}, default='relu'
-        Nonlinearity of the hidden layers.
-    image_shape : tuple of int (C, H, W), default=None
-        Treat rows as flattened images and use the convolutional network.
-    conv_channels : tuple of int, default=(16, 32, 64)
-        Channels of the convolutional encoder's stages; ``()`` gives image
-        rows the dense network.
+    %(measured_hidden_layer_sizes, measured_activation, image_shape)s
+    %(conv_channels)s
     init : {'pca', 'random'}, default='pca'
         Start from probabilistic PCA (plus zero residuals), or at random.
     loss : {'mse', 'bce'}, default='mse'
         Gaussian likelihood with a learned variance, or Bernoulli for data
         in [0, 1].
-    batch_size : int or 'auto', default='auto'
-        Rows per training batch.
-    learning_rate : {'constant', 'adaptive'}, default='constant'
-        Schedule of Adam's learning rate. ``'constant'`` keeps
-        ``learning_rate_init``. ``'adaptive'`` starts there and multiplies
-        the rate by 0.3 each time the loss that early stopping monitors has
-        not improved by ``tol`` for ``n_iter_no_change // 4`` epochs
-        (skorch's ``LRScheduler`` with ``ReduceLROnPlateau``), as
-        :class:`AutoencoderTransformer` does by default.
-        :meth:`partial_fit` trains on at the rate ``fit`` ended with.
-    learning_rate_init : float, default=1e-3
-        Adam's learning rate.
-    alpha : float, default=1e-4
-        L2 penalty (Adam's weight decay).
-    max_iter : int, default=200
-        Maximum number of epochs.
-    tol : float, default=1e-4
-        Relative improvement of the monitored loss that counts as progress.
+    %(batch_size, measured_learning_rate, learning_rate_init, measured_alpha)s
+    %(max_iter, tol)s
     early_stopping : bool, default=True
         Stop when the held-out negative ELBO stops improving; restore the best
         weights (the initial state included).
-    validation_fraction : float, default=0.1
-        Fraction of rows held out for early stopping.
-    n_iter_no_change : int, default=20
-        Epochs without improvement before training stops.
-    device : str or torch.device, default='auto'
-        ``'auto'``, ``'cpu'``, ``'cuda'`` or ``'cuda:<index>'``.
-    precision : {'float32', 'bfloat16', 'float16'}, default='float32'
-        Mixed precision (:func:`torch.autocast`) for the network's
-        computations; see :class:`AutoencoderTransformer`.
-    callbacks : list of skorch callbacks, default=None
-        Extra skorch callbacks, cloned at each fit.
+    %(validation_fraction, n_iter_no_change, device, precision, callbacks)s
     random_state : int, RandomState instance or None, default=None
         Seeds the split, the weights, the batch order, the sampling during
         training and the fixed draws used for scoring.
-    verbose : int, default=0
-        0 is silent; 1 prints skorch's per-epoch log; 2 adds a progress bar.
+    %(verbose)s
 
     Attributes
     ----------
-    n_components_ : int
-        Width of the code.
-    mean_ : ndarray of shape (n_features,)
-        Per-feature mean of the training data.
+    %(n_components_, mean_)s
     explained_variance_score_ : float
-        Fraction of the training data's variance explained by the
-        reconstruction through the posterior mean.
-    n_iter_ : int
-        Number of epochs run.
-    best_epoch_ : int
-        Epoch whose weights were kept (0: the initial PCA state; a random
-        start is never kept, so with ``init='random'`` it is at least 1).
+        Fraction of the training data's variance that the reconstruction
+        through the posterior mean explains.
+    %(n_iter_, best_epoch_)s
     loss_curve_ : list of float
         Training negative ELBO per epoch and feature (model units).
     validation_loss_curve_ : list of float or None
         Held-out negative ELBO per epoch and feature; None without early
         stopping.
-    net_ : AutoencoderNet
-        The fitted skorch net.
+    %(net_)s
     module_ : torch.nn.Module
         The fitted variational network.
-    n_features_in_ : int
-        Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features,)
-        Names of features seen during fit, when X has string column names.
+    %(n_features_in_, feature_names_in_)s
 
     See Also
     --------
@@ -342,23 +297,6 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
         return (
             self.net_.map_batches(X, elbo, self._units.to_model) - log_jacobian
         ).astype(X.dtype, copy=False)
-
-    def score(self, X, y=None):
-        """Mean evidence lower bound over ``X``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows to score.
-        y : Ignored
-            Not used.
-
-        Returns
-        -------
-        score : float
-            Mean of :meth:`score_samples`; compare with ``PCA.score``.
-        """
-        return float(np.mean(self.score_samples(X)))
 
     def sample(self, n_samples=1, random_state=None):
         """Draw new rows from the prior through the decoder.

@@ -1,6 +1,7 @@
 """Checks run once for every skae estimator: scikit-learn's, and precision."""
 
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from skae import (
     DenoisingAutoencoder,
     VariationalAutoencoder,
 )
+from skae._params import DEFAULTS
 
 ESTIMATORS = [
     AutoencoderTransformer(hidden_layer_sizes=(8,), max_iter=3, random_state=0),
@@ -171,3 +173,26 @@ def test_refit_after_set_params_equals_a_fresh_fit(Estimator, first, then):
     assert_array_equal(refit.transform(X), fresh.transform(X))
     assert_array_equal(refit.score_samples(X), fresh.score_samples(X))
     assert set(vars(refit)) == set(vars(fresh))
+
+
+MEASURED_WITH = {"hidden_layer_sizes", "activation", "learning_rate", "alpha"}
+
+
+@pytest.mark.parametrize(
+    "Estimator, differs",
+    [
+        (AutoencoderTransformer, set()),
+        (DenoisingAutoencoder, MEASURED_WITH),
+        (VariationalAutoencoder, MEASURED_WITH),
+        (AutoencoderOutlierDetector, MEASURED_WITH | {"conv_channels"}),
+    ],
+)
+def test_the_family_shares_one_set_of_defaults(Estimator, differs):
+    # Where a sibling differs from the transformer, its docstring says why.
+    params = Estimator().get_params()
+    assert {name for name in DEFAULTS if params[name] != DEFAULTS[name]} == differs
+    for name in differs:
+        paragraph = re.search(
+            rf"\n    {name} : .*?(?=\n    \w+ : )", Estimator.__doc__, re.S
+        )
+        assert re.search(r"because|benchmark", paragraph.group()), name
