@@ -232,6 +232,11 @@ n_components_ : int
     "mean_": """\
 mean_ : ndarray of shape (n_features,)
     Per-feature mean of the training data.""",
+    "explained_variance_score_": """\
+explained_variance_score_ : float
+    Fraction of the training data's variance explained by the reconstruction
+    ``inverse_transform(transform(X))``, ``1 - SSE / SST``; compare with
+    ``PCA(...).explained_variance_ratio_.sum()``.""",
     "n_iter_": """\
 n_iter_ : int
     Number of epochs run.""",

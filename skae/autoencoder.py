@@ -41,12 +41,7 @@ class AutoencoderTransformer(PartialFitMixin, _BaseAutoencoder):
 
     Attributes
     ----------
-    %(n_components_, mean_)s
-    explained_variance_score_ : float
-        Fraction of the training data's variance explained by the
-        reconstruction, ``1 - SSE / SST``; compare with
-        ``PCA(...).explained_variance_ratio_.sum()``.
-    %(n_iter_, best_epoch_)s
+    %(n_components_, mean_, explained_variance_score_, n_iter_, best_epoch_)s
     loss_curve_ : list of float
         Training loss per epoch (in model units).
     validation_loss_curve_ : list of float or None

@@ -53,11 +53,7 @@ class DenoisingAutoencoder(NoiseMixin, PartialFitMixin, _BaseAutoencoder):
 
     Attributes
     ----------
-    %(n_components_, mean_)s
-    explained_variance_score_ : float
-        Fraction of the (clean) training data's variance explained by the
-        reconstruction.
-    %(n_iter_, best_epoch_)s
+    %(n_components_, mean_, explained_variance_score_, n_iter_, best_epoch_)s
     loss_curve_ : list of float
         Training (denoising) loss per epoch.
     validation_loss_curve_ : list of float or None

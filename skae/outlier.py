@@ -133,11 +133,7 @@ class AutoencoderOutlierDetector(NoiseMixin, OutlierMixin, _BaseAutoencoder):
         Mean squared reconstruction error of each feature over the training
         rows, in the data's units: the denominators of the score. For image
         rows, of the residual averaged over ``error_window``.
-    %(n_components_, mean_)s
-    explained_variance_score_ : float
-        Fraction of the training data's variance explained by the
-        reconstruction.
-    %(n_iter_, best_epoch_)s
+    %(n_components_, mean_, explained_variance_score_, n_iter_, best_epoch_)s
     loss_curve_ : list of float
         Training loss per epoch.
     validation_loss_curve_ : list of float or None
@@ -322,6 +318,10 @@ class AutoencoderOutlierDetector(NoiseMixin, OutlierMixin, _BaseAutoencoder):
 
     def decision_function(self, X):
         """Score shifted by the threshold: negative for outliers.
+
+        The threshold ``offset_`` was set at fit by ``contamination``; as
+        for scikit-learn's other detectors, :meth:`predict` flags the rows
+        where this is negative.
 
         Parameters
         ----------

@@ -157,11 +157,7 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
 
     Attributes
     ----------
-    %(n_components_, mean_)s
-    explained_variance_score_ : float
-        Fraction of the training data's variance that the reconstruction
-        through the posterior mean explains.
-    %(n_iter_, best_epoch_)s
+    %(n_components_, mean_, explained_variance_score_, n_iter_, best_epoch_)s
     loss_curve_ : list of float
         Training negative ELBO per epoch and feature (model units).
     validation_loss_curve_ : list of float or None
