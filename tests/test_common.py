@@ -196,3 +196,19 @@ def test_the_family_shares_one_set_of_defaults(Estimator, differs):
             rf"\n    {name} : .*?(?=\n    \w+ : )", Estimator.__doc__, re.S
         )
         assert re.search(r"because|benchmark", paragraph.group()), name
+
+
+@pytest.mark.parametrize(
+    "Estimator",
+    [
+        AutoencoderTransformer,
+        DenoisingAutoencoder,
+        VariationalAutoencoder,
+        AutoencoderOutlierDetector,
+    ],
+)
+def test_docstrings_document_every_parameter_once(Estimator):
+    # The shared paragraphs are filled in: no placeholder is left.
+    assert "%(" not in Estimator.__doc__
+    for name in Estimator().get_params():
+        assert Estimator.__doc__.count(f"\n    {name} : ") == 1, name
