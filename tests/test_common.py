@@ -23,6 +23,13 @@ from skae import (
 )
 from skae._params import DEFAULTS
 
+CLASSES = [
+    AutoencoderTransformer,
+    DenoisingAutoencoder,
+    VariationalAutoencoder,
+    AutoencoderOutlierDetector,
+]
+
 ESTIMATORS = [
     AutoencoderTransformer(hidden_layer_sizes=(8,), max_iter=3, random_state=0),
     AutoencoderTransformer(
@@ -89,15 +96,7 @@ def test_output_checks(estimator, check):
     check(type(estimator).__name__, estimator)
 
 
-@pytest.mark.parametrize(
-    "Estimator",
-    [
-        AutoencoderTransformer,
-        DenoisingAutoencoder,
-        VariationalAutoencoder,
-        AutoencoderOutlierDetector,
-    ],
-)
+@pytest.mark.parametrize("Estimator", CLASSES)
 @pytest.mark.parametrize("precision", ["bfloat16", "float16"])
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_mixed_precision_fits_close_to_float32_and_pickles(Estimator, precision):
@@ -138,15 +137,7 @@ def test_outlier_detector_has_no_partial_fit():
     assert not hasattr(AutoencoderOutlierDetector(), "partial_fit")
 
 
-@pytest.mark.parametrize(
-    "Estimator",
-    [
-        AutoencoderTransformer,
-        DenoisingAutoencoder,
-        VariationalAutoencoder,
-        AutoencoderOutlierDetector,
-    ],
-)
+@pytest.mark.parametrize("Estimator", CLASSES)
 @pytest.mark.parametrize(
     "first, then",
     [
@@ -198,15 +189,7 @@ def test_the_family_shares_one_set_of_defaults(Estimator, differs):
         assert re.search(r"because|benchmark", paragraph.group()), name
 
 
-@pytest.mark.parametrize(
-    "Estimator",
-    [
-        AutoencoderTransformer,
-        DenoisingAutoencoder,
-        VariationalAutoencoder,
-        AutoencoderOutlierDetector,
-    ],
-)
+@pytest.mark.parametrize("Estimator", CLASSES)
 def test_docstrings_document_every_parameter_once(Estimator):
     # The shared paragraphs are filled in: no placeholder is left.
     assert "%(" not in Estimator.__doc__
