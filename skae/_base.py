@@ -69,7 +69,7 @@ class _BaseAutoencoder(
 
     def __init__(
         self,
-        n_components=2,
+        n_components=DEFAULTS["n_components"],
         *,
         hidden_layer_sizes=DEFAULTS["hidden_layer_sizes"],
         activation=DEFAULTS["activation"],

@@ -20,6 +20,7 @@ from skae._training import AUTOCAST_DTYPES
 from skae._validation import Interval, StrOptions
 
 DEFAULTS = {
+    "n_components": 2,
     "hidden_layer_sizes": (512, 256, 128),
     "activation": "silu",
     "image_shape": None,

@@ -96,7 +96,7 @@ class DenoisingAutoencoder(NoiseMixin, PartialFitMixin, _BaseAutoencoder):
 
     def __init__(
         self,
-        n_components=2,
+        n_components=DEFAULTS["n_components"],
         *,
         noise="gaussian",
         noise_level=0.1,

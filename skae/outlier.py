@@ -237,7 +237,9 @@ class AutoencoderOutlierDetector(NoiseMixin, OutlierMixin, _BaseAutoencoder):
             )
 
     def _errors(self, module, batch):
-        """Squared errors of a batch in model units: ``(n, 1 + n_features)``.
+        """Squared errors, in data units, of a batch in model units.
+
+        Returns a tensor of shape ``(n_rows, 1 + n_features)``.
 
         Column 0 holds each row's mean squared error (for
         ``explained_variance_score_``); the others the squared errors the

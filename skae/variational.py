@@ -200,7 +200,7 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
 
     def __init__(
         self,
-        n_components=2,
+        n_components=DEFAULTS["n_components"],
         *,
         beta=1.0,
         hidden_layer_sizes=(512, 256),

@@ -175,7 +175,10 @@ MEASURED_WITH = {"hidden_layer_sizes", "activation", "learning_rate", "alpha"}
         (AutoencoderTransformer, set()),
         (DenoisingAutoencoder, MEASURED_WITH),
         (VariationalAutoencoder, MEASURED_WITH),
-        (AutoencoderOutlierDetector, MEASURED_WITH | {"conv_channels"}),
+        (
+            AutoencoderOutlierDetector,
+            MEASURED_WITH | {"conv_channels", "n_components"},
+        ),
     ],
 )
 def test_the_family_shares_one_set_of_defaults(Estimator, differs):
