@@ -157,8 +157,7 @@ def main(argv=None):
         lines.append(
             "| "
             + " | ".join(
-                f"{r[c]:.3g}" if isinstance(r[c], float) else str(r[c])
-                for c in columns
+                f"{r[c]:.3g}" if isinstance(r[c], float) else str(r[c]) for c in columns
             )
             + " |"
         )

@@ -13,11 +13,12 @@ import, and :class:`CallbackSupportMixin` is a stand-in whose
 """
 
 import warnings
+from contextlib import contextmanager
 
 import sklearn
 from skorch.callbacks import Callback
 
-__all__ = ["SKLEARN_CALLBACKS", "CallbackSupportMixin", "EpochTasks"]
+__all__ = ["SKLEARN_CALLBACKS", "CallbackSupportMixin", "EpochTasks", "fit_task"]
 
 
 class _NoTask:
@@ -90,18 +91,13 @@ class EpochTasks(Callback):
         The root task of ``estimator.fit``.
     X, y : object
         The data as the user passed them to ``fit``, passed to the hooks.
-    reconstruction_attributes : callable
-        ``reconstruction_attributes(net, n_epochs)`` returns the fitted
-        attributes of the model after ``n_epochs`` epochs; called only when a
-        hook asks for ``fitted_estimator``.
     """
 
-    def __init__(self, estimator, context, X, y, reconstruction_attributes):
+    def __init__(self, estimator, context, X, y):
         self.estimator = estimator
         self.context = context
         self.X = X
         self.y = y
-        self.reconstruction_attributes = reconstruction_attributes
 
     def on_train_begin(self, net, **kwargs):
         self.task_ = None
@@ -111,10 +107,30 @@ class EpochTasks(Callback):
             estimator=self.estimator,
             X=self.X,
             y=self.y,
-            reconstruction_attributes=lambda: self.reconstruction_attributes(
+            reconstruction_attributes=lambda: self._reconstruction_attributes(
                 net, n_epochs
             ),
         )
+
+    def _reconstruction_attributes(self, net, n_epochs):
+        """Fitted attributes of the model after ``n_epochs`` epochs of ``net``.
+
+        Called only when a hook asks for ``fitted_estimator``: set on a copy
+        of the estimator, they let it transform, inverse-transform and score
+        as the model stands then. The other attributes these need
+        (``n_components_``, ``mean_``, the scaling) are set before training.
+        """
+        history = net.history[:n_epochs]
+        return {
+            "net_": net.snapshot(n_epochs),
+            "n_iter_": n_epochs,
+            "loss_curve_": [row["train_loss"] for row in history],
+            "validation_loss_curve_": (
+                [row["valid_loss"] for row in history]
+                if self.estimator.early_stopping
+                else None
+            ),
+        }
 
     def on_epoch_begin(self, net, **kwargs):
         self.task_ = self.context.subcontext(task_name="epoch")
@@ -138,4 +154,24 @@ class EpochTasks(Callback):
         # The fitted net keeps its callbacks: do not keep the data and the
         # task tree with them.
         self.estimator = self.context = self.X = self.y = None
-        self.reconstruction_attributes = None
+
+
+@contextmanager
+def fit_task(estimator, X, y):
+    """Run a fit as scikit-learn's root task, with one sub-task per epoch.
+
+    Yields the :class:`EpochTasks` callback for the net, or None when the
+    estimator has no scikit-learn callbacks. ``X`` and ``y`` are the data as
+    the user passed them. The callbacks are torn down by ``_fit_context``,
+    also when the fit raises.
+    """
+    context = estimator._init_callback_context(max_subtasks=estimator.max_iter)
+    context.call_on_fit_task_begin(estimator=estimator, X=X, y=y)
+    epoch_tasks = None
+    if getattr(estimator, "_skl_callbacks", None):
+        # The epochs are skorch's: the tasks run as a callback of the net.
+        epoch_tasks = EpochTasks(estimator, context, X, y)
+    yield epoch_tasks
+    context.call_on_fit_task_end(
+        estimator=estimator, X=X, y=y, reconstruction_attributes={}
+    )

@@ -6,11 +6,14 @@ optionally the sum of a linear path and a nonlinear residual. With
 ``linear_path=True`` the residual's last layers start at zero, so a network
 whose linear path holds a PCA solution starts exactly at PCA's
 reconstruction and training can only move away from it where that helps.
+:func:`pca_start` and :func:`ppca_start` put that solution there.
 """
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
+from sklearn.decomposition import PCA
 from torch import nn
 
 ACTIVATIONS = {
@@ -257,3 +260,101 @@ class ConvAutoencoder(_Autoencoder):
             _zero_(self.encoder[-1])
             last_conv = [m for m in self.decoder if isinstance(m, nn.ConvTranspose2d)]
             _zero_(last_conv[-1])
+
+
+def build_network(
+    n_features,
+    n_components,
+    *,
+    hidden_layer_sizes,
+    activation,
+    image_shape,
+    conv_channels,
+    linear_path,
+):
+    """Return the estimators' network: convolutional for images, else dense.
+
+    Images (``image_shape`` set) get the dense network too when
+    ``conv_channels`` is empty.
+    """
+    if image_shape is None or not len(conv_channels):
+        return DenseAutoencoder(
+            n_features,
+            n_components,
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            linear_path=linear_path,
+        )
+    return ConvAutoencoder(
+        tuple(int(s) for s in image_shape),
+        n_components,
+        channels=tuple(int(c) for c in conv_channels),
+        activation=activation,
+        linear_path=linear_path,
+    )
+
+
+def logit_decoder(codes, X_train):
+    """Least-squares linear map from ``codes`` to the logits of ``X_train``.
+
+    Returns ``(weight, bias)`` for a ``Linear(n_components, n_features)``; the
+    data are clipped to [1e-3, 1 - 1e-3] so that their logits are finite.
+    """
+    clipped = np.clip(X_train, 1e-3, 1 - 1e-3)
+    logits = np.log(clipped) - np.log1p(-clipped)
+    design = np.hstack([codes, np.ones((len(codes), 1))])
+    solution = np.linalg.lstsq(design, logits, rcond=None)[0]
+    return solution[:-1].T, solution[-1]
+
+
+def set_linear_path(network, encoder, decoder):
+    """Copy ``(weight, bias)`` pairs into the network's linear paths."""
+    with torch.no_grad():
+        for layer, (weight, bias) in (
+            (network.encoder_linear, encoder),
+            (network.decoder_linear, decoder),
+        ):
+            layer.weight.copy_(torch.as_tensor(weight))
+            layer.bias.copy_(torch.as_tensor(bias))
+
+
+def pca_start(network, X_train, n_components, *, loss, random_state):
+    """Set the network's linear paths to the PCA solution of ``X_train``.
+
+    With ``loss='mse'`` the network then reconstructs exactly as PCA does.
+    With ``loss='bce'`` the decoder outputs logits, so its linear path is the
+    least-squares map from PCA's codes to the logits of the (clipped) data:
+    the best linear logit decoder for those codes.
+    """
+    pca = PCA(n_components=n_components, random_state=random_state).fit(X_train)
+    components = pca.components_
+    enc_weight, enc_bias = components, -components @ pca.mean_
+    if loss == "mse":
+        dec_weight, dec_bias = components.T, pca.mean_
+    else:
+        dec_weight, dec_bias = logit_decoder(pca.transform(X_train), X_train)
+    set_linear_path(network, (enc_weight, enc_bias), (dec_weight, dec_bias))
+
+
+def ppca_start(network, X_train, n_components, *, loss, random_state):
+    """Set the linear paths to probabilistic PCA's solution of ``X_train``.
+
+    Whitened PCA codes (unit variance, like a VAE's prior) and the decoder
+    ``U (Lambda - sigma^2)^(1/2)``. Returns ``(noise_var, logvar)``: PCA's
+    ``noise_variance_`` and the posterior log-variances
+    ``log(sigma^2 / lambda)``, for the rest of a variational network.
+    """
+    pca = PCA(n_components=n_components, random_state=random_state).fit(X_train)
+    # Floors keep constant or rank-deficient data finite.
+    variances = np.maximum(pca.explained_variance_, 1e-6)
+    noise_var = float(np.clip(pca.noise_variance_, 1e-6, None))
+    enc_weight = pca.components_ / np.sqrt(variances)[:, None]
+    enc_bias = -enc_weight @ pca.mean_
+    if loss == "mse":
+        scales = np.sqrt(np.maximum(variances - noise_var, 1e-6))
+        dec_weight, dec_bias = pca.components_.T * scales, pca.mean_
+    else:
+        codes = (X_train - pca.mean_) @ enc_weight.T
+        dec_weight, dec_bias = logit_decoder(codes, X_train)
+    set_linear_path(network, (enc_weight, enc_bias), (dec_weight, dec_bias))
+    return noise_var, np.log(noise_var / variances)

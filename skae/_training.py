@@ -5,24 +5,41 @@ tensor (on the training device when it fits there), sliced into batches in a
 seeded order, with the input as its own target. It overrides skorch's
 documented steps (``get_dataset``, ``get_iterator``, ``get_loss``,
 ``run_single_epoch``) and keeps skorch's fit loop, callbacks and history.
+:func:`build_net` sets one up from an estimator's parameters.
 """
 
 import math
+import numbers
 from contextlib import nullcontext
 from copy import deepcopy
 
 import numpy as np
 import torch
 import torch.distributed as dist
+from sklearn.base import clone
+from sklearn.utils import check_random_state
 from skorch import NeuralNet
-from skorch.callbacks import EarlyStopping, EpochTimer, LRScheduler, PrintLog
+from skorch.callbacks import (
+    EarlyStopping,
+    EpochTimer,
+    LRScheduler,
+    PrintLog,
+    ProgressBar,
+)
+from skorch.helper import predefined_split
 from skorch.history import History
 from skorch.utils import TeeGenerator, to_tensor
 
 from skae._threads import IntraOpThreads, restored_threads
+from skae._validation import torch_seed
 
 # The reduced-precision formats of ``precision``, for torch.autocast.
 AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+# Rows per forward pass at inference: large enough to keep the device busy,
+# small enough that one batch of conv activations stays within a few hundred MB.
+INFERENCE_BATCH_SIZE = 4096
+# learning_rate='adaptive' multiplies the rate by this on each plateau.
+_ADAPTIVE_FACTOR = 0.3
 
 
 def process_group():
@@ -380,6 +397,31 @@ class AutoencoderNet(NeuralNet):
             return nullcontext()
         return torch.autocast(torch.device(self.device).type, dtype=dtype)
 
+    def map_batches(self, X, fn, convert, *, dtype=torch.float32):
+        """Apply ``fn(module, batch)`` to the rows of ``X`` in inference mode.
+
+        ``X`` is a tensor of model inputs, or an array whose batches
+        ``convert`` turns into such a tensor. ``fn`` maps a batch, on the
+        device, to a tensor; the results come back as one array.
+        ``dtype=torch.float64`` runs a float64 copy of the module: results
+        that do not depend on which rows share a batch, which float32 matrix
+        products do not guarantee.
+        """
+        module = self.module_
+        if dtype == torch.float64:
+            module = deepcopy(module).double()
+        module.eval()
+        device = torch.device(self.device)
+        autocast = self.autocast() if dtype == torch.float32 else nullcontext()
+        outputs = []
+        with torch.inference_mode(), autocast:
+            for start in range(0, len(X), INFERENCE_BATCH_SIZE):
+                batch = X[start : start + INFERENCE_BATCH_SIZE]
+                if not isinstance(batch, torch.Tensor):
+                    batch = convert(batch)
+                outputs.append(fn(module, batch.to(device, dtype)).cpu())
+        return torch.cat(outputs).numpy()
+
     def initialize_optimizer(self, *args, **kwargs):
         """Build the optimizer and the gradient scaler of ``precision``.
 
@@ -507,3 +549,166 @@ class AutoencoderNet(NeuralNet):
                 f"Training diverged: the {prefix} loss is {loss} at epoch {epoch}. "
                 f"Lower learning_rate_init (the optimizer's lr is {self.lr})."
             )
+
+
+def shared_random_state(random_state):
+    """Return a fit's random generator, the same in every process.
+
+    Under torch.distributed every process must split the rows and start the
+    network alike; without an int ``random_state``, rank 0's seed is shared.
+    """
+    rng = check_random_state(random_state)
+    if process_group()[1] > 1 and not isinstance(random_state, numbers.Integral):
+        seed = [int(rng.randint(np.iinfo(np.int32).max))]
+        dist.broadcast_object_list(seed, src=0)
+        rng = np.random.RandomState(seed[0])
+    return rng
+
+
+def split_rows(n_samples, early_stopping, validation_fraction, rng):
+    """Return training and validation row indices.
+
+    The validation indices are None without early stopping.
+    """
+    if not early_stopping:
+        return np.arange(n_samples), None
+    n_valid = max(1, int(round(validation_fraction * n_samples)))
+    if n_samples - n_valid < 1:
+        raise ValueError(
+            f"early_stopping with validation_fraction={validation_fraction} "
+            f"leaves no training rows out of n_samples={n_samples}; pass more "
+            "rows or set early_stopping=False."
+        )
+    order = rng.permutation(n_samples)
+    return np.sort(order[n_valid:]), np.sort(order[:n_valid])
+
+
+def rows_to_device(rows, device):
+    """Keep a tensor of rows where batches are best sliced from.
+
+    On the device when they fit there, else in pinned host memory, from
+    which batches are copied.
+    """
+    if device.type != "cuda":
+        return rows
+    free, _ = torch.cuda.mem_get_info(device)
+    if rows.nbytes < 0.5 * free:
+        return rows.to(device)
+    return rows.pin_memory()
+
+
+def _callbacks(estimator, *, stopping, epoch_tasks):
+    """Return the skorch callbacks of an estimator's parameters, in order."""
+    monitor = "valid_loss" if estimator.early_stopping else "train_loss"
+    callbacks = []
+    if epoch_tasks is not None:
+        # Before early stopping, which may end the loop in on_epoch_end.
+        callbacks.append(("sklearn_epoch_tasks", epoch_tasks))
+    if stopping:
+        stopper = _BestOfRunEarlyStopping(
+            monitor=monitor,
+            patience=estimator.n_iter_no_change,
+            threshold=estimator.tol,
+            threshold_mode="rel",
+            load_best=True,
+            # A random start is never kept: do not score it.
+            initial_state=estimator.init == "pca",
+        )
+        callbacks.append(("early_stopping", stopper))
+    if stopping and estimator.learning_rate == "adaptive":
+        scheduler = LRScheduler(
+            policy="ReduceLROnPlateau",
+            monitor=monitor,
+            factor=_ADAPTIVE_FACTOR,
+            patience=max(1, estimator.n_iter_no_change // 4),
+            threshold=estimator.tol,
+            threshold_mode="rel",
+        )
+        callbacks.append(("lr_scheduler", scheduler))
+    if estimator.verbose >= 2:
+        callbacks.append(("progress_bar", ProgressBar()))
+    for callback in estimator.callbacks or []:
+        # Cloned, so fitting never changes the user's callback objects.
+        if isinstance(callback, tuple):
+            name, callback = callback
+            callbacks.append((name, clone(callback)))
+        else:
+            callbacks.append(clone(callback))
+    return callbacks
+
+
+def converged(net):
+    """Whether early stopping ended the fit (not ``max_epochs``)."""
+    stopper = dict(net.callbacks_)["early_stopping"]
+    return len(net.history) < net.max_epochs or stopper.misses_ >= stopper.patience
+
+
+def drop_early_stopping(net, estimator):
+    """Train on without early stopping (partial_fit after fit).
+
+    The stopper watches held-out rows that partial_fit does not have.
+    """
+    if "early_stopping" in dict(net.callbacks_):
+        net.set_params(
+            callbacks=_callbacks(estimator, stopping=False, epoch_tasks=None)
+        )
+        net.initialize_callbacks()
+
+
+def build_net(
+    estimator,
+    module,
+    criterion,
+    device,
+    *,
+    n_train,
+    valid,
+    rng,
+    stopping=True,
+    epoch_tasks=None,
+):
+    """Return the unfitted :class:`AutoencoderNet` of an estimator's parameters.
+
+    Parameters
+    ----------
+    estimator : skae estimator
+        Its training parameters (``learning_rate_init``, ``alpha``,
+        ``max_iter``, ``batch_size``, ``early_stopping``, ``tol``,
+        ``n_iter_no_change``, ``learning_rate``, ``callbacks``, ``precision``,
+        ``verbose``) set the net up.
+    module, criterion : torch.nn.Module
+        The network to train and its loss.
+    device : torch.device
+        Where training runs.
+    n_train : int
+        Number of training rows, for ``batch_size='auto'``.
+    valid : tensor, pair of tensors or None
+        The held-out data early stopping watches; None: every row trains.
+    rng : numpy.random.RandomState
+        Seeds the order of the batches.
+    stopping : bool, default=True
+        Stop early and schedule the rate; False for ``partial_fit``, which
+        trains one epoch per call and keeps the latest weights.
+    epoch_tasks : EpochTasks or None, default=None
+        The skorch callback that runs scikit-learn's epoch tasks.
+    """
+    if estimator.batch_size == "auto":
+        # Small sets get at least 16 steps per epoch, large ones 256 rows.
+        batch_size = min(256, max(32, n_train // 16), n_train)
+    else:
+        batch_size = min(estimator.batch_size, n_train)
+    return AutoencoderNet(
+        module=module,
+        criterion=criterion,
+        optimizer=torch.optim.Adam,
+        optimizer__weight_decay=estimator.alpha,
+        lr=estimator.learning_rate_init,
+        max_epochs=estimator.max_iter,
+        batch_size=batch_size,
+        train_split=None if valid is None else predefined_split(valid),
+        callbacks=_callbacks(estimator, stopping=stopping, epoch_tasks=epoch_tasks),
+        verbose=estimator.verbose,
+        device=str(device),
+        random_seed=torch_seed(rng),
+        precision=estimator.precision,
+    )

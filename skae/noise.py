@@ -285,8 +285,7 @@ class SaltPepperNoise(_Corruption):
 
     See Also
     --------
-    MaskingNoise : Set a random fraction of each row to a constant.
-    make_noise : Build a corruption layer from a name and a level.
+    MaskingNoise : The same with one value for every chosen entry.
 
     Examples
     --------

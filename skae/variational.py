@@ -5,23 +5,15 @@ from numbers import Real
 
 import numpy as np
 import torch
-from sklearn.decomposition import PCA
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
-from skae._base import (
-    PartialFitMixin,
-    _BaseAutoencoder,
-    logit_decoder,
-    set_linear_path,
-)
-from skae._validation import (
-    Interval,
-    check_rows_ndim,
-    torch_seed,
-    wrap_like_input,
-)
+from skae._base import _BaseAutoencoder
+from skae._mixins import PartialFitMixin
+from skae._networks import ppca_start
+from skae._params import DEFAULTS, fill_doc
+from skae._validation import Interval, check_rows_ndim, torch_seed, wrap_like_input
 
 # Bounds on log-variances (model units, where the data have unit RMS): wide
 # enough for any fit, narrow enough that exp() never overflows or vanishes.
@@ -120,6 +112,7 @@ class _NegativeELBO(nn.Module):
         return (nll + self.beta * kl).mean() / self.n_features
 
 
+@fill_doc
 class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
     """Variational autoencoder with PCA's transformer contract.
 
@@ -140,96 +133,46 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
 
     Parameters
     ----------
-    n_components : int or float, default=2
-        Width of the code; a float in (0, 1) as for PCA.
+    %(n_components)s
     beta : float, default=1.0
         Weight of the KL term in the training loss (beta-VAE). Scores always
         use the true ELBO (weight 1).
-    hidden_layer_sizes : int or tuple of int, default=(512, 256)
-        Hidden widths of the dense encoder; the decoder mirrors them. An int
-        is one hidden layer.
-    activation : {'relu', 'silu', 'elu', 'tanh', 'logistic', 'identity'}, default='relu'
-        Nonlinearity of the hidden layers.
-    image_shape : tuple of int (C, H, W), default=None
-        Treat rows as flattened images and use the convolutional network.
-    conv_channels : tuple of int, default=(16, 32, 64)
-        Channels of the convolutional encoder's stages; ``()`` gives image
-        rows the dense network.
+    %(measured_hidden_layer_sizes, measured_activation, image_shape)s
+    %(conv_channels)s
     init : {'pca', 'random'}, default='pca'
         Start from probabilistic PCA (plus zero residuals), or at random.
     loss : {'mse', 'bce'}, default='mse'
         Gaussian likelihood with a learned variance, or Bernoulli for data
         in [0, 1].
-    batch_size : int or 'auto', default='auto'
-        Rows per training batch.
-    learning_rate : {'constant', 'adaptive'}, default='constant'
-        Schedule of Adam's learning rate. ``'constant'`` keeps
-        ``learning_rate_init``. ``'adaptive'`` starts there and multiplies
-        the rate by 0.3 each time the loss that early stopping monitors has
-        not improved by ``tol`` for ``n_iter_no_change // 4`` epochs
-        (skorch's ``LRScheduler`` with ``ReduceLROnPlateau``), as
-        :class:`AutoencoderTransformer` does by default.
-        :meth:`partial_fit` trains on at the rate ``fit`` ended with.
-    learning_rate_init : float, default=1e-3
-        Adam's learning rate.
-    alpha : float, default=1e-4
-        L2 penalty (Adam's weight decay).
-    max_iter : int, default=200
-        Maximum number of epochs.
-    tol : float, default=1e-4
-        Relative improvement of the monitored loss that counts as progress.
+    %(batch_size, measured_learning_rate, learning_rate_init, measured_alpha)s
+    %(max_iter, tol)s
     early_stopping : bool, default=True
         Stop when the held-out negative ELBO stops improving; restore the best
         weights (the initial state included).
-    validation_fraction : float, default=0.1
-        Fraction of rows held out for early stopping.
-    n_iter_no_change : int, default=20
-        Epochs without improvement before training stops.
-    device : str or torch.device, default='auto'
-        ``'auto'``, ``'cpu'``, ``'cuda'`` or ``'cuda:<index>'``.
-    precision : {'float32', 'bfloat16', 'float16'}, default='float32'
-        Mixed precision (:func:`torch.autocast`) for the network's
-        computations; see :class:`AutoencoderTransformer`.
-    callbacks : list of skorch callbacks, default=None
-        Extra skorch callbacks, cloned at each fit.
+    %(validation_fraction, n_iter_no_change, device, precision, callbacks)s
     random_state : int, RandomState instance or None, default=None
         Seeds the split, the weights, the batch order, the sampling during
         training and the fixed draws used for scoring.
-    verbose : int, default=0
-        0 is silent; 1 prints skorch's per-epoch log; 2 adds a progress bar.
+    %(verbose)s
 
     Attributes
     ----------
-    n_components_ : int
-        Width of the code.
-    mean_ : ndarray of shape (n_features,)
-        Per-feature mean of the training data.
+    %(n_components_, mean_)s
     data_min_ : ndarray of shape (n_features,)
         Per-feature minimum of the training data (of all rows
         :meth:`partial_fit` has seen), where ``sample(clip=True)`` clips.
     data_max_ : ndarray of shape (n_features,)
         Per-feature maximum of the training data, likewise.
-    explained_variance_score_ : float
-        Fraction of the training data's variance explained by the
-        reconstruction through the posterior mean.
-    n_iter_ : int
-        Number of epochs run.
-    best_epoch_ : int
-        Epoch whose weights were kept (0: the initial PCA state; a random
-        start is never kept, so with ``init='random'`` it is at least 1).
+    %(explained_variance_score_, n_iter_, best_epoch_)s
     loss_curve_ : list of float
         Training negative ELBO per epoch and feature (model units).
     validation_loss_curve_ : list of float or None
         Held-out negative ELBO per epoch and feature; None without early
         stopping.
-    net_ : AutoencoderNet
-        The fitted skorch net.
+    %(net_)s
     module_ : torch.nn.Module
         The fitted variational network.
-    n_features_in_ : int
-        Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features,)
-        Names of features seen during fit, when X has string column names.
+    %(n_features_in_, feature_names_in_)s
 
     See Also
     --------
@@ -263,78 +206,48 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
 
     def __init__(
         self,
-        n_components=2,
+        n_components=DEFAULTS["n_components"],
         *,
         beta=1.0,
         hidden_layer_sizes=(512, 256),
         activation="relu",
-        image_shape=None,
-        conv_channels=(16, 32, 64),
-        init="pca",
-        loss="mse",
-        batch_size="auto",
+        image_shape=DEFAULTS["image_shape"],
+        conv_channels=DEFAULTS["conv_channels"],
+        init=DEFAULTS["init"],
+        loss=DEFAULTS["loss"],
+        batch_size=DEFAULTS["batch_size"],
         learning_rate="constant",
-        learning_rate_init=1e-3,
+        learning_rate_init=DEFAULTS["learning_rate_init"],
         alpha=1e-4,
-        max_iter=200,
-        tol=1e-4,
-        early_stopping=True,
-        validation_fraction=0.1,
-        n_iter_no_change=20,
-        device="auto",
-        precision="float32",
-        callbacks=None,
-        random_state=None,
-        verbose=0,
+        max_iter=DEFAULTS["max_iter"],
+        tol=DEFAULTS["tol"],
+        early_stopping=DEFAULTS["early_stopping"],
+        validation_fraction=DEFAULTS["validation_fraction"],
+        n_iter_no_change=DEFAULTS["n_iter_no_change"],
+        device=DEFAULTS["device"],
+        precision=DEFAULTS["precision"],
+        callbacks=DEFAULTS["callbacks"],
+        random_state=DEFAULTS["random_state"],
+        verbose=DEFAULTS["verbose"],
     ):
-        super().__init__(
-            n_components,
-            hidden_layer_sizes=hidden_layer_sizes,
-            activation=activation,
-            image_shape=image_shape,
-            conv_channels=conv_channels,
-            init=init,
-            loss=loss,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            learning_rate_init=learning_rate_init,
-            alpha=alpha,
-            max_iter=max_iter,
-            tol=tol,
-            early_stopping=early_stopping,
-            validation_fraction=validation_fraction,
-            n_iter_no_change=n_iter_no_change,
-            device=device,
-            precision=precision,
-            callbacks=callbacks,
-            random_state=random_state,
-            verbose=verbose,
-        )
-        self.beta = beta
+        self._store_params(locals())
 
     def _criterion(self, n_features):
         return _NegativeELBO(self.loss, self.beta, n_features)
 
-    def _init_from_pca(self, network, X_train, rng):
-        """Start the linear paths at probabilistic PCA's solution."""
-        pca = PCA(n_components=self.n_components_, random_state=rng).fit(X_train)
-        # Floors keep constant or rank-deficient data finite.
-        variances = np.maximum(pca.explained_variance_, 1e-6)
-        noise_var = float(np.clip(pca.noise_variance_, 1e-6, None))
-        enc_weight = pca.components_ / np.sqrt(variances)[:, None]
-        enc_bias = -enc_weight @ pca.mean_
-        if self.loss == "mse":
-            scales = np.sqrt(np.maximum(variances - noise_var, 1e-6))
-            dec_weight, dec_bias = pca.components_.T * scales, pca.mean_
-        else:
-            codes = (X_train - pca.mean_) @ enc_weight.T
-            dec_weight, dec_bias = logit_decoder(codes, X_train)
-        set_linear_path(network, (enc_weight, enc_bias), (dec_weight, dec_bias))
-        self._ppca_init = (noise_var, np.log(noise_var / variances))
+    def _start(self, network, X_train, rng):
+        """Start the linear paths at probabilistic PCA's solution.
 
-    def _wrap_network(self, network, X, device, rng):
+        Returns ``(noise_var, logvar)`` for the likelihood and the posterior.
+        """
+        return ppca_start(
+            network, X_train, self.n_components_, loss=self.loss, random_state=rng
+        )
+
+    def _wrap_network(self, network, start, X, device, rng):
         n_features = X.shape[1]
-        noise_var, logvar = getattr(self, "_ppca_init", (1.0, 0.0))
+        # A random start: unit likelihood and posterior variances.
+        noise_var, logvar = (1.0, 0.0) if start is None else start
         module = _Variational(
             network, n_features, self.n_components_, log_noise_var=np.log(noise_var)
         )
@@ -349,14 +262,15 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
         module.generator = torch.Generator(device=device).manual_seed(torch_seed(rng))
         return module
 
-    def _after_fit(self, X, valid_idx):
+    def _training_pass(self, X, rows, valid_idx):
         # fit and the first partial_fit count their own rows only in
         # n_samples_seen_: they set the range; a later partial_fit widens it.
         data_min, data_max = X.min(axis=0), X.max(axis=0)
         if self.n_samples_seen_ > len(X):
             data_min = np.minimum(self.data_min_, data_min)
             data_max = np.maximum(self.data_max_, data_max)
-        self.data_min_, self.data_max_ = data_min, data_max
+        attributes = super()._training_pass(X, rows, valid_idx)
+        return {**attributes, "data_min_": data_min, "data_max_": data_max}
 
     def score_samples(self, X):
         """Evidence lower bound of each row, in the data's units.
@@ -380,38 +294,22 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
         check_is_fitted(self)
         check_rows_ndim(X, self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        module = self.net_.module_
         criterion = _NegativeELBO(self.loss, 1.0, X.shape[1])
         # Rows were divided by the scale: the density picks up its Jacobian.
-        log_jacobian = X.shape[1] * math.log(self._scale)
+        log_jacobian = X.shape[1] * math.log(self._units.scale)
 
-        def elbo(batch):
+        def elbo(module, batch):
             nll = 0.0
             for sample in range(N_SCORE_SAMPLES):
                 # Sums in float64: the same for a row alone or in a batch.
                 output = [term.double() for term in module(batch, sample)]
                 nll_s, kl = criterion.terms(output, batch.double())
                 nll = nll + nll_s / N_SCORE_SAMPLES
-            return -(nll + kl).cpu().numpy() - log_jacobian
+            return -(nll + kl)
 
-        return self._batched(X, elbo).astype(X.dtype, copy=False)
-
-    def score(self, X, y=None):
-        """Mean evidence lower bound over ``X``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows to score.
-        y : Ignored
-            Not used.
-
-        Returns
-        -------
-        score : float
-            Mean of :meth:`score_samples`; compare with ``PCA.score``.
-        """
-        return float(np.mean(self.score_samples(X)))
+        return (
+            self.net_.map_batches(X, elbo, self._units.to_model) - log_jacobian
+        ).astype(X.dtype, copy=False)
 
     def sample(self, n_samples=1, *, random_state=None, clip=False):
         """Draw new rows from the prior through the decoder.

@@ -17,8 +17,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from skorch.callbacks import Callback, LRScheduler
 
+import skae._base
 from skae import AutoencoderTransformer, DenseAutoencoder, TrainingDivergedError
-from skae._base import INFERENCE_BATCH_SIZE
+from skae._training import INFERENCE_BATCH_SIZE
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -186,13 +187,13 @@ def test_cuda_fit_streams_from_pinned_memory_when_the_device_is_full(monkeypatch
     # Report almost no free memory: the rows stay on the host, pinned.
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (1, 1))
     tensors = []
-    original = AutoencoderTransformer._to_device
+    original = skae._base.rows_to_device
 
-    def spy(X_model, device):
-        tensors.append(original(X_model, device))
+    def spy(rows, device):
+        tensors.append(original(rows, device))
         return tensors[-1]
 
-    monkeypatch.setattr(AutoencoderTransformer, "_to_device", staticmethod(spy))
+    monkeypatch.setattr(skae._base, "rows_to_device", spy)
     streamed = make_ae(device="cuda", max_iter=5).fit(X)
     assert all(t.device.type == "cpu" and t.is_pinned() for t in tensors)
     assert_allclose(streamed.transform(X), reference.transform(X), rtol=1e-4, atol=1e-5)

@@ -236,3 +236,27 @@ def test_noisy_detector_pickles():
 def test_bad_noise_parameters(params, message):
     with pytest.raises(ValueError, match=message):
         make_detector(**params).fit(plane())
+
+
+@pytest.mark.parametrize("seed", range(10))
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"contamination": 0.1, "noise": "gaussian"},
+        {"contamination": 0.1, "init": "random", "early_stopping": False},
+    ],
+    ids=["defaults", "noise", "random"],
+)
+def test_a_row_scores_the_same_whatever_its_batch_mates(params, seed):
+    # scikit-learn's check_methods_subset_invariance, over more seeds: float32
+    # matrix products round differently for one row than for twenty, and
+    # dividing by small error scales magnified that past rtol=1e-7.
+    X = 3 * np.random.RandomState(0).uniform(size=(20, 3))
+    detector = AutoencoderOutlierDetector(
+        n_components=1, max_iter=3, random_state=seed, **params
+    ).fit(X)
+    for method in ["score_samples", "decision_function"]:
+        together = getattr(detector, method)(X)
+        alone = np.ravel([getattr(detector, method)(row[None]) for row in X])
+        assert_allclose(together, alone, rtol=1e-7, atol=1e-7, err_msg=method)

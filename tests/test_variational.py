@@ -54,7 +54,7 @@ def test_transform_is_the_posterior_mean_and_deterministic(low_rank):
     vae = make_vae(n_components=2).fit(low_rank)
     codes = vae.transform(low_rank)
     np.testing.assert_array_equal(codes, vae.transform(low_rank))
-    rows = torch.from_numpy(vae._to_model_units(low_rank[:5]))
+    rows = vae._units.to_model(low_rank[:5])
     with torch.inference_mode():
         mean, _ = vae.module_.posterior(rows)
     np.testing.assert_allclose(codes[:5], mean.numpy(), rtol=1e-6)

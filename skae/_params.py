@@ -1,0 +1,265 @@
+"""The parameters of skae's estimators: defaults, constraints, documentation.
+
+One family, one set of defaults: :data:`DEFAULTS` holds the transformer's,
+and every estimator's signature takes its defaults from there; a sibling that
+differs says why in its docstring, in one sentence. Parameters and
+attributes documented alike for several estimators are written once here and
+put into each docstring by :func:`fill_doc`, as scikit-learn's
+``_docstring`` helpers do.
+"""
+
+import re
+from numbers import Integral, Real
+
+import torch
+from sklearn.decomposition import PCA
+
+from skae._networks import ACTIVATIONS
+from skae._training import AUTOCAST_DTYPES
+from skae._validation import Hidden, Interval, StrOptions
+
+DEFAULTS = {
+    "n_components": 2,
+    "hidden_layer_sizes": (512, 256, 128),
+    "activation": "silu",
+    "image_shape": None,
+    "conv_channels": (16, 32, 64),
+    "init": "pca",
+    "loss": "mse",
+    "batch_size": "auto",
+    "learning_rate": "adaptive",
+    "learning_rate_init": 1e-3,
+    "alpha": 0.0,
+    "max_iter": 200,
+    "tol": 1e-4,
+    "early_stopping": True,
+    "validation_fraction": 0.1,
+    "n_iter_no_change": 20,
+    "device": "auto",
+    "precision": "float32",
+    "callbacks": None,
+    "random_state": None,
+    "verbose": 0,
+}
+
+PARAMETER_CONSTRAINTS = {
+    "n_components": [
+        Interval(Integral, 1, None, closed="left"),
+        Interval(Real, 0, 1, closed="neither"),
+        # PCA's values, let through to explain why they do not apply.
+        Hidden(None),
+        Hidden(StrOptions({"mle"})),
+    ],
+    "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+    "activation": [StrOptions(set(ACTIVATIONS))],
+    "image_shape": ["array-like", None],
+    "conv_channels": ["array-like"],
+    "init": [StrOptions({"pca", "random"})],
+    "loss": [StrOptions({"mse", "bce"})],
+    "batch_size": [
+        Interval(Integral, 1, None, closed="left"),
+        StrOptions({"auto"}),
+    ],
+    "learning_rate": [StrOptions({"constant", "adaptive"})],
+    "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+    "alpha": [Interval(Real, 0, None, closed="left")],
+    "max_iter": [Interval(Integral, 1, None, closed="left")],
+    "tol": [Interval(Real, 0, None, closed="left")],
+    "early_stopping": ["boolean"],
+    "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+    "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+    "device": [str, torch.device],
+    "precision": [StrOptions({"float32", *AUTOCAST_DTYPES})],
+    "callbacks": [list, None],
+    "random_state": ["random_state"],
+    "verbose": ["verbose"],
+}
+
+
+# Data for `loss='bce'` must lie in [0, 1]; this much float error is tolerated.
+_BCE_SLACK = 1e-6
+
+
+def resolve_n_components(n_components, init, X, n_train):
+    """Return the code width: ``n_components``, or PCA's for a fraction.
+
+    An int must not exceed the number of features, nor with ``init='pca'``
+    the number of training rows.
+    """
+    n_samples, n_features = X.shape
+    if isinstance(n_components, Integral):
+        limit, what = n_features, "n_features"
+        if init == "pca":
+            limit, what = min(n_train, n_features), "min(n_train_samples, n_features)"
+        if n_components > limit:
+            held_out = (
+                f", of which {n_samples - n_train} are held out for early stopping"
+                if n_train < n_samples
+                else ""
+            )
+            raise ValueError(
+                f"n_components={n_components} must be <= {what}={limit} "
+                f"with init={init!r} (X has n_samples={n_samples}, "
+                f"n_features={n_features}{held_out})."
+            )
+        return int(n_components)
+    # A fraction means: as many components as PCA needs for that much variance.
+    return int(PCA(n_components=n_components).fit(X).n_components_)
+
+
+_DOCS = {
+    "n_components": """\
+n_components : int or float, default=2
+    Width of the code. A float in (0, 1) means, as for PCA, as many
+    components as PCA needs to explain that fraction of the variance.""",
+    "hidden_layer_sizes": """\
+hidden_layer_sizes : int or tuple of int, default=(512, 256, 128)
+    Hidden widths of the dense encoder; the decoder mirrors them. An int
+    is one hidden layer, as for :class:`~sklearn.neural_network.MLPRegressor`.
+    ``()`` gives a linear autoencoder. Ignored when ``image_shape`` is set.""",
+    "measured_hidden_layer_sizes": """\
+hidden_layer_sizes : int or tuple of int, default=(512, 256)
+    Hidden widths of the dense encoder; the decoder mirrors them. An int
+    is one hidden layer. ``()`` gives a linear autoencoder. Two layers, where
+    :class:`AutoencoderTransformer` has three, because this estimator's
+    benchmarks were measured with two.""",
+    "activation": """\
+activation : {'silu', 'relu', 'elu', 'tanh', 'logistic', 'identity'}, default='silu'
+    Nonlinearity of the hidden layers. ``'silu'`` is ``x * sigmoid(x)``
+    (also called swish), ``'elu'`` the exponential linear unit. The
+    smooth ``'silu'`` reconstructed better than ``'relu'`` in the
+    benchmarks (:ref:`pca_vs_autoencoder`).""",
+    "measured_activation": """\
+activation : {'relu', 'silu', 'elu', 'tanh', 'logistic', 'identity'}, default='relu'
+    Nonlinearity of the hidden layers. ``'relu'``, where
+    :class:`AutoencoderTransformer` has ``'silu'``, because this
+    estimator's benchmarks were measured with it.""",
+    "image_shape": """\
+image_shape : tuple of int (C, H, W), default=None
+    Treat each row as a flattened image of this shape and use the
+    convolutional network. ``C * H * W`` must equal the number of features.""",
+    "conv_channels": """\
+conv_channels : tuple of int, default=(16, 32, 64)
+    Channels of the convolutional encoder's stages, each a 3x3 conv and a
+    2x2 max-pool; the decoder mirrors them with transposed convolutions.
+    ``()`` has no convolutional stage: image rows get the dense network.""",
+    "init": """\
+init : {'pca', 'random'}, default='pca'
+    ``'pca'``: linear path initialised from PCA on the training rows, plus
+    a residual that starts at zero. ``'random'``: the classical
+    autoencoder with PyTorch's default initialisation.""",
+    "loss": """\
+loss : {'mse', 'bce'}, default='mse'
+    Mean squared error, or binary cross-entropy on a sigmoid output for
+    data in [0, 1] (e.g. images).""",
+    "batch_size": """\
+batch_size : int or 'auto', default='auto'
+    Rows per training batch. ``'auto'`` is ``n_train // 16`` clipped to
+    [32, 256]: at least 16 steps per epoch on small data sets.""",
+    "learning_rate": """\
+learning_rate : {'adaptive', 'constant'}, default='adaptive'
+    Schedule of Adam's learning rate. ``'adaptive'`` starts at
+    ``learning_rate_init`` and multiplies the rate by 0.3 each time the
+    loss that early stopping monitors has not improved by ``tol`` for
+    ``n_iter_no_change // 4`` epochs (skorch's ``LRScheduler`` with
+    ``ReduceLROnPlateau``). ``'constant'`` keeps ``learning_rate_init``;
+    choose it when ``callbacks`` bring their own schedule.
+    :meth:`partial_fit` trains on at the rate ``fit`` ended with.""",
+    "measured_learning_rate": """\
+learning_rate : {'constant', 'adaptive'}, default='constant'
+    Schedule of Adam's learning rate: ``'constant'`` keeps
+    ``learning_rate_init``, ``'adaptive'`` lowers it on plateaus as
+    described for :class:`AutoencoderTransformer`. Constant, where the
+    transformer adapts it, because this estimator's benchmarks were
+    measured with a constant rate.""",
+    "learning_rate_init": """\
+learning_rate_init : float, default=1e-3
+    Adam's learning rate.""",
+    "alpha": """\
+alpha : float, default=0.0
+    L2 penalty (Adam's weight decay), as in MLPRegressor. Off by default:
+    early stopping on held-out rows regularises, and a penalty held the
+    reconstruction back in the benchmarks (:ref:`pca_vs_autoencoder`).""",
+    "measured_alpha": """\
+alpha : float, default=1e-4
+    L2 penalty (Adam's weight decay), as in MLPRegressor. On, where
+    :class:`AutoencoderTransformer` has none, because this estimator's
+    benchmarks were measured with it.""",
+    "max_iter": """\
+max_iter : int, default=200
+    Maximum number of epochs.""",
+    "tol": """\
+tol : float, default=1e-4
+    Relative improvement of the monitored loss that counts as progress.""",
+    "validation_fraction": """\
+validation_fraction : float, default=0.1
+    Fraction of rows held out for early stopping.""",
+    "n_iter_no_change": """\
+n_iter_no_change : int, default=20
+    Epochs without improvement before training stops (twice
+    MLPRegressor's 10: autoencoder losses improve slowly but steadily).""",
+    "device": """\
+device : str or torch.device, default='auto'
+    ``'auto'`` (CUDA when available, else CPU), ``'cpu'``, ``'cuda'`` or
+    ``'cuda:<index>'``.""",
+    "precision": """\
+precision : {'float32', 'bfloat16', 'float16'}, default='float32'
+    Format of the network's computations, in training and inference.
+    ``'bfloat16'`` and ``'float16'`` are mixed precision
+    (:func:`torch.autocast`): weights, gradients and optimizer state stay
+    float32, so the fitted model pickles and loads like any other.
+    ``'float16'`` adds loss scaling against underflow. Mixed precision
+    speeds up training on GPUs with tensor cores; on the CPU it works,
+    but it is faster than float32 only on CPUs with native bfloat16.""",
+    "callbacks": """\
+callbacks : list of skorch callbacks or (name, callback) tuples, default=None
+    Extra skorch callbacks, cloned at each fit.""",
+    "verbose": """\
+verbose : int, default=0
+    0 is silent; 1 prints skorch's per-epoch log; 2 adds a progress bar.""",
+    "n_components_": """\
+n_components_ : int
+    Width of the code.""",
+    "mean_": """\
+mean_ : ndarray of shape (n_features,)
+    Per-feature mean of the training data.""",
+    "explained_variance_score_": """\
+explained_variance_score_ : float
+    Fraction of the training data's variance explained by the reconstruction
+    ``inverse_transform(transform(X))``, ``1 - SSE / SST``; compare with
+    ``PCA(...).explained_variance_ratio_.sum()``.""",
+    "n_iter_": """\
+n_iter_ : int
+    Number of epochs run.""",
+    "best_epoch_": """\
+best_epoch_ : int
+    Epoch whose weights were kept (0: the initial PCA state; a random
+    start is never kept, so with ``init='random'`` it is at least 1).""",
+    "net_": """\
+net_ : AutoencoderNet
+    The fitted skorch net, with its ``history``.""",
+    "n_features_in_": """\
+n_features_in_ : int
+    Number of features seen during fit.""",
+    "feature_names_in_": """\
+feature_names_in_ : ndarray of shape (n_features,)
+    Names of features seen during fit, when X has string column names.""",
+}
+
+_PLACEHOLDER = re.compile(r"^( *)%\((.+)\)s$", re.MULTILINE)
+
+
+def fill_doc(cls):
+    """Class decorator: put the shared paragraphs into ``cls.__doc__``.
+
+    A docstring line ``%(name, other_name)s`` becomes the paragraphs of
+    those names in :data:`_DOCS`, at the line's indentation.
+    """
+
+    def paragraphs(match):
+        indent, names = match.group(1), match.group(2).split(", ")
+        text = "\n".join(_DOCS[name] for name in names)
+        return "\n".join(indent + line if line else line for line in text.split("\n"))
+
+    cls.__doc__ = _PLACEHOLDER.sub(paragraphs, cls.__doc__)
+    return cls
