@@ -25,8 +25,8 @@ from skae._callbacks import CallbackSupportMixin, fit_task
 from skae._networks import build_network, pca_start
 from skae._params import (
     _BCE_SLACK,
-    DEFAULTS,
     PARAMETER_CONSTRAINTS,
+    make_init,
     resolve_n_components,
 )
 from skae._training import (
@@ -70,37 +70,7 @@ class _BaseAutoencoder(
 
     _parameter_constraints: dict = PARAMETER_CONSTRAINTS
 
-    def __init__(
-        self,
-        n_components=DEFAULTS["n_components"],
-        *,
-        hidden_layer_sizes=DEFAULTS["hidden_layer_sizes"],
-        activation=DEFAULTS["activation"],
-        image_shape=DEFAULTS["image_shape"],
-        conv_channels=DEFAULTS["conv_channels"],
-        init=DEFAULTS["init"],
-        loss=DEFAULTS["loss"],
-        batch_size=DEFAULTS["batch_size"],
-        learning_rate=DEFAULTS["learning_rate"],
-        learning_rate_init=DEFAULTS["learning_rate_init"],
-        alpha=DEFAULTS["alpha"],
-        max_iter=DEFAULTS["max_iter"],
-        tol=DEFAULTS["tol"],
-        early_stopping=DEFAULTS["early_stopping"],
-        validation_fraction=DEFAULTS["validation_fraction"],
-        n_iter_no_change=DEFAULTS["n_iter_no_change"],
-        device=DEFAULTS["device"],
-        precision=DEFAULTS["precision"],
-        callbacks=DEFAULTS["callbacks"],
-        random_state=DEFAULTS["random_state"],
-        verbose=DEFAULTS["verbose"],
-    ):
-        self._store_params(locals())
-
-    def _store_params(self, values):
-        """Set each parameter of the signature from ``__init__``'s ``locals()``."""
-        for name in self._get_param_names():
-            setattr(self, name, values[name])
+    __init__ = make_init()
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):

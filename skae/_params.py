@@ -1,13 +1,15 @@
 """The parameters of skae's estimators: defaults, constraints, documentation.
 
 One family, one set of defaults: :data:`DEFAULTS` holds the transformer's,
-and every estimator's signature takes its defaults from there; a sibling that
-differs says why in its docstring, in one sentence. Parameters and
+and every estimator's ``__init__`` is made from it by :func:`make_init`,
+given only the estimator's own parameters and the defaults where it differs;
+a sibling that differs says why in its docstring, in one sentence. Parameters and
 attributes documented alike for several estimators are written once here and
 put into each docstring by :func:`fill_doc`, as scikit-learn's
 ``_docstring`` helpers do.
 """
 
+import inspect
 import re
 from numbers import Integral, Real
 
@@ -41,6 +43,58 @@ DEFAULTS = {
     "random_state": None,
     "verbose": 0,
 }
+
+# The denoiser, the detector and the VAE keep the network and schedule their
+# benchmarks were measured with (their docstrings say so).
+MEASURED_DEFAULTS = {
+    "hidden_layer_sizes": (512, 256),
+    "activation": "relu",
+    "learning_rate": "constant",
+    "alpha": 1e-4,
+}
+
+
+def make_init(own=None, differs=None):
+    """Return an estimator's ``__init__``: it stores its arguments, nothing else.
+
+    Its signature is explicit, as scikit-learn's ``get_params`` and ``clone``
+    read it: ``n_components`` (the only positional parameter), then the
+    estimator's ``own`` parameters, then the family's, keyword-only, with
+    :data:`DEFAULTS` updated by ``differs``. Unknown or surplus arguments
+    raise ``TypeError`` as for any function.
+    """
+    defaults = {**DEFAULTS, **(differs or {})}
+    first, *rest = defaults
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    signature = inspect.Signature(
+        [
+            inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+            inspect.Parameter(
+                first, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=defaults[first]
+            ),
+            *(
+                inspect.Parameter(name, keyword, default=default)
+                for name, default in (own or {}).items()
+            ),
+            *(
+                inspect.Parameter(name, keyword, default=defaults[name])
+                for name in rest
+            ),
+        ]
+    )
+
+    def __init__(self, *args, **kwargs):
+        try:
+            arguments = signature.bind(self, *args, **kwargs)
+        except TypeError as error:
+            raise TypeError(f"{type(self).__name__}() {error}") from None
+        arguments.apply_defaults()
+        for name, value in list(arguments.arguments.items())[1:]:
+            setattr(self, name, value)
+
+    __init__.__signature__ = signature
+    return __init__
+
 
 PARAMETER_CONSTRAINTS = {
     "n_components": [

@@ -4,7 +4,7 @@ from numbers import Real
 
 from skae._base import _BaseAutoencoder
 from skae._mixins import NoiseMixin, PartialFitMixin
-from skae._params import DEFAULTS, fill_doc
+from skae._params import MEASURED_DEFAULTS, fill_doc, make_init
 from skae._validation import Interval, StrOptions
 from skae.noise import NOISE_KINDS
 
@@ -94,35 +94,9 @@ class DenoisingAutoencoder(NoiseMixin, PartialFitMixin, _BaseAutoencoder):
         "clip": ["boolean"],
     }
 
-    def __init__(
-        self,
-        n_components=DEFAULTS["n_components"],
-        *,
-        noise="gaussian",
-        noise_level=0.1,
-        clip=True,
-        hidden_layer_sizes=(512, 256),
-        activation="relu",
-        image_shape=DEFAULTS["image_shape"],
-        conv_channels=DEFAULTS["conv_channels"],
-        init=DEFAULTS["init"],
-        loss=DEFAULTS["loss"],
-        batch_size=DEFAULTS["batch_size"],
-        learning_rate="constant",
-        learning_rate_init=DEFAULTS["learning_rate_init"],
-        alpha=1e-4,
-        max_iter=DEFAULTS["max_iter"],
-        tol=DEFAULTS["tol"],
-        early_stopping=DEFAULTS["early_stopping"],
-        validation_fraction=DEFAULTS["validation_fraction"],
-        n_iter_no_change=DEFAULTS["n_iter_no_change"],
-        device=DEFAULTS["device"],
-        precision=DEFAULTS["precision"],
-        callbacks=DEFAULTS["callbacks"],
-        random_state=DEFAULTS["random_state"],
-        verbose=DEFAULTS["verbose"],
-    ):
-        self._store_params(locals())
+    __init__ = make_init(
+        {"noise": "gaussian", "noise_level": 0.1, "clip": True}, MEASURED_DEFAULTS
+    )
 
     def denoise(self, X):
         """Reconstruct clean rows from noisy ``X``.

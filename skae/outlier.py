@@ -9,7 +9,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skae._base import _BaseAutoencoder
 from skae._mixins import NoiseMixin
-from skae._params import DEFAULTS, fill_doc
+from skae._params import MEASURED_DEFAULTS, fill_doc, make_init
 from skae._validation import Interval, StrOptions, check_rows_ndim
 from skae.noise import NOISE_KINDS
 
@@ -196,37 +196,16 @@ class AutoencoderOutlierDetector(NoiseMixin, OutlierMixin, _BaseAutoencoder):
         "error_window": [Interval(Integral, 1, None, closed="left")],
     }
 
-    def __init__(
-        self,
-        n_components=0.8,
-        *,
-        contamination="auto",
-        noise=None,
-        noise_level=0.1,
-        clip=True,
-        error_window=3,
-        hidden_layer_sizes=(512, 256),
-        activation="relu",
-        image_shape=DEFAULTS["image_shape"],
-        conv_channels=(),
-        init=DEFAULTS["init"],
-        loss=DEFAULTS["loss"],
-        batch_size=DEFAULTS["batch_size"],
-        learning_rate="constant",
-        learning_rate_init=DEFAULTS["learning_rate_init"],
-        alpha=1e-4,
-        max_iter=DEFAULTS["max_iter"],
-        tol=DEFAULTS["tol"],
-        early_stopping=DEFAULTS["early_stopping"],
-        validation_fraction=DEFAULTS["validation_fraction"],
-        n_iter_no_change=DEFAULTS["n_iter_no_change"],
-        device=DEFAULTS["device"],
-        precision=DEFAULTS["precision"],
-        callbacks=DEFAULTS["callbacks"],
-        random_state=DEFAULTS["random_state"],
-        verbose=DEFAULTS["verbose"],
-    ):
-        self._store_params(locals())
+    __init__ = make_init(
+        {
+            "contamination": "auto",
+            "noise": None,
+            "noise_level": 0.1,
+            "clip": True,
+            "error_window": 3,
+        },
+        {**MEASURED_DEFAULTS, "n_components": 0.8, "conv_channels": ()},
+    )
 
     def _check_data_params(self, X):
         super()._check_data_params(X)

@@ -12,7 +12,7 @@ from torch import nn
 from skae._base import _BaseAutoencoder
 from skae._mixins import PartialFitMixin
 from skae._networks import ppca_start
-from skae._params import DEFAULTS, fill_doc
+from skae._params import MEASURED_DEFAULTS, fill_doc, make_init
 from skae._validation import Interval, check_rows_ndim, torch_seed, wrap_like_input
 
 # Bounds on log-variances (model units, where the data have unit RMS): wide
@@ -204,33 +204,7 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
         "beta": [Interval(Real, 0, None, closed="left")],
     }
 
-    def __init__(
-        self,
-        n_components=DEFAULTS["n_components"],
-        *,
-        beta=1.0,
-        hidden_layer_sizes=(512, 256),
-        activation="relu",
-        image_shape=DEFAULTS["image_shape"],
-        conv_channels=DEFAULTS["conv_channels"],
-        init=DEFAULTS["init"],
-        loss=DEFAULTS["loss"],
-        batch_size=DEFAULTS["batch_size"],
-        learning_rate="constant",
-        learning_rate_init=DEFAULTS["learning_rate_init"],
-        alpha=1e-4,
-        max_iter=DEFAULTS["max_iter"],
-        tol=DEFAULTS["tol"],
-        early_stopping=DEFAULTS["early_stopping"],
-        validation_fraction=DEFAULTS["validation_fraction"],
-        n_iter_no_change=DEFAULTS["n_iter_no_change"],
-        device=DEFAULTS["device"],
-        precision=DEFAULTS["precision"],
-        callbacks=DEFAULTS["callbacks"],
-        random_state=DEFAULTS["random_state"],
-        verbose=DEFAULTS["verbose"],
-    ):
-        self._store_params(locals())
+    __init__ = make_init({"beta": 1.0}, MEASURED_DEFAULTS)
 
     def _criterion(self, n_features):
         return _NegativeELBO(self.loss, self.beta, n_features)

@@ -1,5 +1,6 @@
 """Checks run once for every skae estimator: scikit-learn's, and precision."""
 
+import inspect
 import pickle
 import re
 
@@ -293,3 +294,25 @@ def test_two_dimensional_image_shape_is_refused_with_a_hint(Estimator):
         ),
     ):
         estimator.fit(images().reshape(30, -1))
+
+
+@pytest.mark.parametrize("Estimator", CLASSES)
+def test_the_signature_is_explicit_and_keyword_only(Estimator):
+    parameters = list(inspect.signature(Estimator).parameters.values())
+    assert parameters[0].name == "n_components"
+    assert parameters[0].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+    assert {p.kind for p in parameters[1:]} == {inspect.Parameter.KEYWORD_ONLY}
+    estimator = Estimator(3, max_iter=7)
+    assert (estimator.n_components, estimator.max_iter) == (3, 7)
+    assert vars(estimator) == estimator.get_params()
+
+
+@pytest.mark.parametrize("Estimator", CLASSES)
+def test_unknown_arguments_are_a_type_error_naming_the_estimator(Estimator):
+    name = Estimator.__name__
+    with pytest.raises(
+        TypeError, match=rf"^{name}\(\) got an unexpected keyword argument 'widths'$"
+    ):
+        Estimator(widths=(8,))
+    with pytest.raises(TypeError, match=rf"^{name}\(\) too many positional arguments$"):
+        Estimator(2, (8,))
