@@ -36,7 +36,7 @@ test: $(STAMP)
 # denoising fits of 1553 s and 2474 s at k = 2, 8, 32, plus about 10 min of
 # scoring); denoising 9 min; outliers 28 min (Fashion-MNIST: 893 s and 626 s of
 # detector fits); VAE 21 min (Fashion-MNIST: 1141 s of fits); overhead 5 min;
-# scale-out 3 min. Fashion-MNIST needs the Debian package
+# fit cost on digits 1 min; scale-out 3 min. Fashion-MNIST needs the Debian package
 # dataset-fashion-mnist or a download.
 bench: $(STAMP)
 	for d in digits moons swiss_roll fashion_mnist; do \
@@ -50,6 +50,7 @@ bench: $(STAMP)
 		$(BIN)/python -m benchmarks.bench_vae --dataset $$d || exit 1; \
 	done
 	$(BIN)/python -m benchmarks.bench_overhead
+	$(BIN)/python -m benchmarks.bench_fit_cost --dataset digits
 	$(BIN)/python -m benchmarks.bench_scale_out
 
 # Every benchmark's --quick mode, a check that the suite runs (written to
@@ -61,10 +62,11 @@ bench-quick: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_outliers --quick
 	$(BIN)/python -m benchmarks.bench_vae --quick
 	$(BIN)/python -m benchmarks.bench_overhead --quick
+	$(BIN)/python -m benchmarks.bench_fit_cost --quick
 	$(BIN)/python -m benchmarks.bench_scale_out --quick
 
 # The GPU check (benchmarks/gpu_check.py): verifies the CUDA path and measures
-# training and inference speed on a GPU, in about 6 minutes. GPU machines here
+# training and inference speed on a GPU, within 8 minutes. GPU machines here
 # have no network and no skorch: `make gpu-bundle`, where pip works, gathers
 # the wheels (py3.12) and Fashion-MNIST's files into $(GPU_BUNDLE); carry that
 # folder to the GPU machine and run `make gpu-check GPU_OUT=<folder>` there,
