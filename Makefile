@@ -36,7 +36,7 @@ test: $(STAMP)
 # denoising fits of 1553 s and 2474 s at k = 2, 8, 32, plus about 10 min of
 # scoring); denoising 9 min; outliers 28 min (Fashion-MNIST: 893 s and 626 s of
 # detector fits); VAE 21 min (Fashion-MNIST: 1141 s of fits); overhead 5 min;
-# fit cost on digits 1 min; scale-out 3 min. Fashion-MNIST needs the Debian package
+# fit cost on digits 1 min; busy CPU 3 min; scale-out 3 min. Fashion-MNIST needs the Debian package
 # dataset-fashion-mnist or a download.
 bench: $(STAMP)
 	for d in digits moons swiss_roll fashion_mnist; do \
@@ -51,6 +51,7 @@ bench: $(STAMP)
 	done
 	$(BIN)/python -m benchmarks.bench_overhead
 	$(BIN)/python -m benchmarks.bench_fit_cost --dataset digits
+	$(BIN)/python -m benchmarks.bench_busy_cpu
 	$(BIN)/python -m benchmarks.bench_scale_out
 
 # Every benchmark's --quick mode, a check that the suite runs (written to
@@ -63,6 +64,7 @@ bench-quick: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_vae --quick
 	$(BIN)/python -m benchmarks.bench_overhead --quick
 	$(BIN)/python -m benchmarks.bench_fit_cost --quick
+	$(BIN)/python -m benchmarks.bench_busy_cpu --quick
 	$(BIN)/python -m benchmarks.bench_scale_out --quick
 
 # The GPU check (benchmarks/gpu_check.py): verifies the CUDA path and measures

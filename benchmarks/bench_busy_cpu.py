@@ -1,0 +1,149 @@
+"""Busy CPU: how much slower is a fit when other processes share the cores?
+
+A notebook beside other work, a search with ``n_jobs``, CI: the cores are
+often shared. PyTorch's CPU threads wait for each other by spinning, so a
+training loop on several threads can stall when one of them is descheduled.
+This times a default digits fit (``AutoencoderTransformer(n_components=8)``,
+a fixed number of epochs) on a quiet machine and beside ``--competitors``
+processes that keep one core busy each, and a plain PyTorch loop of the same
+network, batches and epochs on torch's default thread count, beside it. The
+slowdown is busy seconds over quiet seconds, the median over ``--repeats``
+alternating runs.
+
+Command: ``python -m benchmarks.bench_busy_cpu`` (about 3 minutes on two CPU
+cores, which must be otherwise idle for the quiet runs); ``--quick``: fewer
+epochs and repeats. Writes ``benchmarks/results/bench_busy_cpu_digits.{json,md}``.
+"""
+
+import argparse
+import multiprocessing
+import os
+import statistics
+import time
+
+import numpy as np
+import torch
+from sklearn.datasets import load_digits
+
+from benchmarks._common import default_out, markdown_table, timed_fit, write_results
+from skae import AutoencoderTransformer, DenseAutoencoder
+
+
+def burn(stop):
+    """Keep one core busy until ``stop`` is set."""
+    while not stop.is_set():
+        pass
+
+
+class Competitors:
+    """``n`` processes that each keep a core busy, while the block runs."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __enter__(self):
+        context = multiprocessing.get_context("spawn")
+        self.stop = context.Event()
+        self.processes = [
+            context.Process(target=burn, args=(self.stop,), daemon=True)
+            for _ in range(self.n)
+        ]
+        for process in self.processes:
+            process.start()
+        time.sleep(1.0)  # let them reach full speed
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for process in self.processes:
+            process.join()
+
+
+def skae_model(epochs):
+    return AutoencoderTransformer(
+        n_components=8,
+        early_stopping=False,
+        max_iter=epochs,
+        random_state=0,
+        device="cpu",
+    )
+
+
+def plain_loop(X, epochs):
+    """The same network and batches, trained the plain PyTorch way."""
+    model = skae_model(epochs)
+    start = time.perf_counter()
+    data = torch.from_numpy(((X - X.mean(0)) / X.std()).astype(np.float32))
+    torch.manual_seed(0)
+    module = DenseAutoencoder(
+        X.shape[1], model.n_components, model.hidden_layer_sizes, model.activation
+    )
+    optimizer = torch.optim.Adam(module.parameters(), lr=model.learning_rate_init)
+    # skae's 'auto' batch size for this many rows.
+    batch_size = min(256, max(32, len(X) // 16))
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(epochs):
+        order = torch.randperm(len(data), generator=generator)
+        for i in range(0, len(data), batch_size):
+            batch = data[order[i : i + batch_size]]
+            optimizer.zero_grad()
+            torch.nn.functional.mse_loss(module(batch), batch).backward()
+            optimizer.step()
+    return time.perf_counter() - start
+
+
+def measure(X, epochs, repeats, competitors):
+    methods = {
+        "skae fit": lambda: timed_fit(skae_model(epochs), X),
+        f"plain loop, {torch.get_num_threads()} torch threads": lambda: plain_loop(
+            X, epochs
+        ),
+    }
+    times = {(name, load): [] for name in methods for load in ("quiet", "busy")}
+    for _ in range(repeats):
+        for name, run in methods.items():
+            times[name, "quiet"].append(run())
+        with Competitors(competitors):
+            for name, run in methods.items():
+                times[name, "busy"].append(run())
+    records = []
+    for name in methods:
+        quiet = statistics.median(times[name, "quiet"])
+        busy = statistics.median(times[name, "busy"])
+        records.append(
+            {
+                "method": name,
+                "epochs": epochs,
+                "competing_processes": competitors,
+                "quiet_s": quiet,
+                "busy_s": busy,
+                "slowdown": busy / quiet,
+            }
+        )
+        print(records[-1], flush=True)
+    return records
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--competitors", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args(argv)
+    X = load_digits().data
+    epochs = 10 if args.quick else 40
+    repeats = args.repeats or (1 if args.quick else 3)
+    records = measure(X, epochs, repeats, args.competitors)
+    table = (
+        f"Digits ({len(X)} rows), {epochs} epochs, on {os.cpu_count()} CPU cores, "
+        f"quiet and beside {args.competitors} processes that each keep a core "
+        "busy (median of alternating runs):\n\n"
+        + markdown_table(records, list(records[0]))
+    )
+    out = args.out or default_out(args.quick)
+    print(write_results("bench_busy_cpu_digits", records, table, out))
+
+
+if __name__ == "__main__":
+    main()
