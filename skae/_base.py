@@ -26,6 +26,7 @@ from skae._networks import build_network, pca_start
 from skae._params import (
     _BCE_SLACK,
     PARAMETER_CONSTRAINTS,
+    fill_doc,
     make_init,
     resolve_n_components,
 )
@@ -50,6 +51,7 @@ from skae._validation import (
 )
 
 
+@fill_doc
 class _BaseAutoencoder(
     CallbackSupportMixin,
     ClassNamePrefixFeaturesOutMixin,
@@ -76,12 +78,7 @@ class _BaseAutoencoder(
     def fit(self, X, y=None):
         """Train the autoencoder to reconstruct ``X``.
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Training rows. Images are flat rows; see ``image_shape``.
-        y : Ignored
-            Not used, present so the estimator fits in a Pipeline with labels.
+        %(parameters_X, y)s
 
         Returns
         -------
@@ -238,10 +235,7 @@ class _BaseAutoencoder(
     def transform(self, X):
         """Encode ``X`` into the latent space.
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows to encode.
+        %(parameters_X)s
 
         Returns
         -------
@@ -308,10 +302,7 @@ class _BaseAutoencoder(
         Higher is better reconstructed; low values flag unusual rows, so this
         serves as an anomaly score.
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows to score.
+        %(parameters_X)s
 
         Returns
         -------
@@ -331,12 +322,7 @@ class _BaseAutoencoder(
         reconstruction error it always prefers larger ``n_components``; the
         variational autoencoder's mean ELBO compares with ``PCA.score``.
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows to score.
-        y : Ignored
-            Not used.
+        %(parameters_X, y)s
 
         Returns
         -------

@@ -4,8 +4,8 @@ One family, one set of defaults: :data:`DEFAULTS` holds the transformer's,
 and every estimator's ``__init__`` is made from it by :func:`make_init`,
 given only the estimator's own parameters and the defaults where it differs;
 a sibling that differs says why in its docstring, in one sentence. Parameters and
-attributes documented alike for several estimators are written once here and
-put into each docstring by :func:`fill_doc`, as scikit-learn's
+attributes documented alike for several estimators or methods are written once
+here and put into each docstring by :func:`fill_doc`, as scikit-learn's
 ``_docstring`` helpers do.
 """
 
@@ -271,6 +271,17 @@ callbacks : list of skorch callbacks or (name, callback) tuples, default=None
     "verbose": """\
 verbose : int, default=0
     0 is silent; 1 prints skorch's per-epoch log; 2 adds a progress bar.""",
+    # The Parameters section of the methods that take rows X: each method's
+    # summary says what it does with them.
+    "parameters_X": """\
+Parameters
+----------
+X : array-like of shape (n_samples, n_features)
+    Rows, one sample each; an image is one flattened row (see
+    ``image_shape``).""",
+    "y": """\
+y : Ignored
+    Not used, present for API consistency.""",
     "n_components_": """\
 n_components_ : int
     Width of the code.""",
@@ -304,10 +315,11 @@ _PLACEHOLDER = re.compile(r"^( *)%\((.+)\)s$", re.MULTILINE)
 
 
 def fill_doc(cls):
-    """Class decorator: put the shared paragraphs into ``cls.__doc__``.
+    """Class decorator: put the shared paragraphs into the docstrings.
 
-    A docstring line ``%(name, other_name)s`` becomes the paragraphs of
-    those names in :data:`_DOCS`, at the line's indentation.
+    A line ``%(name, other_name)s`` of the docstring of ``cls`` or of a
+    method defined in its body becomes the paragraphs of those names in
+    :data:`_DOCS`, at the line's indentation.
     """
 
     def paragraphs(match):
@@ -315,5 +327,7 @@ def fill_doc(cls):
         text = "\n".join(_DOCS[name] for name in names)
         return "\n".join(indent + line if line else line for line in text.split("\n"))
 
-    cls.__doc__ = _PLACEHOLDER.sub(paragraphs, cls.__doc__)
+    for owner in [cls, *filter(inspect.isfunction, vars(cls).values())]:
+        if owner.__doc__:
+            owner.__doc__ = _PLACEHOLDER.sub(paragraphs, owner.__doc__)
     return cls

@@ -278,10 +278,7 @@ class AutoencoderOutlierDetector(NoiseMixin, OutlierMixin, _BaseAutoencoder):
     def score_samples(self, X):
         """Anomaly score of each row: the lower, the more abnormal.
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows to score.
+        %(parameters_X)s
 
         Returns
         -------
@@ -305,10 +302,7 @@ class AutoencoderOutlierDetector(NoiseMixin, OutlierMixin, _BaseAutoencoder):
         for scikit-learn's other detectors, :meth:`predict` flags the rows
         where this is negative.
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows to score.
+        %(parameters_X)s
 
         Returns
         -------
@@ -320,10 +314,7 @@ class AutoencoderOutlierDetector(NoiseMixin, OutlierMixin, _BaseAutoencoder):
     def predict(self, X):
         """Label rows as inliers (+1) or outliers (-1).
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows to label.
+        %(parameters_X)s
 
         Returns
         -------

@@ -253,10 +253,7 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
         rows: deterministic, and independent of batching. Higher is more
         likely; low values flag unusual rows.
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows to score.
+        %(parameters_X)s
 
         Returns
         -------

@@ -316,3 +316,22 @@ def test_unknown_arguments_are_a_type_error_naming_the_estimator(Estimator):
         Estimator(widths=(8,))
     with pytest.raises(TypeError, match=rf"^{name}\(\) too many positional arguments$"):
         Estimator(2, (8,))
+
+
+@pytest.mark.parametrize("Estimator", CLASSES)
+def test_method_docstrings_are_filled_and_document_every_parameter_once(Estimator):
+    # skae's public methods get shared paragraphs (X, the rows) filled in too.
+    methods = [
+        (name, method)
+        for name, method in inspect.getmembers(Estimator, inspect.isfunction)
+        if not name.startswith("_") and method.__module__.startswith("skae.")
+    ]
+    assert {"fit", "transform", "score_samples", "score"} <= dict(methods).keys()
+    for name, method in methods:
+        doc = method.__doc__
+        assert "%(" not in doc, name
+        assert "\n        Returns\n        -------\n" in doc, name
+        for parameter in list(inspect.signature(method).parameters)[1:]:
+            assert doc.count(f"\n        {parameter} : ") == 1, (name, parameter)
+        if "X" in inspect.signature(method).parameters:
+            assert re.search(r"\n        X : array-like of shape \(n_samples, ", doc)
