@@ -15,6 +15,7 @@ from the estimator's ``noise`` and ``noise_level`` parameters.
 
 import math
 import numbers
+import textwrap
 from collections.abc import Callable, Sequence
 
 import torch
@@ -57,6 +58,32 @@ def _check_clip(clip) -> tuple[float, float] | None:
     if not low < high:
         raise ValueError(message)
     return low, high
+
+
+# Paragraphs every corruption layer documents alike, written once: a layer's
+# docstring names them as ``%(clip)s`` and ``%(attributes)s``. This module is
+# a leaf, so it fills them itself rather than through skae._params.fill_doc.
+_LAYER_DOCS = {
+    "clip": """\
+clip : tuple of (float, float), default=None
+    If given, the corrupted output is clamped to ``[low, high]``, e.g.
+    ``(0.0, 1.0)`` for pixel intensities.""",
+    "attributes": """\
+Attributes
+----------
+generator : torch.Generator or None
+    The generator the noise is drawn from, set with ``set_generator``; None
+    draws from the default generator of the input's device.""",
+}
+
+
+def _layer_doc(cls):
+    """Class decorator: fill the shared paragraphs into ``cls.__doc__``."""
+    cls.__doc__ %= {
+        name: textwrap.indent(text, "    ").lstrip()
+        for name, text in _LAYER_DOCS.items()
+    }
+    return cls
 
 
 def _rows(x: torch.Tensor) -> torch.Tensor:
@@ -119,19 +146,6 @@ class _Corruption(nn.Module):
     def _corrupt(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def _choose(self, x: torch.Tensor, fraction: float) -> torch.Tensor:
-        """Boolean mask of x's rows with exactly round(fraction * n) entries set.
-
-        Ranking i.i.d. uniform keys gives a uniformly random subset per row,
-        for all rows at once.
-        """
-        rows = _rows(x)
-        n_chosen = round(fraction * rows.shape[1])
-        keys = torch.rand(rows.shape, generator=self.generator, device=x.device)
-        chosen = keys.argsort(dim=1)[:, :n_chosen]
-        mask = torch.zeros(rows.shape, dtype=torch.bool, device=x.device)
-        return mask.scatter_(1, chosen, True).reshape(x.shape)
-
     def __getstate__(self) -> dict:
         # A torch.Generator cannot be pickled; a copy starts on the default RNG
         # until set_generator is called again.
@@ -143,6 +157,7 @@ class _Corruption(nn.Module):
         return "" if self.clip is None else f", clip={self.clip}"
 
 
+@_layer_doc
 class GaussianNoise(_Corruption):
     """Additive Gaussian noise: ``x + std * N(0, 1)``, optionally clipped.
 
@@ -153,14 +168,9 @@ class GaussianNoise(_Corruption):
     ----------
     std : float
         Standard deviation of the noise, finite and >= 0.
-    clip : tuple of (float, float), default=None
-        If given, the corrupted output is clamped to ``[low, high]``, e.g.
-        ``(0.0, 1.0)`` for pixel intensities.
+    %(clip)s
 
-    Attributes
-    ----------
-    generator : torch.Generator or None
-        The generator the noise is drawn from, set with ``set_generator``.
+    %(attributes)s
 
     See Also
     --------
@@ -201,7 +211,31 @@ class GaussianNoise(_Corruption):
         return f"std={self.std}{self._clip_repr()}"
 
 
-class MaskingNoise(_Corruption):
+class _FractionCorruption(_Corruption):
+    """Base class of the layers that replace a fraction of each row's entries."""
+
+    def __init__(
+        self, fraction: float, *, clip: tuple[float, float] | None = None
+    ) -> None:
+        super().__init__(clip=clip)
+        self.fraction = _check_fraction(fraction)
+
+    def _choose(self, x: torch.Tensor) -> torch.Tensor:
+        """Boolean mask of x's rows with exactly round(fraction * n) entries set.
+
+        Ranking i.i.d. uniform keys gives a uniformly random subset per row,
+        for all rows at once.
+        """
+        rows = _rows(x)
+        n_chosen = round(self.fraction * rows.shape[1])
+        keys = torch.rand(rows.shape, generator=self.generator, device=x.device)
+        chosen = keys.argsort(dim=1)[:, :n_chosen]
+        mask = torch.zeros(rows.shape, dtype=torch.bool, device=x.device)
+        return mask.scatter_(1, chosen, True).reshape(x.shape)
+
+
+@_layer_doc
+class MaskingNoise(_FractionCorruption):
     """Masking noise: set a random fraction of each row's entries to ``value``.
 
     Exactly ``round(fraction * n_features)`` entries of each row, chosen
@@ -214,13 +248,9 @@ class MaskingNoise(_Corruption):
         Fraction of each row's entries to mask, in [0, 1].
     value : float, default=0.0
         Value written into the masked entries.
-    clip : tuple of (float, float), default=None
-        If given, the corrupted output is clamped to ``[low, high]``.
+    %(clip)s
 
-    Attributes
-    ----------
-    generator : torch.Generator or None
-        The generator the mask is drawn from, set with ``set_generator``.
+    %(attributes)s
 
     See Also
     --------
@@ -246,19 +276,19 @@ class MaskingNoise(_Corruption):
         value: float = 0.0,
         clip: tuple[float, float] | None = None,
     ) -> None:
-        super().__init__(clip=clip)
-        self.fraction = _check_fraction(fraction)
+        super().__init__(fraction, clip=clip)
         self.value = _check_real(value, "value")
 
     def _corrupt(self, x: torch.Tensor) -> torch.Tensor:
-        return x.masked_fill(self._choose(x, self.fraction), self.value)
+        return x.masked_fill(self._choose(x), self.value)
 
     def extra_repr(self) -> str:
         """Parameters shown when the layer is printed."""
         return f"fraction={self.fraction}, value={self.value}{self._clip_repr()}"
 
 
-class SaltPepperNoise(_Corruption):
+@_layer_doc
+class SaltPepperNoise(_FractionCorruption):
     """Salt-and-pepper noise: set a random fraction of each row to low or high.
 
     Exactly ``round(fraction * n_features)`` entries of each row, chosen
@@ -278,10 +308,7 @@ class SaltPepperNoise(_Corruption):
         If given, the corrupted output is clamped to ``[low, high]`` of the
         clip, which need not be this layer's ``low`` and ``high``.
 
-    Attributes
-    ----------
-    generator : torch.Generator or None
-        The generator the noise is drawn from, set with ``set_generator``.
+    %(attributes)s
 
     See Also
     --------
@@ -308,13 +335,12 @@ class SaltPepperNoise(_Corruption):
         high: float = 1.0,
         clip: tuple[float, float] | None = None,
     ) -> None:
-        super().__init__(clip=clip)
-        self.fraction = _check_fraction(fraction)
+        super().__init__(fraction, clip=clip)
         self.low = _check_real(low, "low")
         self.high = _check_real(high, "high")
 
     def _corrupt(self, x: torch.Tensor) -> torch.Tensor:
-        chosen = self._choose(x, self.fraction)
+        chosen = self._choose(x)
         salt = torch.rand(x.shape, generator=self.generator, device=x.device) < 0.5
         return x.masked_fill(chosen & salt, self.high).masked_fill(
             chosen & ~salt, self.low
@@ -328,6 +354,7 @@ class SaltPepperNoise(_Corruption):
         )
 
 
+@_layer_doc
 class FunctionNoise(_Corruption):
     """Corruption by a user function ``fn(x, generator) -> x_noisy``.
 
@@ -342,13 +369,9 @@ class FunctionNoise(_Corruption):
         accept as "use the default generator"). It must return a tensor of
         the same shape as ``x`` and must not modify ``x`` in place. To be
         picklable, ``fn`` must be a module-level function, not a lambda.
-    clip : tuple of (float, float), default=None
-        If given, the corrupted output is clamped to ``[low, high]``.
+    %(clip)s
 
-    Attributes
-    ----------
-    generator : torch.Generator or None
-        The generator passed to ``fn``, set with ``set_generator``.
+    %(attributes)s
 
     See Also
     --------

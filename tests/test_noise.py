@@ -1,4 +1,5 @@
 import copy
+import inspect
 import pickle
 
 import pytest
@@ -376,6 +377,18 @@ def test_make_noise_callable():
 def test_make_noise_errors(noise, noise_level, clip, error, match):
     with pytest.raises(error, match=match):
         make_noise(noise, noise_level, clip=clip)
+
+
+@pytest.mark.parametrize(
+    "Layer", [GaussianNoise, MaskingNoise, SaltPepperNoise, FunctionNoise]
+)
+def test_docstrings_are_filled_and_document_every_parameter_once(Layer):
+    # The paragraphs the layers share are filled in: no placeholder is left.
+    doc = Layer.__doc__
+    assert "%(" not in doc
+    for parameter in list(inspect.signature(Layer).parameters):
+        assert doc.count(f"\n    {parameter} : ") == 1, parameter
+    assert "\n    Attributes\n    ----------\n    generator : " in doc
 
 
 def test_repr():
