@@ -17,9 +17,11 @@ import math
 import numbers
 import os
 import pickle
+import re
 import struct
 import tarfile
 import tempfile
+import textwrap
 from pathlib import Path
 from typing import NamedTuple
 from urllib.request import urlopen
@@ -159,6 +161,131 @@ Source: https://www.cs.toronto.edu/~kriz/cifar.html
 A. Krizhevsky. "Learning Multiple Layers of Features from Tiny Images."
 Technical report, University of Toronto, 2009.
 """
+
+
+# The sections several functions document alike, written once: a docstring
+# names them on a line of their own as ``%(name)s``, and _fill_doc fills them
+# in with the facts that differ (a dataset's folder and sizes, a manifold).
+_DOCS = {
+    "table": """\
+=================   ==============
+Classes                         10
+Samples total       %(n_total)14d
+Samples train       %(n_train)14d
+Samples test        %(n_test)14d
+Dimensionality      %(dimensionality)14s
+Features             real, [0, 1]
+=================   ==============""",
+    "idx_files": """\
+The four IDX files (``train-images-idx3-ubyte``,
+``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``,
+``t10k-labels-idx1-ubyte``, each gzipped or not) are looked for in the
+``data_home`` argument, then in the ``SKAE_DATA`` directory (in each, the
+``%(folder)s`` subfolder before the directory itself; MNIST and
+Fashion-MNIST use the same file names, so keep each in its own subfolder),""",
+    "parameters": """\
+Parameters
+----------
+data_home : str or path-like, default=None
+    A directory to look in first, for the files in its ``%(folder)s``
+    subfolder or in itself; also where downloads go (into ``%(folder)s``).
+    If None, downloads go to :func:`get_data_home`.
+
+subset : {'train', 'test', 'all'}, default='train'
+    The published split to return; 'all' is the training set followed by
+    the test set.
+
+return_X_y : bool, default=False
+    If True, return ``(data, target)`` instead of a Bunch.
+
+download_if_missing : bool, default=True
+    If False, raise an OSError instead of downloading files that are
+    not found locally.""",
+    "returns": """\
+Returns
+-------
+data : :class:`~sklearn.utils.Bunch`
+    Dictionary-like object, with the following attributes.
+
+    data : ndarray of shape (n_samples, %(n_features)d), dtype float32
+        The images as flat rows%(row_order)s, scaled to [0, 1].
+    target : ndarray of shape (n_samples,), dtype int64
+        The class, 0 to 9.
+    images : ndarray of shape (n_samples, %(images_shape)s), dtype uint8
+        The raw images%(images_order)s.
+    image_shape : tuple
+        ``%(image_shape)s``, the ``(C, H, W)`` shape of one image.
+    target_names : list of str
+        The class names, from ``'%(first_name)s'`` to ``'%(last_name)s'``.
+    DESCR : str
+        Description of the dataset, with its source and citation.
+
+(data, target) : tuple if ``return_X_y`` is True
+
+Raises
+------
+OSError
+    If the files are found nowhere and cannot be downloaded, or a
+    download fails its checksum.""",
+    "embedding": """\
+n_features : int, default=20
+    The number of dimensions to embed the %(manifold)s in; at least %(n_dims)d.
+
+noise : float, default=0.05
+    The standard deviation of the Gaussian noise added to each feature.
+
+random_state : int, RandomState instance or None, default=None
+    Determines the %(manifold)s, the embedding and the noise. Pass an int for
+    reproducible output across calls.
+
+Returns
+-------
+X : ndarray of shape (n_samples, n_features), dtype float64
+    The points.""",
+}
+_PLACEHOLDER = re.compile(r"^( *)%\((\w+)\)s$", re.MULTILINE)
+
+
+def _fill_doc(**facts):
+    """Fill the shared sections into the docstring of the decorated function.
+
+    A line ``%(name)s`` becomes ``_DOCS[name]`` at the line's indentation,
+    filled in with ``facts``.
+    """
+
+    def decorate(function):
+        function.__doc__ = _PLACEHOLDER.sub(
+            lambda m: textwrap.indent(_DOCS[m[2]] % facts, m[1]),
+            function.__doc__,
+        )
+        return function
+
+    return decorate
+
+
+def _fetcher_doc(folder, image_shape, n_train, n_test, target_names):
+    """Fill a fetcher's docstring with the facts of its dataset."""
+    channels, height, width = image_shape
+    n_features = channels * height * width
+    color = channels == 3
+    return _fill_doc(
+        folder=folder,
+        n_train=n_train,
+        n_test=n_test,
+        n_total=n_train + n_test,
+        dimensionality=f"{n_features} ({channels}x{height}x{width})",
+        n_features=n_features,
+        # Grayscale images are stored without their single channel.
+        images_shape=", ".join(map(str, image_shape if color else image_shape[1:])),
+        image_shape=image_shape,
+        # Indented as the line it continues in the Returns section.
+        row_order=", channel-first\n        (all red values, then green, then blue)"
+        if color
+        else "",
+        images_order=", channel-first" if color else "",
+        first_name=target_names[0],
+        last_name=target_names[-1],
+    )
 
 
 def _data_home_path(data_home=None):
@@ -397,72 +524,22 @@ def _bunch(images, target, *, image_shape, target_names, descr, return_X_y):
     )
 
 
+@_fetcher_doc(_MNIST.folder, (1, 28, 28), 60000, 10000, _MNIST.target_names)
 def fetch_mnist(
     *, data_home=None, subset="train", return_X_y=False, download_if_missing=True
 ):
     """Load the MNIST handwritten digits (classification, 10 classes).
 
-    =================   ==============
-    Classes                         10
-    Samples total                70000
-    Samples train                60000
-    Samples test                 10000
-    Dimensionality       784 (1x28x28)
-    Features             real, [0, 1]
-    =================   ==============
+    %(table)s
 
-    The four IDX files (``train-images-idx3-ubyte``,
-    ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``,
-    ``t10k-labels-idx1-ubyte``, each gzipped or not) are looked for in the
-    ``data_home`` argument, then in the ``SKAE_DATA`` directory (in each, the
-    ``mnist`` subfolder before the directory itself; Fashion-MNIST uses the
-    same file names, so keep each in its own subfolder), then in the cache
-    under :func:`get_data_home`. If none holds them, they are downloaded
-    there from the torchvision mirror and their MD5 checksums verified.
+    %(idx_files)s
+    then in the cache under :func:`get_data_home`. If none holds them, they
+    are downloaded there from the torchvision mirror and their MD5 checksums
+    verified.
 
-    Parameters
-    ----------
-    data_home : str or path-like, default=None
-        A directory to look in first, for the files in its ``mnist``
-        subfolder or in itself; also where downloads go (into ``mnist``).
-        If None, downloads go to :func:`get_data_home`.
+    %(parameters)s
 
-    subset : {'train', 'test', 'all'}, default='train'
-        The published split to return; 'all' is the training set followed by
-        the test set.
-
-    return_X_y : bool, default=False
-        If True, return ``(data, target)`` instead of a Bunch.
-
-    download_if_missing : bool, default=True
-        If False, raise an OSError instead of downloading files that are
-        not found locally.
-
-    Returns
-    -------
-    data : :class:`~sklearn.utils.Bunch`
-        Dictionary-like object, with the following attributes.
-
-        data : ndarray of shape (n_samples, 784), dtype float32
-            The images as flat rows, scaled to [0, 1].
-        target : ndarray of shape (n_samples,), dtype int64
-            The digit, 0 to 9.
-        images : ndarray of shape (n_samples, 28, 28), dtype uint8
-            The raw images.
-        image_shape : tuple
-            ``(1, 28, 28)``, the ``(C, H, W)`` shape of one image.
-        target_names : list of str
-            ``'0'`` to ``'9'``.
-        DESCR : str
-            Description of the dataset, with its source and citation.
-
-    (data, target) : tuple if ``return_X_y`` is True
-
-    Raises
-    ------
-    OSError
-        If the files are found nowhere and cannot be downloaded, or a
-        download fails its checksum.
+    %(returns)s
 
     See Also
     --------
@@ -479,74 +556,25 @@ def fetch_mnist(
     return _fetch_idx(_MNIST, data_home, subset, return_X_y, download_if_missing)
 
 
+@_fetcher_doc(
+    _FASHION_MNIST.folder, (1, 28, 28), 60000, 10000, _FASHION_MNIST.target_names
+)
 def fetch_fashion_mnist(
     *, data_home=None, subset="train", return_X_y=False, download_if_missing=True
 ):
     """Load the Fashion-MNIST images of clothes (classification, 10 classes).
 
-    =================   ==============
-    Classes                         10
-    Samples total                70000
-    Samples train                60000
-    Samples test                 10000
-    Dimensionality       784 (1x28x28)
-    Features             real, [0, 1]
-    =================   ==============
+    %(table)s
 
-    The four IDX files (``train-images-idx3-ubyte``,
-    ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``,
-    ``t10k-labels-idx1-ubyte``, each gzipped or not) are looked for in the
-    ``data_home`` argument, then in the ``SKAE_DATA`` directory (in each, the
-    ``fashion-mnist`` subfolder before the directory itself; MNIST uses the
-    same file names, so keep each in its own subfolder), then in
-    ``/usr/share/datasets/fashion-mnist``, where the Debian package
+    %(idx_files)s
+    then in ``/usr/share/datasets/fashion-mnist``, where the Debian package
     ``dataset-fashion-mnist`` installs them, then in the cache under
-    :func:`get_data_home`. If none holds them, they are downloaded there
-    from the publisher and their MD5 checksums verified.
+    :func:`get_data_home`. If none holds them, they are downloaded there from
+    the publisher and their MD5 checksums verified.
 
-    Parameters
-    ----------
-    data_home : str or path-like, default=None
-        A directory to look in first, for the files in its ``fashion-mnist``
-        subfolder or in itself; also where downloads go (into ``fashion-mnist``).
-        If None, downloads go to :func:`get_data_home`.
+    %(parameters)s
 
-    subset : {'train', 'test', 'all'}, default='train'
-        The published split to return; 'all' is the training set followed by
-        the test set.
-
-    return_X_y : bool, default=False
-        If True, return ``(data, target)`` instead of a Bunch.
-
-    download_if_missing : bool, default=True
-        If False, raise an OSError instead of downloading files that are
-        not found locally.
-
-    Returns
-    -------
-    data : :class:`~sklearn.utils.Bunch`
-        Dictionary-like object, with the following attributes.
-
-        data : ndarray of shape (n_samples, 784), dtype float32
-            The images as flat rows, scaled to [0, 1].
-        target : ndarray of shape (n_samples,), dtype int64
-            The class, 0 to 9.
-        images : ndarray of shape (n_samples, 28, 28), dtype uint8
-            The raw images.
-        image_shape : tuple
-            ``(1, 28, 28)``, the ``(C, H, W)`` shape of one image.
-        target_names : list of str
-            The class names, from ``'T-shirt/top'`` to ``'Ankle boot'``.
-        DESCR : str
-            Description of the dataset, with its source and citation.
-
-    (data, target) : tuple if ``return_X_y`` is True
-
-    Raises
-    ------
-    OSError
-        If the files are found nowhere and cannot be downloaded, or a
-        download fails its checksum.
+    %(returns)s
 
     See Also
     --------
@@ -644,19 +672,13 @@ def _extract_cifar_batches(archive, cache):
                 raise
 
 
+@_fetcher_doc(_CIFAR10_FOLDER, (3, 32, 32), 50000, 10000, _CIFAR10_TARGET_NAMES)
 def fetch_cifar10(
     *, data_home=None, subset="train", return_X_y=False, download_if_missing=True
 ):
     """Load the CIFAR-10 color images (classification, 10 classes).
 
-    =================   ==============
-    Classes                         10
-    Samples total                60000
-    Samples train                50000
-    Samples test                 10000
-    Dimensionality      3072 (3x32x32)
-    Features             real, [0, 1]
-    =================   ==============
+    %(table)s
 
     The batches of the Python version (``data_batch_1`` to ``data_batch_5``
     and ``test_batch``) are looked for in the ``data_home`` argument, then in
@@ -667,50 +689,9 @@ def fetch_cifar10(
     directories, or else downloaded (163 MiB) from the publisher, its MD5
     checksum verified.
 
-    Parameters
-    ----------
-    data_home : str or path-like, default=None
-        A directory to look in first, for the files in its ``cifar-10``
-        subfolder or in itself; also where downloads go (into ``cifar-10``).
-        If None, downloads go to :func:`get_data_home`.
+    %(parameters)s
 
-    subset : {'train', 'test', 'all'}, default='train'
-        The published split to return; 'all' is the training set followed by
-        the test set.
-
-    return_X_y : bool, default=False
-        If True, return ``(data, target)`` instead of a Bunch.
-
-    download_if_missing : bool, default=True
-        If False, raise an OSError instead of downloading files that are
-        not found locally.
-
-    Returns
-    -------
-    data : :class:`~sklearn.utils.Bunch`
-        Dictionary-like object, with the following attributes.
-
-        data : ndarray of shape (n_samples, 3072), dtype float32
-            The images as flat rows, channel-first (all red values, then
-            green, then blue), scaled to [0, 1].
-        target : ndarray of shape (n_samples,), dtype int64
-            The class, 0 to 9.
-        images : ndarray of shape (n_samples, 3, 32, 32), dtype uint8
-            The raw images, channel-first.
-        image_shape : tuple
-            ``(3, 32, 32)``, the ``(C, H, W)`` shape of one image.
-        target_names : list of str
-            The class names, from ``'airplane'`` to ``'truck'``.
-        DESCR : str
-            Description of the dataset, with its source and citation.
-
-    (data, target) : tuple if ``return_X_y`` is True
-
-    Raises
-    ------
-    OSError
-        If the files are found nowhere and cannot be downloaded, or the
-        download fails its checksum.
+    %(returns)s
 
     See Also
     --------
@@ -792,6 +773,7 @@ def _embed(X, n_features, noise, rng):
     return X @ basis.T + noise * rng.standard_normal((len(X), n_features))
 
 
+@_fill_doc(manifold="moons", n_dims=2)
 def make_embedded_moons(
     n_samples=1000, *, n_features=20, noise=0.05, random_state=None
 ):
@@ -809,20 +791,7 @@ def make_embedded_moons(
     n_samples : int, default=1000
         The number of points, split evenly between the two moons.
 
-    n_features : int, default=20
-        The number of dimensions to embed the moons in; at least 2.
-
-    noise : float, default=0.05
-        The standard deviation of the Gaussian noise added to each feature.
-
-    random_state : int, RandomState instance or None, default=None
-        Determines the moons, the embedding and the noise. Pass an int for
-        reproducible output across calls.
-
-    Returns
-    -------
-    X : ndarray of shape (n_samples, n_features), dtype float64
-        The points.
+    %(embedding)s
 
     y : ndarray of shape (n_samples,), dtype int64
         The moon of each point, 0 or 1.
@@ -848,6 +817,7 @@ def make_embedded_moons(
     return _embed(X, n_features, noise, rng), y
 
 
+@_fill_doc(manifold="roll", n_dims=3)
 def make_embedded_swiss_roll(
     n_samples=1000, *, n_features=20, noise=0.05, random_state=None
 ):
@@ -864,20 +834,7 @@ def make_embedded_swiss_roll(
     n_samples : int, default=1000
         The number of points.
 
-    n_features : int, default=20
-        The number of dimensions to embed the roll in; at least 3.
-
-    noise : float, default=0.05
-        The standard deviation of the Gaussian noise added to each feature.
-
-    random_state : int, RandomState instance or None, default=None
-        Determines the roll, the embedding and the noise. Pass an int for
-        reproducible output across calls.
-
-    Returns
-    -------
-    X : ndarray of shape (n_samples, n_features), dtype float64
-        The points.
+    %(embedding)s
 
     t : ndarray of shape (n_samples,), dtype float64
         The position of each point along the roll's spiral.
@@ -892,10 +849,9 @@ def make_embedded_swiss_roll(
     >>> from sklearn.decomposition import PCA
     >>> from skae.datasets import make_embedded_swiss_roll
     >>> X, t = make_embedded_swiss_roll(n_samples=200, random_state=0)
-    >>> X.shape, t.shape
-    ((200, 20), (200,))
-    >>> PCA().fit(X).explained_variance_ratio_[:4].round(2)
-    array([0.43, 0.31, 0.27, 0.  ])
+    >>> pca = PCA(n_components=2).fit(X)
+    >>> X.shape, round(float(pca.explained_variance_ratio_.sum()), 2)
+    ((200, 20), 0.73)
     """
     _check_manifold_params(n_samples, n_features, noise, 3, "swiss roll")
     rng = check_random_state(random_state)
