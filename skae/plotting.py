@@ -8,7 +8,6 @@ a fitted estimator, then plots it. matplotlib is imported only when something
 is drawn, so importing this module stays cheap.
 """
 
-from math import isqrt
 from numbers import Integral
 
 import numpy as np
@@ -17,7 +16,22 @@ from sklearn.decomposition import PCA
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from skae._validation import _safe_indexing, check_image_shape, torch_seed
+from skae._plotting import (
+    _check_estimator,
+    _check_labels,
+    _check_positive_int,
+    _check_rows,
+    _check_same_shape,
+    _check_series,
+    _display_range,
+    _head,
+    _imshow,
+    _new_figure,
+    _reconstruct,
+    _resolve_image_shape,
+    _RowsDisplay,
+)
+from skae._validation import torch_seed
 from skae.noise import make_noise
 
 __all__ = [
@@ -36,141 +50,6 @@ _MAX_MARKED_EPOCHS = 30
 
 
 # ------------------------------------------------------------------ helpers
-
-
-def _check_rows(name, rows):
-    """Return ``rows`` as a 2-D float array, or raise naming ``name``."""
-    return check_array(rows, dtype=np.float64, input_name=name)
-
-
-def _check_same_shape(reference_name, reference, name, rows):
-    if rows.shape != reference.shape:
-        raise ValueError(
-            f"{name} has shape {rows.shape}, but {reference_name} has shape "
-            f"{reference.shape}; pass one row of {name} per row of "
-            f"{reference_name}."
-        )
-
-
-def _check_n_samples(n_samples):
-    if isinstance(n_samples, bool) or not isinstance(n_samples, Integral):
-        raise ValueError(f"n_samples must be a positive int, got {n_samples!r}.")
-    if n_samples < 1:
-        raise ValueError(f"n_samples must be a positive int, got {n_samples!r}.")
-
-
-def _check_image_shape(image_shape, n_features, input_name):
-    """Return ``image_shape`` as (C, H, W), checked as the estimators check it.
-
-    Drawing adds one condition: 1 (grayscale) or 3 (RGB) channels.
-    """
-    shape = check_image_shape(image_shape, n_features, input_name=input_name)
-    if shape[0] not in (1, 3):
-        raise ValueError(
-            f"image_shape={shape} has {shape[0]} channels; only 1 (grayscale) or "
-            "3 (RGB) channels can be shown as images."
-        )
-    return shape
-
-
-def _resolve_image_shape(image_shape, estimator, n_features, input_name):
-    """Return the image shape to draw rows with, or None for tabular rows.
-
-    The argument wins, then the estimator's ``image_shape``; otherwise rows
-    of a perfect square number of features, at least 4 x 4, are taken for
-    square grayscale images (smaller squares are more likely tabular data).
-    """
-    if image_shape is None:
-        image_shape = getattr(estimator, "image_shape", None)
-    if image_shape is not None:
-        return _check_image_shape(image_shape, n_features, input_name)
-    side = isqrt(n_features)
-    if side >= 4 and side * side == n_features:
-        return (1, side, side)
-    return None
-
-
-def _head(X, n_samples):
-    """Return the first ``n_samples`` rows of X, in X's own container."""
-    _check_n_samples(n_samples)
-    return _safe_indexing(X, slice(0, n_samples))
-
-
-def _reconstruct(estimator, X):
-    return np.asarray(estimator.inverse_transform(estimator.transform(X)))
-
-
-def _display_range(reference):
-    """Value range images are shown over: [0, 1] for data there, else its own."""
-    low, high = float(reference.min()), float(reference.max())
-    if low >= 0 and high <= 1:
-        return 0.0, 1.0
-    return low, high
-
-
-def _to_image(row, image_shape, value_range):
-    """Turn a flat (C, H, W) row into what imshow draws: (H, W) or (H, W, 3)."""
-    channels, height, width = image_shape
-    if channels == 1:
-        return row.reshape(height, width)
-    low, high = value_range
-    # RGB has no colormap to rescale: map the range to [0, 1] and clip.
-    scaled = (row - low) / (high - low) if high > low else row - low
-    return np.clip(scaled.reshape(image_shape).transpose(1, 2, 0), 0, 1)
-
-
-def _plot_rows(fig, series, image_shape, *, column_titles, cmap, figsize):
-    """Draw rows of samples: one image row per series, or overlaid lines.
-
-    ``series`` is a list of ``(title, rows, line_style)``. With an image
-    shape, each series is a row of images under its title; the value range of
-    the first series applies to all, so they compare at a glance. Without one,
-    each sample gets one axis with the series overlaid as lines and a legend
-    names the series.
-
-    Returns the figure, the 2-D array of axes, and the 2-D arrays of images
-    and of lines (the one not drawn is None).
-    """
-    import matplotlib.pyplot as plt
-
-    n_series, n_samples = len(series), len(series[0][1])
-    if fig is None:
-        fig = plt.figure(figsize=figsize, layout="constrained")
-    if image_shape is not None:
-        value_range = _display_range(series[0][1])
-        axes = np.empty((n_series, n_samples), dtype=object)
-        images = np.empty((n_series, n_samples), dtype=object)
-        # Column titles take room from the first row's images: give it more.
-        height_ratios = [1.15 if column_titles else 1.0] + [1.0] * (n_series - 1)
-        subfigs = fig.subfigures(n_series, 1, height_ratios=height_ratios)
-        for i, subfig in enumerate(np.ravel(subfigs)):
-            title, rows, _ = series[i]
-            subfig.suptitle(title, fontsize="medium")
-            axes[i] = subfig.subplots(1, n_samples, squeeze=False)[0]
-            for j, ax in enumerate(axes[i]):
-                images[i, j] = ax.imshow(
-                    _to_image(rows[j], image_shape, value_range),
-                    cmap=cmap,
-                    vmin=value_range[0],
-                    vmax=value_range[1],
-                )
-                ax.set_xticks([])
-                ax.set_yticks([])
-        for ax, title in zip(axes[0], column_titles or [], strict=False):
-            ax.set_title(title, fontsize="small")
-        return fig, axes, images, None
-
-    axes = fig.subplots(1, n_samples, sharey=True, squeeze=False)
-    lines = np.empty((n_series, n_samples), dtype=object)
-    features = np.arange(series[0][1].shape[1])
-    for j, ax in enumerate(axes[0]):
-        for i, (title, rows, style) in enumerate(series):
-            (lines[i, j],) = ax.plot(features, rows[j], label=title, **style)
-        ax.set_title(column_titles[j] if column_titles else f"sample {j}")
-        ax.set_xlabel("feature")
-        ax.xaxis.get_major_locator().set_params(integer=True)
-    fig.legend(handles=list(lines[:, 0]), loc="outside lower center", ncols=n_series)
-    return fig, axes, None, lines
 
 
 def _psnr(clean, other, data_range):
@@ -205,7 +84,7 @@ def _corrupt(rows, noise, noise_level, *, clip, low, high, random_state):
 # ----------------------------------------------------------- reconstruction
 
 
-class ReconstructionDisplay:
+class ReconstructionDisplay(_RowsDisplay):
     """Rows next to their reconstructions.
 
     Images are drawn as two rows, the originals over the reconstructions,
@@ -267,54 +146,18 @@ class ReconstructionDisplay:
         self.image_shape = image_shape
         self.labels = labels
 
-    def plot(self, *, fig=None, cmap="gray"):
-        """Draw the originals and their reconstructions.
+    _names = ("originals", "reconstructions")
 
-        Parameters
-        ----------
-        fig : matplotlib Figure or SubFigure, default=None
-            Where to draw; a new figure when None. Images take one subfigure
-            per row, so a SubFigure embeds the display in a larger figure.
-        cmap : str or Colormap, default='gray'
-            Colormap of grayscale images.
-
-        Returns
-        -------
-        self : ReconstructionDisplay
-            With the artists as attributes.
-        """
-        originals = _check_rows("originals", self.originals)
-        reconstructions = _check_rows("reconstructions", self.reconstructions)
-        _check_same_shape("originals", originals, "reconstructions", reconstructions)
-        n_samples, n_features = originals.shape
-        image_shape = None
-        if self.image_shape is not None:
-            image_shape = _check_image_shape(self.image_shape, n_features, "originals")
+    def _series(self, originals, reconstructions):
         column_titles = None
         if self.labels is not None:
-            labels = np.asarray(self.labels)
-            if labels.shape != (n_samples,):
-                raise ValueError(
-                    f"labels has shape {labels.shape}, but there are {n_samples} "
-                    "rows; pass one label per row."
-                )
+            labels = _check_labels(self.labels, "originals", len(originals))
             column_titles = [str(label) for label in labels]
-        if image_shape is None:
-            figsize = (1.6 * n_samples + 0.4, 2.4)
-        else:
-            figsize = (1.1 * n_samples + 0.3, 2.6 + 0.3 * (column_titles is not None))
-        self.figure_, self.axes_, self.images_, self.lines_ = _plot_rows(
-            fig,
-            [
-                ("original", originals, {"marker": "o", "markersize": 3}),
-                ("reconstruction", reconstructions, {"linestyle": "--"}),
-            ],
-            image_shape,
-            column_titles=column_titles,
-            cmap=cmap,
-            figsize=figsize,
-        )
-        return self
+        series = [
+            ("original", originals, {"marker": "o", "markersize": 3}),
+            ("reconstruction", reconstructions, {"linestyle": "--"}),
+        ]
+        return series, column_titles
 
     @classmethod
     def from_estimator(
@@ -454,13 +297,8 @@ class LatentSpaceDisplay:
             panels.append(("pca_codes", pca_codes))
 
         if axes is None:
-            fig, axes = plt.subplots(
-                1,
-                len(panels),
-                figsize=(4.2 * len(panels) + 1.4, 4.2),
-                layout="constrained",
-                squeeze=False,
-            )
+            fig = _new_figure(None, (4.2 * len(panels) + 1.4, 4.2))
+            axes = fig.subplots(1, len(panels), squeeze=False)
         axes = np.ravel(np.asarray(axes, dtype=object))
         if len(axes) != len(panels):
             raise ValueError(
@@ -471,12 +309,7 @@ class LatentSpaceDisplay:
         style = {"s": 10, "alpha": 0.8, **kwargs}
         legend_handles = None
         if self.labels is not None:
-            labels = np.asarray(self.labels)
-            if labels.shape != (n_samples,):
-                raise ValueError(
-                    f"labels has shape {labels.shape}, but codes has {n_samples} "
-                    "rows; pass one label per row."
-                )
+            labels = _check_labels(self.labels, "codes", n_samples)
             classes, index = np.unique(labels, return_inverse=True)
             if len(classes) <= _MAX_CLASSES or labels.dtype.kind not in "biuf":
                 palette = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
@@ -627,7 +460,6 @@ class LossCurveDisplay:
         self : LossCurveDisplay
             With the artists as attributes.
         """
-        import matplotlib.pyplot as plt
         from matplotlib.ticker import MaxNLocator, NullFormatter, StrMethodFormatter
 
         loss = np.asarray(self.loss_curve, dtype=np.float64)
@@ -657,7 +489,7 @@ class LossCurveDisplay:
             )
 
         if ax is None:
-            _, ax = plt.subplots(layout="constrained")
+            ax = _new_figure(None, None).subplots()
         epochs = np.arange(1, n_epochs + 1)
         marker = "o" if n_epochs <= _MAX_MARKED_EPOCHS else None
         lines = {"train": None, "validation": None, "best_epoch": None}
@@ -705,12 +537,11 @@ class LossCurveDisplay:
         display : LossCurveDisplay
             The drawn display.
         """
-        check_is_fitted(estimator)
-        if not hasattr(estimator, "loss_curve_"):
-            raise ValueError(
-                f"{type(estimator).__name__} has no loss_curve_ to plot; pass an "
-                "autoencoder fitted by skae."
-            )
+        _check_estimator(
+            estimator,
+            "loss_curve_",
+            "loss_curve_ to plot; pass an autoencoder fitted by skae",
+        )
         return cls(
             estimator.loss_curve_,
             validation_loss_curve=getattr(estimator, "validation_loss_curve_", None),
@@ -721,7 +552,7 @@ class LossCurveDisplay:
 # ---------------------------------------------------------------- denoising
 
 
-class DenoisingDisplay:
+class DenoisingDisplay(_RowsDisplay):
     """Clean rows, their corrupted copies, and the denoised copies.
 
     Images are drawn as three rows, clean over noisy over denoised, whose
@@ -789,63 +620,22 @@ class DenoisingDisplay:
         self.image_shape = image_shape
         self.data_range = data_range
 
-    def plot(self, *, fig=None, cmap="gray"):
-        """Draw the clean, noisy and denoised rows.
+    _names = ("clean", "noisy", "denoised")
 
-        Parameters
-        ----------
-        fig : matplotlib Figure or SubFigure, default=None
-            Where to draw; a new figure when None. Images take one subfigure
-            per row, so a SubFigure embeds the display in a larger figure.
-        cmap : str or Colormap, default='gray'
-            Colormap of grayscale images.
-
-        Returns
-        -------
-        self : DenoisingDisplay
-            With the artists and ``psnr_`` as attributes.
-        """
-        clean = _check_rows("clean", self.clean)
-        noisy = _check_rows("noisy", self.noisy)
-        denoised = _check_rows("denoised", self.denoised)
-        _check_same_shape("clean", clean, "noisy", noisy)
-        _check_same_shape("clean", clean, "denoised", denoised)
-        n_samples, n_features = clean.shape
-        image_shape = None
-        if self.image_shape is not None:
-            image_shape = _check_image_shape(self.image_shape, n_features, "clean")
+    def _series(self, clean, noisy, denoised):
         data_range = self.data_range
         if data_range is None:
             data_range = float(clean.max() - clean.min())
-        self.psnr_ = {
-            "noisy": _psnr(clean, noisy, data_range),
-            "denoised": _psnr(clean, denoised, data_range),
-        }
-        if image_shape is None:
-            figsize = (1.6 * n_samples + 0.4, 2.6)
-        else:
-            figsize = (1.1 * n_samples + 0.3, 4.1)
-        self.figure_, self.axes_, self.images_, self.lines_ = _plot_rows(
-            fig,
-            [
-                ("clean", clean, {"marker": "o", "markersize": 3}),
-                (
-                    f"noisy (PSNR {self.psnr_['noisy']:.1f} dB)",
-                    noisy,
-                    {"linestyle": ":", "alpha": 0.8},
-                ),
-                (
-                    f"denoised (PSNR {self.psnr_['denoised']:.1f} dB)",
-                    denoised,
-                    {"linestyle": "--"},
-                ),
-            ],
-            image_shape,
-            column_titles=None,
-            cmap=cmap,
-            figsize=figsize,
-        )
-        return self
+        # A result of drawing, kept like the artists.
+        self.psnr_ = {}
+        series = [("clean", clean, {"marker": "o", "markersize": 3})]
+        for name, rows, style in [
+            ("noisy", noisy, {"linestyle": ":", "alpha": 0.8}),
+            ("denoised", denoised, {"linestyle": "--"}),
+        ]:
+            self.psnr_[name] = _psnr(clean, rows, data_range)
+            series.append((f"{name} (PSNR {self.psnr_[name]:.1f} dB)", rows, style))
+        return series, None
 
     @classmethod
     def from_estimator(
@@ -1027,15 +817,9 @@ class SamplesDisplay:
         self : SamplesDisplay
             With the artists as attributes.
         """
-        import matplotlib.pyplot as plt
-
-        samples = _check_rows("samples", self.samples)
+        (samples,), image_shape = _check_series(self, ["samples"])
         n_samples, n_features = samples.shape
-        image_shape = None
-        if self.image_shape is not None:
-            image_shape = _check_image_shape(self.image_shape, n_features, "samples")
-        if isinstance(n_cols, bool) or not isinstance(n_cols, Integral) or n_cols < 1:
-            raise ValueError(f"n_cols must be a positive int, got {n_cols!r}.")
+        _check_positive_int("n_cols", n_cols)
         if self.value_range is None:
             value_range = _display_range(samples)
         else:
@@ -1047,8 +831,7 @@ class SamplesDisplay:
                 )
 
         if image_shape is None:
-            if fig is None:
-                fig = plt.figure(figsize=(6.4, 3.6), layout="constrained")
+            fig = _new_figure(fig, (6.4, 3.6))
             ax = fig.subplots()
             features = np.arange(n_features)
             lines = np.empty(n_samples, dtype=object)
@@ -1062,24 +845,14 @@ class SamplesDisplay:
 
         n_cols = min(n_cols, n_samples)
         n_rows = -(-n_samples // n_cols)
-        if fig is None:
-            fig = plt.figure(
-                figsize=(1.1 * n_cols + 0.3, 1.1 * n_rows + 0.3), layout="constrained"
-            )
+        fig = _new_figure(fig, (1.1 * n_cols + 0.3, 1.1 * n_rows + 0.3))
         axes = fig.subplots(n_rows, n_cols, squeeze=False)
         images = np.empty(n_samples, dtype=object)
         for k, ax in enumerate(axes.flat):
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if k >= n_samples:
+            if k < n_samples:
+                images[k] = _imshow(ax, samples[k], image_shape, value_range, cmap)
+            else:
                 ax.set_visible(False)
-                continue
-            images[k] = ax.imshow(
-                _to_image(samples[k], image_shape, value_range),
-                cmap=cmap,
-                vmin=value_range[0],
-                vmax=value_range[1],
-            )
         self.figure_, self.axes_ = fig, axes
         self.images_, self.lines_ = images, None
         return self
@@ -1124,13 +897,12 @@ class SamplesDisplay:
             The drawn display. Images span the training data's range
             (``data_min_`` to ``data_max_``) when the estimator has one.
         """
-        check_is_fitted(estimator)
-        if not callable(getattr(estimator, "sample", None)):
-            raise ValueError(
-                f"{type(estimator).__name__} has no sample method to draw rows "
-                "with; pass a fitted VariationalAutoencoder."
-            )
-        _check_n_samples(n_samples)
+        _check_estimator(
+            estimator,
+            "sample",
+            "sample method to draw rows with; pass a fitted VariationalAutoencoder",
+        )
+        _check_positive_int("n_samples", n_samples)
         samples = np.asarray(
             estimator.sample(n_samples, random_state=random_state, clip=clip),
             dtype=np.float64,

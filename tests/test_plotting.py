@@ -217,7 +217,7 @@ def test_reconstruction_draws_into_given_figure(ae, digits_data):
             "image_shape must be (channels, height, width), got (8, 8); for "
             "single-channel images pass image_shape=(1, 8, 8).",
         ),
-        (dict(labels=[1, 2]), "labels has shape (2,), but there are 3 rows"),
+        (dict(labels=[1, 2]), "labels has shape (2,), but originals has 3 rows"),
     ],
 )
 def test_reconstruction_bad_inputs(params, message):
