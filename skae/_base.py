@@ -17,12 +17,13 @@ from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
-from skorch.callbacks import LRScheduler, ProgressBar
+from skorch.callbacks import LRScheduler
 from skorch.helper import predefined_split
 from torch import nn
 
 from skae._callbacks import CallbackSupportMixin, EpochTasks
 from skae._networks import ACTIVATIONS, ConvAutoencoder, DenseAutoencoder
+from skae._progress import EpochLog, TerminalProgressBar
 from skae._training import (
     AUTOCAST_DTYPES,
     AutoencoderNet,
@@ -382,6 +383,8 @@ class _BaseAutoencoder(
             batch_size=self._batch_size(len(train_idx)),
             train_split=None if valid is None else predefined_split(valid),
             callbacks=self._net_callbacks(stopping=stopping),
+            # EpochLog (in the callbacks) prints the epochs instead.
+            callbacks__print_log=None,
             verbose=self.verbose,
             device=str(device),
             random_seed=torch_seed(rng),
@@ -542,6 +545,12 @@ class _BaseAutoencoder(
     def _net_callbacks(self, *, stopping=True):
         monitor = "valid_loss" if self.early_stopping else "train_loss"
         callbacks = []
+        if self.verbose >= 2:
+            # Cleared at the end of each epoch, before the epoch's line.
+            callbacks.append(("progress_bar", TerminalProgressBar()))
+        # Before early stopping, which may end the loop after any epoch.
+        # partial_fit trains one epoch per call: no count, no time left.
+        callbacks.append(("epoch_log", EpochLog(self.max_iter if stopping else None)))
         if hasattr(self, "_epoch_tasks"):
             # Before early stopping, which may end the loop in on_epoch_end.
             callbacks.append(("sklearn_epoch_tasks", self._epoch_tasks))
@@ -574,8 +583,6 @@ class _BaseAutoencoder(
                     ),
                 )
             )
-        if self.verbose >= 2:
-            callbacks.append(("progress_bar", ProgressBar()))
         for callback in self.callbacks or []:
             # Cloned, so fitting never changes the user's callback objects.
             if isinstance(callback, tuple):
