@@ -43,7 +43,7 @@ class EpochLog(Callback):
     learning rate with its significant digits (``1.2e-05``), the time since
     training began and an estimate of the time left::
 
-        epoch  3/200  train_loss 0.4123*  lr 0.001  elapsed 1.2s  eta <= 1m18s
+        epoch  3/200  train_loss 0.4123*  lr 0.001  elapsed 1.2s  eta <= 1m19s
 
     The estimate is the mean epoch time so far times the epochs left to
     ``max_epochs``: an upper bound, as early stopping may end training

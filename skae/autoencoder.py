@@ -96,7 +96,9 @@ class AutoencoderTransformer(PartialFitMixin, _BaseAutoencoder):
         Seeds the validation split, the weights and the batch order through
         local generators; a fixed value gives bit-identical fits on the CPU.
     verbose : int, default=0
-        0 is silent; 1 prints skorch's per-epoch log; 2 adds a progress bar.
+        0 is silent; 1 prints a line per epoch (losses, learning rate, time
+        taken and left), plain text unless stdout is a terminal; 2 adds a
+        per-batch progress bar on a terminal.
 
     Attributes
     ----------

@@ -196,7 +196,9 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
         Seeds the split, the weights, the batch order, the sampling during
         training and the fixed draws used for scoring.
     verbose : int, default=0
-        0 is silent; 1 prints skorch's per-epoch log; 2 adds a progress bar.
+        0 is silent; 1 prints a line per epoch (losses, learning rate, time
+        taken and left), plain text unless stdout is a terminal; 2 adds a
+        per-batch progress bar on a terminal.
 
     Attributes
     ----------
