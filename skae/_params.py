@@ -270,7 +270,9 @@ callbacks : list of skorch callbacks or (name, callback) tuples, default=None
     Extra skorch callbacks, cloned at each fit.""",
     "verbose": """\
 verbose : int, default=0
-    0 is silent; 1 prints skorch's per-epoch log; 2 adds a progress bar.""",
+    0 is silent; 1 prints a line per epoch (losses, learning rate, time
+    taken and left), plain text unless stdout is a terminal; 2 adds a
+    per-batch progress bar on a terminal.""",
     # The Parameters section of the methods that take rows X: each method's
     # summary says what it does with them.
     "parameters_X": """\

@@ -24,12 +24,12 @@ from skorch.callbacks import (
     EpochTimer,
     LRScheduler,
     PrintLog,
-    ProgressBar,
 )
 from skorch.helper import predefined_split
 from skorch.history import History
 from skorch.utils import TeeGenerator, to_tensor
 
+from skae._progress import EpochLog, TerminalProgressBar
 from skae._threads import IntraOpThreads, restored_threads
 from skae._validation import torch_seed
 
@@ -601,6 +601,12 @@ def _callbacks(estimator, *, stopping, epoch_tasks):
     """Return the skorch callbacks of an estimator's parameters, in order."""
     monitor = "valid_loss" if estimator.early_stopping else "train_loss"
     callbacks = []
+    if estimator.verbose >= 2:
+        # Cleared at the end of each epoch, before the epoch's line.
+        callbacks.append(("progress_bar", TerminalProgressBar()))
+    # Before early stopping, which may end the loop after any epoch.
+    # partial_fit trains one epoch per call: no count, no time left.
+    callbacks.append(("epoch_log", EpochLog(estimator.max_iter if stopping else None)))
     if epoch_tasks is not None:
         # Before early stopping, which may end the loop in on_epoch_end.
         callbacks.append(("sklearn_epoch_tasks", epoch_tasks))
@@ -625,8 +631,6 @@ def _callbacks(estimator, *, stopping, epoch_tasks):
             threshold_mode="rel",
         )
         callbacks.append(("lr_scheduler", scheduler))
-    if estimator.verbose >= 2:
-        callbacks.append(("progress_bar", ProgressBar()))
     for callback in estimator.callbacks or []:
         # Cloned, so fitting never changes the user's callback objects.
         if isinstance(callback, tuple):
@@ -707,6 +711,8 @@ def build_net(
         batch_size=batch_size,
         train_split=None if valid is None else predefined_split(valid),
         callbacks=_callbacks(estimator, stopping=stopping, epoch_tasks=epoch_tasks),
+        # EpochLog (in the callbacks) prints the epochs instead.
+        callbacks__print_log=None,
         verbose=estimator.verbose,
         device=str(device),
         random_seed=torch_seed(rng),

@@ -1,0 +1,131 @@
+"""What ``verbose`` shows while a net trains: a line per epoch, a bar per batch.
+
+:class:`EpochLog` replaces skorch's ``PrintLog``: one line per epoch with the
+losses, the learning rate, the time taken and an estimate of the time left,
+in colour only on a terminal, so that log files, CI logs and notebooks get
+plain text. :class:`TerminalProgressBar` is skorch's per-batch
+``ProgressBar``, drawn only on a terminal.
+"""
+
+import sys
+import time
+
+from skorch.callbacks import Callback, ProgressBar
+
+__all__ = ["EpochLog", "TerminalProgressBar"]
+
+# Improved losses on a terminal: green, then back to the default.
+_GREEN, _RESET = "\x1b[32m", "\x1b[0m"
+
+
+def _isatty(stream):
+    """Whether ``stream`` is a terminal; False for streams that cannot tell."""
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty is not None and isatty())
+
+
+def format_duration(seconds):
+    """Format a duration as ``'4.2s'``, ``'3m07s'`` or ``'2h05m'``."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, seconds = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+class EpochLog(Callback):
+    """skorch callback that prints one line per epoch while ``net.verbose``.
+
+    Each line gives the epoch, the training loss and, when rows are held out,
+    the validation loss (``*`` marks a loss better than all before it), the
+    learning rate with its significant digits (``1.2e-05``), the time since
+    training began and an estimate of the time left::
+
+        epoch  3/200  train_loss 0.4123*  lr 0.001  elapsed 1.2s  eta <= 1m19s
+
+    The estimate is the mean epoch time so far times the epochs left to
+    ``max_epochs``: an upper bound, as early stopping may end training
+    sooner. On a terminal the improved losses are also coloured; elsewhere
+    (a log file, a CI log, a notebook's captured output) the lines are plain
+    text, without colour codes or carriage returns.
+
+    Unlike skorch's ``PrintLog``, which skorch runs after every other
+    callback, it prints in its place among the net's callbacks: placed
+    before early stopping, it prints the last epoch too, and the learning
+    rate the epoch trained with, before a scheduler changes it.
+
+    Parameters
+    ----------
+    max_epochs : int or None, default=None
+        The most epochs of a training run, for the count (``3/200``) and the
+        estimate of the time left; None shows neither (``partial_fit``
+        trains one epoch per call).
+    file : text stream or None, default=None
+        Where the lines go; None is ``sys.stdout`` at the time of each line,
+        as for :func:`print`.
+    """
+
+    def __init__(self, max_epochs=None, file=None):
+        self.max_epochs = max_epochs
+        self.file = file
+
+    def on_train_begin(self, net, **kwargs):
+        self.start_ = time.perf_counter()
+        self.n_epochs_ = 0
+
+    def on_epoch_end(self, net, **kwargs):
+        self.n_epochs_ += 1
+        if not net.verbose:
+            return
+        file = sys.stdout if self.file is None else self.file
+        print(self.format_line(net, colour=_isatty(file)), file=file, flush=True)
+
+    def format_line(self, net, *, colour=False):
+        """Return the line of the net's latest epoch, coloured or plain."""
+        row = net.history[-1]
+        if self.max_epochs is None:
+            parts = [f"epoch {row['epoch']}"]
+        else:
+            width = len(str(self.max_epochs))
+            parts = [f"epoch {row['epoch']:>{width}}/{self.max_epochs}"]
+        for key in ("train_loss", "valid_loss"):
+            if key not in row:
+                continue
+            best = row.get(key + "_best", False)
+            text = f"{row[key]:#.4g}{'*' if best else ' '}"
+            if colour and best:
+                text = _GREEN + text + _RESET
+            parts.append(f"{key} {text}")
+        parts.append(f"lr {net.optimizer_.param_groups[0]['lr']:.3g}")
+        elapsed = time.perf_counter() - self.start_
+        parts.append(f"elapsed {format_duration(elapsed)}")
+        if self.max_epochs is not None:
+            left = max(self.max_epochs - self.n_epochs_, 0)
+            eta = elapsed / self.n_epochs_ * left
+            parts.append(f"eta <= {format_duration(eta)}")
+        return "  ".join(parts)
+
+
+class TerminalProgressBar(ProgressBar):
+    """skorch's per-batch ``ProgressBar``, drawn only when stderr is a terminal.
+
+    tqdm draws the bar on ``sys.stderr`` with carriage returns, which a log
+    file would keep, one bar after another: elsewhere than on a terminal it
+    draws nothing. The bar is cleared at the end of each epoch, so placed
+    before :class:`EpochLog` it never shares a line with the epoch's line.
+    """
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.shown_ = _isatty(sys.stderr)
+        if self.shown_:
+            super().on_epoch_begin(net, **kwargs)
+
+    def on_batch_end(self, net, **kwargs):
+        if self.shown_:
+            super().on_batch_end(net, **kwargs)
+
+    def on_epoch_end(self, net, **kwargs):
+        if self.shown_:
+            super().on_epoch_end(net, **kwargs)
