@@ -6,6 +6,8 @@ or overlaid as lines. Like the displays, it imports matplotlib only when
 something is drawn.
 """
 
+import re
+import textwrap
 from math import isqrt
 from numbers import Integral
 
@@ -14,6 +16,64 @@ from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted
 
 from skae._validation import _safe_indexing, check_image_shape
+
+# Paragraphs several displays document alike, written once: a docstring line
+# ``%(name)s`` of a class decorated with _fill_doc, or of one of its methods,
+# becomes the paragraph of that name.
+_DOCS = {
+    "create": """\
+Create it with :meth:`from_estimator`; the constructor only stores the
+data.""",
+    "image_shape": """\
+image_shape : tuple of int (C, H, W), default=None
+    Shape of the images stored as flat rows, with 1 (grayscale) or 3
+    (RGB, shown channel-last) channels. None draws the rows as lines.""",
+    "image_shape_from_estimator": """\
+image_shape : tuple of int (C, H, W), default=None
+    Shape of the images stored as rows. None takes the estimator's
+    ``image_shape``; failing that, rows of ``s * s`` features with
+    ``s >= 4`` are taken for square grayscale images, and others are
+    drawn as lines.""",
+    "figure_": """\
+figure_ : matplotlib.figure.Figure or SubFigure
+    The figure drawn into.""",
+    "rows_attributes": """\
+%(figure_)s
+axes_ : ndarray of matplotlib Axes
+    Shape (%(n_series)d, n_samples) for images, (1, n_samples) for tabular rows.
+images_ : ndarray of matplotlib AxesImage or None
+    Shape (%(n_series)d, n_samples): %(series)s. None for
+    tabular rows.
+lines_ : ndarray of matplotlib Line2D or None
+    Shape (%(n_series)d, n_samples): %(series)s. None for
+    images.""",
+    "fig": """\
+fig : matplotlib Figure or SubFigure, default=None
+    Where to draw; a new figure when None.""",
+}
+_PLACEHOLDER = re.compile(r"^( *)%\((\w+)\)s$", re.MULTILINE)
+
+
+def _fill_doc(cls):
+    """Class decorator: fill the shared paragraphs into the docstrings.
+
+    Those of ``cls`` and of the methods defined in its body, classmethods
+    included; the series a display draws (its ``_names``) fill in their
+    number and names.
+    """
+    names = getattr(cls, "_names", ())
+    facts = {
+        "n_series": len(names),
+        "series": ", then ".join(names),
+        "figure_": _DOCS["figure_"],
+    }
+    for member in [cls, *vars(cls).values()]:
+        function = getattr(member, "__func__", member)
+        if callable(function) and function.__doc__:
+            function.__doc__ = _PLACEHOLDER.sub(
+                lambda m: textwrap.indent(_DOCS[m[2]] % facts, m[1]), function.__doc__
+            )
+    return cls
 
 
 def _check_rows(name, rows):

@@ -24,6 +24,7 @@ from skae._plotting import (
     _check_same_shape,
     _check_series,
     _display_range,
+    _fill_doc,
     _head,
     _imshow,
     _new_figure,
@@ -84,6 +85,7 @@ def _corrupt(rows, noise, noise_level, *, clip, low, high, random_state):
 # ----------------------------------------------------------- reconstruction
 
 
+@_fill_doc
 class ReconstructionDisplay(_RowsDisplay):
     """Rows next to their reconstructions.
 
@@ -91,8 +93,7 @@ class ReconstructionDisplay(_RowsDisplay):
     with a shared value range. Tabular rows get one small axis per sample, the
     original as a line with markers and the reconstruction dashed over it.
 
-    Create it with :meth:`from_estimator`; the constructor only stores the
-    data.
+    %(create)s
 
     Parameters
     ----------
@@ -100,24 +101,13 @@ class ReconstructionDisplay(_RowsDisplay):
         Input rows.
     reconstructions : array-like of shape (n_samples, n_features)
         Their reconstructions, ``inverse_transform(transform(originals))``.
-    image_shape : tuple of int (C, H, W), default=None
-        Shape of the images stored as flat rows, with 1 (grayscale) or 3
-        (RGB, shown channel-last) channels. None draws the rows as lines.
+    %(image_shape)s
     labels : array-like of shape (n_samples,), default=None
         Shown as the title of each sample's column.
 
     Attributes
     ----------
-    figure_ : matplotlib.figure.Figure or SubFigure
-        The figure drawn into.
-    axes_ : ndarray of matplotlib Axes
-        Shape (2, n_samples) for images, (1, n_samples) for tabular rows.
-    images_ : ndarray of matplotlib AxesImage or None
-        Shape (2, n_samples): originals, then reconstructions. None for
-        tabular rows.
-    lines_ : ndarray of matplotlib Line2D or None
-        Shape (2, n_samples): originals, then reconstructions. None for
-        images.
+    %(rows_attributes)s
 
     See Also
     --------
@@ -126,8 +116,6 @@ class ReconstructionDisplay(_RowsDisplay):
 
     Examples
     --------
-    >>> import matplotlib
-    >>> matplotlib.use("Agg")
     >>> from sklearn.datasets import load_digits
     >>> from skae import AutoencoderTransformer
     >>> from skae.plotting import ReconstructionDisplay
@@ -175,13 +163,8 @@ class ReconstructionDisplay(_RowsDisplay):
             Labels of the rows of ``X``, shown as column titles.
         n_samples : int, default=8
             How many rows to show (all when ``X`` has fewer).
-        image_shape : tuple of int (C, H, W), default=None
-            Shape of the images stored as rows. None takes the estimator's
-            ``image_shape``; failing that, rows of ``s * s`` features with
-            ``s >= 4`` are taken for square grayscale images, and others are
-            drawn as lines.
-        fig : matplotlib Figure or SubFigure, default=None
-            Where to draw; a new figure when None.
+        %(image_shape_from_estimator)s
+        %(fig)s
 
         Returns
         -------
@@ -205,6 +188,7 @@ class ReconstructionDisplay(_RowsDisplay):
 # -------------------------------------------------------------- latent space
 
 
+@_fill_doc
 class LatentSpaceDisplay:
     """Scatter plot of the codes, optionally beside PCA's.
 
@@ -212,8 +196,7 @@ class LatentSpaceDisplay:
     distinct labels each get a colour and a legend entry; more numeric labels
     are coloured along a colormap with a colorbar.
 
-    Create it with :meth:`from_estimator`; the constructor only stores the
-    data.
+    %(create)s
 
     Parameters
     ----------
@@ -226,8 +209,7 @@ class LatentSpaceDisplay:
 
     Attributes
     ----------
-    figure_ : matplotlib.figure.Figure or SubFigure
-        The figure drawn into.
+    %(figure_)s
     axes_ : ndarray of matplotlib Axes of shape (n_panels,)
         The codes' axis, then PCA's when ``pca_codes`` is given.
     scatters_ : ndarray of matplotlib PathCollection of shape (n_panels,)
@@ -239,18 +221,14 @@ class LatentSpaceDisplay:
 
     Examples
     --------
-    >>> import matplotlib
-    >>> matplotlib.use("Agg")
-    >>> from sklearn.datasets import load_digits
     >>> from skae import AutoencoderTransformer
+    >>> from skae.datasets import make_embedded_moons
     >>> from skae.plotting import LatentSpaceDisplay
-    >>> X, y = load_digits(return_X_y=True)
-    >>> ae = AutoencoderTransformer(
-    ...     2, hidden_layer_sizes=(8,), max_iter=2, random_state=0
-    ... ).fit(X)
+    >>> X, y = make_embedded_moons(n_samples=200, random_state=0)
+    >>> ae = AutoencoderTransformer(2, max_iter=2, random_state=0).fit(X)
     >>> display = LatentSpaceDisplay.from_estimator(ae, X, y)
-    >>> len(display.axes_)
-    2
+    >>> [ax.get_title() for ax in display.axes_]
+    ['Autoencoder codes', 'PCA codes']
     """
 
     def __init__(self, codes, *, labels=None, pca_codes=None):
@@ -392,6 +370,7 @@ class LatentSpaceDisplay:
 # --------------------------------------------------------------- loss curve
 
 
+@_fill_doc
 class LossCurveDisplay:
     """Training and validation loss per epoch, on a log scale.
 
@@ -399,8 +378,7 @@ class LossCurveDisplay:
     kept; with ``best_epoch=0`` the initial weights were kept, which the
     title says.
 
-    Create it with :meth:`from_estimator`; the constructor only stores the
-    data.
+    %(create)s
 
     Parameters
     ----------
@@ -414,8 +392,7 @@ class LossCurveDisplay:
 
     Attributes
     ----------
-    figure_ : matplotlib.figure.Figure or SubFigure
-        The figure drawn into.
+    %(figure_)s
     ax_ : matplotlib Axes
         The axis drawn into.
     lines_ : dict of matplotlib Line2D
@@ -428,18 +405,13 @@ class LossCurveDisplay:
 
     Examples
     --------
-    >>> import matplotlib
-    >>> matplotlib.use("Agg")
-    >>> from sklearn.datasets import load_digits
-    >>> from skae import AutoencoderTransformer
     >>> from skae.plotting import LossCurveDisplay
-    >>> X, _ = load_digits(return_X_y=True)
-    >>> ae = AutoencoderTransformer(
-    ...     8, hidden_layer_sizes=(8,), max_iter=2, random_state=0
-    ... ).fit(X)
-    >>> display = LossCurveDisplay.from_estimator(ae)
-    >>> display.lines_["train"].get_xdata().tolist()
-    [1, 2]
+    >>> train, validation = [0.9, 0.5, 0.4, 0.45], [1.0, 0.6, 0.5, 0.6]
+    >>> display = LossCurveDisplay(
+    ...     train, validation_loss_curve=validation, best_epoch=3
+    ... ).plot()
+    >>> display.lines_["best_epoch"].get_xdata()
+    [3, 3]
     """
 
     def __init__(self, loss_curve, *, validation_loss_curve=None, best_epoch=None):
@@ -552,6 +524,7 @@ class LossCurveDisplay:
 # ---------------------------------------------------------------- denoising
 
 
+@_fill_doc
 class DenoisingDisplay(_RowsDisplay):
     """Clean rows, their corrupted copies, and the denoised copies.
 
@@ -560,34 +533,21 @@ class DenoisingDisplay(_RowsDisplay):
     denoised rows against the clean ones. Tabular rows get one axis per
     sample with the three overlaid as lines, the PSNR in the legend.
 
-    Create it with :meth:`from_estimator`; the constructor only stores the
-    data.
+    %(create)s
 
     Parameters
     ----------
-    clean : array-like of shape (n_samples, n_features)
-        Clean rows.
-    noisy : array-like of shape (n_samples, n_features)
-        Their corrupted copies.
-    denoised : array-like of shape (n_samples, n_features)
-        The estimator's reconstructions of ``noisy``.
-    image_shape : tuple of int (C, H, W), default=None
-        Shape of the images stored as flat rows, with 1 or 3 channels. None
-        draws the rows as lines.
+    clean, noisy, denoised : array-like of shape (n_samples, n_features)
+        Clean rows, their corrupted copies, and the estimator's
+        reconstructions of ``noisy``.
+    %(image_shape)s
     data_range : float, default=None
         The data's range, ``max - min``, in the PSNR. None takes the range of
         ``clean``.
 
     Attributes
     ----------
-    figure_ : matplotlib.figure.Figure or SubFigure
-        The figure drawn into.
-    axes_ : ndarray of matplotlib Axes
-        Shape (3, n_samples) for images, (1, n_samples) for tabular rows.
-    images_ : ndarray of matplotlib AxesImage or None
-        Shape (3, n_samples): clean, noisy, denoised. None for tabular rows.
-    lines_ : ndarray of matplotlib Line2D or None
-        Shape (3, n_samples): clean, noisy, denoised. None for images.
+    %(rows_attributes)s
     psnr_ : dict
         PSNR in dB of the ``'noisy'`` and the ``'denoised'`` rows:
         ``10 log10(data_range**2 / MSE)``, the MSE over all shown entries.
@@ -599,8 +559,6 @@ class DenoisingDisplay(_RowsDisplay):
 
     Examples
     --------
-    >>> import matplotlib
-    >>> matplotlib.use("Agg")
     >>> from sklearn.datasets import load_digits
     >>> from skae import DenoisingAutoencoder
     >>> from skae.plotting import DenoisingDisplay
@@ -681,13 +639,10 @@ class DenoisingDisplay(_RowsDisplay):
             the estimator's ``noise_level``.
         n_samples : int, default=8
             How many rows to show (all when ``X_clean`` has fewer).
-        image_shape : tuple of int (C, H, W), default=None
-            Shape of the images stored as rows; None resolves it as
-            :meth:`ReconstructionDisplay.from_estimator` does.
+        %(image_shape_from_estimator)s
         random_state : int, RandomState instance or None, default=0
             Seeds the noise.
-        fig : matplotlib Figure or SubFigure, default=None
-            Where to draw; a new figure when None.
+        %(fig)s
 
         Returns
         -------
@@ -741,22 +696,20 @@ class DenoisingDisplay(_RowsDisplay):
 # ------------------------------------------------------------------ samples
 
 
+@_fill_doc
 class SamplesDisplay:
     """Rows drawn from a generative model, as a grid of images or as lines.
 
     Images are drawn in a grid, ``n_cols`` to a row, over one value range.
     Tabular rows share one axis, one line per sample over the feature index.
 
-    Create it with :meth:`from_estimator`; the constructor only stores the
-    data.
+    %(create)s
 
     Parameters
     ----------
     samples : array-like of shape (n_samples, n_features)
         The drawn rows, e.g. ``VariationalAutoencoder.sample(n_samples)``.
-    image_shape : tuple of int (C, H, W), default=None
-        Shape of the images stored as flat rows, with 1 (grayscale) or 3
-        (RGB, shown channel-last) channels. None draws the rows as lines.
+    %(image_shape)s
     value_range : tuple of (float, float), default=None
         The values the colormap of images spans, ``(low, high)``; values
         beyond show as the nearest end. None is [0, 1] for samples in [0, 1],
@@ -764,8 +717,7 @@ class SamplesDisplay:
 
     Attributes
     ----------
-    figure_ : matplotlib.figure.Figure or SubFigure
-        The figure drawn into.
+    %(figure_)s
     axes_ : ndarray of matplotlib Axes
         Shape (n_rows, n_cols) for images, the cells past the last sample
         hidden; (1, 1) for tabular rows.
@@ -781,15 +733,11 @@ class SamplesDisplay:
 
     Examples
     --------
-    >>> import matplotlib
-    >>> matplotlib.use("Agg")
     >>> from sklearn.datasets import load_digits
     >>> from skae import VariationalAutoencoder
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> vae = VariationalAutoencoder(4, max_iter=2, random_state=0).fit(X / 16)
     >>> from skae.plotting import SamplesDisplay
-    >>> X = load_digits().data / 16
-    >>> vae = VariationalAutoencoder(
-    ...     4, hidden_layer_sizes=(8,), max_iter=2, random_state=0
-    ... ).fit(X)
     >>> display = SamplesDisplay.from_estimator(vae, n_samples=12, n_cols=6)
     >>> display.axes_.shape
     (2, 6)
@@ -805,8 +753,7 @@ class SamplesDisplay:
 
         Parameters
         ----------
-        fig : matplotlib Figure or SubFigure, default=None
-            Where to draw; a new figure when None.
+        %(fig)s
         cmap : str or Colormap, default='gray'
             Colormap of grayscale images.
         n_cols : int, default=8
@@ -877,19 +824,14 @@ class SamplesDisplay:
             A :class:`~skae.VariationalAutoencoder`.
         n_samples : int, default=16
             How many rows to draw.
-        image_shape : tuple of int (C, H, W), default=None
-            Shape of the images stored as rows. None takes the estimator's
-            ``image_shape``; failing that, rows of ``s * s`` features with
-            ``s >= 4`` are taken for square grayscale images, and others are
-            drawn as lines.
+        %(image_shape_from_estimator)s
         clip : bool, default=False
             Passed to ``sample``: clip each feature to its training range.
         random_state : int, RandomState instance or None, default=0
             Seeds the draws.
         n_cols : int, default=8
             Images per row of the grid.
-        fig : matplotlib Figure or SubFigure, default=None
-            Where to draw; a new figure when None.
+        %(fig)s
 
         Returns
         -------

@@ -1,5 +1,6 @@
 import gzip
 import hashlib
+import inspect
 import io
 import os
 import pickle
@@ -624,3 +625,23 @@ def test_make_embedded_leaves_global_rng_alone():
 def test_make_embedded_validation(make, kwargs, msg):
     with pytest.raises(ValueError, match=msg):
         make(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "function",
+    [
+        fetch_cifar10,
+        fetch_fashion_mnist,
+        fetch_mnist,
+        make_embedded_moons,
+        make_embedded_swiss_roll,
+    ],
+    ids=lambda function: function.__name__,
+)
+def test_docstrings_are_filled(function):
+    # The sections the fetchers and generators share are written once in
+    # datasets._DOCS and filled in; each parameter is still documented once.
+    doc = function.__doc__
+    assert "%(" not in doc
+    for name in inspect.signature(function).parameters:
+        assert len(re.findall(rf"^    {name} : ", doc, re.M)) == 1, name

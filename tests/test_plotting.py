@@ -1,4 +1,5 @@
 import copy
+import inspect
 import re
 import subprocess
 import sys
@@ -655,3 +656,31 @@ def test_samples_bad_inputs(params, message):
     display = SamplesDisplay(np.zeros((3, 16)), **params)
     with pytest.raises(ValueError, match=re.escape(message)):
         display.plot(n_cols=n_cols)
+
+
+# ----------------------------------------------------------- docstrings
+
+
+@pytest.mark.parametrize(
+    "method", ["__init__", "plot", "from_estimator"], ids=lambda name: name
+)
+@pytest.mark.parametrize(
+    "display",
+    [
+        DenoisingDisplay,
+        LatentSpaceDisplay,
+        LossCurveDisplay,
+        ReconstructionDisplay,
+        SamplesDisplay,
+    ],
+    ids=lambda display: display.__name__,
+)
+def test_docstrings_are_filled(display, method):
+    # The paragraphs the displays share are written once in skae._plotting
+    # and filled in; each parameter is still documented, and only once.
+    doc = (display if method == "__init__" else getattr(display, method)).__doc__
+    assert "%(" not in doc
+    for name in inspect.signature(getattr(display, method)).parameters:
+        if name not in ("self", "kwargs"):
+            documented = re.findall(rf"^ *(?:\w+, )*{name}(?:, \w+)* : ", doc, re.M)
+            assert len(documented) == 1, name
