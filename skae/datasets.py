@@ -10,6 +10,7 @@ The ``make_embedded_*`` generators hide a low-dimensional nonlinear manifold in
 many dimensions, where a nonlinear reduction can do what PCA cannot.
 """
 
+import contextlib
 import gzip
 import hashlib
 import logging
@@ -18,6 +19,7 @@ import numbers
 import os
 import pickle
 import re
+import shutil
 import struct
 import tarfile
 import tempfile
@@ -48,7 +50,6 @@ class _IdxDataset(NamedTuple):
     """Where an IDX image dataset comes from and how to describe it."""
 
     name: str
-    fetcher: str
     folder: str
     base_url: str
     md5: dict  # of the published ``.gz`` files, as torchvision lists them
@@ -60,7 +61,6 @@ class _IdxDataset(NamedTuple):
 
 _MNIST = _IdxDataset(
     name="MNIST",
-    fetcher="fetch_mnist",
     folder="mnist",
     base_url="https://ossci-datasets.s3.amazonaws.com/mnist/",
     md5={
@@ -89,7 +89,6 @@ applied to document recognition." Proceedings of the IEEE, 86(11),
 
 _FASHION_MNIST = _IdxDataset(
     name="Fashion-MNIST",
-    fetcher="fetch_fashion_mnist",
     folder="fashion-mnist",
     base_url="http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
     md5={
@@ -420,23 +419,44 @@ def _read_idx(path, magic):
     return np.frombuffer(buffer, dtype=np.uint8).reshape(shape)
 
 
+@contextlib.contextmanager
+def _atomic_file(path):
+    """Open a temporary file beside ``path``, renamed to ``path`` on success.
+
+    The data go to a temporary file that becomes ``path`` only once the block
+    completes, so that neither an interrupted write nor a concurrent one
+    leaves a corrupt file where the fetchers look; on an error it is removed.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f"{path.name}.part_", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            yield out
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _check_download_allowed(download_if_missing, help_message, what, cache):
+    """Raise where the files were looked for, unless they may be downloaded."""
+    if not download_if_missing:
+        raise OSError(
+            f"{help_message} None holds them, and download_if_missing=False; "
+            f"pass download_if_missing=True to download {what} into {cache}."
+        )
+
+
 def _download(url, path, md5, hint):
     """Download ``url`` to ``path`` and verify its MD5 checksum.
 
-    The data go to a temporary file that is renamed to ``path`` only once
-    complete and verified, so that neither an interrupted download nor a
-    concurrent one leaves a corrupt file where the fetchers look.
+    ``path`` appears only once complete and verified (see _atomic_file).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f"{path.name}.part_", dir=path.parent)
     logger.info("Downloading %s to %s", url, path)
-    try:
-        digest = hashlib.md5(usedforsecurity=False)
+    digest = hashlib.md5(usedforsecurity=False)
+    with _atomic_file(path) as out:
         try:
-            with (
-                os.fdopen(fd, "wb") as out,
-                urlopen(url, timeout=_DOWNLOAD_TIMEOUT) as response,
-            ):
+            with urlopen(url, timeout=_DOWNLOAD_TIMEOUT) as response:
                 while chunk := response.read(1 << 20):
                     digest.update(chunk)
                     out.write(chunk)
@@ -449,10 +469,6 @@ def _download(url, path, md5, hint):
                 f"{checksum}, expected {md5}; the file was removed. Fetch it "
                 "again; if the mismatch persists, the source has changed."
             )
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 
@@ -473,11 +489,7 @@ def _fetch_idx(dataset, data_home, subset, return_X_y, download_if_missing):
             f"not) in one of these directories: {', '.join(map(str, dirs))}."
             f"{dataset.install_hint}"
         )
-        if not download_if_missing:
-            raise OSError(
-                f"{help_message} None holds them, and download_if_missing=False; "
-                f"pass download_if_missing=True to download them into {cache}."
-            )
+        _check_download_allowed(download_if_missing, help_message, "them", cache)
         paths = [cache / f"{name}.gz" for name in names]
         for path in paths:
             # Files of another subset, or of an interrupted fetch, are already
@@ -661,15 +673,8 @@ def _extract_cifar_batches(archive, cache):
             name = wanted.get(member.name)
             if name is None or not member.isfile():
                 continue
-            fd, tmp = tempfile.mkstemp(prefix=f"{name}.part_", dir=batch_dir)
-            try:
-                with os.fdopen(fd, "wb") as out, tar.extractfile(member) as src:
-                    while chunk := src.read(1 << 20):
-                        out.write(chunk)
-                os.replace(tmp, batch_dir / name)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            with _atomic_file(batch_dir / name) as out, tar.extractfile(member) as src:
+                shutil.copyfileobj(src, out, 1 << 20)
 
 
 @_fetcher_doc(_CIFAR10_FOLDER, (3, 32, 32), 50000, 10000, _CIFAR10_TARGET_NAMES)
@@ -721,12 +726,9 @@ def fetch_cifar10(
                 f"{_CIFAR10_BATCH_DIR}/ or not) or {_CIFAR10_ARCHIVE} in one "
                 f"of these directories: {', '.join(map(str, dirs))}."
             )
-            if not download_if_missing:
-                raise OSError(
-                    f"{help_message} None holds them, and download_if_missing="
-                    f"False; pass download_if_missing=True to download "
-                    f"{_CIFAR10_URL} into {cache}."
-                )
+            _check_download_allowed(
+                download_if_missing, help_message, _CIFAR10_URL, cache
+            )
             archive = _download(
                 _CIFAR10_URL, cache / _CIFAR10_ARCHIVE, _CIFAR10_MD5, help_message
             )
