@@ -107,3 +107,50 @@ def markdown_table(rows, columns):
             cells.append(f"{value:.4g}" if isinstance(value, float) else str(value))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def to_model_units(X, X_fit):
+    """``X`` centred on ``X_fit``'s mean and divided by its root mean square.
+
+    The units skae trains in; computed here rather than read from the fitted
+    model, whose conversion is private.
+    """
+    centred = X_fit - X_fit.mean(0)
+    return ((X - X_fit.mean(0)) / np.sqrt(np.mean(centred**2))).astype(np.float32)
+
+
+def hand_written_fit(X, model, epochs, device):
+    """Train ``model``'s dense network the plain PyTorch way; return seconds.
+
+    The same network, optimizer, batch size (``model.batch_size``, an int) and
+    epochs as skae's fit, with no validation, scheduling or early stopping:
+    what the estimator's fit is compared with.
+    """
+    start = time.perf_counter()
+    X_model = to_model_units(X, X)
+    data = torch.from_numpy(X_model).to(device)
+    torch.manual_seed(0)
+    module = skae.DenseAutoencoder(
+        X.shape[1], model.n_components, model.hidden_layer_sizes, model.activation
+    ).to(device)
+    optimizer = torch.optim.Adam(
+        module.parameters(), lr=model.learning_rate_init, weight_decay=model.alpha
+    )
+    criterion = torch.nn.MSELoss()
+    batch_size = model.batch_size
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(epochs):
+        module.train()
+        order = torch.randperm(len(data), generator=generator).to(device)
+        total = torch.zeros((), device=device)
+        for i in range(0, len(data), batch_size):
+            batch = data[order[i : i + batch_size]]
+            optimizer.zero_grad()
+            loss = criterion(module(batch), batch)
+            loss.backward()
+            optimizer.step()
+            total += loss.detach() * len(batch)
+        total.item()  # one sync per epoch, as skae logs the epoch loss
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start

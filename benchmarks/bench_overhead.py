@@ -41,11 +41,13 @@ from sklearn.decomposition import PCA
 
 from benchmarks._common import (
     default_out,
+    hand_written_fit,
     markdown_table,
     resolve_device,
+    to_model_units,
     write_results,
 )
-from skae import AutoencoderTransformer, DenseAutoencoder, fetch_fashion_mnist
+from skae import AutoencoderTransformer, fetch_fashion_mnist
 
 # The batch size batch_size='auto' picks for these row counts, given to both
 # skae and the loop so that they take the same steps.
@@ -80,48 +82,6 @@ def skae_model(X, epochs, device):
     )
 
 
-def to_model_units(X, X_fit):
-    """``X`` centred on ``X_fit``'s mean and divided by its root mean square.
-
-    The units skae trains in; computed here rather than read from the fitted
-    model, whose conversion is private.
-    """
-    centred = X_fit - X_fit.mean(0)
-    return ((X - X_fit.mean(0)) / np.sqrt(np.mean(centred**2))).astype(np.float32)
-
-
-def hand_loop(X, model, epochs, device):
-    """Train ``model``'s architecture the plain PyTorch way; return seconds."""
-    start = time.perf_counter()
-    X_model = to_model_units(X, X)
-    data = torch.from_numpy(X_model).to(device)
-    torch.manual_seed(0)
-    module = DenseAutoencoder(
-        X.shape[1], model.n_components, model.hidden_layer_sizes, model.activation
-    ).to(device)
-    optimizer = torch.optim.Adam(
-        module.parameters(), lr=model.learning_rate_init, weight_decay=model.alpha
-    )
-    criterion = torch.nn.MSELoss()
-    batch_size = BATCH_SIZE
-    generator = torch.Generator().manual_seed(0)
-    for _ in range(epochs):
-        module.train()
-        order = torch.randperm(len(data), generator=generator).to(device)
-        total = torch.zeros((), device=device)
-        for i in range(0, len(data), batch_size):
-            batch = data[order[i : i + batch_size]]
-            optimizer.zero_grad()
-            loss = criterion(module(batch), batch)
-            loss.backward()
-            optimizer.step()
-            total += loss.detach() * len(batch)
-        total.item()  # one sync per epoch, as skae logs the epoch loss
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
-
-
 def skae_fit(X, model):
     start = time.perf_counter()
     model.fit(X)
@@ -133,7 +93,7 @@ def overhead(name, X, epochs, repeats, device):
     for _ in range(repeats):
         model = skae_model(X, epochs, device)
         skae_times.append(skae_fit(X, model))
-        loop_times.append(hand_loop(X, model, epochs, device))
+        loop_times.append(hand_written_fit(X, model, epochs, device))
         ratios.append(skae_times[-1] / loop_times[-1])
     record = {
         "benchmark": "fit_overhead",

@@ -291,51 +291,16 @@ def throughput(X, device, quick):
     return records
 
 
-def hand_loop(X, model, epochs, device):
-    """Train ``model``'s network the plain PyTorch way; return seconds."""
-    import torch
-
-    from skae import DenseAutoencoder
-
-    start = time.perf_counter()
-    centred = X - X.mean(0)
-    # skae trains on rows centred and divided by one overall scale.
-    X_model = (centred / np.sqrt(np.mean(centred**2))).astype(np.float32)
-    data = torch.from_numpy(X_model).to(device)
-    torch.manual_seed(0)
-    module = DenseAutoencoder(
-        X.shape[1], model.n_components, model.hidden_layer_sizes, model.activation
-    ).to(device)
-    optimizer = torch.optim.Adam(
-        module.parameters(), lr=model.learning_rate_init, weight_decay=model.alpha
-    )
-    criterion = torch.nn.MSELoss()
-    generator = torch.Generator().manual_seed(0)
-    for _ in range(epochs):
-        module.train()
-        order = torch.randperm(len(data), generator=generator).to(device)
-        total = torch.zeros((), device=device)
-        for i in range(0, len(data), model.batch_size):
-            batch = data[order[i : i + model.batch_size]]
-            optimizer.zero_grad()
-            loss = criterion(module(batch), batch)
-            loss.backward()
-            optimizer.step()
-            total += loss.detach() * len(batch)
-        total.item()  # one sync per epoch, as skae logs the epoch loss
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
-
-
 def fit_vs_loop(X, device, quick):
     """Median of skae's fit time over the hand-written loop's, runs alternating."""
+    from benchmarks._common import hand_written_fit
+
     epochs, pairs = (2, 2) if quick else (10, 3)
     ratios, fits, loops = [], [], []
     for _ in range(pairs):
         model = dense_model(device, epochs)
         fits.append(fit_quietly(model, X))
-        loops.append(hand_loop(X, model, epochs, device))
+        loops.append(hand_written_fit(X, model, epochs, device))
         ratios.append(fits[-1] / loops[-1])
     return {
         "rows": len(X),
