@@ -154,3 +154,23 @@ def hand_written_fit(X, model, epochs, device):
     if device.type == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - start
+
+
+def loop_matched_model(epochs, device, **params):
+    """An AutoencoderTransformer that trains as :func:`hand_written_fit` does.
+
+    A random start, every row in every epoch (no hold-out, no early stop)
+    and a constant rate for exactly ``epochs`` epochs, so that the two
+    compare like for like; ``params`` set the network and batch size.
+    """
+    return skae.AutoencoderTransformer(
+        init="random",
+        early_stopping=False,
+        learning_rate="constant",
+        max_iter=epochs,
+        n_iter_no_change=epochs,
+        tol=0.0,
+        random_state=0,
+        device=device,
+        **params,
+    )

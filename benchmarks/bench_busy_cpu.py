@@ -21,12 +21,17 @@ import os
 import statistics
 import time
 
-import numpy as np
 import torch
 from sklearn.datasets import load_digits
 
-from benchmarks._common import default_out, markdown_table, timed_fit, write_results
-from skae import AutoencoderTransformer, DenseAutoencoder
+from benchmarks._common import (
+    default_out,
+    hand_written_fit,
+    markdown_table,
+    timed_fit,
+    write_results,
+)
+from skae import AutoencoderTransformer
 
 
 def burn(stop):
@@ -69,34 +74,19 @@ def skae_model(epochs):
     )
 
 
-def plain_loop(X, epochs):
-    """The same network and batches, trained the plain PyTorch way."""
-    model = skae_model(epochs)
-    start = time.perf_counter()
-    data = torch.from_numpy(((X - X.mean(0)) / X.std()).astype(np.float32))
-    torch.manual_seed(0)
-    module = DenseAutoencoder(
-        X.shape[1], model.n_components, model.hidden_layer_sizes, model.activation
-    )
-    optimizer = torch.optim.Adam(module.parameters(), lr=model.learning_rate_init)
-    # skae's 'auto' batch size for this many rows.
-    batch_size = min(256, max(32, len(X) // 16))
-    generator = torch.Generator().manual_seed(0)
-    for _ in range(epochs):
-        order = torch.randperm(len(data), generator=generator)
-        for i in range(0, len(data), batch_size):
-            batch = data[order[i : i + batch_size]]
-            optimizer.zero_grad()
-            torch.nn.functional.mse_loss(module(batch), batch).backward()
-            optimizer.step()
-    return time.perf_counter() - start
+def plain_loop(X, epochs, batch_size):
+    """The same network, batches and epochs, trained the plain PyTorch way."""
+    model = skae_model(epochs).set_params(batch_size=batch_size)
+    return hand_written_fit(X, model, epochs, torch.device("cpu"))
 
 
 def measure(X, epochs, repeats, competitors):
+    # The batch size skae's 'auto' picks for these rows, for the plain loop.
+    batch_size = skae_model(1).fit(X).net_.batch_size
     methods = {
         "skae fit": lambda: timed_fit(skae_model(epochs), X),
         f"plain loop, {torch.get_num_threads()} torch threads": lambda: plain_loop(
-            X, epochs
+            X, epochs, batch_size
         ),
     }
     times = {(name, load): [] for name in methods for load in ("quiet", "busy")}

@@ -42,6 +42,7 @@ from sklearn.decomposition import PCA
 from benchmarks._common import (
     default_out,
     hand_written_fit,
+    loop_matched_model,
     markdown_table,
     resolve_device,
     to_model_units,
@@ -67,19 +68,7 @@ def datasets(quick):
 
 
 def skae_model(X, epochs, device):
-    return AutoencoderTransformer(
-        n_components=16,
-        init="random",
-        early_stopping=False,
-        max_iter=epochs,
-        n_iter_no_change=epochs,
-        tol=0.0,
-        random_state=0,
-        device=device,
-        batch_size=BATCH_SIZE,
-        # The hand-written loop keeps its rate constant.
-        learning_rate="constant",
-    )
+    return loop_matched_model(epochs, device, n_components=16, batch_size=BATCH_SIZE)
 
 
 def skae_fit(X, model):

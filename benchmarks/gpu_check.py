@@ -45,7 +45,6 @@ import statistics
 import subprocess
 import sys
 import time
-import warnings
 from concurrent.futures import ProcessPoolExecutor
 from importlib import metadata
 from pathlib import Path
@@ -236,31 +235,16 @@ def fashion_rows(data_home, quick, subset="train"):
 
 def dense_model(device, epochs, **params):
     """The default dense network, trained for exactly ``epochs`` epochs."""
-    from skae import AutoencoderTransformer
+    from benchmarks._common import loop_matched_model
 
-    return AutoencoderTransformer(
-        n_components=32,
-        init="random",
-        early_stopping=False,
-        learning_rate="constant",
-        max_iter=epochs,
-        n_iter_no_change=epochs,
-        tol=0.0,
-        batch_size=256,
-        device=device,
-        random_state=0,
-        **params,
-    )
+    return loop_matched_model(epochs, device, n_components=32, batch_size=256, **params)
 
 
 def fit_quietly(model, X):
-    from sklearn.exceptions import ConvergenceWarning
+    """Fit ``model``, without the ConvergenceWarning a fixed epoch count gives."""
+    from benchmarks._common import timed_fit
 
-    start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit(X)
-    return time.perf_counter() - start
+    return timed_fit(model, X)
 
 
 def epoch_seconds(model):
@@ -355,7 +339,8 @@ def seed_conv(device, quick):
     import torch
     from torch.utils.data import DataLoader, TensorDataset
 
-    from skae import AutoencoderTransformer, ConvAutoencoder
+    from benchmarks._common import loop_matched_model
+    from skae import ConvAutoencoder
 
     n_rows, epochs = (256, 2) if quick else (50000, 3)
     X = np.random.default_rng(0).random((n_rows, 3 * 32 * 32), dtype=np.float32)
@@ -380,20 +365,14 @@ def seed_conv(device, quick):
             running_loss += loss.item()
         tutorial.append(time.perf_counter() - start)
 
-    model = AutoencoderTransformer(
+    model = loop_matched_model(
+        epochs,
+        device,
         n_components=128,
         image_shape=(3, 32, 32),
         conv_channels=(16, 32, 64),
         activation="relu",
-        init="random",
         batch_size=64,
-        learning_rate="constant",
-        early_stopping=False,
-        max_iter=epochs,
-        n_iter_no_change=epochs,
-        tol=0.0,
-        device=device,
-        random_state=0,
     )
     fit_quietly(model, X)
     tutorial_s = statistics.median(tutorial[1:])
