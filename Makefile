@@ -78,6 +78,8 @@ GPU_WHEELS ?= skorch==1.4.0
 GPU_PYTHON ?= python3
 GPU_SITE ?= /tmp/skae-gpu-site
 GPU_OUT ?= benchmarks/results
+# More arguments of benchmarks/gpu_check.py, e.g. GPU_CHECK_ARGS="--steps tests".
+GPU_CHECK_ARGS ?=
 FASHION_MNIST_DIR ?= /usr/share/datasets/fashion-mnist
 
 gpu-bundle: $(STAMP)
@@ -96,7 +98,7 @@ gpu-check:
 	$(GPU_PYTHON) -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
 		--upgrade --target $(GPU_SITE) $(GPU_BUNDLE)/wheels/*.whl
 	PYTHONPATH=$(GPU_SITE):$(CURDIR) PYTHONUNBUFFERED=1 $(GPU_PYTHON) -m benchmarks.gpu_check \
-		--device cuda --data-home $(GPU_BUNDLE) --out $(GPU_OUT)
+		--device cuda --data-home $(GPU_BUNDLE) --out $(GPU_OUT) $(GPU_CHECK_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -287,13 +287,16 @@ class _BaseAutoencoder(
         return self._units.residuals(batch, module.decode(module.encode(batch)))
 
     def _row_errors(self, X):
-        """Mean squared reconstruction error of each row, in data units."""
+        """Mean squared reconstruction error of each row, in data units.
+
+        From a float64 copy of the network: a row's error is the same alone
+        or in a batch, which float32 matrix products on a GPU do not promise.
+        """
         return self.net_.map_batches(
             X,
-            lambda module, batch: (
-                (self._residuals(module, batch) ** 2).mean(dim=1).double()
-            ),
+            lambda module, batch: (self._residuals(module, batch) ** 2).mean(dim=1),
             self._units.to_model,
+            dtype=torch.float64,
         )
 
     def score_samples(self, X):

@@ -29,6 +29,7 @@ from skorch.helper import predefined_split
 from skorch.history import History
 from skorch.utils import TeeGenerator, to_tensor
 
+from skae._graphs import GraphedTrainStep, unsupported
 from skae._progress import EpochLog, TerminalProgressBar
 from skae._threads import IntraOpThreads, restored_threads
 from skae._validation import torch_seed
@@ -228,6 +229,17 @@ class AutoencoderNet(NeuralNet):
         gradients and optimizer state stay float32); ``'float16'`` also
         scales the loss with a :class:`torch.amp.GradScaler` so that small
         gradients do not underflow.
+    cuda_graphs : bool, default=True
+        On a CUDA device, train each full batch by replaying a CUDA graph
+        of the whole step (see :class:`skae._graphs.GraphedTrainStep`):
+        the same kernels, launched at once instead of one by one from
+        Python. Steps a graph cannot hold train eagerly, whatever this says.
+
+    Attributes
+    ----------
+    graph_replays_ : int
+        Training batches of the last training run that replayed a CUDA
+        graph; 0 when every step ran eagerly.
 
     Examples
     --------
@@ -243,10 +255,13 @@ class AutoencoderNet(NeuralNet):
     3
     """
 
-    def __init__(self, *args, random_seed=0, precision="float32", **kwargs):
+    def __init__(
+        self, *args, random_seed=0, precision="float32", cuda_graphs=True, **kwargs
+    ):
         super().__init__(*args, **kwargs)
         self.random_seed = random_seed
         self.precision = precision
+        self.cuda_graphs = cuda_graphs
 
     def __getstate__(self):
         state = super().__getstate__()
@@ -255,8 +270,10 @@ class AutoencoderNet(NeuralNet):
         # so a second, plain copy here would pin the weights to their device.
         if state.get("module") is self.__dict__.get("module_"):
             state["module"] = _SAME_AS_MODULE_
-        # The data-parallel wrapper exists only while training.
+        # The data-parallel wrapper and the graphed step exist only while
+        # training.
         state.pop("_data_parallel", None)
+        state.pop("_graphed_step", None)
         return state
 
     def __setstate__(self, state):
@@ -296,6 +313,7 @@ class AutoencoderNet(NeuralNet):
         snapshot.history = History(deepcopy(self.history[:n_epochs]))
         snapshot.train_split = None
         snapshot.__dict__.pop("_data_parallel", None)
+        snapshot.__dict__.pop("_graphed_step", None)
         return snapshot
 
     def request_stop(self):
@@ -308,7 +326,7 @@ class AutoencoderNet(NeuralNet):
         self._stop_requested = True
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
-        """Forget a stop requested in an earlier fit; set up data parallelism.
+        """Forget a stop requested in an earlier fit; set up the training step.
 
         In a torch.distributed process group of more than one process, the
         training forward passes go through a
@@ -331,16 +349,25 @@ class AutoencoderNet(NeuralNet):
         # Not one of the net's components but a passing view of module_, so
         # set past skorch's check on attributes that hold modules.
         object.__setattr__(self, "_data_parallel", data_parallel)
+        graphed = None
+        if self.cuda_graphs and unsupported(self) is None:
+            graphed = GraphedTrainStep(self)
+        object.__setattr__(self, "_graphed_step", graphed)
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
         """Drop what exists only while training.
 
-        The data-parallel wrapper (``module_`` holds the weights), and the
+        The data-parallel wrapper (``module_`` holds the weights), the CUDA
+        graph of the training step, and the
         torch schedulers of skorch's ``LRScheduler`` callbacks: they hold the
         optimizer, whose tensors skorch pickles itself, loadable on any
         device, and skorch builds new ones when training starts again.
         """
         object.__setattr__(self, "_data_parallel", None)
+        graphed = self.__dict__.pop("_graphed_step", None)
+        self.graph_replays_ = 0 if graphed is None else graphed.n_replays
+        if graphed is not None:
+            graphed.close()
         for _, callback in self.callbacks_:
             if isinstance(callback, LRScheduler):
                 callback.lr_scheduler_ = None
@@ -395,7 +422,11 @@ class AutoencoderNet(NeuralNet):
         if dtype is None:
             # Cheaper per batch than entering a disabled torch.autocast.
             return nullcontext()
-        return torch.autocast(torch.device(self.device).type, dtype=dtype)
+        # No cache of cast weights: each region casts them once anyway, and
+        # a recorded CUDA graph cannot hold the cache.
+        return torch.autocast(
+            torch.device(self.device).type, dtype=dtype, cache_enabled=False
+        )
 
     def map_batches(self, X, fn, convert, *, dtype=torch.float32):
         """Apply ``fn(module, batch)`` to the rows of ``X`` in inference mode.
@@ -467,6 +498,13 @@ class AutoencoderNet(NeuralNet):
         return {"loss": loss, "y_pred": y_pred}
 
     def train_step(self, batch, **fit_params):
+        """One optimisation step: a CUDA graph's replay, or :meth:`eager_train_step`."""
+        graphed = getattr(self, "_graphed_step", None)
+        if graphed is None:
+            return self.eager_train_step(batch, **fit_params)
+        return graphed(batch, **fit_params)
+
+    def eager_train_step(self, batch, **fit_params):
         """One optimisation step; with float16, through the gradient scaler.
 
         The scaler cannot step an optimizer with a closure, so with float16

@@ -530,7 +530,7 @@ def test_cuda_reproducible_and_loads_without_cuda(monkeypatch, early_stopping):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.warns(Warning):
         loaded = pickle.loads(data)
-    assert loaded.net_.device == "cpu"
+    assert torch.device(loaded.net_.device).type == "cpu"
     assert all(p.device.type == "cpu" for p in loaded.module_.parameters())
     assert loaded.module_.offset.device.type == "cpu"
     assert_allclose(loaded.denoise(X), X_clean, rtol=1e-4, atol=1e-5)
