@@ -9,10 +9,11 @@ records the whole step of one batch shape once as a
 :class:`torch.cuda.CUDAGraph` and then replays it for every full batch of
 that shape, after copying the batch into the graph's input.
 
-A replay runs the same kernels as the eager step, so the model trained is
-the same up to the optimizer's arithmetic: Adam then keeps its step count on
-the device (``capturable=True``), which computes its bias corrections in
-float32 rather than in Python's float64. The last, shorter batch of an epoch
+A replay runs the same computation as the eager step, so the model trained
+is the same up to the optimizer's arithmetic: Adam then keeps its step count
+on the device (``capturable=True``) and updates every parameter in one fused
+kernel (``fused=True``), which computes its bias corrections in float32
+rather than in Python's float64. The last, shorter batch of an epoch
 trains eagerly. Values the graph has baked in (the learning rate and the
 other hyperparameters of the optimizer's groups) are watched: when one
 changes, as a plateau schedule lowers the rate, the step is recorded anew.
@@ -101,23 +102,39 @@ class GraphedTrainStep:
             if isinstance(getattr(module, "generator", None), torch.Generator)
             and module.generator.device.type == "cuda"
         ]
-        self._set_capturable(True)
+        self._stream = torch.cuda.Stream(device=net.device)
+        self._saved = self._graph_ready_optimizer()
 
     def close(self):
-        """Free the graph; the optimizer computes on the host again."""
+        """Free the graph; give the optimizer its own settings back."""
         self.graph = None
-        self._set_capturable(False)
+        for group, saved in zip(
+            self.net.optimizer_.param_groups, self._saved, strict=True
+        ):
+            group.update(saved)
 
-    def _set_capturable(self, capturable):
+    def _graph_ready_optimizer(self):
+        """Keep the optimizer's state on the device; update with fused kernels.
+
+        Returns the groups' settings as they were, for :meth:`close`.
+        """
         optimizer = self.net.optimizer_
+        saved = []
         for group in optimizer.param_groups:
-            group["capturable"] = capturable
-            if capturable:
-                for param in group["params"]:
-                    state = optimizer.state.get(param, {})
-                    step = state.get("step")
-                    if step is not None and step.device != param.device:
-                        state["step"] = step.to(param.device)
+            saved.append(
+                {key: group[key] for key in ("capturable", "fused") if key in group}
+            )
+            group["capturable"] = True
+            if "fused" in group and not group.get("foreach"):
+                # One kernel for the whole update instead of one per step of
+                # the algorithm: a replay takes as long as its kernels.
+                group["fused"] = True
+            for param in group["params"]:
+                state = optimizer.state.get(param, {})
+                step = state.get("step")
+                if step is not None and step.device != param.device:
+                    state["step"] = step.to(param.device)
+        return saved
 
     def _hyperparameters(self):
         """Return the optimizer's plain values, which a recorded graph holds fixed."""
@@ -173,16 +190,19 @@ class GraphedTrainStep:
         self.graph.replay()
         self.n_replays += 1
         self._replays_of_graph += 1
-        return {"loss": self._loss.clone(), "y_pred": self._y_pred.clone()}
+        # Copies: the next replay overwrites the graph's outputs.
+        return _map_tensors(torch.Tensor.clone, self._step)
 
     def _on_side_stream(self, batch):
         """Take an eager step on a side stream, as a warm-up before recording."""
-        stream = torch.cuda.Stream(device=self.net.device)
+        stream = self._stream
         stream.wait_stream(torch.cuda.current_stream(self.net.device))
         with torch.cuda.stream(stream):
             step = self.net.eager_train_step(batch)
         torch.cuda.current_stream(self.net.device).wait_stream(stream)
-        return step
+        # Detached: a loss kept alive with its autograd graph would tie the
+        # parameters' gradient accumulators to this stream while recording.
+        return _map_tensors(torch.Tensor.detach, step)
 
     def _record(self, Xi, yi):
         """Record forward, loss, backward and update of a batch like ``Xi``."""
@@ -199,6 +219,17 @@ class GraphedTrainStep:
             step = net.train_step_single((self._inputs, self._targets))
             net.optimizer_.step()
         self.graph = graph
-        self._loss, self._y_pred = step["loss"], step["y_pred"]
+        self._step = step
         self.n_recordings += 1
         self._replays_of_graph = 0
+
+
+def _map_tensors(fn, value):
+    """Apply ``fn`` to the tensors in a step's outputs (dicts, tuples, lists)."""
+    if isinstance(value, torch.Tensor):
+        return fn(value)
+    if isinstance(value, dict):
+        return {key: _map_tensors(fn, item) for key, item in value.items()}
+    if isinstance(value, (tuple, list)):
+        return type(value)(_map_tensors(fn, item) for item in value)
+    return value

@@ -428,7 +428,7 @@ class AutoencoderNet(NeuralNet):
             torch.device(self.device).type, dtype=dtype, cache_enabled=False
         )
 
-    def map_batches(self, X, fn, convert, *, dtype=torch.float32):
+    def map_batches(self, X, fn, convert, *, dtype=None):
         """Apply ``fn(module, batch)`` to the rows of ``X`` in inference mode.
 
         ``X`` is a tensor of model inputs, or an array whose batches
@@ -436,8 +436,14 @@ class AutoencoderNet(NeuralNet):
         device, to a tensor; the results come back as one array.
         ``dtype=torch.float64`` runs a float64 copy of the module: results
         that do not depend on which rows share a batch, which float32 matrix
-        products do not guarantee.
+        products do not guarantee. None (the default) means float32 on a
+        CPU, whose products give a row the same result in any batch, and
+        float64 on a GPU, whose products differ in the last bit with the
+        batch's size.
         """
+        if dtype is None:
+            on_cpu = torch.device(self.device).type == "cpu"
+            dtype = torch.float32 if on_cpu else torch.float64
         module = self.module_
         if dtype == torch.float64:
             module = deepcopy(module).double()

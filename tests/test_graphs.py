@@ -102,13 +102,13 @@ def fitted_pair(**kwargs):
     return graphed, eager
 
 
-def assert_same_training(graphed, eager, rtol=1e-4):
+def assert_same_training(graphed, eager, rtol=1e-4, atol=1e-5):
     assert_allclose(
         graphed.history[:, "train_loss"], eager.history[:, "train_loss"], rtol=rtol
     )
     pairs = zip(graphed.module_.parameters(), eager.module_.parameters(), strict=True)
     for a, b in pairs:
-        assert_allclose(a.detach().cpu(), b.detach().cpu(), rtol=rtol, atol=1e-5)
+        assert_allclose(a.detach().cpu(), b.detach().cpu(), rtol=rtol, atol=atol)
 
 
 @pytest.mark.cuda
@@ -119,8 +119,13 @@ def test_cuda_graphed_fit_trains_as_the_eager_fit(precision):
     # 512 rows in batches of 64: 8 full batches an epoch, 3 warm-up steps.
     assert graphed.graph_replays_ == 4 * 8 - 3
     assert eager.graph_replays_ == 0
-    assert_same_training(graphed, eager, rtol=1e-3 if precision == "bfloat16" else 1e-4)
-    assert all(not group["capturable"] for group in graphed.optimizer_.param_groups)
+    # bfloat16 rounds each forward pass: the two drift apart a little more.
+    tolerance = dict(rtol=1e-3, atol=1e-3) if precision == "bfloat16" else {}
+    assert_same_training(graphed, eager, **tolerance)
+    # The optimizer's own settings are back after the fit.
+    group = graphed.optimizer_.param_groups[0]
+    assert not group["capturable"]
+    assert not group["fused"]
 
 
 @pytest.mark.cuda
@@ -128,7 +133,8 @@ def test_cuda_graphed_fit_trains_as_the_eager_fit(precision):
 def test_cuda_graph_is_recorded_again_when_the_rate_changes():
     halve = LRScheduler(policy=torch.optim.lr_scheduler.StepLR, step_size=2, gamma=0.1)
     graphed, eager = fitted_pair(callbacks=[("halve", halve)], max_epochs=6)
-    assert graphed.optimizer_.param_groups[0]["lr"] == pytest.approx(1e-5)
+    # Stepped after each epoch: 1e-3, 1e-4 and 1e-5 trained two epochs each.
+    assert graphed.optimizer_.param_groups[0]["lr"] == pytest.approx(1e-6)
     # Each rate gets its warm-up steps and then replays: 3 rates, 2 epochs each.
     assert graphed.graph_replays_ == 6 * 8 - 3 * 3
     assert_same_training(graphed, eager)
