@@ -219,7 +219,10 @@ class GraphedTrainStep:
             step = net.train_step_single((self._inputs, self._targets))
             net.optimizer_.step()
         self.graph = graph
-        self._step = step
+        # Detached views of the graph's outputs: the recorded autograd graph
+        # must not stay alive, or the gradient accumulators stay tied to the
+        # recording stream and warn in the eager steps on other streams.
+        self._step = _map_tensors(torch.Tensor.detach, step)
         self.n_recordings += 1
         self._replays_of_graph = 0
 

@@ -231,9 +231,10 @@ class AutoencoderNet(NeuralNet):
         gradients do not underflow.
     cuda_graphs : bool, default=True
         On a CUDA device, train each full batch by replaying a CUDA graph
-        of the whole step (see :class:`skae._graphs.GraphedTrainStep`):
-        the same kernels, launched at once instead of one by one from
-        Python. Steps a graph cannot hold train eagerly, whatever this says.
+        of the whole step: the same computation, launched at once instead
+        of kernel by kernel from Python (the user guide's devices page says
+        when and what it measured). Steps a graph cannot hold train eagerly,
+        whatever this says.
 
     Attributes
     ----------
@@ -456,7 +457,9 @@ class AutoencoderNet(NeuralNet):
                 batch = X[start : start + INFERENCE_BATCH_SIZE]
                 if not isinstance(batch, torch.Tensor):
                     batch = convert(batch)
-                outputs.append(fn(module, batch.to(device, dtype)).cpu())
+                # Sent as they come, converted on the device: float64 rows
+                # would double the bytes sent to a GPU.
+                outputs.append(fn(module, batch.to(device).to(dtype)).cpu())
         return torch.cat(outputs).numpy()
 
     def initialize_optimizer(self, *args, **kwargs):
