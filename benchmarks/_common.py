@@ -1,5 +1,6 @@
 """Helpers shared by the benchmark scripts: devices, timing and result files."""
 
+import ast
 import json
 import os
 import platform
@@ -36,6 +37,18 @@ def resolve_device(device):
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(device)
+
+
+def parse_overrides(items):
+    """``KEY=VALUE`` strings as estimator parameters (Python literals or strings)."""
+    overrides = {}
+    for item in items:
+        key, text = item.split("=", 1)
+        try:
+            overrides[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            overrides[key] = text
+    return overrides
 
 
 def format_params(params):

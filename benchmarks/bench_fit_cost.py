@@ -27,7 +27,6 @@ trains with torch's OneCycleLR (with ``--set batch_size=B max_iter=E``), e.g.
 """
 
 import argparse
-import ast
 import math
 import statistics
 import time
@@ -46,6 +45,7 @@ from benchmarks._common import (
     default_out,
     format_params,
     markdown_table,
+    parse_overrides,
     write_results,
 )
 from skae import AutoencoderTransformer, DenseAutoencoder, fetch_fashion_mnist
@@ -152,13 +152,6 @@ def measure(dataset, ks, overrides, one_cycle_peak=None):
     return records
 
 
-def parse_value(text):
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=sorted(KS), default="digits")
@@ -175,10 +168,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="digits, k = 2 only")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
-    overrides = {
-        key: parse_value(value)
-        for key, value in (item.split("=", 1) for item in args.set)
-    }
+    overrides = parse_overrides(args.set)
     if args.one_cycle is not None and not {"batch_size", "max_iter"} <= set(overrides):
         parser.error("--one-cycle needs --set batch_size=B max_iter=E")
     ks = args.ks or ((2,) if args.quick else KS[args.dataset])

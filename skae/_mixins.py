@@ -86,15 +86,25 @@ class CorruptedInput(nn.Module):
 
     The network works in model units (centred and scaled); noise levels and
     clipping ranges are the user's, in data units, so corruption converts
-    there and back. In eval mode the input goes straight through.
+    there and back. In eval mode the input goes straight through. ``skip``,
+    a module from the (corrupted) input to the output, adds its output to
+    the network's reconstruction: a path for what the code does not carry.
     """
 
-    def __init__(self, network: nn.Module, corruption: nn.Module, offset, scale):
+    def __init__(
+        self,
+        network: nn.Module,
+        corruption: nn.Module,
+        offset,
+        scale,
+        skip: nn.Module | None = None,
+    ):
         super().__init__()
         self.network = network
         self.corruption = corruption
         self.register_buffer("offset", torch.as_tensor(offset, dtype=torch.float32))
         self.scale = float(scale)
+        self.skip = skip
 
     def corrupt(self, x: torch.Tensor) -> torch.Tensor:
         """Corrupt rows in model units (the corruption layer's mode applies)."""
@@ -112,7 +122,12 @@ class CorruptedInput(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Reconstruct the clean rows from (in train mode, corrupted) ``x``."""
-        return self.decode(self.encode(x))
+        if self.training:
+            x = self.corrupt(x)
+        out = self.network.decode(self.network.encode(x))
+        if self.skip is not None:
+            out = out + self.skip(x)
+        return out
 
 
 class NoiseMixin:

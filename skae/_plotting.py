@@ -166,6 +166,9 @@ def _head(X, n_samples):
 
 
 def _reconstruct(estimator, X):
+    """Denoise (a denoiser's whole network) or reconstruct ``X``."""
+    if hasattr(estimator, "denoise"):
+        return np.asarray(estimator.denoise(X))
     return np.asarray(estimator.inverse_transform(estimator.transform(X)))
 
 

@@ -2,11 +2,20 @@
 
 from numbers import Real
 
+import numpy as np
+import torch
+from sklearn.utils.validation import check_is_fitted, validate_data
+from torch import nn
+
 from skae._base import _BaseAutoencoder
 from skae._mixins import NoiseMixin, PartialFitMixin
 from skae._params import MEASURED_DEFAULTS, fill_doc, make_init
-from skae._validation import Interval, StrOptions
+from skae._validation import Interval, StrOptions, check_rows_ndim, torch_seed
 from skae.noise import NOISE_KINDS
+
+# Ridge penalty of the skip's start, relative to the mean variance of the
+# corrupted rows: enough to pin down pixels that never vary.
+_SKIP_RIDGE = 1e-3
 
 
 @fill_doc
@@ -19,8 +28,8 @@ class DenoisingAutoencoder(NoiseMixin, PartialFitMixin, _BaseAutoencoder):
     generator) and learns to reconstruct the clean rows. Early stopping
     watches the denoising loss on held-out rows corrupted once, so epochs
     compare fairly. Inference never adds noise: :meth:`transform` encodes X as
-    given, and :meth:`denoise` (``inverse_transform(transform(X))``) cleans
-    noisy rows.
+    given, and :meth:`denoise` cleans noisy rows: the decoded code plus, by
+    default, a linear path from the input (``skip``).
 
     Parameters
     ----------
@@ -39,6 +48,19 @@ class DenoisingAutoencoder(NoiseMixin, PartialFitMixin, _BaseAutoencoder):
         max(X)]``, so images in [0, 1] stay in [0, 1]. Clipping comes after
         corruption: where 0 lies outside that range, masked entries end up at
         the nearest bound.
+    skip : {'linear'} or None, default='linear'
+        A linear map from the (corrupted) input straight to the output, added
+        to the decoded code: the path for the detail that a narrow code
+        cannot carry, which matters most when the noise is light. With
+        ``init='pca'`` and ``loss='mse'`` it starts as the best linear
+        denoiser of the corrupted training rows given the PCA start (a ridge
+        regression), so the first state early stopping scores is already at
+        least as good as the noisy input and as PCA at any k; training then
+        improves on it. Otherwise it starts at zero. With a skip,
+        :meth:`denoise` runs the whole network, and the code from
+        :meth:`transform` carries what the linear map misses; for codes that
+        describe the rows alone (features for another model), use
+        ``skip=None``, the earlier layout.
     %(measured_hidden_layer_sizes, measured_activation, image_shape)s
     %(conv_channels, init, loss, batch_size, measured_learning_rate)s
     %(learning_rate_init, measured_alpha, max_iter, tol)s
@@ -92,16 +114,46 @@ class DenoisingAutoencoder(NoiseMixin, PartialFitMixin, _BaseAutoencoder):
         "noise": [StrOptions(set(NOISE_KINDS)), callable],
         "noise_level": [Interval(Real, 0, None, closed="left")],
         "clip": ["boolean"],
+        "skip": [StrOptions({"linear"}), None],
     }
 
     __init__ = make_init(
-        {"noise": "gaussian", "noise_level": 0.1, "clip": True}, MEASURED_DEFAULTS
+        {"noise": "gaussian", "noise_level": 0.1, "clip": True, "skip": "linear"},
+        MEASURED_DEFAULTS,
     )
+
+    def _start(self, network, X_train, rng):
+        """Start at PCA; the skip's start needs the training rows too."""
+        super()._start(network, X_train, rng)
+        return X_train
+
+    def _wrap_network(self, network, start, X, device, rng):
+        module = super()._wrap_network(network, start, X, device, rng)
+        if self.skip is None:
+            return module
+        n_features = X.shape[1]
+        # No random start to draw: it starts at zero or at the ridge fit.
+        skip = nn.utils.skip_init(nn.Linear, n_features, n_features)
+        nn.init.zeros_(skip.weight)
+        nn.init.zeros_(skip.bias)
+        if start is not None and self.loss == "mse":
+            weight, bias = _linear_denoiser(module, start, torch_seed(rng))
+            with torch.no_grad():
+                skip.weight.copy_(weight.T)
+                skip.bias.copy_(bias)
+        module.skip = skip
+        return module
+
+    def _residuals(self, module, batch):
+        """Residuals of the whole network (skip included) on ``batch``."""
+        return self._units.residuals(batch, module(batch))
 
     def denoise(self, X):
         """Reconstruct clean rows from noisy ``X``.
 
-        The same as ``inverse_transform(transform(X))``: no noise is added.
+        The whole network in inference mode (no noise is added): the decoded
+        code, plus the ``skip`` path's map of ``X``. With ``skip=None`` the
+        same as ``inverse_transform(transform(X))``.
 
         Parameters
         ----------
@@ -113,4 +165,45 @@ class DenoisingAutoencoder(NoiseMixin, PartialFitMixin, _BaseAutoencoder):
         X_clean : ndarray of shape (n_samples, n_features)
             The denoised rows, in the input's units and float dtype.
         """
-        return self.inverse_transform(self.transform(X))
+        check_is_fitted(self)
+        check_rows_ndim(X, self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        denoised = self.net_.map_batches(
+            X,
+            lambda module, batch: module(batch).float(),
+            self._units.to_model,
+        )
+        return self._units.from_model(denoised, X.dtype)
+
+
+def _linear_denoiser(module, X_train, seed):
+    """Best linear map from corrupted rows to what the network misses.
+
+    ``X_train`` holds clean training rows in model units. They are
+    corrupted once, with a generator of their own, and the ridge regression
+    of the network's residual (clean minus its reconstruction of the
+    corrupted row) on the corrupted row gives the skip's weight and bias, in
+    float64: network plus skip then start as the best linear denoiser of
+    those rows that keeps the network's start.
+    """
+    clean = torch.from_numpy(np.asarray(X_train, dtype=np.float32))
+    corruption = module.corruption
+    training_generator = corruption.generator
+    corruption.set_generator(torch.Generator().manual_seed(seed))
+    corruption.train()
+    network = module.network.cpu().eval()
+    with torch.no_grad():
+        noisy = module.corrupt(clean)
+        # In batches: a convolutional network's activations for every row
+        # at once would not fit in memory.
+        residual = clean - torch.cat([network(rows) for rows in noisy.split(4096)])
+    corruption.set_generator(training_generator)
+    noisy, residual = noisy.double(), residual.double()
+    noisy_mean, residual_mean = noisy.mean(dim=0), residual.mean(dim=0)
+    noisy, residual = noisy - noisy_mean, residual - residual_mean
+    gram = noisy.T @ noisy
+    ridge = _SKIP_RIDGE * gram.diagonal().mean().clamp_min(1e-12)
+    gram.diagonal().add_(ridge)
+    weight = torch.linalg.solve(gram, noisy.T @ residual)
+    bias = residual_mean - noisy_mean @ weight
+    return weight.float(), bias.float()

@@ -1,3 +1,4 @@
+import copy
 import pickle
 
 import numpy as np
@@ -141,7 +142,10 @@ def test_noise_differs_between_epochs_and_comes_from_the_estimator():
     X = uniform(n_samples=20)
     recorder = Recorder()
     # One batch per epoch, no held-out rows: every call sees all the rows.
-    make_dae(noise=recorder, batch_size=20, early_stopping=False, max_iter=3).fit(X)
+    # skip=None: the skip's start would corrupt the rows once more.
+    make_dae(
+        noise=recorder, batch_size=20, early_stopping=False, max_iter=3, skip=None
+    ).fit(X)
     # The initial loss of early stopping, then one call per epoch.
     assert len(recorder.calls) == 4
     noises = []
@@ -159,7 +163,9 @@ def test_noise_differs_between_epochs_and_comes_from_the_estimator():
 def test_noise_differs_between_batches():
     X = uniform(n_samples=20)
     recorder = Recorder()
-    make_dae(noise=recorder, batch_size=10, early_stopping=False, max_iter=1).fit(X)
+    make_dae(
+        noise=recorder, batch_size=10, early_stopping=False, max_iter=1, skip=None
+    ).fit(X)
     noises = [noise.numpy() for _, noise, _ in recorder.calls]
     assert len(noises) == 4
     for i, first in enumerate(noises):
@@ -192,10 +198,69 @@ def test_transform_does_not_depend_on_training_mode_left_behind():
     assert_array_equal(dae.transform(X), Z)
 
 
-def test_denoise_is_inverse_transform_of_transform():
+def test_denoise_without_skip_is_inverse_transform_of_transform():
+    X = uniform()
+    dae = make_dae(skip=None).fit(X)
+    assert dae.module_.skip is None
+    assert_array_equal(dae.denoise(X), dae.inverse_transform(dae.transform(X)))
+
+
+def test_denoise_adds_the_skip_path_to_the_decoded_code():
     X = uniform()
     dae = make_dae().fit(X)
-    assert_array_equal(dae.denoise(X), dae.inverse_transform(dae.transform(X)))
+    module = dae.module_
+    x = model_units(dae, X)
+    with torch.no_grad():
+        skipped = (module.skip(x) * module.scale).double().numpy()
+    decoded = dae.inverse_transform(dae.transform(X))
+    assert_allclose(dae.denoise(X), decoded + skipped, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(skipped, 0)
+    # score is the whole network's, as denoise is.
+    assert dae.score(X) == pytest.approx(-np.mean((dae.denoise(X) - X) ** 2))
+
+
+def test_skip_starts_as_the_ridge_regression_of_the_residual():
+    from sklearn.linear_model import Ridge
+
+    from skae.denoising import _SKIP_RIDGE, _linear_denoiser
+
+    X = uniform(n_samples=200)
+    dae = make_dae(noise_level=0.2).fit(X)
+    module = copy.deepcopy(dae.module_).cpu()
+    clean = model_units(dae, X)
+    weight, bias = _linear_denoiser(module, clean.numpy(), seed=3)
+    # The same corruption, drawn again from the same seed.
+    module.corruption.set_generator(torch.Generator().manual_seed(3))
+    module.corruption.train()
+    with torch.no_grad():
+        noisy = module.corrupt(clean)
+        residual = (clean - module.network(noisy)).double().numpy()
+    noisy = noisy.double().numpy()
+    centred = noisy - noisy.mean(axis=0)
+    alpha = _SKIP_RIDGE * np.mean(np.sum(centred**2, axis=0))
+    ridge = Ridge(alpha=alpha).fit(noisy, residual)
+    assert_allclose(weight.numpy(), ridge.coef_.T, rtol=1e-4, atol=1e-5)
+    assert_allclose(bias.numpy(), ridge.intercept_, rtol=1e-4, atol=1e-5)
+
+
+def test_skip_beats_the_noisy_input_and_pca_under_light_noise(digits):
+    from sklearn.decomposition import PCA
+
+    X_all, _ = digits
+    X, X_test = X_all[:1200] / 16, X_all[1200:] / 16
+    noise = np.random.RandomState(1).normal(0, 0.05, X_test.shape)
+    noisy = np.clip(X_test + noise, 0, 1)
+    dae = DenoisingAutoencoder(
+        8, noise_level=0.05, hidden_layer_sizes=(32,), max_iter=5, random_state=0
+    ).fit(X)
+    pca = PCA(8).fit(X)
+
+    def error(estimate):
+        return np.mean((estimate - X_test) ** 2)
+
+    denoised = dae.denoise(noisy)
+    assert error(denoised) < error(noisy)
+    assert error(denoised) < error(pca.inverse_transform(pca.transform(noisy)))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
