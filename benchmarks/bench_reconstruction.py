@@ -13,7 +13,8 @@ transform throughput.
 Reducers: PCA, AutoencoderTransformer (``skae-dense``), the same with
 ``image_shape`` (``skae-conv``, the convolutional network; digits only, as on
 Fashion-MNIST one fit takes about an hour on 2 cores) and DenoisingAutoencoder
-(``noise_level=0.1``).
+(``noise_level=0.1``, ``skip=None``: a reducer's code must describe the row
+alone, and its reconstruction come from the code).
 
 Commands and their durations on 2 CPU cores (one torch thread)::
 
@@ -141,7 +142,7 @@ def make_reducer(method, k, image_shape, device):
         return AutoencoderTransformer(k, **common)
     if method == "skae-conv":
         return AutoencoderTransformer(k, image_shape=image_shape, **common)
-    return DenoisingAutoencoder(k, noise_level=0.1, **common)
+    return DenoisingAutoencoder(k, noise_level=0.1, skip=None, **common)
 
 
 def evaluate(model, data, data_range):
