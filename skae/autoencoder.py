@@ -26,7 +26,7 @@ class AutoencoderTransformer(PartialFitMixin, _BaseAutoencoder):
     Parameters
     ----------
     %(n_components, hidden_layer_sizes, activation, image_shape)s
-    %(conv_channels, init, loss, batch_size, learning_rate)s
+    %(conv_channels, init, ordered, loss, batch_size, learning_rate)s
     %(learning_rate_init, alpha, max_iter, tol)s
     early_stopping : bool, default=True
         Hold out ``validation_fraction`` of the rows and stop when their loss
@@ -41,7 +41,9 @@ class AutoencoderTransformer(PartialFitMixin, _BaseAutoencoder):
 
     Attributes
     ----------
-    %(n_components_, mean_, explained_variance_score_, n_iter_, best_epoch_)s
+    %(n_components_, n_components_pca_, mean_)s
+    %(held_out_explained_variance_score_, explained_variance_)s
+    %(n_iter_, best_epoch_)s
     loss_curve_ : list of float
         Training loss per epoch (in model units).
     validation_loss_curve_ : list of float or None

@@ -40,7 +40,8 @@ class DenoisingAutoencoder(NoiseMixin, PartialFitMixin, _BaseAutoencoder):
         corruption: where 0 lies outside that range, masked entries end up at
         the nearest bound.
     %(measured_hidden_layer_sizes, measured_activation, image_shape)s
-    %(conv_channels, init, loss, batch_size, measured_learning_rate)s
+    %(conv_channels, init, ordered, loss, batch_size)s
+    %(measured_learning_rate)s
     %(learning_rate_init, measured_alpha, max_iter, tol)s
     early_stopping : bool, default=True
         Hold out ``validation_fraction`` of the rows, corrupt them once, and
@@ -53,7 +54,9 @@ class DenoisingAutoencoder(NoiseMixin, PartialFitMixin, _BaseAutoencoder):
 
     Attributes
     ----------
-    %(n_components_, mean_, explained_variance_score_, n_iter_, best_epoch_)s
+    %(n_components_, n_components_pca_, mean_)s
+    %(held_out_explained_variance_score_, explained_variance_)s
+    %(n_iter_, best_epoch_)s
     loss_curve_ : list of float
         Training (denoising) loss per epoch.
     validation_loss_curve_ : list of float or None

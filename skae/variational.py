@@ -141,6 +141,10 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
     %(conv_channels)s
     init : {'pca', 'random'}, default='pca'
         Start from probabilistic PCA (plus zero residuals), or at random.
+    ordered : bool, default=False
+        Must be False: ordered training (see :class:`AutoencoderTransformer`)
+        is not implemented for the sampled codes of the ELBO. The family's
+        parameter is kept so that code written for the siblings runs.
     loss : {'mse', 'bce'}, default='mse'
         Gaussian likelihood with a learned variance, or Bernoulli for data
         in [0, 1].
@@ -157,13 +161,14 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
 
     Attributes
     ----------
-    %(n_components_, mean_)s
+    %(n_components_, n_components_pca_, mean_)s
     data_min_ : ndarray of shape (n_features,)
         Per-feature minimum of the training data (of all rows
         :meth:`partial_fit` has seen), where ``sample(clip=True)`` clips.
     data_max_ : ndarray of shape (n_features,)
         Per-feature maximum of the training data, likewise.
-    %(explained_variance_score_, n_iter_, best_epoch_)s
+    %(held_out_explained_variance_score_, explained_variance_)s
+    %(n_iter_, best_epoch_)s
     loss_curve_ : list of float
         Training negative ELBO per epoch and feature (model units).
     validation_loss_curve_ : list of float or None
@@ -205,6 +210,15 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
     }
 
     __init__ = make_init({"beta": 1.0}, MEASURED_DEFAULTS)
+
+    def _check_data_params(self, X):
+        super()._check_data_params(X)
+        if self.ordered:
+            raise ValueError(
+                "ordered=True is not implemented for VariationalAutoencoder: its "
+                "ELBO does not score prefixes of the sampled codes. Use "
+                "ordered=False, or AutoencoderTransformer for an ordered code."
+            )
 
     def _criterion(self, n_features):
         return _NegativeELBO(self.loss, self.beta, n_features)
