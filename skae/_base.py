@@ -84,6 +84,10 @@ class _BaseAutoencoder(
 
     __init__ = make_init()
 
+    # The estimators that can order their code have an ``ordered`` parameter;
+    # for the others the machinery reads this.
+    ordered = False
+
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Train the autoencoder to reconstruct ``X``.

@@ -27,7 +27,6 @@ DEFAULTS = {
     "image_shape": None,
     "conv_channels": (16, 32, 64),
     "init": "pca",
-    "ordered": False,
     "loss": "mse",
     "batch_size": "auto",
     "learning_rate": "adaptive",
@@ -110,7 +109,6 @@ PARAMETER_CONSTRAINTS = {
     "image_shape": ["array-like", None],
     "conv_channels": ["array-like"],
     "init": [StrOptions({"pca", "random"})],
-    "ordered": ["boolean"],
     "loss": [StrOptions({"mse", "bce"})],
     "batch_size": [
         Interval(Integral, 1, None, closed="left"),
@@ -169,9 +167,10 @@ _DOCS = {
 n_components : int or float, default=2
     Width of the code. A float in (0, 1) is a fraction of the variance:
     the network is built as wide as PCA needs to explain it
-    (``n_components_pca_``); with ``ordered=True`` the model then keeps the
-    shortest prefix of its own code whose held-out explained variance
-    reaches the fraction (``n_components_``), else all of PCA's width.""",
+    (``n_components_pca_``). Where the estimator has ``ordered=True``, the
+    model then keeps the shortest prefix of its own code whose held-out
+    explained variance reaches the fraction (``n_components_``), else all
+    of PCA's width.""",
     "ordered": """\
 ordered : bool, default=False
     Order the code as PCA orders its components: train the decoder on

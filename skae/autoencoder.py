@@ -2,7 +2,7 @@
 
 from skae._base import _BaseAutoencoder
 from skae._mixins import PartialFitMixin
-from skae._params import fill_doc
+from skae._params import fill_doc, make_init
 
 
 @fill_doc
@@ -25,8 +25,8 @@ class AutoencoderTransformer(PartialFitMixin, _BaseAutoencoder):
 
     Parameters
     ----------
-    %(n_components, hidden_layer_sizes, activation, image_shape)s
-    %(conv_channels, init, ordered, loss, batch_size, learning_rate)s
+    %(n_components, ordered, hidden_layer_sizes, activation, image_shape)s
+    %(conv_channels, init, loss, batch_size, learning_rate)s
     %(learning_rate_init, alpha, max_iter, tol)s
     early_stopping : bool, default=True
         Hold out ``validation_fraction`` of the rows and stop when their loss
@@ -74,3 +74,10 @@ class AutoencoderTransformer(PartialFitMixin, _BaseAutoencoder):
     >>> ae.inverse_transform(ae.transform(X[:2])).shape
     (2, 64)
     """
+
+    _parameter_constraints: dict = {
+        **_BaseAutoencoder._parameter_constraints,
+        "ordered": ["boolean"],
+    }
+
+    __init__ = make_init({"ordered": False})

@@ -39,9 +39,9 @@ class DenoisingAutoencoder(NoiseMixin, PartialFitMixin, _BaseAutoencoder):
         max(X)]``, so images in [0, 1] stay in [0, 1]. Clipping comes after
         corruption: where 0 lies outside that range, masked entries end up at
         the nearest bound.
+    %(ordered)s
     %(measured_hidden_layer_sizes, measured_activation, image_shape)s
-    %(conv_channels, init, ordered, loss, batch_size)s
-    %(measured_learning_rate)s
+    %(conv_channels, init, loss, batch_size, measured_learning_rate)s
     %(learning_rate_init, measured_alpha, max_iter, tol)s
     early_stopping : bool, default=True
         Hold out ``validation_fraction`` of the rows, corrupt them once, and
@@ -95,10 +95,12 @@ class DenoisingAutoencoder(NoiseMixin, PartialFitMixin, _BaseAutoencoder):
         "noise": [StrOptions(set(NOISE_KINDS)), callable],
         "noise_level": [Interval(Real, 0, None, closed="left")],
         "clip": ["boolean"],
+        "ordered": ["boolean"],
     }
 
     __init__ = make_init(
-        {"noise": "gaussian", "noise_level": 0.1, "clip": True}, MEASURED_DEFAULTS
+        {"noise": "gaussian", "noise_level": 0.1, "clip": True, "ordered": False},
+        MEASURED_DEFAULTS,
     )
 
     def denoise(self, X):

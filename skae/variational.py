@@ -141,10 +141,6 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
     %(conv_channels)s
     init : {'pca', 'random'}, default='pca'
         Start from probabilistic PCA (plus zero residuals), or at random.
-    ordered : bool, default=False
-        Must be False: ordered training (see :class:`AutoencoderTransformer`)
-        is not implemented for the sampled codes of the ELBO. The family's
-        parameter is kept so that code written for the siblings runs.
     loss : {'mse', 'bce'}, default='mse'
         Gaussian likelihood with a learned variance, or Bernoulli for data
         in [0, 1].
@@ -210,15 +206,6 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
     }
 
     __init__ = make_init({"beta": 1.0}, MEASURED_DEFAULTS)
-
-    def _check_data_params(self, X):
-        super()._check_data_params(X)
-        if self.ordered:
-            raise ValueError(
-                "ordered=True is not implemented for VariationalAutoencoder: its "
-                "ELBO does not score prefixes of the sampled codes. Use "
-                "ordered=False, or AutoencoderTransformer for an ordered code."
-            )
 
     def _criterion(self, n_features):
         return _NegativeELBO(self.loss, self.beta, n_features)
