@@ -134,7 +134,7 @@ def test_ratio_sums_to_the_explained_variance_score():
 def test_cumulative_ratio_is_the_held_out_explained_variance_of_each_prefix(digits):
     X = digits[0]
     ae = AutoencoderTransformer(
-        8, hidden_layer_sizes=(64,), ordered=True, random_state=0
+        8, hidden_layer_sizes=(64,), ordered=True, max_iter=10, random_state=0
     ).fit(X)
     # The rows early stopping held out: the fit's first draw from its seed.
     _, valid_idx = split_rows(len(X), True, 0.1, check_random_state(0))
