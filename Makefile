@@ -49,6 +49,9 @@ bench: $(STAMP)
 	for d in digits fashion_mnist; do \
 		$(BIN)/python -m benchmarks.bench_vae --dataset $$d || exit 1; \
 	done
+	for d in digits fashion_mnist; do \
+		$(BIN)/python -m benchmarks.bench_ordered --dataset $$d || exit 1; \
+	done
 	$(BIN)/python -m benchmarks.bench_overhead
 	$(BIN)/python -m benchmarks.bench_fit_cost --dataset digits
 	$(BIN)/python -m benchmarks.bench_busy_cpu
@@ -62,6 +65,7 @@ bench-quick: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_denoising --quick
 	$(BIN)/python -m benchmarks.bench_outliers --quick
 	$(BIN)/python -m benchmarks.bench_vae --quick
+	$(BIN)/python -m benchmarks.bench_ordered --quick
 	$(BIN)/python -m benchmarks.bench_overhead --quick
 	$(BIN)/python -m benchmarks.bench_fit_cost --quick
 	$(BIN)/python -m benchmarks.bench_busy_cpu --quick
