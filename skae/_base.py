@@ -7,7 +7,6 @@ Inference converts each batch of rows the same way and gathers the results
 into one array at the end (:meth:`~skae.AutoencoderNet.map_batches`).
 """
 
-import copy
 import warnings
 from numbers import Integral
 
@@ -260,9 +259,13 @@ class _BaseAutoencoder(
         ).sum(axis=0)
         sst = float(np.sum((X - self.mean_) ** 2))
         curve = explained_variance_curve(sse, sst)
-        n_components = len(curve)
-        if self.ordered and not isinstance(self.n_components, Integral):
+        if isinstance(self.n_components, Integral):
+            # A truncated model keeps its width through partial_fit.
+            n_components = min(self.n_components, len(curve))
+        elif self.ordered:
             n_components = smallest_prefix(curve, self.n_components)
+        else:
+            n_components = len(curve)
         nested_dropout(self.net_.module_).kept = n_components
         ratio = np.diff(curve[:n_components], prepend=0.0)
         return {
@@ -387,59 +390,6 @@ class _BaseAutoencoder(
             Mean of :meth:`score_samples`.
         """
         return float(np.mean(self.score_samples(X)))
-
-    def truncate(self, n_components):
-        """Return the fitted model of the first ``n_components`` code units.
-
-        Without refitting: a copy of this ordered model whose
-        :meth:`transform` returns the first ``n_components`` columns of this
-        one's and whose decoder sees the other units at zero, as in
-        training; its ``explained_variance_ratio_`` is this one's, cut. Use
-        it to keep the width chosen from ``explained_variance_ratio_``, e.g.
-        in a Pipeline.
-
-        Parameters
-        ----------
-        n_components : int
-            Code units to keep, from 1 to ``n_components_``.
-
-        Returns
-        -------
-        truncated : estimator
-            A fitted copy with ``n_components=n_components``.
-
-        Examples
-        --------
-        >>> from sklearn.datasets import load_digits
-        >>> from skae import AutoencoderTransformer
-        >>> X, _ = load_digits(return_X_y=True)
-        >>> ae = AutoencoderTransformer(8, max_iter=3, random_state=0).fit(X)
-        >>> ae.truncate(3).transform(X[:2]).shape
-        (2, 3)
-        """
-        check_is_fitted(self)
-        if not self.ordered:
-            raise ValueError(
-                "truncate needs an ordered model: the prefixes of a code "
-                "trained with ordered=False are not codes of their own. Fit "
-                "with ordered=True."
-            )
-        if isinstance(n_components, bool) or not isinstance(n_components, Integral):
-            raise TypeError(f"n_components must be an int, got {n_components!r}.")
-        if not 1 <= n_components <= self.n_components_:
-            raise ValueError(
-                f"n_components={n_components} must be in [1, "
-                f"n_components_={self.n_components_}]."
-            )
-        truncated = copy.deepcopy(self)
-        truncated.n_components = truncated.n_components_ = int(n_components)
-        truncated.n_components_pca_ = None
-        ratio = self.explained_variance_ratio_[:n_components]
-        truncated.explained_variance_ratio_ = ratio
-        truncated.explained_variance_ = self.explained_variance_[:n_components]
-        truncated.explained_variance_score_ = float(np.sum(ratio))
-        nested_dropout(truncated.net_.module_).kept = int(n_components)
-        return truncated
 
     @property
     def module_(self):

@@ -1,12 +1,12 @@
 """AutoencoderTransformer: a nonlinear drop-in for PCA."""
 
 from skae._base import _BaseAutoencoder
-from skae._mixins import PartialFitMixin
+from skae._mixins import OrderedMixin, PartialFitMixin
 from skae._params import fill_doc, make_init
 
 
 @fill_doc
-class AutoencoderTransformer(PartialFitMixin, _BaseAutoencoder):
+class AutoencoderTransformer(OrderedMixin, PartialFitMixin, _BaseAutoencoder):
     """Autoencoder dimensionality reduction with PCA's transformer contract.
 
     A dense (or, with ``image_shape``, convolutional) PyTorch autoencoder,

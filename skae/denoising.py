@@ -3,14 +3,14 @@
 from numbers import Real
 
 from skae._base import _BaseAutoencoder
-from skae._mixins import NoiseMixin, PartialFitMixin
+from skae._mixins import NoiseMixin, OrderedMixin, PartialFitMixin
 from skae._params import MEASURED_DEFAULTS, fill_doc, make_init
 from skae._validation import Interval, StrOptions
 from skae.noise import NOISE_KINDS
 
 
 @fill_doc
-class DenoisingAutoencoder(NoiseMixin, PartialFitMixin, _BaseAutoencoder):
+class DenoisingAutoencoder(NoiseMixin, OrderedMixin, PartialFitMixin, _BaseAutoencoder):
     """Autoencoder trained to reconstruct clean rows from corrupted ones.
 
     The same transformer as :class:`AutoencoderTransformer`, whose network

@@ -227,6 +227,21 @@ def test_truncate_is_the_prefix_model():
     assert make_pipeline(small).transform(X).shape == (len(X), 2)
 
 
+def test_truncated_model_keeps_its_width_through_partial_fit():
+    X = spectrum()
+    small = make_ae(n_components=4).fit(X).truncate(2)
+    small.partial_fit(X)
+    assert small.n_components_ == 2
+    assert small.transform(X).shape == (len(X), 2)
+    assert small.explained_variance_ratio_.shape == (2,)
+
+
+def test_only_estimators_with_ordered_truncate():
+    assert not hasattr(VariationalAutoencoder(), "truncate")
+    assert "ordered" not in VariationalAutoencoder().get_params()
+    assert DenoisingAutoencoder(ordered=True).get_params()["ordered"]
+
+
 @pytest.mark.parametrize(
     "k, error, message",
     [
