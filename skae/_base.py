@@ -25,6 +25,7 @@ from torch import nn
 from skae._callbacks import CallbackSupportMixin, fit_task
 from skae._networks import build_network, pca_start
 from skae._ordering import (
+    CURVE_ROWS,
     PrefixLoss,
     explained_variance_curve,
     nested_dropout,
@@ -247,11 +248,14 @@ class _BaseAutoencoder(
         ``rows`` is ``X`` in model units; ``valid_idx`` the rows held out
         for early stopping (None without). The explained variance of every
         prefix of the code is measured on the held-out rows when there are
-        any; with a float ``n_components``, an ordered model keeps the
-        shortest prefix that reaches it.
+        any, else on the rows given, at most ``CURVE_ROWS`` of them; with a
+        float ``n_components``, an ordered model keeps the shortest prefix
+        that reaches it.
         """
         if valid_idx is not None:
             rows, X = rows[valid_idx], X[valid_idx]
+        step = -(-len(X) // CURVE_ROWS)
+        rows, X = rows[::step], X[::step]
         sse = self.net_.map_batches(
             rows,
             lambda module, batch: prefix_errors(module, batch, self._units.residuals),

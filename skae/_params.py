@@ -316,8 +316,9 @@ explained_variance_score_ : float
     Fraction of the variance explained by the reconstruction
     ``inverse_transform(transform(X))``, ``1 - SSE / SST`` about ``mean_``,
     on the rows held out for early stopping (on the training rows without
-    early stopping, or of the latest chunk after :meth:`partial_fit`);
-    compare with ``PCA(...).explained_variance_ratio_.sum()``.""",
+    early stopping, or of the latest chunk after :meth:`partial_fit`), at
+    most 1,024 of them, evenly spread; compare with
+    ``PCA(...).explained_variance_ratio_.sum()``.""",
     "explained_variance_": """\
 explained_variance_ : ndarray of shape (n_components,)
     What each code unit adds to the explained variance of the

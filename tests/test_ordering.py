@@ -8,6 +8,7 @@ from sklearn.decomposition import PCA
 from sklearn.pipeline import make_pipeline
 from sklearn.utils import check_random_state
 
+import skae._base
 from skae import (
     AutoencoderTransformer,
     DenoisingAutoencoder,
@@ -153,6 +154,18 @@ def test_without_early_stopping_the_curve_is_on_the_training_rows():
             prefix_explained_variance(ae, X, k),
             rtol=1e-4,
         )
+
+
+def test_the_curve_is_measured_on_at_most_curve_rows(monkeypatch):
+    monkeypatch.setattr(skae._base, "CURVE_ROWS", 50)
+    X = spectrum(200)
+    ae = make_ae(n_components=3, early_stopping=False).fit(X)
+    every_fourth = X[::4]
+    assert_allclose(
+        ae.explained_variance_score_,
+        prefix_explained_variance(ae, every_fourth, 3),
+        rtol=1e-4,
+    )
 
 
 @pytest.mark.parametrize(
