@@ -5,16 +5,17 @@ Torch only, besides numpy. A network decodes its code through a
 the decoder every row twice: with its whole code, and with only its first
 ``k`` units, the others set to zero, their value when absent, ``k`` spread
 over the rows of each batch; :class:`PrefixLoss` scores both against the
-row. The
-decoder therefore learns to reconstruct from every prefix of the code, the
-first units learn to carry the most (nested dropout, Rippel et al. 2014),
-and the whole code is trained on every row, as without ordering. In eval
-mode the layer keeps the first ``kept`` units (all by default): a fitted
-model truncated to ``k`` components is the same network with ``kept=k``.
+row. The decoder thus learns to reconstruct from every prefix of the code,
+which pushes the first units to carry the most (nested dropout, Rippel et
+al. 2014), while the whole code is trained on every row, as without
+ordering. In eval mode the layer keeps the first ``kept`` units (all by
+default): a fitted model truncated to ``k`` components is the same network
+with ``kept=k``.
 
-:func:`explained_variance_curve` measures the explained variance of every
-prefix in one pass over the rows: the spectrum of an ordered model, as
-PCA's ``explained_variance_ratio_`` is of PCA.
+:func:`prefix_errors` decodes every prefix of a batch's codes, and
+:func:`explained_variance_curve` turns the summed errors into the explained
+variance of each prefix: the spectrum of the model, as PCA's
+``explained_variance_ratio_`` is of PCA.
 """
 
 import numpy as np
@@ -23,8 +24,7 @@ from torch import nn
 
 # The explained-variance curve decodes every prefix of the code, a decoder
 # pass per unit: it is measured on at most this many rows, evenly spread, so
-# that its cost does not grow with the data (one pass over the training rows
-# computed explained_variance_score_ before).
+# that its cost does not grow with the data.
 CURVE_ROWS = 1024
 
 
@@ -32,9 +32,10 @@ def prefix_lengths(n_rows: int, n_units: int, device) -> torch.Tensor:
     """Prefix lengths for a batch of rows in ordered training, shape (n_rows,).
 
     Spread log-uniformly over 1..n_units by the rows' positions in the
-    batch: short prefixes, where each unit matters most, are as common as
-    long ones. The training rows are shuffled every epoch, so each row is
-    decoded from a different prefix from epoch to epoch.
+    batch: each doubling of the length is as common as the next, so the
+    short prefixes, where each unit matters most, are not rare. The
+    training rows are shuffled every epoch, so each row is decoded from a
+    different prefix from epoch to epoch.
     """
     quantiles = (torch.arange(n_rows, device=device) + 0.5) / n_rows
     return torch.floor((n_units + 1) ** quantiles).clamp(1, n_units).long()
@@ -156,8 +157,8 @@ def prefix_errors(module, batch, residuals):
 
     ``residuals(batch, decoded)`` gives the residuals in data units. Returns
     a float64 tensor of shape (n_rows, n_units): column ``k - 1`` is the
-    row's sum of squared errors from its first ``k`` units, the others zero.
-    The network's ``kept`` is left as it was.
+    row's sum of squared errors from its first ``k`` units. The network's
+    ``kept`` is left as it was.
     """
     layer = nested_dropout(module)
     kept, codes = layer.kept, module.encode(batch)
