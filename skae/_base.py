@@ -8,6 +8,7 @@ into one array at the end (:meth:`~skae.AutoencoderNet.map_batches`).
 """
 
 import warnings
+from numbers import Integral
 
 import numpy as np
 import torch
@@ -23,6 +24,15 @@ from torch import nn
 
 from skae._callbacks import CallbackSupportMixin, fit_task
 from skae._networks import build_network, pca_start
+from skae._ordering import (
+    CURVE_ROWS,
+    PrefixLoss,
+    explained_variance_curve,
+    nested_dropout,
+    prefix_errors,
+    prefix_weights,
+    smallest_prefix,
+)
 from skae._params import (
     _BCE_SLACK,
     PARAMETER_CONSTRAINTS,
@@ -73,6 +83,10 @@ class _BaseAutoencoder(
     _parameter_constraints: dict = PARAMETER_CONSTRAINTS
 
     __init__ = make_init()
+
+    # The estimators that can order their code have an ``ordered`` parameter;
+    # for the others the machinery reads this.
+    ordered = False
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -135,6 +149,8 @@ class _BaseAutoencoder(
         self.n_components_ = resolve_n_components(
             self.n_components, self.init, X, len(train_idx)
         )
+        fraction = not isinstance(self.n_components, Integral)
+        self.n_components_pca_ = self.n_components_ if fraction else None
         self.mean_ = X.mean(axis=0)
         self.n_samples_seen_ = len(X)
         self._units = ModelUnits(X, self.loss)
@@ -153,6 +169,7 @@ class _BaseAutoencoder(
                 image_shape=self.image_shape,
                 conv_channels=self.conv_channels,
                 linear_path=self.init == "pca",
+                ordered=self.ordered,
             )
         start = self._start(network, train.numpy(), rng) if self.init == "pca" else None
         module = self._wrap_network(network, start, X, device, rng)
@@ -160,6 +177,9 @@ class _BaseAutoencoder(
             # oneDNN and cuDNN run convolutions fastest in channels-last
             # layout, with the same result.
             module = module.to(memory_format=torch.channels_last)
+        criterion = self._criterion(n_features)
+        if self.ordered:
+            criterion = PrefixLoss(criterion, prefix_weights(train, self.n_components_))
         valid = None
         if valid_idx is not None:
             valid_rows = rows_to_device(rows[valid_idx], device)
@@ -167,7 +187,7 @@ class _BaseAutoencoder(
         self.net_ = build_net(
             self,
             module,
-            self._criterion(n_features),
+            criterion,
             device,
             n_train=len(train_idx),
             valid=valid,
@@ -226,11 +246,38 @@ class _BaseAutoencoder(
         """Return the fitted attributes that need a pass over the training rows.
 
         ``rows`` is ``X`` in model units; ``valid_idx`` the rows held out
-        for early stopping (None without).
+        for early stopping (None without). The explained variance of every
+        prefix of the code is measured on the held-out rows when there are
+        any, else on the rows given, at most ``CURVE_ROWS`` of them; with a
+        float ``n_components``, an ordered model keeps the shortest prefix
+        that reaches it.
         """
-        sse = float(np.sum(self._row_errors(rows))) * X.shape[1]
+        if valid_idx is not None:
+            rows, X = rows[valid_idx], X[valid_idx]
+        step = -(-len(X) // CURVE_ROWS)
+        rows, X = rows[::step], X[::step]
+        sse = self.net_.map_batches(
+            rows,
+            lambda module, batch: prefix_errors(module, batch, self._units.residuals),
+            self._units.to_model,
+        ).sum(axis=0)
         sst = float(np.sum((X - self.mean_) ** 2))
-        return {"explained_variance_score_": 1.0 - sse / sst if sst > 0 else 0.0}
+        curve = explained_variance_curve(sse, sst)
+        if isinstance(self.n_components, Integral):
+            # A truncated model keeps its width through partial_fit.
+            n_components = min(self.n_components, len(curve))
+        elif self.ordered:
+            n_components = smallest_prefix(curve, self.n_components)
+        else:
+            n_components = len(curve)
+        nested_dropout(self.net_.module_).kept = n_components
+        ratio = np.diff(curve[:n_components], prepend=0.0)
+        return {
+            "n_components_": n_components,
+            "explained_variance_ratio_": ratio,
+            "explained_variance_": ratio * sst / max(len(X) - 1, 1),
+            "explained_variance_score_": float(np.sum(ratio)),
+        }
 
     def transform(self, X):
         """Encode ``X`` into the latent space.
@@ -245,8 +292,13 @@ class _BaseAutoencoder(
         check_is_fitted(self)
         check_rows_ndim(X, self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        # A model truncated to fewer components than its network's code
+        # returns the leading units.
+        n_components = self.n_components_
         codes = self.net_.map_batches(
-            X, lambda module, batch: module.encode(batch).float(), self._units.to_model
+            X,
+            lambda module, batch: module.encode(batch)[:, :n_components].float(),
+            self._units.to_model,
         )
         return codes.astype(X.dtype, copy=False)
 
@@ -255,8 +307,11 @@ class _BaseAutoencoder(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_components)
-            Codes, as returned by :meth:`transform`.
+        X : array-like of shape (n_samples, n_codes)
+            Codes, as returned by :meth:`transform`. An ordered model
+            (``ordered=True``) also takes the first ``n_codes <
+            n_components_`` columns of a code: the missing units are zero,
+            as they are when absent in training.
 
         Returns
         -------
@@ -267,17 +322,26 @@ class _BaseAutoencoder(
         """
         check_is_fitted(self)
         codes = check_array(X, dtype=[np.float64, np.float32], input_name="X")
-        if codes.shape[1] != self.n_components_:
+        n_codes = codes.shape[1]
+        if n_codes > self.n_components_ or (
+            n_codes < self.n_components_ and not self.ordered
+        ):
+            shorter = " or fewer, as the model is ordered" if self.ordered else ""
             raise ValueError(
-                f"X has {codes.shape[1]} features, but inverse_transform expects "
-                f"codes of width n_components_={self.n_components_}."
+                f"X has {n_codes} features, but inverse_transform expects "
+                f"codes of width n_components_={self.n_components_}{shorter}."
             )
+        n_units = nested_dropout(self.net_.module_).n_units
+        codes_in = codes
+        if n_codes < n_units:
+            padding = np.zeros((len(codes), n_units - n_codes), codes.dtype)
+            codes = np.hstack([codes, padding])
         decoded = self.net_.map_batches(
             codes,
             lambda module, batch: module.decode(batch).float(),
             lambda rows: torch.from_numpy(rows.astype(np.float32)),
         )
-        result = self._units.from_model(decoded, codes.dtype)
+        result = self._units.from_model(decoded, codes_in.dtype)
         return wrap_like_input(
             self, result, X, getattr(self, "feature_names_in_", None)
         )

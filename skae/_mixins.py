@@ -1,14 +1,18 @@
-"""Mixins shared by some of skae's estimators: chunked training and noise.
+"""Mixins shared by some of skae's estimators: chunked training, noise, order.
 
 Each is mixed in before :class:`~skae._base._BaseAutoencoder`, whose hooks
 it overrides; the estimators import them from here, never from each other.
 """
 
+import copy
+from numbers import Integral
+
 import numpy as np
 import torch
-from sklearn.utils.validation import validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
+from skae._ordering import nested_dropout
 from skae._training import drop_early_stopping, rows_to_device, shared_random_state
 from skae._validation import _fit_context, check_rows_ndim, torch_seed
 from skae.noise import make_noise
@@ -169,3 +173,66 @@ class NoiseMixin:
             noisy = module.corrupt(X_valid.to(device)).to(X_valid.device)
         module.corruption.set_generator(training_generator)
         return noisy, X_valid
+
+
+class OrderedMixin:
+    """:meth:`truncate`: the model of a prefix of an ordered code.
+
+    For estimators with an ``ordered`` parameter, whose code can be trained
+    in order (nested dropout, see :mod:`skae._ordering`) so that its
+    prefixes are codes too.
+    """
+
+    def truncate(self, n_components):
+        """Return the fitted model of the first ``n_components`` code units.
+
+        Without refitting: a copy of this ordered model whose
+        :meth:`transform` returns the first ``n_components`` columns of this
+        one's and whose decoder sees the other units at zero, as in
+        training; its ``explained_variance_ratio_`` is this one's, cut. Use
+        it to keep the width chosen from ``explained_variance_ratio_``, e.g.
+        in a Pipeline.
+
+        Parameters
+        ----------
+        n_components : int
+            Code units to keep, from 1 to ``n_components_``.
+
+        Returns
+        -------
+        truncated : estimator
+            A fitted copy with ``n_components=n_components``.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_digits
+        >>> from skae import AutoencoderTransformer
+        >>> X, _ = load_digits(return_X_y=True)
+        >>> ae = AutoencoderTransformer(8, ordered=True, max_iter=3, random_state=0)
+        >>> ae = ae.fit(X)
+        >>> ae.truncate(3).transform(X[:2]).shape
+        (2, 3)
+        """
+        check_is_fitted(self)
+        if not self.ordered:
+            raise ValueError(
+                "truncate needs an ordered model: the prefixes of a code "
+                "trained with ordered=False are not codes of their own. Fit "
+                "with ordered=True."
+            )
+        if isinstance(n_components, bool) or not isinstance(n_components, Integral):
+            raise TypeError(f"n_components must be an int, got {n_components!r}.")
+        if not 1 <= n_components <= self.n_components_:
+            raise ValueError(
+                f"n_components={n_components} must be in [1, "
+                f"n_components_={self.n_components_}]."
+            )
+        truncated = copy.deepcopy(self)
+        truncated.n_components = truncated.n_components_ = int(n_components)
+        truncated.n_components_pca_ = None
+        ratio = self.explained_variance_ratio_[:n_components]
+        truncated.explained_variance_ratio_ = ratio
+        truncated.explained_variance_ = self.explained_variance_[:n_components]
+        truncated.explained_variance_score_ = float(np.sum(ratio))
+        nested_dropout(truncated.net_.module_).kept = int(n_components)
+        return truncated

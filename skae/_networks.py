@@ -16,6 +16,8 @@ import torch
 from sklearn.decomposition import PCA
 from torch import nn
 
+from skae._ordering import NestedDropout
+
 ACTIVATIONS = {
     "elu": nn.ELU,
     "identity": nn.Identity,
@@ -46,8 +48,10 @@ def _zero_(layer: nn.Module) -> None:
 class _Autoencoder(nn.Module):
     """Encoder and decoder, each a linear path plus a residual, either optional.
 
-    Subclasses set ``encoder``, ``decoder`` (residuals, or None) and
-    ``encoder_linear``, ``decoder_linear`` (linear paths, or None).
+    Subclasses set ``encoder``, ``decoder`` (residuals, or None),
+    ``encoder_linear``, ``decoder_linear`` (linear paths, or None) and
+    ``nested_dropout``, the :class:`~skae._ordering.NestedDropout` layer the
+    code passes on its way into the decoder.
     """
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -56,6 +60,7 @@ class _Autoencoder(nn.Module):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Map codes of shape (n, n_components) back to rows (n, n_features)."""
+        z = self.nested_dropout(z)
         return self._sum(self.decoder_linear, self.decoder, z)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -93,6 +98,9 @@ class DenseAutoencoder(_Autoencoder):
         Nonlinearity between hidden layers.
     linear_path : bool, default=False
         Add a linear path beside the nonlinear layers and start those at zero.
+    ordered : bool, default=False
+        Train with nested dropout: the decoder sees, for each row, only a
+        random prefix of the code, so that the leading units carry the most.
 
     Examples
     --------
@@ -112,8 +120,10 @@ class DenseAutoencoder(_Autoencoder):
         hidden_layer_sizes: Sequence[int] = (),
         activation: str = "relu",
         linear_path: bool = False,
+        ordered: bool = False,
     ) -> None:
         super().__init__()
+        self.nested_dropout = NestedDropout(n_components, ordered)
         sizes = [n_features, *hidden_layer_sizes, n_components]
         # A residual without hidden layers would only duplicate the linear path.
         nonlinear = bool(hidden_layer_sizes) or not linear_path
@@ -166,6 +176,8 @@ class ConvAutoencoder(_Autoencoder):
     linear_path : bool, default=False
         Add a linear path (flat rows to code and back) beside the
         convolutional layers and start those layers' outputs at zero.
+    ordered : bool, default=False
+        Train with nested dropout, as for :class:`DenseAutoencoder`.
     out_activation : {'sigmoid', None}, default=None
         Applied to the decoder's output. The classic network ends with a
         sigmoid for images in [0, 1]; the estimators keep None and apply the
@@ -188,8 +200,10 @@ class ConvAutoencoder(_Autoencoder):
         activation: str = "relu",
         linear_path: bool = False,
         out_activation: str | None = None,
+        ordered: bool = False,
     ) -> None:
         super().__init__()
+        self.nested_dropout = NestedDropout(n_components, ordered)
         if not channels:
             raise ValueError("channels must name at least one conv stage, got ().")
         if linear_path and out_activation is not None:
@@ -271,6 +285,7 @@ def build_network(
     image_shape,
     conv_channels,
     linear_path,
+    ordered,
 ):
     """Return the estimators' network: convolutional for images, else dense.
 
@@ -284,6 +299,7 @@ def build_network(
             hidden_layer_sizes=hidden_layer_sizes,
             activation=activation,
             linear_path=linear_path,
+            ordered=ordered,
         )
     return ConvAutoencoder(
         tuple(int(s) for s in image_shape),
@@ -291,6 +307,7 @@ def build_network(
         channels=tuple(int(c) for c in conv_channels),
         activation=activation,
         linear_path=linear_path,
+        ordered=ordered,
     )
 
 

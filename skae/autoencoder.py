@@ -1,12 +1,12 @@
 """AutoencoderTransformer: a nonlinear drop-in for PCA."""
 
 from skae._base import _BaseAutoencoder
-from skae._mixins import PartialFitMixin
-from skae._params import fill_doc
+from skae._mixins import OrderedMixin, PartialFitMixin
+from skae._params import fill_doc, make_init
 
 
 @fill_doc
-class AutoencoderTransformer(PartialFitMixin, _BaseAutoencoder):
+class AutoencoderTransformer(OrderedMixin, PartialFitMixin, _BaseAutoencoder):
     """Autoencoder dimensionality reduction with PCA's transformer contract.
 
     A dense (or, with ``image_shape``, convolutional) PyTorch autoencoder,
@@ -25,7 +25,7 @@ class AutoencoderTransformer(PartialFitMixin, _BaseAutoencoder):
 
     Parameters
     ----------
-    %(n_components, hidden_layer_sizes, activation, image_shape)s
+    %(n_components, ordered, hidden_layer_sizes, activation, image_shape)s
     %(conv_channels, init, loss, batch_size, learning_rate)s
     %(learning_rate_init, alpha, max_iter, tol)s
     early_stopping : bool, default=True
@@ -41,7 +41,9 @@ class AutoencoderTransformer(PartialFitMixin, _BaseAutoencoder):
 
     Attributes
     ----------
-    %(n_components_, mean_, explained_variance_score_, n_iter_, best_epoch_)s
+    %(n_components_, n_components_pca_, mean_)s
+    %(held_out_explained_variance_score_, explained_variance_)s
+    %(n_iter_, best_epoch_)s
     loss_curve_ : list of float
         Training loss per epoch (in model units).
     validation_loss_curve_ : list of float or None
@@ -72,3 +74,10 @@ class AutoencoderTransformer(PartialFitMixin, _BaseAutoencoder):
     >>> ae.inverse_transform(ae.transform(X[:2])).shape
     (2, 64)
     """
+
+    _parameter_constraints: dict = {
+        **_BaseAutoencoder._parameter_constraints,
+        "ordered": ["boolean"],
+    }
+
+    __init__ = make_init({"ordered": False})

@@ -8,7 +8,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
 from skae._base import _BaseAutoencoder
-from skae._mixins import NoiseMixin, PartialFitMixin
+from skae._mixins import NoiseMixin, OrderedMixin, PartialFitMixin
 from skae._params import MEASURED_DEFAULTS, fill_doc, make_init
 from skae._validation import Interval, StrOptions, check_rows_ndim, torch_seed
 from skae.noise import NOISE_KINDS
@@ -19,7 +19,7 @@ _SKIP_RIDGE = 1e-3
 
 
 @fill_doc
-class DenoisingAutoencoder(NoiseMixin, PartialFitMixin, _BaseAutoencoder):
+class DenoisingAutoencoder(NoiseMixin, OrderedMixin, PartialFitMixin, _BaseAutoencoder):
     """Autoencoder trained to reconstruct clean rows from corrupted ones.
 
     The same transformer as :class:`AutoencoderTransformer`, whose network
@@ -61,6 +61,7 @@ class DenoisingAutoencoder(NoiseMixin, PartialFitMixin, _BaseAutoencoder):
         :meth:`transform` carries what the linear map misses; for codes that
         describe the rows alone (features for another model), use
         ``skip=None``, the earlier layout.
+    %(ordered)s
     %(measured_hidden_layer_sizes, measured_activation, image_shape)s
     %(conv_channels, init, loss, batch_size, measured_learning_rate)s
     %(learning_rate_init, measured_alpha, max_iter, tol)s
@@ -75,7 +76,9 @@ class DenoisingAutoencoder(NoiseMixin, PartialFitMixin, _BaseAutoencoder):
 
     Attributes
     ----------
-    %(n_components_, mean_, explained_variance_score_, n_iter_, best_epoch_)s
+    %(n_components_, n_components_pca_, mean_)s
+    %(held_out_explained_variance_score_, explained_variance_)s
+    %(n_iter_, best_epoch_)s
     loss_curve_ : list of float
         Training (denoising) loss per epoch.
     validation_loss_curve_ : list of float or None
@@ -115,10 +118,17 @@ class DenoisingAutoencoder(NoiseMixin, PartialFitMixin, _BaseAutoencoder):
         "noise_level": [Interval(Real, 0, None, closed="left")],
         "clip": ["boolean"],
         "skip": [StrOptions({"linear"}), None],
+        "ordered": ["boolean"],
     }
 
     __init__ = make_init(
-        {"noise": "gaussian", "noise_level": 0.1, "clip": True, "skip": "linear"},
+        {
+            "noise": "gaussian",
+            "noise_level": 0.1,
+            "clip": True,
+            "skip": "linear",
+            "ordered": False,
+        },
         MEASURED_DEFAULTS,
     )
 

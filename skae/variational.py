@@ -157,13 +157,14 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
 
     Attributes
     ----------
-    %(n_components_, mean_)s
+    %(n_components_, n_components_pca_, mean_)s
     data_min_ : ndarray of shape (n_features,)
         Per-feature minimum of the training data (of all rows
         :meth:`partial_fit` has seen), where ``sample(clip=True)`` clips.
     data_max_ : ndarray of shape (n_features,)
         Per-feature maximum of the training data, likewise.
-    %(explained_variance_score_, n_iter_, best_epoch_)s
+    %(held_out_explained_variance_score_, explained_variance_)s
+    %(n_iter_, best_epoch_)s
     loss_curve_ : list of float
         Training negative ELBO per epoch and feature (model units).
     validation_loss_curve_ : list of float or None

@@ -1,0 +1,171 @@
+"""From one ordered fit at 32 components, are the prefixes as good as fits at k?
+
+One ``AutoencoderTransformer(32, ordered=True)`` is fitted, and the first
+``k`` columns of its code, decoded with the other units at zero
+(``inverse_transform(transform(X)[:, :k])``), are compared with
+``AutoencoderTransformer(k, ordered=False)`` fitted at each ``k`` (goal:
+held-out MSE within 5% at k = 2, 8, 16; aim 2%), and the ordered fit's time
+with the unordered 32-component fit's (goal: at most 1.5x). The prefixes of
+the unordered 32-component fit show what truncating a model trained without
+ordering gives. Then ``n_components=0.9`` with ``ordered=True``: the width
+the model keeps (``n_components_``) beside PCA's (``n_components_pca_``).
+Every fit has the defaults but ``ordered``, ``n_components`` and
+``random_state=0`` (and ``--max-iter`` where given).
+
+Commands and their durations on 2 CPU cores shared with other jobs (one
+torch thread)::
+
+    python -m benchmarks.bench_ordered --dataset digits         # ~1 min
+    python -m benchmarks.bench_ordered --dataset fashion_mnist  # ~12 min
+
+Digits: ``train_test_split(test_size=0.25, random_state=0)``. Fashion-MNIST:
+the first ``--n-train`` rows of the published training set (the whole set
+is too slow for this machine) and the first 2000 test rows, scaled to
+[0, 1]. MSE is in the data's units, on the test rows. Results:
+``benchmarks/results/bench_ordered_<dataset>.{json,md}`` (``--quick``:
+``bench_quick_output/``).
+"""
+
+import argparse
+
+import numpy as np
+from sklearn.datasets import load_digits
+from sklearn.decomposition import PCA
+from sklearn.model_selection import train_test_split
+
+from benchmarks._common import default_out, markdown_table, timed_fit, write_results
+from skae import AutoencoderTransformer, fetch_fashion_mnist
+
+WIDTH = 32
+KS = (2, 8, 16)
+FRACTION = 0.9
+
+
+def load(dataset, n_train):
+    """Training and test rows."""
+    if dataset == "digits":
+        X, _ = load_digits(return_X_y=True)
+        return train_test_split(X, test_size=0.25, random_state=0)
+    train = fetch_fashion_mnist(subset="train").data[:n_train]
+    test = fetch_fashion_mnist(subset="test").data[:2000]
+    return train, test
+
+
+def prefix_mse(model, X, k):
+    """Held-out MSE of the reconstruction from the first ``k`` code units."""
+    codes = model.transform(X)[:, :k]
+    if not model.ordered:
+        # An unordered model takes whole codes: pad with zeros, as truncate
+        # would, to see what its prefixes are worth.
+        codes = np.hstack([codes, np.zeros((len(X), model.n_components_ - k))])
+    return float(np.mean((X - model.inverse_transform(codes)) ** 2))
+
+
+def run(dataset, n_train, max_iter):
+    X_train, X_test = load(dataset, n_train)
+    params = {"random_state": 0}
+    if max_iter is not None:
+        params["max_iter"] = max_iter
+    fits = {}
+    for k in (*KS, WIDTH):
+        model = AutoencoderTransformer(k, ordered=False, **params)
+        fits[k] = (model, timed_fit(model, X_train))
+        print(f"separate k={k}: {fits[k][1]:.1f} s, {model.n_iter_} epochs", flush=True)
+    ordered = AutoencoderTransformer(WIDTH, ordered=True, **params)
+    ordered_time = timed_fit(ordered, X_train)
+    print(f"ordered k={WIDTH}: {ordered_time:.1f} s", flush=True)
+    records = []
+    for k in (*KS, WIDTH):
+        pca = PCA(k, random_state=0).fit(X_train)
+        separate = prefix_mse(fits[k][0], X_test, k)
+        prefix = prefix_mse(ordered, X_test, k)
+        records.append(
+            {
+                "k": k,
+                "pca_mse": float(
+                    np.mean(
+                        (X_test - pca.inverse_transform(pca.transform(X_test))) ** 2
+                    )
+                ),
+                "separate_mse": separate,
+                "ordered_prefix_mse": prefix,
+                "prefix_over_separate": prefix / separate,
+                "unordered_prefix_mse": prefix_mse(fits[WIDTH][0], X_test, k),
+                "separate_fit_s": fits[k][1],
+                "separate_epochs": fits[k][0].n_iter_,
+            }
+        )
+    fraction = AutoencoderTransformer(FRACTION, ordered=True, **params)
+    fraction_time = timed_fit(fraction, X_train)
+    summary = {
+        "ordered_fit_s": ordered_time,
+        "ordered_epochs": ordered.n_iter_,
+        "unordered_fit_s": fits[WIDTH][1],
+        "fit_time_ratio": ordered_time / fits[WIDTH][1],
+        "ordered_ratio_non_increasing": bool(
+            np.all(np.diff(ordered.explained_variance_ratio_) <= 0)
+        ),
+        "ordered_explained_variance_ratio": ordered.explained_variance_ratio_.tolist(),
+        "fraction": FRACTION,
+        "fraction_k_autoencoder": fraction.n_components_,
+        "fraction_k_pca": fraction.n_components_pca_,
+        "fraction_held_out_explained_variance": fraction.explained_variance_score_,
+        "fraction_fit_s": fraction_time,
+        "n_train": len(X_train),
+        "n_test": len(X_test),
+        "max_iter": max_iter,
+    }
+    return records, summary
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--dataset", choices=["digits", "fashion_mnist"], default="digits"
+    )
+    parser.add_argument("--n-train", type=int, default=10000, help="Fashion-MNIST rows")
+    parser.add_argument("--max-iter", type=int, default=None)
+    parser.add_argument("--quick", action="store_true", help="digits, 10 epochs")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    max_iter = 10 if args.quick else args.max_iter
+    records, summary = run(args.dataset, args.n_train, max_iter)
+    table = markdown_table(
+        records,
+        [
+            "k",
+            "pca_mse",
+            "separate_mse",
+            "ordered_prefix_mse",
+            "prefix_over_separate",
+            "unordered_prefix_mse",
+            "separate_fit_s",
+        ],
+    )
+    lines = [
+        table,
+        "",
+        f"Training rows: {summary['n_train']}, test rows: {summary['n_test']}, "
+        f"max_iter: {summary['max_iter'] or 'default'}.",
+        f"Fit time, ordered at {WIDTH} / unordered at {WIDTH}: "
+        f"{summary['ordered_fit_s']:.1f} s / {summary['unordered_fit_s']:.1f} s "
+        f"= {summary['fit_time_ratio']:.2f}x.",
+        f"explained_variance_ratio_ of the ordered fit non-increasing: "
+        f"{summary['ordered_ratio_non_increasing']}.",
+        f"n_components={FRACTION}, ordered: the autoencoder keeps "
+        f"k={summary['fraction_k_autoencoder']} (held-out explained variance "
+        f"{summary['fraction_held_out_explained_variance']:.3f}); PCA needs "
+        f"k={summary['fraction_k_pca']}.",
+    ]
+    out = args.out or default_out(args.quick)
+    path = write_results(
+        f"bench_ordered_{args.dataset}",
+        {"per_k": records, "summary": summary},
+        "\n".join(lines),
+        out,
+    )
+    print(path.read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,190 @@
+"""Ordered codes: nested dropout, and what each code unit explains.
+
+Torch only, besides numpy. A network decodes its code through a
+:class:`NestedDropout` layer. Trained with ``ordered=True``, the layer passes
+the decoder every row twice: with its whole code, and with only its first
+``k`` units, the others set to zero, their value when absent, ``k`` spread
+over the rows of each batch; :class:`PrefixLoss` scores both against the
+row. The decoder thus learns to reconstruct from every prefix of the code,
+which pushes the first units to carry the most (nested dropout, Rippel et
+al. 2014), while the whole code is trained on every row, as without
+ordering. In eval mode the layer keeps the first ``kept`` units (all by
+default): a fitted model truncated to ``k`` components is the same network
+with ``kept=k``.
+
+:func:`prefix_errors` decodes every prefix of a batch's codes, and
+:func:`explained_variance_curve` turns the summed errors into the explained
+variance of each prefix: the spectrum of the model, as PCA's
+``explained_variance_ratio_`` is of PCA.
+"""
+
+import numpy as np
+import torch
+from torch import nn
+
+# The explained-variance curve decodes every prefix of the code, a decoder
+# pass per unit: it is measured on at most this many rows, evenly spread, so
+# that its cost does not grow with the data.
+CURVE_ROWS = 1024
+
+
+def prefix_lengths(n_rows: int, n_units: int, device) -> torch.Tensor:
+    """Prefix lengths for a batch of rows in ordered training, shape (n_rows,).
+
+    Spread log-uniformly over 1..n_units by the rows' positions in the
+    batch: each doubling of the length is as common as the next, so the
+    short prefixes, where each unit matters most, are not rare. The
+    training rows are shuffled every epoch, so each row is decoded from a
+    different prefix from epoch to epoch.
+    """
+    quantiles = (torch.arange(n_rows, device=device) + 0.5) / n_rows
+    return torch.floor((n_units + 1) ** quantiles).clamp(1, n_units).long()
+
+
+class NestedDropout(nn.Module):
+    """Zero the code units after a prefix: in ordered training, and in eval.
+
+    Parameters
+    ----------
+    n_units : int
+        Width of the code.
+    ordered : bool, default=False
+        In train mode, return the codes followed by a copy that keeps only
+        a prefix of each row (:func:`prefix_lengths`): twice the rows.
+        False: train mode passes the codes through.
+
+    Attributes
+    ----------
+    kept : int or None
+        In eval mode, the number of leading units kept; None keeps all.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skae._ordering import NestedDropout
+    >>> layer = NestedDropout(4, ordered=True).eval()
+    >>> layer.kept = 2
+    >>> layer(torch.ones(1, 4))
+    tensor([[1., 1., 0., 0.]])
+    """
+
+    def __init__(self, n_units: int, ordered: bool = False) -> None:
+        super().__init__()
+        self.n_units = n_units
+        self.ordered = ordered
+        self.kept: int | None = None
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Return ``z`` with the units after each row's prefix set to zero.
+
+        In ordered training, ``z`` itself comes first, then the prefixes.
+        """
+        units = torch.arange(self.n_units, device=z.device)
+        if self.training:
+            if not self.ordered:
+                return z
+            lengths = prefix_lengths(len(z), self.n_units, z.device)
+            return torch.cat([z, z * (units < lengths[:, None])])
+        if self.kept is None or self.kept >= self.n_units:
+            return z
+        return z * (units < self.kept)
+
+    def extra_repr(self) -> str:
+        return f"n_units={self.n_units}, ordered={self.ordered}, kept={self.kept}"
+
+
+def prefix_weights(rows: torch.Tensor, n_units: int) -> torch.Tensor:
+    """Weights that make the prefixes' losses comparable, shape (n_units,).
+
+    A row reconstructed from ``k`` units errs about as much as PCA's
+    residual variance after ``k`` components, which falls steeply with
+    ``k``: unweighted, the shortest prefixes would drown the rest. Weight
+    ``k - 1`` is PCA's residual variance of ``rows`` after ``n_units``
+    components over that after ``k`` (each floored at 0.1% of the total
+    variance), so the whole code weighs 1 and every prefix is scored
+    relative to PCA's error at its length.
+    """
+    centred = rows - rows.mean(dim=0)
+    eigenvalues = torch.linalg.eigvalsh(centred.T @ centred / len(rows)).flip(0)
+    total = eigenvalues.clamp_min(0).sum()
+    residual = total - torch.cumsum(eigenvalues, 0)[:n_units]
+    residual = residual.clamp_min(0) + 1e-3 * total
+    return (residual[-1] / residual).float()
+
+
+class PrefixLoss(nn.Module):
+    """A reconstruction loss that also scores the prefix reconstructions.
+
+    In ordered training the network returns each batch's reconstructions
+    from the whole codes followed by those from their prefixes; both are
+    compared with the batch's rows and weigh the same, each prefix row
+    weighted by ``weights`` at its length (:func:`prefix_weights`). In eval
+    mode, with the whole codes only, it is the plain loss.
+
+    Parameters
+    ----------
+    loss : torch.nn.Module
+        An elementwise loss with a ``reduction`` (``MSELoss``,
+        ``BCEWithLogitsLoss``); it is set to ``'none'``.
+    weights : torch.Tensor of shape (n_units,)
+        The weight of a prefix of each length.
+    """
+
+    def __init__(self, loss: nn.Module, weights: torch.Tensor) -> None:
+        super().__init__()
+        self.loss = loss
+        self.loss.reduction = "none"
+        self.register_buffer("weights", weights)
+
+    def forward(self, output: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Mean loss over the whole codes' and the prefixes' reconstructions."""
+        n_rows = len(rows)
+        if len(output) == n_rows:
+            return self.loss(output, rows).mean()
+        errors = self.loss(output, rows.repeat(2, 1)).mean(dim=1)
+        lengths = prefix_lengths(n_rows, len(self.weights), rows.device)
+        prefix = errors[n_rows:] * self.weights[lengths - 1]
+        return (errors[:n_rows].mean() + prefix.mean()) / 2
+
+
+def nested_dropout(module: nn.Module) -> NestedDropout:
+    """Return the :class:`NestedDropout` layer of a network or of its wrapper."""
+    return next(m for m in module.modules() if isinstance(m, NestedDropout))
+
+
+def prefix_errors(module, batch, residuals):
+    """Squared error of each row reconstructed from each prefix of its code.
+
+    ``residuals(batch, decoded)`` gives the residuals in data units. Returns
+    a float64 tensor of shape (n_rows, n_units): column ``k - 1`` is the
+    row's sum of squared errors from its first ``k`` units. The network's
+    ``kept`` is left as it was.
+    """
+    layer = nested_dropout(module)
+    kept, codes = layer.kept, module.encode(batch)
+    columns = []
+    try:
+        for k in range(1, layer.n_units + 1):
+            layer.kept = k
+            errors = residuals(batch, module.decode(codes)) ** 2
+            columns.append(errors.sum(dim=1).double())
+    finally:
+        layer.kept = kept
+    return torch.stack(columns, dim=1)
+
+
+def explained_variance_curve(sse, sst):
+    """Explained variance ``1 - SSE_k / SST`` of each prefix length ``k``.
+
+    ``sse`` holds the summed squared errors per prefix length; ``sst`` the
+    total sum of squares of the same rows. Zero variance explains nothing.
+    """
+    if sst <= 0:
+        return np.zeros_like(sse)
+    return 1.0 - sse / sst
+
+
+def smallest_prefix(curve, fraction):
+    """Return the smallest ``k`` whose prefix explains ``fraction``, else the width."""
+    reached = np.flatnonzero(curve >= fraction)
+    return int(reached[0]) + 1 if len(reached) else len(curve)

@@ -1,0 +1,369 @@
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.decomposition import PCA
+from sklearn.pipeline import make_pipeline
+from sklearn.utils import check_random_state
+
+import skae._base
+from skae import (
+    AutoencoderTransformer,
+    DenoisingAutoencoder,
+    DenseAutoencoder,
+    VariationalAutoencoder,
+)
+from skae._ordering import (
+    NestedDropout,
+    PrefixLoss,
+    explained_variance_curve,
+    nested_dropout,
+    prefix_lengths,
+    prefix_weights,
+    smallest_prefix,
+)
+from skae._training import split_rows
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+def make_ae(**params):
+    defaults = dict(hidden_layer_sizes=(16,), max_iter=3, ordered=True, random_state=0)
+    return AutoencoderTransformer(**{**defaults, **params})
+
+
+def spectrum(n_samples=300, seed=0):
+    """Rotated Gaussian rows in 8-D with a clearly decaying spectrum."""
+    rng = np.random.RandomState(seed)
+    scales = np.array([4.0, 3.0, 2.0, 1.0, 0.3, 0.2, 0.1, 0.05])
+    rotation = np.linalg.qr(rng.normal(size=(8, 8)))[0]
+    return (rng.normal(size=(n_samples, 8)) * scales) @ rotation
+
+
+def prefix_explained_variance(model, X, k):
+    """Held-out explained variance of the first ``k`` units, through the API."""
+    codes = model.transform(X)[:, :k]
+    residual = np.sum((X - model.inverse_transform(codes)) ** 2)
+    return 1 - residual / np.sum((X - model.mean_) ** 2)
+
+
+# -------------------------------------------------------------- the layer
+
+
+def test_nested_dropout_keeps_a_prefix_in_eval():
+    layer = NestedDropout(4, ordered=True).eval()
+    z = torch.arange(1.0, 9.0).reshape(2, 4)
+    assert torch.equal(layer(z), z)
+    layer.kept = 3
+    assert_array_equal(layer(z).numpy(), [[1, 2, 3, 0], [5, 6, 7, 0]])
+
+
+def test_unordered_nested_dropout_is_identity_in_training():
+    layer = NestedDropout(4).train()
+    z = torch.ones(5, 4)
+    assert torch.equal(layer(z), z)
+
+
+def test_ordered_training_adds_a_prefix_of_each_row():
+    layer = NestedDropout(8, ordered=True).train()
+    z = torch.ones(64, 8)
+    out = layer(z)
+    assert out.shape == (128, 8)
+    assert torch.equal(out[:64], z)
+    lengths = out[64:].sum(dim=1).long()
+    # Each row keeps units 0..k-1 and zeroes the rest.
+    assert torch.equal(out[64:], (torch.arange(8) < lengths[:, None]).float())
+    assert torch.equal(lengths, prefix_lengths(64, 8, "cpu"))
+
+
+def test_prefix_lengths_spread_log_uniformly():
+    lengths = prefix_lengths(1000, 31, "cpu")
+    assert lengths.min() == 1 and lengths.max() == 31
+    # log2(32) = 5 octaves: about a fifth of the rows in each.
+    counts = torch.bincount(torch.log2(lengths.float()).long())
+    assert torch.all((counts > 150) & (counts < 250))
+
+
+def test_prefix_weights_follow_pca_residual_variance():
+    X = torch.as_tensor(spectrum(2000), dtype=torch.float32)
+    weights = prefix_weights(X, 3)
+    residual = np.cumsum(PCA().fit(X.numpy()).explained_variance_[::-1])[::-1]
+    total = residual[0]
+    floored = residual[1:4] + 1e-3 * total
+    assert_allclose(weights.numpy(), floored[-1] / floored, rtol=1e-3)
+
+
+def test_prefix_loss_weighs_the_whole_codes_and_the_prefixes_alike():
+    loss = PrefixLoss(torch.nn.MSELoss(), torch.tensor([0.5, 1.0]))
+    rows = torch.zeros(2, 3)
+    whole, prefixes = torch.ones(2, 3), torch.full((2, 3), 2.0)
+    # Two rows: prefix lengths 1 and 2, weights 0.5 and 1.
+    expected = (1.0 + (0.5 * 4 + 1.0 * 4) / 2) / 2
+    assert_allclose(loss(torch.cat([whole, prefixes]), rows).item(), expected)
+    assert_allclose(loss(whole, rows).item(), 1.0)
+
+
+def test_network_decodes_through_the_layer():
+    net = DenseAutoencoder(6, 3, (8,), ordered=True).eval()
+    codes = torch.randn(5, 3)
+    net.nested_dropout.kept = 1
+    expected = net.decode(torch.cat([codes[:, :1], torch.zeros(5, 2)], dim=1))
+    assert torch.equal(net.decode(codes), expected)
+
+
+def test_curve_and_smallest_prefix():
+    curve = explained_variance_curve(np.array([6.0, 3.0, 1.0]), 10.0)
+    assert_allclose(curve, [0.4, 0.7, 0.9])
+    assert smallest_prefix(curve, 0.7) == 2
+    assert smallest_prefix(curve, 0.95) == 3
+    assert_array_equal(explained_variance_curve(np.ones(2), 0.0), [0, 0])
+
+
+# -------------------------------------------------- the explained variance
+
+
+def test_ratio_sums_to_the_explained_variance_score():
+    ae = make_ae(n_components=4).fit(spectrum())
+    assert ae.explained_variance_ratio_.shape == (4,)
+    assert_allclose(ae.explained_variance_ratio_.sum(), ae.explained_variance_score_)
+    held_out_variance = ae.explained_variance_ / ae.explained_variance_ratio_
+    assert_allclose(held_out_variance, held_out_variance[0])
+
+
+def test_cumulative_ratio_is_the_held_out_explained_variance_of_each_prefix(digits):
+    X = digits[0]
+    ae = AutoencoderTransformer(
+        8, hidden_layer_sizes=(64,), ordered=True, max_iter=10, random_state=0
+    ).fit(X)
+    # The rows early stopping held out: the fit's first draw from its seed.
+    _, valid_idx = split_rows(len(X), True, 0.1, check_random_state(0))
+    cumulative = np.cumsum(ae.explained_variance_ratio_)
+    for k in range(1, 9):
+        expected = prefix_explained_variance(ae, X[valid_idx], k)
+        assert_allclose(cumulative[k - 1], expected, rtol=1e-4)
+
+
+def test_without_early_stopping_the_curve_is_on_the_training_rows():
+    X = spectrum(200)
+    ae = make_ae(n_components=3, early_stopping=False).fit(X)
+    for k in range(1, 4):
+        assert_allclose(
+            ae.explained_variance_ratio_[:k].sum(),
+            prefix_explained_variance(ae, X, k),
+            rtol=1e-4,
+        )
+
+
+def test_the_curve_is_measured_on_at_most_curve_rows(monkeypatch):
+    monkeypatch.setattr(skae._base, "CURVE_ROWS", 50)
+    X = spectrum(200)
+    ae = make_ae(n_components=3, early_stopping=False).fit(X)
+    every_fourth = X[::4]
+    assert_allclose(
+        ae.explained_variance_score_,
+        prefix_explained_variance(ae, every_fourth, 3),
+        rtol=1e-4,
+    )
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [
+        DenoisingAutoencoder(3, hidden_layer_sizes=(16,), max_iter=2, random_state=0),
+        VariationalAutoencoder(3, hidden_layer_sizes=(16,), max_iter=2, random_state=0),
+    ],
+    ids=["denoising", "variational"],
+)
+def test_every_transformer_has_the_spectrum(estimator):
+    estimator.fit(spectrum())
+    assert estimator.explained_variance_ratio_.shape == (3,)
+    assert_allclose(
+        estimator.explained_variance_ratio_.sum(), estimator.explained_variance_score_
+    )
+
+
+# -------------------------------------------------------------- prefixes
+
+
+def test_inverse_transform_of_a_prefix_zeroes_the_missing_units():
+    X = spectrum()
+    ae = make_ae(n_components=4).fit(X)
+    codes = ae.transform(X[:5])
+    padded = np.hstack([codes[:, :2], np.zeros((5, 2))])
+    assert_allclose(ae.inverse_transform(codes[:, :2]), ae.inverse_transform(padded))
+
+
+def test_inverse_transform_rejects_wider_codes():
+    ae = make_ae(n_components=2).fit(spectrum())
+    with pytest.raises(
+        ValueError,
+        match=r"X has 3 features, but inverse_transform expects codes of width "
+        r"n_components_=2 or fewer, as the model is ordered\.",
+    ):
+        ae.inverse_transform(np.zeros((4, 3)))
+
+
+def test_unordered_inverse_transform_rejects_narrower_codes():
+    ae = make_ae(n_components=3, ordered=False).fit(spectrum())
+    with pytest.raises(
+        ValueError,
+        match=r"X has 2 features, but inverse_transform expects codes of width "
+        r"n_components_=3\.",
+    ):
+        ae.inverse_transform(np.zeros((4, 2)))
+
+
+def test_truncate_is_the_prefix_model():
+    X = spectrum()
+    ae = make_ae(n_components=4).fit(X)
+    small = ae.truncate(2)
+    assert small.n_components == small.n_components_ == 2
+    assert ae.n_components_ == 4
+    assert_allclose(small.transform(X), ae.transform(X)[:, :2])
+    assert_allclose(
+        small.inverse_transform(small.transform(X)),
+        ae.inverse_transform(ae.transform(X)[:, :2]),
+    )
+    assert_allclose(small.explained_variance_ratio_, ae.explained_variance_ratio_[:2])
+    assert_allclose(
+        small.explained_variance_score_, ae.explained_variance_ratio_[:2].sum()
+    )
+    assert_allclose(
+        small.score(X),
+        -np.mean((X - small.inverse_transform(small.transform(X))) ** 2),
+        rtol=1e-5,
+    )
+    # The copy is its own model: the original is untouched.
+    assert_allclose(ae.transform(X[:3]).shape, (3, 4))
+    assert make_pipeline(small).transform(X).shape == (len(X), 2)
+
+
+def test_truncated_model_keeps_its_width_through_partial_fit():
+    X = spectrum()
+    small = make_ae(n_components=4).fit(X).truncate(2)
+    small.partial_fit(X)
+    assert small.n_components_ == 2
+    assert small.transform(X).shape == (len(X), 2)
+    assert small.explained_variance_ratio_.shape == (2,)
+
+
+def test_only_estimators_with_ordered_truncate():
+    assert not hasattr(VariationalAutoencoder(), "truncate")
+    assert "ordered" not in VariationalAutoencoder().get_params()
+    assert DenoisingAutoencoder(ordered=True).get_params()["ordered"]
+
+
+@pytest.mark.parametrize(
+    "k, error, message",
+    [
+        (0, ValueError, r"n_components=0 must be in \[1, n_components_=4\]\."),
+        (5, ValueError, r"n_components=5 must be in \[1, n_components_=4\]\."),
+        (2.0, TypeError, r"n_components must be an int, got 2\.0\."),
+    ],
+)
+def test_truncate_rejects_bad_widths(k, error, message):
+    ae = make_ae(n_components=4).fit(spectrum())
+    with pytest.raises(error, match=message):
+        ae.truncate(k)
+
+
+def test_truncate_needs_an_ordered_model():
+    ae = make_ae(n_components=4, ordered=False).fit(spectrum())
+    with pytest.raises(ValueError, match=r"truncate needs an ordered model"):
+        ae.truncate(2)
+
+
+# ----------------------------------------------------- float n_components
+
+
+def test_fraction_keeps_the_shortest_prefix_that_reaches_it():
+    X = spectrum()
+    ae = make_ae(n_components=0.9, max_iter=5).fit(X)
+    assert ae.n_components_pca_ == PCA(n_components=0.9).fit(X).n_components_
+    assert 1 <= ae.n_components_ <= ae.n_components_pca_
+    assert ae.transform(X).shape == (len(X), ae.n_components_)
+    assert ae.explained_variance_ratio_.shape == (ae.n_components_,)
+    full = nested_dropout(ae.module_).n_units
+    assert full == ae.n_components_pca_
+    # The kept prefix reaches the fraction on the held-out rows, the one
+    # before does not.
+    assert ae.explained_variance_score_ >= 0.9 or ae.n_components_ == full
+    assert ae.explained_variance_score_ - ae.explained_variance_ratio_[-1] < 0.9
+
+
+def test_fraction_without_ordering_is_pca_count():
+    X = spectrum()
+    ae = make_ae(n_components=0.9, ordered=False).fit(X)
+    assert ae.n_components_ == ae.n_components_pca_
+    assert ae.n_components_ == PCA(n_components=0.9).fit(X).n_components_
+
+
+def test_int_n_components_has_no_pca_count():
+    assert make_ae(n_components=2).fit(spectrum()).n_components_pca_ is None
+
+
+# ------------------------------------------------- code written for PCA
+
+
+def test_plot_digits_pipe_runs_with_pca_replaced(digits):
+    # scikit-learn's examples/compose/plot_digits_pipe.py, reduced (fewer
+    # rows, a smaller grid, two folds, a few epochs) with PCA replaced by
+    # AutoencoderTransformer and nothing else changed, except that the
+    # best classifier per width is found with pandas instead of polars.
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    pca = AutoencoderTransformer(max_iter=3, random_state=0)
+    scaler = StandardScaler()
+    logistic = LogisticRegression(max_iter=10000, tol=0.1)
+    pipe = Pipeline(steps=[("scaler", scaler), ("pca", pca), ("logistic", logistic)])
+
+    X_digits, y_digits = digits[0][:400], digits[1][:400]
+    param_grid = {
+        "pca__n_components": [5, 15],
+        "logistic__C": np.logspace(-4, 4, 2),
+    }
+    search = GridSearchCV(pipe, param_grid, cv=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        search.fit(X_digits, y_digits)
+        pca.fit(X_digits)
+
+    fig, (ax0, ax1) = plt.subplots(nrows=2, sharex=True, figsize=(6, 6))
+    ax0.plot(
+        np.arange(1, pca.n_components_ + 1),
+        pca.explained_variance_ratio_,
+        "+",
+        linewidth=2,
+    )
+    ax0.set_ylabel("PCA explained variance ratio")
+    ax0.axvline(
+        search.best_estimator_.named_steps["pca"].n_components,
+        linestyle=":",
+        label="n_components chosen",
+    )
+    ax0.legend(prop=dict(size=12))
+
+    components_col = "param_pca__n_components"
+    results = pd.DataFrame(search.cv_results_)
+    best_clfs = results.loc[results.groupby(components_col)["mean_test_score"].idxmax()]
+    ax1.errorbar(
+        best_clfs[components_col],
+        best_clfs["mean_test_score"],
+        yerr=best_clfs["std_test_score"],
+    )
+    ax1.set_ylabel("Classification accuracy (val)")
+    ax1.set_xlabel("n_components")
+    plt.xlim(-1, 70)
+    plt.tight_layout()
+    plt.close(fig)
+    chosen = search.best_estimator_.named_steps["pca"]
+    assert chosen.explained_variance_ratio_.shape == (chosen.n_components_,)
