@@ -36,9 +36,10 @@ Commands and their durations on 2 CPU cores (one torch thread)::
     python -m benchmarks.bench_outliers --datasets breast_cancer digits  # ~15 s
     python -m benchmarks.bench_outliers --datasets fashion_mnist         # ~27 min
     python -m benchmarks.bench_outliers --quick    # breast cancer and digits, 20 epochs
+    python -m benchmarks.bench_outliers --code-weight 0   # a candidate code_weight
 
-Results: ``benchmarks/results/bench_outliers_<dataset>.{json,md}`` (``--quick``:
-``bench_quick_output/``).
+Results: ``benchmarks/results/bench_outliers_<dataset>.{json,md}`` (``--quick``
+and ``--code-weight``: ``bench_quick_output/``).
 """
 
 import argparse
@@ -103,11 +104,13 @@ class PyODScore(BaseEstimator):
         return -self.detector_.decision_function(X)
 
 
-def make_methods(n_features, image_shape, max_iter, device, scale):
+def make_methods(n_features, image_shape, max_iter, code_weight, device, scale):
     """Fresh detectors, in a StandardScaler pipeline when ``scale``."""
     params = {"random_state": 0, "device": device}
     if max_iter is not None:
         params["max_iter"] = max_iter
+    if code_weight is not None:
+        params["code_weight"] = code_weight
     methods = {"skae": AutoencoderOutlierDetector(**params)}
     if image_shape is not None:
         methods["skae_image"] = AutoencoderOutlierDetector(
@@ -237,13 +240,21 @@ def main(argv=None):
         action="store_true",
         help="breast cancer and digits at 20 epochs, written to bench_quick_output/",
     )
+    parser.add_argument(
+        "--code-weight",
+        type=float,
+        default=None,
+        help="the detector's code_weight instead of its default (a candidate "
+        "setting, written to bench_quick_output/)",
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     datasets = args.datasets or (DATASETS[:2] if args.quick else DATASETS)
-    out = args.out or default_out(args.quick)
+    out = args.out or default_out(args.quick or args.code_weight is not None)
     params = {
         "max_iter": 20 if args.quick else None,
+        "code_weight": args.code_weight,
         "device": args.device,
         "scale": False,
     }
