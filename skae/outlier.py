@@ -179,9 +179,9 @@ class AutoencoderOutlierDetector(NoiseMixin, OutlierMixin, _BaseAutoencoder):
         Mean squared reconstruction error of each feature over the training
         rows, in the data's units: the denominators of the score. For image
         rows, of the residual averaged over ``error_window``.
-    code_mean_ : ndarray of shape (n_components_,)
+    code_mean_ : ndarray of shape (n_components,)
         Mean code of the training rows.
-    code_precision_ : ndarray of shape (n_components_, n_components_)
+    code_precision_ : ndarray of shape (n_components, n_components)
         Pseudo-inverse of the training codes' covariance: the metric of the
         code distance.
     %(n_components_, mean_, explained_variance_score_, n_iter_, best_epoch_)s
