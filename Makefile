@@ -40,6 +40,7 @@ test: $(STAMP)
 # of fits on the Fashion-MNIST subset, 59 s on digits). Fashion-MNIST needs the Debian package
 # dataset-fashion-mnist or a download.
 bench: $(STAMP)
+	$(BIN)/python -m pip install -q -e ".[bench]"
 	for d in digits moons swiss_roll fashion_mnist; do \
 		$(BIN)/python -m benchmarks.bench_reconstruction --dataset $$d || exit 1; \
 	done
@@ -62,6 +63,7 @@ bench: $(STAMP)
 # bench_quick_output/, never over the committed results): 2 min 40 s measured on
 # 2 busy CPU cores (load average 5.5, OMP_NUM_THREADS=1).
 bench-quick: $(STAMP)
+	$(BIN)/python -m pip install -q -e ".[bench]"
 	$(BIN)/python -m benchmarks.bench_reconstruction --quick
 	$(BIN)/python -m benchmarks.bench_denoising --quick
 	$(BIN)/python -m benchmarks.bench_outliers --quick

@@ -24,6 +24,40 @@ _AUTO_FENCE = 3.0
 # round differently for different numbers of rows, and dividing by small
 # error scales magnifies that, so a row's score would depend on its batch.
 _SCORE_DTYPE = torch.float64
+# Code variances below this fraction of the codes' mean square are rounding.
+_CODE_VARIANCE_FLOOR = 1e-12
+# What the score needs from the training rows.
+_FITTED_SCALES = ("_error_scale", "code_mean_", "code_precision_")
+
+
+def _anomaly_scores(errors, codes, fitted, code_weight):
+    """Minus the weighted mean of each row's relative error and code distance.
+
+    ``errors`` holds each row's squared errors the score is made of, ``codes``
+    its code; ``fitted`` the scales and code statistics of the training rows
+    (the attributes ``_training_pass`` sets).
+    """
+    relative = (errors / fitted["_error_scale"]).mean(axis=1)
+    centred = codes - fitted["code_mean_"]
+    distance = (
+        np.einsum("ij,jk,ik->i", centred, fitted["code_precision_"], centred)
+        / codes.shape[1]
+    )
+    return -(relative + code_weight * distance) / (1.0 + code_weight)
+
+
+def _code_precision(codes):
+    """Pseudo-inverse of the covariance of ``codes`` (rows).
+
+    Directions along which the codes vary by no more than rounding does,
+    relative to their size (a unit that never fires, or all of them for a
+    constant X), count for nothing rather than for 1 / rounding error.
+    """
+    variances, axes = np.linalg.eigh(np.atleast_2d(np.cov(codes, rowvar=False)))
+    floor = _CODE_VARIANCE_FLOOR * np.mean(codes**2)
+    kept = variances > floor
+    inverse = np.divide(1.0, variances, out=np.zeros_like(variances), where=kept)
+    return (axes * inverse) @ axes.T
 
 
 def _window_mean(rows, image_shape, window):
@@ -53,14 +87,18 @@ class AutoencoderOutlierDetector(NoiseMixin, OutlierMixin, _BaseAutoencoder):
     the row. It keeps :meth:`transform`, which encodes rows, e.g. to look at
     where the outliers lie.
 
-    The anomaly score is minus the mean relative squared reconstruction
-    error: each feature's squared error is divided by that feature's mean
-    squared error on the training rows (``feature_errors_``, floored at
-    ``0.03`` times their mean), so training rows score about -1 and a row
-    that is badly reconstructed where training rows are reconstructed well
-    counts more than one that is badly reconstructed where every row is.
-    For image rows (``image_shape``) the residual is first averaged over
-    the 3x3 square around each pixel (``error_window``).
+    The anomaly score is minus the mean of two terms, each about 1 for the
+    training rows. The relative reconstruction error: each feature's squared
+    error divided by that feature's mean squared error on the training rows
+    (``feature_errors_``, floored at ``0.03`` times their mean), averaged over
+    the features, so that a row badly reconstructed where training rows are
+    reconstructed well counts more than one badly reconstructed where every
+    row is; for image rows (``image_shape``) the residual is first averaged
+    over the 3x3 square around each pixel (``error_window``). And the code
+    distance: the squared Mahalanobis distance of the row's code from the
+    training rows' codes, divided by ``n_components_``, which flags rows the
+    network reconstructs well but places far out along the directions normal
+    rows vary in (``code_weight`` weighs it). Training rows score about -1.
 
     Parameters
     ----------
@@ -99,6 +137,14 @@ class AutoencoderOutlierDetector(NoiseMixin, OutlierMixin, _BaseAutoencoder):
         error, where a normal image differs from its reconstruction in
         scattered pixels, such as edges shifted by one. ``1`` scores each
         pixel alone. Must be odd. Ignored for flat rows.
+    code_weight : float, default=1.0
+        Weight of the code distance against the relative reconstruction
+        error in the score, which is their weighted mean. ``0`` scores by
+        the reconstruction error alone, the score before this parameter
+        existed. In the outlier benchmark the code distance lifted breast
+        cancer's AUC from 0.950 to 0.961, where the tumours that differ do so
+        mostly along the directions benign ones vary in, and left the digits
+        about where they were (:ref:`defaults_chosen`).
     %(measured_hidden_layer_sizes, measured_activation)s
     image_shape : tuple of int (C, H, W), default=None
         Treat rows as flattened images of this shape, scored by the windowed
@@ -133,6 +179,11 @@ class AutoencoderOutlierDetector(NoiseMixin, OutlierMixin, _BaseAutoencoder):
         Mean squared reconstruction error of each feature over the training
         rows, in the data's units: the denominators of the score. For image
         rows, of the residual averaged over ``error_window``.
+    code_mean_ : ndarray of shape (n_components,)
+        Mean code of the training rows.
+    code_precision_ : ndarray of shape (n_components, n_components)
+        Pseudo-inverse of the training codes' covariance: the metric of the
+        code distance.
     %(n_components_, mean_, explained_variance_score_, n_iter_, best_epoch_)s
     loss_curve_ : list of float
         Training loss per epoch.
@@ -158,9 +209,14 @@ class AutoencoderOutlierDetector(NoiseMixin, OutlierMixin, _BaseAutoencoder):
     well it is normally reconstructed. The floor on each feature's error
     scale caps the weight of features that training rows reconstruct almost
     perfectly (pixels that are always blank), whose training error is also
-    the least reliable estimate. The outlier benchmark, which compares these
-    choices on one-class Fashion-MNIST, the digits and the breast cancer
-    data, is described in the user guide
+    the least reliable estimate. Reconstruction error alone misses rows
+    that lie on the normal rows' manifold but far out along it (tumours like
+    the benign ones, only larger): the network reconstructs them well. The
+    code distance sees them; it is the code-space half of a Mahalanobis
+    distance, which is what PyOD's PCA detector computes over all the
+    principal axes. The outlier benchmark, which compares these choices with
+    PyOD's and scikit-learn's detectors on one-class Fashion-MNIST, the
+    digits and the breast cancer data, is described in the user guide
     (:doc:`/user_guide/anomaly_scores`).
 
     References
@@ -168,6 +224,10 @@ class AutoencoderOutlierDetector(NoiseMixin, OutlierMixin, _BaseAutoencoder):
     .. [1] C. C. Aggarwal, "Outlier Analysis", 2nd ed., Springer, 2017,
        chapter 3 (linear models and reconstruction error).
     .. [2] J. W. Tukey, "Exploratory Data Analysis", Addison-Wesley, 1977.
+    .. [3] M.-L. Shyu, S.-C. Chen, K. Sarinnapakorn and L. Chang, "A Novel
+       Anomaly Detection Scheme Based on Principal Component Classifier",
+       IEEE Foundations and New Directions of Data Mining Workshop (ICDM),
+       2003 (distances along the major and the minor principal components).
 
     Examples
     --------
@@ -194,6 +254,7 @@ class AutoencoderOutlierDetector(NoiseMixin, OutlierMixin, _BaseAutoencoder):
         "noise_level": [Interval(Real, 0, None, closed="left")],
         "clip": ["boolean"],
         "error_window": [Interval(Integral, 1, None, closed="left")],
+        "code_weight": [Interval(Real, 0, None, closed="left")],
     }
 
     __init__ = make_init(
@@ -203,6 +264,7 @@ class AutoencoderOutlierDetector(NoiseMixin, OutlierMixin, _BaseAutoencoder):
             "noise_level": 0.1,
             "clip": True,
             "error_window": 3,
+            "code_weight": 1.0,
         },
         {**MEASURED_DEFAULTS, "n_components": 0.8, "conv_channels": ()},
     )
@@ -216,45 +278,53 @@ class AutoencoderOutlierDetector(NoiseMixin, OutlierMixin, _BaseAutoencoder):
             )
 
     def _errors(self, module, batch):
-        """Squared errors, in data units, of a batch in model units.
+        """Codes and squared errors, in data units, of a batch in model units.
 
-        Returns a tensor of shape ``(n_rows, 1 + n_features)``.
+        Returns a tensor of shape ``(n_rows, 1 + n_components_ + n_features)``.
 
         Column 0 holds each row's mean squared error (for
-        ``explained_variance_score_``); the others the squared errors the
-        score is made of: for image rows, the squared mean residual over the
-        ``error_window`` square around each pixel (in each channel), else each
-        entry's own squared error.
+        ``explained_variance_score_``); the next ``n_components_`` its code;
+        the others the squared errors the score is made of: for image rows,
+        the squared mean residual over the ``error_window`` square around
+        each pixel (in each channel), else each entry's own squared error.
         """
-        residuals = self._residuals(module, batch)
+        codes = module.encode(batch)
+        residuals = self._units.residuals(batch, module.decode(codes))
         squares = residuals**2
         errors = squares
         if self.image_shape is not None and self.error_window != 1:
             shape = tuple(int(s) for s in self.image_shape)
             errors = _window_mean(residuals, shape, self.error_window) ** 2
-        return torch.cat([squares.mean(dim=1, keepdim=True), errors], dim=1).double()
+        mse = squares.mean(dim=1, keepdim=True)
+        return torch.cat([mse, codes, errors], dim=1).double()
 
     def _training_pass(self, X, rows, valid_idx):
         # One pass gives every row's errors; the scales, the training scores
         # and the threshold all come from them.
-        errors = self.net_.map_batches(
+        outputs = self.net_.map_batches(
             rows, self._errors, self._units.to_model, dtype=_SCORE_DTYPE
         )
-        feature_errors = errors[:, 1:].sum(axis=0) / len(X)
+        codes, errors = np.split(outputs[:, 1:], [self.n_components_], axis=1)
+        feature_errors = errors.sum(axis=0) / len(X)
         scale = feature_errors + _SCALE_FLOOR * feature_errors.mean()
         # A constant X is reconstructed exactly: no feature has an error scale.
         error_scale = scale if scale.any() else np.ones_like(scale)
-        scores = -(errors[:, 1:] / error_scale).mean(axis=1)
+        fitted = {
+            "feature_errors_": feature_errors,
+            "_error_scale": error_scale,
+            "code_mean_": codes.mean(axis=0),
+            "code_precision_": _code_precision(codes),
+        }
+        scores = _anomaly_scores(errors, codes, fitted, self.code_weight)
         if self.contamination == "auto":
             offset = -self._auto_threshold(-scores, valid_idx)
         else:
             offset = float(np.percentile(scores, 100.0 * self.contamination))
-        sse = float(np.sum(errors[:, 0])) * X.shape[1]
+        sse = float(np.sum(outputs[:, 0])) * X.shape[1]
         sst = float(np.sum((X - self.mean_) ** 2))
         return {
+            **fitted,
             "explained_variance_score_": 1.0 - sse / sst if sst > 0 else 0.0,
-            "feature_errors_": feature_errors,
-            "_error_scale": error_scale,
             "offset_": offset,
         }
 
@@ -283,17 +353,22 @@ class AutoencoderOutlierDetector(NoiseMixin, OutlierMixin, _BaseAutoencoder):
         Returns
         -------
         scores : ndarray of shape (n_samples,)
-            Minus the mean over features of the squared reconstruction error
-            divided by that feature's training error scale; about -1 for
-            training rows.
+            Minus the weighted mean of the relative reconstruction error (the
+            mean over features of the squared error divided by that feature's
+            training error scale) and the code distance (the squared
+            Mahalanobis distance of the code from the training codes, divided
+            by ``n_components_``); about -1 for training rows.
         """
         check_is_fitted(self)
         check_rows_ndim(X, self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        errors = self.net_.map_batches(
+        outputs = self.net_.map_batches(
             X, self._errors, self._units.to_model, dtype=_SCORE_DTYPE
-        )[:, 1:]
-        return -(errors / self._error_scale).mean(axis=1).astype(X.dtype, copy=False)
+        )
+        codes, errors = np.split(outputs[:, 1:], [self.n_components_], axis=1)
+        fitted = {name: getattr(self, name) for name in _FITTED_SCALES}
+        scores = _anomaly_scores(errors, codes, fitted, self.code_weight)
+        return scores.astype(X.dtype, copy=False)
 
     def decision_function(self, X):
         """Score shifted by the threshold: negative for outliers.

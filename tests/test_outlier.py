@@ -77,15 +77,62 @@ def test_outliers_score_lower():
 
 def test_training_scores_average_about_minus_one():
     # Each feature's error is divided by its mean training error, floored at
-    # a fraction of the mean: training rows average just above -1.
+    # a fraction of the mean: the relative error of training rows averages
+    # just under 1. Their code distance averages (n - 1) / n, the covariance
+    # having n - 1 degrees of freedom. The score is minus the mean of both.
     X = plane()
     detector = make_detector(early_stopping=False).fit(X)
     errors = detector.feature_errors_
     scales = errors + _SCALE_FLOOR * errors.mean()
-    expected = -np.mean(errors / scales)
+    relative = np.mean(errors / scales)
+    expected = -(relative + (len(X) - 1) / len(X)) / 2
     assert detector.score_samples(X).mean() == pytest.approx(expected, rel=1e-6)
     # x / (x + c) is concave: the mean is at most that of the mean error.
-    assert -1 / (1 + _SCALE_FLOOR) - 1e-12 <= expected < -0.5
+    assert 0.5 < relative <= 1 / (1 + _SCALE_FLOOR) + 1e-12
+
+
+@pytest.mark.parametrize("code_weight", [0.0, 1.0, 3.0])
+def test_score_weighs_relative_error_and_code_distance(code_weight):
+    X, X_new = plane(), np.vstack([plane(n_samples=30, seed=3), off_plane()])
+    detector = make_detector(code_weight=code_weight).fit(X)
+    residuals = X_new - detector.inverse_transform(detector.transform(X_new))
+    errors = detector.feature_errors_
+    relative = np.mean(residuals**2 / (errors + _SCALE_FLOOR * errors.mean()), axis=1)
+    codes = detector.transform(X)
+    assert_allclose(detector.code_mean_, codes.mean(axis=0), rtol=1e-5)
+    assert_allclose(detector.code_precision_, np.linalg.inv(np.cov(codes.T)), rtol=1e-4)
+    centred = detector.transform(X_new) - codes.mean(axis=0)
+    distance = np.sum(centred @ np.linalg.inv(np.cov(codes.T)) * centred, axis=1) / 2
+    expected = -(relative + code_weight * distance) / (1 + code_weight)
+    assert_allclose(detector.score_samples(X_new), expected, rtol=1e-4)
+
+
+def test_code_distance_flags_rows_far_out_along_the_normal_directions():
+    # Rows on the plane, eight times as far out as a typical training row: a
+    # linear autoencoder (PCA) reconstructs them perfectly, but their codes
+    # lie far from the training codes.
+    X = plane()
+    directions = np.random.RandomState(3).normal(size=(20, 2))
+    far = 8 * directions / np.linalg.norm(directions, axis=1, keepdims=True) @ BASIS
+    with_code = make_detector(hidden_layer_sizes=()).fit(X)
+    errors_only = make_detector(hidden_layer_sizes=(), code_weight=0.0).fit(X)
+    assert with_code.score_samples(far).max() < with_code.score_samples(X).min()
+    assert errors_only.score_samples(far).min() > np.median(
+        errors_only.score_samples(X)
+    )
+
+
+def test_constant_rows_score_zero():
+    # Reconstructed exactly, with codes that do not vary: both terms vanish.
+    X = np.ones((50, 4))
+    detector = make_detector(init="random", max_iter=2).fit(X)
+    assert_array_equal(detector.code_precision_, 0.0)
+
+
+@pytest.mark.parametrize("code_weight", [-0.5, "auto"])
+def test_bad_code_weight(code_weight):
+    with pytest.raises(ValueError, match="'code_weight' parameter"):
+        make_detector(code_weight=code_weight).fit(plane())
 
 
 @pytest.mark.parametrize("contamination", [0.0, 0.6, -0.1, "max"])
@@ -131,7 +178,9 @@ def box_mean(images, window):
 @pytest.mark.parametrize("window", [3, 5])
 def test_image_rows_score_the_windowed_residual(digits, window):
     X_train, X_test = digits[0][:200] / 16, digits[0][200:260] / 16
-    detector = make_detector(image_shape=(1, 8, 8), error_window=window).fit(X_train)
+    detector = make_detector(
+        image_shape=(1, 8, 8), error_window=window, code_weight=0.0
+    ).fit(X_train)
 
     def windowed_errors(X):
         residuals = X - detector.inverse_transform(detector.transform(X))

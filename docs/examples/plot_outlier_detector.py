@@ -8,8 +8,9 @@ scikit-learn's outlier-detector interface, the interface of
 :class:`~sklearn.ensemble.IsolationForest`: ``predict`` returns +1 for
 inliers and -1 for outliers, ``decision_function`` is negative for outliers,
 and ``score_samples`` is lower the more abnormal a row is. The score is
-minus the row's reconstruction error, with each pixel's squared error divided
-by that pixel's mean error on the training rows (see
+minus the mean of the row's reconstruction error, with each pixel's squared
+error divided by that pixel's mean error on the training rows, and of the
+distance of its code from the training rows' codes (see
 :ref:`anomaly_scores`).
 
 The protocol is the usual one-class one: the detector is fitted on a single
