@@ -347,8 +347,12 @@ class _BaseAutoencoder(
         )
 
     def _residuals(self, module, batch):
-        """Reconstruction residuals of a batch in model units, in data units."""
-        return self._units.residuals(batch, module.decode(module.encode(batch)))
+        """Residuals of the network's reconstruction of a batch, in data units.
+
+        The whole network in inference mode: ``decode(encode(x))``, plus a
+        denoiser's skip path.
+        """
+        return self._units.residuals(batch, module(batch))
 
     def _row_errors(self, X):
         """Mean squared reconstruction error of each row, in data units.
@@ -375,7 +379,8 @@ class _BaseAutoencoder(
         -------
         scores : ndarray of shape (n_samples,)
             ``-mean((x - inverse_transform(transform(x))) ** 2)`` per row, in
-            the data's units.
+            the data's units (for a denoiser, ``denoise(x)`` in place of the
+            reconstruction).
         """
         check_is_fitted(self)
         check_rows_ndim(X, self)

@@ -154,10 +154,6 @@ class DenoisingAutoencoder(NoiseMixin, OrderedMixin, PartialFitMixin, _BaseAutoe
         module.skip = skip
         return module
 
-    def _residuals(self, module, batch):
-        """Residuals of the whole network (skip included) on ``batch``."""
-        return self._units.residuals(batch, module(batch))
-
     def denoise(self, X):
         """Reconstruct clean rows from noisy ``X``.
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 from numpy.testing import assert_allclose
+from sklearn.base import clone
 from skorch.callbacks import Callback, GradientNormClipping, LRScheduler
 from torch import nn
 
@@ -174,13 +175,7 @@ def test_cuda_estimator_fit_uses_graphs_and_continues_with_partial_fit():
         device="cuda",
     ).fit(X)
     assert ae.net_.graph_replays_ > 0
-    again = AutoencoderTransformer(
-        n_components=2,
-        hidden_layer_sizes=(16,),
-        max_iter=5,
-        random_state=0,
-        device="cuda",
-    ).fit(X)
+    again = clone(ae).fit(X)
     np.testing.assert_array_equal(ae.transform(X), again.transform(X))
     ae.partial_fit(X)
     assert np.isfinite(ae.transform(X)).all()
