@@ -40,6 +40,7 @@ from skae._params import (
     make_init,
     resolve_n_components,
 )
+from skae._threads import training_threads
 from skae._training import (
     build_net,
     converged,
@@ -208,7 +209,9 @@ class _BaseAutoencoder(
         stopper = dict(self.net_.callbacks_).get("early_stopping")
         # Without a stopper (partial_fit) the latest weights are kept.
         self.best_epoch_ = self.n_iter_ if stopper is None else int(stopper.best_epoch_)
-        for name, value in self._training_pass(X, rows, valid_idx).items():
+        with training_threads(self.net_):
+            attributes = self._training_pass(X, rows, valid_idx)
+        for name, value in attributes.items():
             setattr(self, name, value)
 
     def _check_data_params(self, X):
@@ -357,14 +360,17 @@ class _BaseAutoencoder(
     def _row_errors(self, X):
         """Mean squared reconstruction error of each row, in data units.
 
-        From a float64 copy of the network: a row's error is the same alone
-        or in a batch, which float32 matrix products on a GPU do not promise.
+        In float32 on the CPU, also after training in reduced ``precision``,
+        whose rounding would swamp small errors; on a GPU from a float64 copy
+        of the network, as :meth:`AutoencoderNet.map_batches` does: a row's
+        error is the same alone or in a batch, which float32 matrix products
+        there do not promise.
         """
         return self.net_.map_batches(
             X,
             lambda module, batch: (self._residuals(module, batch) ** 2).mean(dim=1),
             self._units.to_model,
-            dtype=torch.float64,
+            autocast=False,
         )
 
     def score_samples(self, X):

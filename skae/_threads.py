@@ -17,11 +17,29 @@ count does not change the fitted weights: PyTorch's CPU kernels split the
 work between threads without changing the order of the sums.
 """
 
+import math
+import statistics
 import time
+from collections import deque
 from contextlib import contextmanager
 
 import torch
 from skorch.callbacks import Callback
+
+
+@contextmanager
+def training_threads(net):
+    """Run the block on the thread count ``net``'s training chose, then restore.
+
+    For the passes over the data that follow a fit (held-out scores): on
+    busy cores, the caller's count would stall them as it stalls training.
+    """
+    chooser = dict(getattr(net, "callbacks_", [])).get("intra_op_threads")
+    n_threads = getattr(chooser, "n_threads_", None)
+    with restored_threads():
+        if n_threads is not None and n_threads != torch.get_num_threads():
+            torch.set_num_threads(n_threads)
+        yield
 
 
 @contextmanager
@@ -38,30 +56,61 @@ def restored_threads():
 class IntraOpThreads(Callback):
     """Train on one thread or on the caller's count, whichever is faster now.
 
+    A count's speed is the median time per row of its last ``window``
+    training batches, so that one batch slowed by the scheduler decides
+    nothing. The fit starts on one thread, tries the caller's count for
+    ``window`` batches and goes on with the faster one. The caller's count
+    must be faster by ``margin``: on busy cores a wrong choice of more
+    threads stalls every step, while a wrong choice of one thread costs at
+    most the threads' speed-up. One batch of the other count is tried again
+    after ``probe_every`` batches, or after more when it lost the last try:
+    as many as keep the tries within ``probe_budget`` of the training time,
+    up to ``max_probe_every``. A trial of the caller's count ends after one
+    batch when that batch takes over twice one thread's time.
+
     Parameters
     ----------
     probe_every : int, default=50
-        Training batches between two tries of the thread count not in use.
-        A try costs one batch at that count: at most a few percent of the
-        fit when it is the slow one.
+        The fewest training batches between two tries of the count not in
+        use.
+    max_probe_every : int, default=1000
+        The most training batches between two tries.
+    probe_budget : float, default=0.02
+        Share of the training time that tries of a slower count may take.
+    window : int, default=3
+        Batches per count whose median time per row is its speed.
+    margin : float, default=0.1
+        How much less time per row, as a fraction of one thread's, the
+        caller's count must take to be used.
     min_batch_seconds : float, default=0.002
         A first batch on one thread faster than this marks work too small
         for more threads to pay: the fit then stays on one thread.
-    smoothing : float, default=0.3
-        Weight of the newest batch in each count's running time per row.
 
     Attributes
     ----------
-    n_threads_ : int
-        The count the next batch trains with.
+    n_threads_ : int or None
+        The faster count so far: the one the fit trains with, but for tries
+        of the other, and runs its validation passes on. None off the CPU.
     seconds_per_row_ : dict of int to float
-        Running time per training row at each count tried.
+        Median time per training row of each count tried, over its last
+        ``window`` batches.
     """
 
-    def __init__(self, probe_every=50, min_batch_seconds=0.002, smoothing=0.3):
+    def __init__(
+        self,
+        probe_every=50,
+        max_probe_every=1000,
+        probe_budget=0.02,
+        window=3,
+        margin=0.1,
+        min_batch_seconds=0.002,
+    ):
         self.probe_every = probe_every
+        self.max_probe_every = max_probe_every
+        self.probe_budget = probe_budget
+        self.window = window
+        self.margin = margin
         self.min_batch_seconds = min_batch_seconds
-        self.smoothing = smoothing
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         """Start on one thread; the caller's count is the most to try."""
@@ -70,20 +119,25 @@ class IntraOpThreads(Callback):
         self.seconds_per_row_ = {}
         self.n_batches_ = 0
         self.n_threads_ = 1 if on_cpu else None
+        if on_cpu:
+            # Also the passes before the first batch (the starting loss).
+            torch.set_num_threads(1)
+        self._times = {}
+        self._best = 1
+        self._trial_end = 2 * self.window
+        self._next_probe = None
+        self._probing = False
         self._start = None
 
     def on_batch_begin(self, net, batch=None, training=False, **kwargs):
         """Set the count for this training batch and start its clock."""
         if not training or self.n_threads_ is None:
             return
-        n_threads = self._choose()
-        if n_threads != torch.get_num_threads():
-            torch.set_num_threads(n_threads)
-        self.n_threads_ = n_threads
+        self._set(self._choose())
         self._start = time.perf_counter()
 
     def on_batch_end(self, net, batch=None, training=False, **kwargs):
-        """Fold this batch's time per row into its count's running mean."""
+        """Add this batch's time per row to its count's window; choose again."""
         if not training or self._start is None:
             return
         elapsed = time.perf_counter() - self._start
@@ -95,26 +149,54 @@ class IntraOpThreads(Callback):
                 self.max_threads_ = 1
         else:
             per_row = elapsed / max(len(_rows(batch)), 1)
-            previous = self.seconds_per_row_.get(self.n_threads_)
-            self.seconds_per_row_[self.n_threads_] = (
-                per_row
-                if previous is None
-                else self.smoothing * per_row + (1 - self.smoothing) * previous
-            )
+            n_threads = torch.get_num_threads()
+            times = self._times.setdefault(n_threads, deque(maxlen=self.window))
+            times.append(per_row)
+            self.seconds_per_row_[n_threads] = statistics.median(times)
+            if self.max_threads_ > 1:
+                if n_threads > 1 and per_row > 2 * self.seconds_per_row_[1]:
+                    # A stall, not noise: no need for the rest of a trial.
+                    self._trial_end = min(self._trial_end, self.n_batches_)
+                if self.n_batches_ >= self._trial_end:
+                    self._choose_best()
         self.n_batches_ += 1
+        # Validation and the next epoch's first passes run on the best count.
+        self.n_threads_ = self._best
+        self._set(self._best)
 
     def _choose(self):
-        """One thread first, then the caller's count, then the faster one."""
+        """One thread, then the caller's count, then the best or a try."""
         if self.max_threads_ is None or self.max_threads_ <= 1:
             return 1
-        if self.n_batches_ < 2:
+        # Batch 0 warms up, then ``window`` batches on each count.
+        if self.n_batches_ <= self.window:
             return 1
-        if self.n_batches_ == 2:
+        if self.n_batches_ <= self._trial_end:
             return self.max_threads_
-        one, many = self.seconds_per_row_[1], self.seconds_per_row_[self.max_threads_]
-        best, other = (1, self.max_threads_) if one <= many else (self.max_threads_, 1)
-        # Now and then the other count, in case the load has changed.
-        return other if self.n_batches_ % self.probe_every == 0 else best
+        self._probing = self.n_batches_ >= self._next_probe
+        return self._other() if self._probing else self._best
+
+    def _choose_best(self):
+        """After a batch: the faster count, and when to try the other next."""
+        one = self.seconds_per_row_[1]
+        many = self.seconds_per_row_[self.max_threads_]
+        faster = self.max_threads_ if many < (1 - self.margin) * one else 1
+        if self._probing or self._next_probe is None:
+            # A try of a count s times slower per row costs about s batches.
+            slower = max(one, many) / min(one, many)
+            wait = math.ceil(slower / self.probe_budget)
+            wait = min(max(wait, self.probe_every), self.max_probe_every)
+            self._next_probe = self.n_batches_ + wait
+        self._best = faster
+
+    @staticmethod
+    def _set(n_threads):
+        if n_threads != torch.get_num_threads():
+            torch.set_num_threads(n_threads)
+
+    def _other(self):
+        """Return the count not in use."""
+        return self.max_threads_ if self._best == 1 else 1
 
 
 def _rows(batch):

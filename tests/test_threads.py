@@ -53,6 +53,25 @@ def test_a_small_fit_trains_on_one_thread(caller_threads, curved):
     assert counts and set(counts) == {1}
 
 
+def test_the_held_out_scores_run_on_the_trained_count(
+    caller_threads, curved, monkeypatch
+):
+    # On busy cores the caller's count would stall the passes after training
+    # as it stalls training; a small fit settles on one thread.
+    torch.set_num_threads(2)
+    counts = []
+    training_pass = AutoencoderTransformer._training_pass
+
+    def record(self, *args):
+        counts.append(torch.get_num_threads())
+        return training_pass(self, *args)
+
+    monkeypatch.setattr(AutoencoderTransformer, "_training_pass", record)
+    fit(curved, max_iter=3)
+    assert counts == [1]
+    assert torch.get_num_threads() == 2
+
+
 def test_the_fit_does_not_depend_on_the_callers_count(caller_threads, digits):
     X = digits[0][:600]
     models = []
@@ -78,34 +97,77 @@ class FakeNet:
     device = "cpu"
 
 
+def run_batches(callback, seconds, n_batches, begin=True):
+    """Train ``n_batches`` fake batches of 10 rows; return the counts used.
+
+    ``seconds`` maps a thread count to the seconds of one batch on it; with
+    ``begin=False`` the callback's training goes on. After each batch the
+    count must be the best one, for the validation passes.
+    """
+    clock = [0.0]
+    used = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("skae._threads.time.perf_counter", lambda: clock[0])
+        if begin:
+            callback.on_train_begin(FakeNet())
+        for _ in range(n_batches):
+            callback.on_batch_begin(FakeNet(), batch=torch.zeros(10, 2), training=True)
+            used.append(torch.get_num_threads())
+            clock[0] += seconds[torch.get_num_threads()]
+            callback.on_batch_end(FakeNet(), batch=torch.zeros(10, 2), training=True)
+            assert torch.get_num_threads() == callback.n_threads_
+    return used
+
+
 @pytest.mark.parametrize(
-    "seconds, best",
-    [({1: 0.010, 2: 0.006}, 2), ({1: 0.010, 2: 0.050}, 1)],
+    "seconds, best, trial",
+    [
+        ({1: 0.010, 2: 0.006}, 2, [1, 1, 1, 1, 2, 2, 2]),
+        # Five times slower: the trial of two threads ends after one batch.
+        ({1: 0.010, 2: 0.050}, 1, [1, 1, 1, 1, 2]),
+    ],
     ids=["quiet cores: more threads", "busy cores: one thread"],
 )
 def test_the_faster_count_wins_and_the_other_is_tried_again(
-    caller_threads, monkeypatch, seconds, best
+    caller_threads, seconds, best, trial
 ):
     torch.set_num_threads(2)
-    clock = [0.0]
-    monkeypatch.setattr("skae._threads.time.perf_counter", lambda: clock[0])
-    callback = IntraOpThreads(probe_every=10)
-    callback.on_train_begin(FakeNet())
-    used = []
-    for _ in range(40):
-        callback.on_batch_begin(FakeNet(), batch=torch.zeros(10, 2), training=True)
-        used.append(torch.get_num_threads())
-        clock[0] += seconds[torch.get_num_threads()]
-        callback.on_batch_end(FakeNet(), batch=torch.zeros(10, 2), training=True)
-    other = 3 - best
-    # One thread for the first two batches, then the caller's count, then the
-    # faster one, with one batch of the other every probe_every batches.
-    assert used[:3] == [1, 1, 2]
-    probes = [i for i in range(3, 40) if i % 10 == 0]
-    assert [used[i] for i in probes] == [other] * len(probes)
-    rest = [used[i] for i in range(3, 40) if i not in probes]
+    callback = IntraOpThreads(probe_every=10, probe_budget=0.5)
+    used = run_batches(callback, seconds, 40)
+    # A warm-up batch and three on one thread, then the caller's count for
+    # up to three, then the faster one, with one batch of the other every
+    # probe_every batches (the budget allows that many here).
+    assert used[: len(trial)] == trial
+    probes = list(range(len(trial) + 9, 40, 10))
+    assert [used[i] for i in probes] == [3 - best] * len(probes)
+    rest = [used[i] for i in range(len(trial), 40) if i not in probes]
     assert set(rest) == {best}
+    assert callback.n_threads_ == best
     assert callback.seconds_per_row_[best] == pytest.approx(seconds[best] / 10)
+
+
+def test_tries_of_a_slower_count_keep_within_the_budget(caller_threads):
+    torch.set_num_threads(2)
+    # Two threads stall to 20 times one thread's time: a try costs about
+    # 20 batches, so 2% of the time allows one try every 1,000 batches.
+    callback = IntraOpThreads(probe_budget=0.02)
+    seconds = {1: 0.010, 2: 0.200}
+    used = run_batches(callback, seconds, 2500)
+    probes = [i for i, n in enumerate(used) if n == 2]
+    assert probes == [4, 1004, 2004]
+    spent_on_tries = sum(seconds[2] for _ in probes[1:])
+    assert spent_on_tries / sum(seconds[n] for n in used) < 0.02 + 1e-9
+
+
+def test_more_threads_come_back_when_the_load_goes(caller_threads):
+    torch.set_num_threads(2)
+    callback = IntraOpThreads(probe_every=10, probe_budget=0.02)
+    used = run_batches(callback, {1: 0.010, 2: 0.050}, 100)
+    assert used[4] == 2 and set(used[5:]) == {1}
+    # Two threads now win their tries: two of three decide their median.
+    used = run_batches(callback, {1: 0.010, 2: 0.004}, 400, begin=False)
+    assert used.count(2) > 100
+    assert used[-1] == 2 and callback.n_threads_ == 2
 
 
 def test_a_caller_on_one_thread_is_kept_there(caller_threads, monkeypatch):

@@ -284,6 +284,16 @@ def test_mixed_precision_trains_in_reduced_precision(precision):
     assert losses[-1] < 0.5 * losses[0]
 
 
+def test_estimators_train_with_fused_adam_on_the_cpu():
+    # One kernel per step; the same algorithm as the default Adam.
+    X = low_rank()
+    model = AutoencoderTransformer(
+        n_components=2, hidden_layer_sizes=(8,), max_iter=2, device="cpu"
+    ).fit(X)
+    assert isinstance(model.net_.optimizer_, torch.optim.Adam)
+    assert all(group["fused"] for group in model.net_.optimizer_.param_groups)
+
+
 def test_float32_does_not_autocast():
     net = make_net().fit(low_rank())
     assert isinstance(net.autocast(), nullcontext)
