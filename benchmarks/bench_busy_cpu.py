@@ -7,7 +7,7 @@ This times a default digits fit (``AutoencoderTransformer(n_components=8)``,
 a fixed number of epochs) on a quiet machine and beside ``--competitors``
 processes that keep one core busy each, and a plain PyTorch loop of the same
 network, batches and epochs on torch's default thread count, beside it. The
-slowdown is busy seconds over quiet seconds, the median over ``--repeats``
+slowdown is busy seconds over quiet seconds, the median over ``--repeats`` (5)
 alternating runs.
 
 Command: ``python -m benchmarks.bench_busy_cpu`` (about 3 minutes on two CPU
@@ -123,7 +123,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     X = load_digits().data
     epochs = 10 if args.quick else 40
-    repeats = args.repeats or (1 if args.quick else 3)
+    repeats = args.repeats or (1 if args.quick else 5)
     records = measure(X, epochs, repeats, args.competitors)
     table = (
         f"Digits ({len(X)} rows), {epochs} epochs, on {os.cpu_count()} CPU cores, "
