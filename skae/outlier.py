@@ -5,6 +5,7 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from sklearn.base import OutlierMixin
+from sklearn.covariance import ledoit_wolf
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skae._base import _BaseAutoencoder
@@ -27,37 +28,96 @@ _SCORE_DTYPE = torch.float64
 # Code variances below this fraction of the codes' mean square are rounding.
 _CODE_VARIANCE_FLOOR = 1e-12
 # What the score needs from the training rows.
-_FITTED_SCALES = ("_error_scale", "code_mean_", "code_precision_")
+_FITTED_SCALES = ("_error_scale", "error_precision_", "code_mean_", "code_precision_")
 
 
-def _anomaly_scores(errors, codes, fitted, code_weight):
+def _anomaly_scores(residuals, codes, fitted, code_weight):
     """Minus the weighted mean of each row's relative error and code distance.
 
-    ``errors`` holds each row's squared errors the score is made of, ``codes``
+    ``residuals`` holds each row's residuals the score is made of, ``codes``
     its code; ``fitted`` the scales and code statistics of the training rows
     (the attributes ``_training_pass`` sets).
     """
-    relative = (errors / fitted["_error_scale"]).mean(axis=1)
+    scaled = residuals / np.sqrt(fitted["_error_scale"])
+    precision = fitted["error_precision_"]
+    if precision is None:
+        relative = np.mean(scaled**2, axis=1)
+    else:
+        relative = np.sum(scaled @ precision * scaled, axis=1) / scaled.shape[1]
     centred = codes - fitted["code_mean_"]
     distance = (
-        np.einsum("ij,jk,ik->i", centred, fitted["code_precision_"], centred)
-        / codes.shape[1]
+        np.sum(centred @ fitted["code_precision_"] * centred, axis=1) / codes.shape[1]
     )
     return -(relative + code_weight * distance) / (1.0 + code_weight)
 
 
-def _code_precision(codes):
-    """Pseudo-inverse of the covariance of ``codes`` (rows).
+def _pseudo_inverse(covariance, floor):
+    """Pseudo-inverse of a covariance matrix.
 
-    Directions along which the codes vary by no more than rounding does,
-    relative to their size (a unit that never fires, or all of them for a
-    constant X), count for nothing rather than for 1 / rounding error.
+    Directions along which the rows vary by no more than ``floor``, rounding
+    (a unit that never fires, or all of them for a constant X), count for
+    nothing rather than for 1 / rounding error.
     """
-    variances, axes = np.linalg.eigh(np.atleast_2d(np.cov(codes, rowvar=False)))
-    floor = _CODE_VARIANCE_FLOOR * np.mean(codes**2)
+    variances, axes = np.linalg.eigh(np.atleast_2d(covariance))
     kept = variances > floor
     inverse = np.divide(1.0, variances, out=np.zeros_like(variances), where=kept)
     return (axes * inverse) @ axes.T
+
+
+def _code_precision(codes):
+    """Pseudo-inverse of the covariance of ``codes`` (rows)."""
+    return _pseudo_inverse(
+        np.cov(codes, rowvar=False), _CODE_VARIANCE_FLOOR * np.mean(codes**2)
+    )
+
+
+def _error_precision(residuals, error_scale, error_covariance):
+    """Precision of the scaled residuals, or None for the diagonal score.
+
+    ``residuals`` (rows) are divided by the square root of ``error_scale``.
+    ``'ledoit_wolf'`` inverts their Ledoit-Wolf covariance, about zero, as
+    the relative error is a mean square: shrunk towards the identity, which
+    gives back each feature's own relative error, by as much as Ledoit and
+    Wolf's estimate of the sample covariance's error calls for.
+    ``'diagonal'`` keeps each feature alone (None). ``'auto'`` picks
+    whichever gives the other half of the rows the higher Gaussian
+    likelihood, each fitted on one half (even and odd rows, both ways).
+    """
+    if error_covariance == "auto":
+        halves = (slice(0, None, 2), slice(1, None, 2))
+        gain = sum(
+            _likelihood_gain(residuals[fit], residuals[held])
+            for fit, held in (halves, halves[::-1])
+        )
+        error_covariance = "ledoit_wolf" if gain > 0 else "diagonal"
+    if error_covariance == "diagonal":
+        return None
+    scaled = residuals / np.sqrt(error_scale)
+    covariance, _ = ledoit_wolf(scaled, assume_centered=True)
+    return _pseudo_inverse(covariance, _CODE_VARIANCE_FLOOR * np.mean(scaled**2))
+
+
+def _likelihood_gain(fit, held):
+    """How much better the residuals' correlations predict ``held`` than none.
+
+    The mean Gaussian log-likelihood of the rows ``held`` under the
+    Ledoit-Wolf covariance of the rows ``fit``, minus that under their
+    mean squares alone, both about zero and with the score's floor,
+    ``_SCALE_FLOOR`` times the mean variance, added to every variance: the
+    diagonal model is then the one the diagonal score uses.
+    """
+    errors = np.mean(fit**2, axis=0)
+    floor = _SCALE_FLOOR * errors.mean()
+    if floor == 0:
+        return 0.0
+    covariance, _ = ledoit_wolf(fit, assume_centered=True)
+    variances, axes = np.linalg.eigh(covariance + floor * np.eye(len(errors)))
+    full = np.sum(np.log(variances)) + np.sum(
+        np.mean((held @ axes) ** 2, axis=0) / variances
+    )
+    scale = errors + floor
+    diagonal = np.sum(np.log(scale)) + np.sum(np.mean(held**2, axis=0) / scale)
+    return -0.5 * (full - diagonal)
 
 
 def _window_mean(rows, image_shape, window):
@@ -94,7 +154,11 @@ class AutoencoderOutlierDetector(NoiseMixin, OutlierMixin, _BaseAutoencoder):
     the features, so that a row badly reconstructed where training rows are
     reconstructed well counts more than one badly reconstructed where every
     row is; for image rows (``image_shape``) the residual is first averaged
-    over the 3x3 square around each pixel (``error_window``). And the code
+    over the 3x3 square around each pixel (``error_window``). Where the
+    residuals of different features go together (``error_covariance``), the
+    mean is taken after whitening them by their Ledoit-Wolf covariance, so
+    that a row whose errors break the training rows' pattern counts more
+    than one whose errors follow it. And the code
     distance: the squared Mahalanobis distance of the row's code from the
     training rows' codes, divided by ``n_components_``, which flags rows the
     network reconstructs well but places far out along the directions normal
@@ -145,6 +209,22 @@ class AutoencoderOutlierDetector(NoiseMixin, OutlierMixin, _BaseAutoencoder):
         cancer's AUC from 0.950 to 0.961, where the tumours that differ do so
         mostly along the directions benign ones vary in, and left the digits
         about where they were (:ref:`defaults_chosen`).
+    error_covariance : {'auto', 'ledoit_wolf', 'diagonal'}, default='auto'
+        How the relative error treats the features' residuals.
+        ``'diagonal'`` divides each feature's squared error by its own scale,
+        the score before this parameter existed. ``'ledoit_wolf'`` takes the
+        squared Mahalanobis distance of the scaled residuals, divided by the
+        number of features, in the metric of their Ledoit-Wolf covariance on
+        the training rows, which shrinks the sample covariance towards a
+        multiple of the identity, the diagonal score, as far as the number
+        of rows calls for. ``'auto'`` decides from the data: it fits both
+        models of the residuals on the even rows of X and on the odd ones,
+        and takes Ledoit-Wolf where it gives the other rows the higher
+        Gaussian likelihood; for image
+        rows with ``error_window > 1`` it keeps the diagonal, as whitening
+        would undo the window. In the outlier benchmark it chose Ledoit-Wolf
+        on breast cancer, where it lifted the mean AUC over 10 splits from
+        0.9565 to 0.9606, and the diagonal on the digits.
     %(measured_hidden_layer_sizes, measured_activation)s
     image_shape : tuple of int (C, H, W), default=None
         Treat rows as flattened images of this shape, scored by the windowed
@@ -179,6 +259,11 @@ class AutoencoderOutlierDetector(NoiseMixin, OutlierMixin, _BaseAutoencoder):
         Mean squared reconstruction error of each feature over the training
         rows, in the data's units: the denominators of the score. For image
         rows, of the residual averaged over ``error_window``.
+    error_precision_ : ndarray of shape (n_features, n_features) or None
+        Inverse of the Ledoit-Wolf covariance of the training residuals,
+        each feature divided by the square root of its error scale: the
+        metric of the relative error. None where ``error_covariance`` is, or
+        resolved to, ``'diagonal'``.
     code_mean_ : ndarray of shape (n_components,)
         Mean code of the training rows.
     code_precision_ : ndarray of shape (n_components, n_components)
@@ -214,9 +299,13 @@ class AutoencoderOutlierDetector(NoiseMixin, OutlierMixin, _BaseAutoencoder):
     the benign ones, only larger): the network reconstructs them well. The
     code distance sees them; it is the code-space half of a Mahalanobis
     distance, which is what PyOD's PCA detector computes over all the
-    principal axes. The outlier benchmark, which compares these choices with
-    PyOD's and scikit-learn's detectors on one-class Fashion-MNIST, the
-    digits and the breast cancer data, is described in the user guide
+    principal axes. With ``error_covariance='ledoit_wolf'`` the residual
+    gets the other half, shrunk [4]_: for a linear network the score is then
+    a Mahalanobis distance along the major and the minor axes [3]_, each
+    averaged over its dimensions. The outlier benchmark, which compares
+    these choices with PyOD's and scikit-learn's detectors on one-class
+    Fashion-MNIST, the digits and the breast cancer data, is described in
+    the user guide
     (:doc:`/user_guide/anomaly_scores`).
 
     References
@@ -228,6 +317,9 @@ class AutoencoderOutlierDetector(NoiseMixin, OutlierMixin, _BaseAutoencoder):
        Anomaly Detection Scheme Based on Principal Component Classifier",
        IEEE Foundations and New Directions of Data Mining Workshop (ICDM),
        2003 (distances along the major and the minor principal components).
+    .. [4] O. Ledoit and M. Wolf, "A well-conditioned estimator for
+       large-dimensional covariance matrices", Journal of Multivariate
+       Analysis, 88(2), 2004.
 
     Examples
     --------
@@ -255,6 +347,7 @@ class AutoencoderOutlierDetector(NoiseMixin, OutlierMixin, _BaseAutoencoder):
         "clip": ["boolean"],
         "error_window": [Interval(Integral, 1, None, closed="left")],
         "code_weight": [Interval(Real, 0, None, closed="left")],
+        "error_covariance": [StrOptions({"auto", "ledoit_wolf", "diagonal"})],
     }
 
     __init__ = make_init(
@@ -265,6 +358,7 @@ class AutoencoderOutlierDetector(NoiseMixin, OutlierMixin, _BaseAutoencoder):
             "clip": True,
             "error_window": 3,
             "code_weight": 1.0,
+            "error_covariance": "auto",
         },
         {**MEASURED_DEFAULTS, "n_components": 0.8, "conv_channels": ()},
     )
@@ -278,25 +372,31 @@ class AutoencoderOutlierDetector(NoiseMixin, OutlierMixin, _BaseAutoencoder):
             )
 
     def _errors(self, module, batch):
-        """Codes and squared errors, in data units, of a batch in model units.
+        """Codes and residuals, in data units, of a batch in model units.
 
         Returns a tensor of shape ``(n_rows, 1 + n_components_ + n_features)``.
 
         Column 0 holds each row's mean squared error (for
         ``explained_variance_score_``); the next ``n_components_`` its code;
-        the others the squared errors the score is made of: for image rows,
-        the squared mean residual over the ``error_window`` square around
-        each pixel (in each channel), else each entry's own squared error.
+        the others the residuals the score is made of: for image rows, the
+        mean residual over the ``error_window`` square around each pixel (in
+        each channel), else each entry's own residual.
         """
         codes = module.encode(batch)
         residuals = self._units.residuals(batch, module.decode(codes))
-        squares = residuals**2
-        errors = squares
+        mse = (residuals**2).mean(dim=1, keepdim=True)
         if self.image_shape is not None and self.error_window != 1:
             shape = tuple(int(s) for s in self.image_shape)
-            errors = _window_mean(residuals, shape, self.error_window) ** 2
-        mse = squares.mean(dim=1, keepdim=True)
-        return torch.cat([mse, codes, errors], dim=1).double()
+            residuals = _window_mean(residuals, shape, self.error_window)
+        return torch.cat([mse, codes, residuals], dim=1).double()
+
+    def _resolve_error_covariance(self):
+        # Whitening the windowed residual of image rows would undo the
+        # window, a linear map of the residual, which is why it is there.
+        windowed = self.image_shape is not None and self.error_window != 1
+        if self.error_covariance == "auto" and windowed:
+            return "diagonal"
+        return self.error_covariance
 
     def _training_pass(self, X, rows, valid_idx):
         # One pass gives every row's errors; the scales, the training scores
@@ -304,18 +404,21 @@ class AutoencoderOutlierDetector(NoiseMixin, OutlierMixin, _BaseAutoencoder):
         outputs = self.net_.map_batches(
             rows, self._errors, self._units.to_model, dtype=_SCORE_DTYPE
         )
-        codes, errors = np.split(outputs[:, 1:], [self.n_components_], axis=1)
-        feature_errors = errors.sum(axis=0) / len(X)
+        codes, residuals = np.split(outputs[:, 1:], [self.n_components_], axis=1)
+        feature_errors = np.sum(residuals**2, axis=0) / len(X)
         scale = feature_errors + _SCALE_FLOOR * feature_errors.mean()
         # A constant X is reconstructed exactly: no feature has an error scale.
         error_scale = scale if scale.any() else np.ones_like(scale)
         fitted = {
             "feature_errors_": feature_errors,
             "_error_scale": error_scale,
+            "error_precision_": _error_precision(
+                residuals, error_scale, self._resolve_error_covariance()
+            ),
             "code_mean_": codes.mean(axis=0),
             "code_precision_": _code_precision(codes),
         }
-        scores = _anomaly_scores(errors, codes, fitted, self.code_weight)
+        scores = _anomaly_scores(residuals, codes, fitted, self.code_weight)
         if self.contamination == "auto":
             offset = -self._auto_threshold(-scores, valid_idx)
         else:
@@ -355,7 +458,9 @@ class AutoencoderOutlierDetector(NoiseMixin, OutlierMixin, _BaseAutoencoder):
         scores : ndarray of shape (n_samples,)
             Minus the weighted mean of the relative reconstruction error (the
             mean over features of the squared error divided by that feature's
-            training error scale) and the code distance (the squared
+            training error scale, or with ``error_precision_`` the squared
+            Mahalanobis distance of the scaled residuals, divided by the
+            number of features) and the code distance (the squared
             Mahalanobis distance of the code from the training codes, divided
             by ``n_components_``); about -1 for training rows.
         """
@@ -365,9 +470,9 @@ class AutoencoderOutlierDetector(NoiseMixin, OutlierMixin, _BaseAutoencoder):
         outputs = self.net_.map_batches(
             X, self._errors, self._units.to_model, dtype=_SCORE_DTYPE
         )
-        codes, errors = np.split(outputs[:, 1:], [self.n_components_], axis=1)
+        codes, residuals = np.split(outputs[:, 1:], [self.n_components_], axis=1)
         fitted = {name: getattr(self, name) for name in _FITTED_SCALES}
-        scores = _anomaly_scores(errors, codes, fitted, self.code_weight)
+        scores = _anomaly_scores(residuals, codes, fitted, self.code_weight)
         return scores.astype(X.dtype, copy=False)
 
     def decision_function(self, X):

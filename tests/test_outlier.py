@@ -4,9 +4,10 @@ import re
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.covariance import ledoit_wolf
 
 from skae import AutoencoderOutlierDetector
-from skae.outlier import _SCALE_FLOOR
+from skae.outlier import _SCALE_FLOOR, _error_precision
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -81,7 +82,8 @@ def test_training_scores_average_about_minus_one():
     # just under 1. Their code distance averages (n - 1) / n, the covariance
     # having n - 1 degrees of freedom. The score is minus the mean of both.
     X = plane()
-    detector = make_detector(early_stopping=False).fit(X)
+    detector = make_detector(early_stopping=False, error_covariance="diagonal")
+    detector.fit(X)
     errors = detector.feature_errors_
     scales = errors + _SCALE_FLOOR * errors.mean()
     relative = np.mean(errors / scales)
@@ -94,7 +96,9 @@ def test_training_scores_average_about_minus_one():
 @pytest.mark.parametrize("code_weight", [0.0, 1.0, 3.0])
 def test_score_weighs_relative_error_and_code_distance(code_weight):
     X, X_new = plane(), np.vstack([plane(n_samples=30, seed=3), off_plane()])
-    detector = make_detector(code_weight=code_weight).fit(X)
+    detector = make_detector(code_weight=code_weight, error_covariance="diagonal")
+    detector.fit(X)
+    assert detector.error_precision_ is None
     residuals = X_new - detector.inverse_transform(detector.transform(X_new))
     errors = detector.feature_errors_
     relative = np.mean(residuals**2 / (errors + _SCALE_FLOOR * errors.mean()), axis=1)
@@ -105,6 +109,67 @@ def test_score_weighs_relative_error_and_code_distance(code_weight):
     distance = np.sum(centred @ np.linalg.inv(np.cov(codes.T)) * centred, axis=1) / 2
     expected = -(relative + code_weight * distance) / (1 + code_weight)
     assert_allclose(detector.score_samples(X_new), expected, rtol=1e-4)
+
+
+def test_ledoit_wolf_scores_the_whitened_scaled_residuals():
+    # The relative error becomes the squared Mahalanobis distance of the
+    # scaled residuals, in the metric of their Ledoit-Wolf covariance about
+    # zero on the training rows, divided by the number of features.
+    X, X_new = plane(), np.vstack([plane(n_samples=30, seed=3), off_plane()])
+    detector = make_detector(code_weight=0.0, error_covariance="ledoit_wolf").fit(X)
+    errors = detector.feature_errors_
+    scale = np.sqrt(errors + _SCALE_FLOOR * errors.mean())
+    training = (X - detector.inverse_transform(detector.transform(X))) / scale
+    precision = np.linalg.inv(ledoit_wolf(training, assume_centered=True)[0])
+    assert_allclose(detector.error_precision_, precision, rtol=1e-3)
+    scaled = (X_new - detector.inverse_transform(detector.transform(X_new))) / scale
+    expected = -np.sum(scaled @ precision * scaled, axis=1) / X.shape[1]
+    assert_allclose(detector.score_samples(X_new), expected, rtol=1e-3)
+
+
+def heteroscedastic(seed, correlated):
+    """Residuals of unequal scales, independent or all along one direction."""
+    rng = np.random.RandomState(seed)
+    scales = np.geomspace(0.1, 10, 20)
+    independent = rng.normal(size=(60, 20)) * scales
+    if not correlated:
+        return independent
+    return rng.normal(size=(60, 1)) * scales + 0.1 * independent
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("correlated", [False, True])
+def test_auto_whitens_residuals_whose_correlations_predict_new_rows(seed, correlated):
+    # 'auto' keeps the Ledoit-Wolf model where it gives the held-out half
+    # of the rows the higher likelihood: where the residuals go together.
+    residuals = heteroscedastic(seed, correlated)
+    errors = np.mean(residuals**2, axis=0)
+    scale = errors + _SCALE_FLOOR * errors.mean()
+    chosen = _error_precision(residuals, scale, "auto")
+    if correlated:
+        whitened = _error_precision(residuals, scale, "ledoit_wolf")
+        assert_array_equal(chosen, whitened)
+    else:
+        assert chosen is None
+
+
+def test_auto_resolves_to_one_of_the_explicit_scores():
+    X, X_new = plane(), off_plane()
+    auto = make_detector().fit(X)
+    explicit = "diagonal" if auto.error_precision_ is None else "ledoit_wolf"
+    chosen = make_detector(error_covariance=explicit).fit(X)
+    assert_array_equal(auto.score_samples(X_new), chosen.score_samples(X_new))
+    assert auto.error_covariance == "auto"
+
+
+def test_auto_keeps_the_window_of_image_rows_diagonal(digits):
+    # Whitening would undo the window; without a window, image rows are
+    # treated as any rows.
+    X = digits[0][:100] / 16
+    windowed = make_detector(image_shape=(1, 8, 8)).fit(X)
+    assert windowed.error_precision_ is None
+    whitened = make_detector(image_shape=(1, 8, 8), error_covariance="ledoit_wolf")
+    assert whitened.fit(X).error_precision_.shape == (64, 64)
 
 
 def test_code_distance_flags_rows_far_out_along_the_normal_directions():
@@ -133,6 +198,12 @@ def test_constant_rows_score_zero():
 def test_bad_code_weight(code_weight):
     with pytest.raises(ValueError, match="'code_weight' parameter"):
         make_detector(code_weight=code_weight).fit(plane())
+
+
+@pytest.mark.parametrize("error_covariance", ["full", None, 1])
+def test_bad_error_covariance(error_covariance):
+    with pytest.raises(ValueError, match="'error_covariance' parameter"):
+        make_detector(error_covariance=error_covariance).fit(plane())
 
 
 @pytest.mark.parametrize("contamination", [0.0, 0.6, -0.1, "max"])
