@@ -38,13 +38,14 @@ that its ``contamination='auto'`` threshold flags.
 
 Commands and their durations on 2 CPU cores (one torch thread)::
 
-    python -m benchmarks.bench_outliers --datasets breast_cancer digits  # ~2 min
+    python -m benchmarks.bench_outliers --datasets breast_cancer digits  # ~30 s
     python -m benchmarks.bench_outliers --datasets fashion_mnist         # ~34 min
     python -m benchmarks.bench_outliers --quick    # breast cancer and digits, 20 epochs
     python -m benchmarks.bench_outliers --code-weight 0   # a candidate code_weight
+    python -m benchmarks.bench_outliers --error-covariance diagonal  # the same
 
-Results: ``benchmarks/results/bench_outliers_<dataset>.{json,md}`` (``--quick``
-and ``--code-weight``: ``bench_quick_output/``).
+Results: ``benchmarks/results/bench_outliers_<dataset>.{json,md}`` (``--quick``,
+``--code-weight`` and ``--error-covariance``: ``bench_quick_output/``).
 """
 
 import argparse
@@ -111,13 +112,15 @@ class PyODScore(BaseEstimator):
         return -self.detector_.decision_function(X)
 
 
-def make_methods(n_features, image_shape, max_iter, code_weight, device, scale):
-    """Fresh detectors, in a StandardScaler pipeline when ``scale``."""
-    params = {"random_state": 0, "device": device}
+def make_methods(n_features, image_shape, max_iter, candidate, device, scale):
+    """Fresh detectors, in a StandardScaler pipeline when ``scale``.
+
+    ``candidate`` holds the detector's parameters that differ from its
+    defaults.
+    """
+    params = {"random_state": 0, "device": device, **candidate}
     if max_iter is not None:
         params["max_iter"] = max_iter
-    if code_weight is not None:
-        params["code_weight"] = code_weight
     methods = {"skae": AutoencoderOutlierDetector(**params)}
     if image_shape is not None:
         methods["skae_image"] = AutoencoderOutlierDetector(
@@ -279,7 +282,7 @@ def warm_up(device):
     compiled code; without this, whichever method fits first would carry it.
     """
     X = np.random.RandomState(0).normal(size=(64, 8))
-    for model in make_methods(8, None, 2, None, device, scale=False).values():
+    for model in make_methods(8, None, 2, {}, device, scale=False).values():
         timed_fit(model, X)
 
 
@@ -298,14 +301,29 @@ def main(argv=None):
         help="the detector's code_weight instead of its default (a candidate "
         "setting, written to bench_quick_output/)",
     )
+    parser.add_argument(
+        "--error-covariance",
+        choices=("auto", "ledoit_wolf", "diagonal"),
+        default=None,
+        help="the detector's error_covariance instead of its default (a "
+        "candidate setting, written to bench_quick_output/)",
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     datasets = args.datasets or (DATASETS[:2] if args.quick else DATASETS)
-    out = args.out or default_out(args.quick or args.code_weight is not None)
+    candidate = {
+        name: value
+        for name, value in (
+            ("code_weight", args.code_weight),
+            ("error_covariance", args.error_covariance),
+        )
+        if value is not None
+    }
+    out = args.out or default_out(args.quick or bool(candidate))
     params = {
         "max_iter": 20 if args.quick else None,
-        "code_weight": args.code_weight,
+        "candidate": candidate,
         "device": args.device,
         "scale": False,
     }
