@@ -123,7 +123,6 @@ class IntraOpThreads(Callback):
             # Also the passes before the first batch (the starting loss).
             torch.set_num_threads(1)
         self._times = {}
-        self._best = 1
         self._trial_end = 2 * self.window
         self._next_probe = None
         self._probing = False
@@ -161,8 +160,7 @@ class IntraOpThreads(Callback):
                     self._choose_best()
         self.n_batches_ += 1
         # Validation and the next epoch's first passes run on the best count.
-        self.n_threads_ = self._best
-        self._set(self._best)
+        self._set(self.n_threads_)
 
     def _choose(self):
         """One thread, then the caller's count, then the best or a try."""
@@ -174,7 +172,7 @@ class IntraOpThreads(Callback):
         if self.n_batches_ <= self._trial_end:
             return self.max_threads_
         self._probing = self.n_batches_ >= self._next_probe
-        return self._other() if self._probing else self._best
+        return self._other() if self._probing else self.n_threads_
 
     def _choose_best(self):
         """After a batch: the faster count, and when to try the other next."""
@@ -187,7 +185,7 @@ class IntraOpThreads(Callback):
             wait = math.ceil(slower / self.probe_budget)
             wait = min(max(wait, self.probe_every), self.max_probe_every)
             self._next_probe = self.n_batches_ + wait
-        self._best = faster
+        self.n_threads_ = faster
 
     @staticmethod
     def _set(n_threads):
@@ -196,7 +194,7 @@ class IntraOpThreads(Callback):
 
     def _other(self):
         """Return the count not in use."""
-        return self.max_threads_ if self._best == 1 else 1
+        return self.max_threads_ if self.n_threads_ == 1 else 1
 
 
 def _rows(batch):
