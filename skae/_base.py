@@ -313,8 +313,8 @@ class _BaseAutoencoder(
         X : array-like of shape (n_samples, n_codes)
             Codes, as returned by :meth:`transform`. An ordered model
             (``ordered=True``) also takes the first ``n_codes <
-            n_components_`` columns of a code: the missing units are zero,
-            as they are when absent in training.
+            n_components_`` columns of a code, decoded with the missing units
+            dropped, as in training.
 
         Returns
         -------
@@ -334,16 +334,20 @@ class _BaseAutoencoder(
                 f"X has {n_codes} features, but inverse_transform expects "
                 f"codes of width n_components_={self.n_components_}{shorter}."
             )
-        n_units = nested_dropout(self.net_.module_).n_units
+        layer = nested_dropout(self.net_.module_)
         codes_in = codes
-        if n_codes < n_units:
-            padding = np.zeros((len(codes), n_units - n_codes), codes.dtype)
+        if n_codes < layer.n_units:
+            padding = np.zeros((len(codes), layer.n_units - n_codes), codes.dtype)
             codes = np.hstack([codes, padding])
-        decoded = self.net_.map_batches(
-            codes,
-            lambda module, batch: module.decode(batch).float(),
-            lambda rows: torch.from_numpy(rows.astype(np.float32)),
-        )
+        kept, layer.kept = layer.kept, n_codes
+        try:
+            decoded = self.net_.map_batches(
+                codes,
+                lambda module, batch: module.decode(batch).float(),
+                lambda rows: torch.from_numpy(rows.astype(np.float32)),
+            )
+        finally:
+            layer.kept = kept
         result = self._units.from_model(decoded, codes_in.dtype)
         return wrap_like_input(
             self, result, X, getattr(self, "feature_names_in_", None)

@@ -188,7 +188,7 @@ class OrderedMixin:
 
         Without refitting: a copy of this ordered model whose
         :meth:`transform` returns the first ``n_components`` columns of this
-        one's and whose decoder sees the other units at zero, as in
+        one's and whose decoder sees the other units dropped, as in
         training; its ``explained_variance_ratio_`` is this one's, cut. Use
         it to keep the width chosen from ``explained_variance_ratio_``, e.g.
         in a Pipeline.

@@ -60,8 +60,15 @@ class _Autoencoder(nn.Module):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Map codes of shape (n, n_components) back to rows (n, n_features)."""
+        # The linear path decodes the kept units; the residual also sees
+        # which units are kept (an ordered layer's mask).
         z = self.nested_dropout(z)
-        return self._sum(self.decoder_linear, self.decoder, z)
+        codes = z[:, : self.nested_dropout.n_units]
+        if self.decoder_linear is None:
+            return self.decoder(z)
+        if self.decoder is None:
+            return self.decoder_linear(codes)
+        return self.decoder_linear(codes) + self.decoder(z)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Reconstruct ``x``: ``decode(encode(x))``."""
@@ -128,7 +135,8 @@ class DenseAutoencoder(_Autoencoder):
         # A residual without hidden layers would only duplicate the linear path.
         nonlinear = bool(hidden_layer_sizes) or not linear_path
         self.encoder = _mlp(sizes, activation) if nonlinear else None
-        self.decoder = _mlp(sizes[::-1], activation) if nonlinear else None
+        decoder_sizes = [self.nested_dropout.n_outputs, *sizes[::-1][1:]]
+        self.decoder = _mlp(decoder_sizes, activation) if nonlinear else None
         self.encoder_linear = (
             nn.Linear(n_features, n_components) if linear_path else None
         )
@@ -236,7 +244,7 @@ class ConvAutoencoder(_Autoencoder):
         self.encoder = nn.Sequential(*stages)
 
         ups: list[nn.Module] = [
-            nn.Linear(n_components, n_bottleneck),
+            nn.Linear(self.nested_dropout.n_outputs, n_bottleneck),
             nn.Unflatten(1, self._bottleneck),
         ]
         outs = (*channels[::-1][1:], n_channels)

@@ -50,13 +50,18 @@ class NestedDropout(nn.Module):
         Width of the code.
     ordered : bool, default=False
         In train mode, return the codes followed by a copy that keeps only
-        a prefix of each row (:func:`prefix_lengths`): twice the rows.
+        a prefix of each row (:func:`prefix_lengths`): twice the rows. So
+        does eval mode while ``kept`` is None, as it is until a fit picks
+        its prefix: the held-out loss that early stopping watches is then
+        the loss that training lowers, prefixes included, rather than the
+        whole code's alone, which converges long before the short prefixes.
         False: train mode passes the codes through.
 
     Attributes
     ----------
     kept : int or None
-        In eval mode, the number of leading units kept; None keeps all.
+        In eval mode, the number of leading units kept; None keeps all
+        (an ordered layer: see ``ordered``).
 
     Examples
     --------
@@ -64,8 +69,8 @@ class NestedDropout(nn.Module):
     >>> from skae._ordering import NestedDropout
     >>> layer = NestedDropout(4, ordered=True).eval()
     >>> layer.kept = 2
-    >>> layer(torch.ones(1, 4))
-    tensor([[1., 1., 0., 0.]])
+    >>> layer(torch.ones(1, 4))  # the kept code, then which units are kept
+    tensor([[1., 1., 0., 0., 1., 1., 0., 0.]])
     """
 
     def __init__(self, n_units: int, ordered: bool = False) -> None:
@@ -74,20 +79,34 @@ class NestedDropout(nn.Module):
         self.ordered = ordered
         self.kept: int | None = None
 
+    @property
+    def n_outputs(self) -> int:
+        """Width of the output: the code, and for an ordered layer its mask."""
+        return 2 * self.n_units if self.ordered else self.n_units
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """Return ``z`` with the units after each row's prefix set to zero.
 
-        In ordered training, ``z`` itself comes first, then the prefixes.
+        An ordered layer also returns, after the codes' columns, a mask of
+        the units each row keeps (1) and drops (0): zero is a common value
+        of a centred code unit, so without the mask the decoder could not
+        tell a unit that is absent from one that is zero. In ordered
+        training (or eval while ``kept`` is None), ``z`` itself comes first,
+        with a full mask, then the prefixes.
         """
         units = torch.arange(self.n_units, device=z.device)
-        if self.training:
-            if not self.ordered:
-                return z
+        if self.ordered and (self.training or self.kept is None):
             lengths = prefix_lengths(len(z), self.n_units, z.device)
-            return torch.cat([z, z * (units < lengths[:, None])])
-        if self.kept is None or self.kept >= self.n_units:
-            return z
-        return z * (units < self.kept)
+            kept = torch.cat([torch.full_like(lengths, self.n_units), lengths])
+            z = z.repeat(2, 1)
+        elif self.kept is None or self.kept >= self.n_units:
+            kept = torch.full((len(z),), self.n_units, device=z.device)
+        else:
+            kept = torch.full((len(z),), self.kept, device=z.device)
+        mask = (units < kept[:, None]).to(z.dtype)
+        if not self.ordered:
+            return z * mask
+        return torch.cat([z * mask, mask], dim=1)
 
     def extra_repr(self) -> str:
         return f"n_units={self.n_units}, ordered={self.ordered}, kept={self.kept}"
@@ -99,17 +118,21 @@ def prefix_weights(rows: torch.Tensor, n_units: int) -> torch.Tensor:
     A row reconstructed from ``k`` units errs about as much as PCA's
     residual variance after ``k`` components, which falls steeply with
     ``k``: unweighted, the shortest prefixes would drown the rest. Weight
-    ``k - 1`` is PCA's residual variance of ``rows`` after ``n_units``
-    components over that after ``k`` (each floored at 0.1% of the total
-    variance), so the whole code weighs 1 and every prefix is scored
-    relative to PCA's error at its length.
+    ``k - 1`` is the square root of PCA's residual variance of ``rows``
+    after ``n_units`` components over that after ``k`` (each floored at
+    0.1% of the total variance), so the whole code weighs 1. The square
+    root sits halfway: with the full ratio, every prefix scored relative to
+    PCA's error at its length, training kept the short prefixes near PCA
+    (held-out MSE at k = 2, 8, 16 of a 32-unit code on digits 1.7-2.1x that
+    of fits at k); unweighted, the long ones fall behind (1.8x at k = 32);
+    the square root leaves every length at 1.3-1.4x.
     """
     centred = rows - rows.mean(dim=0)
     eigenvalues = torch.linalg.eigvalsh(centred.T @ centred / len(rows)).flip(0)
     total = eigenvalues.clamp_min(0).sum()
     residual = total - torch.cumsum(eigenvalues, 0)[:n_units]
     residual = residual.clamp_min(0) + 1e-3 * total
-    return (residual[-1] / residual).float()
+    return torch.sqrt(residual[-1] / residual).float()
 
 
 class PrefixLoss(nn.Module):

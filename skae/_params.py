@@ -175,13 +175,13 @@ n_components : int or float, default=2
 ordered : bool, default=False
     Order the code as PCA orders its components: train the decoder on
     every row twice, from its whole code and from a prefix of it (the
-    other units at zero; nested dropout), so that the first ``k`` units of
+    other units dropped; nested dropout), so that the first ``k`` units of
     :meth:`transform` make a ``k``-component code. :meth:`truncate` then
     gives the ``k``-unit model without refitting, and a float
     ``n_components`` keeps the shortest prefix that explains that
-    fraction. Off by default: in the benchmarks a fit took 1.3 to 2.2
-    times as long, and the prefixes reconstructed worse than networks
-    fitted at their width (:ref:`ordered_components`).""",
+    fraction. Off by default: in the benchmarks a fit took 2.9 to 3.6
+    times as long, and the prefixes reconstructed 1.1 to 1.4 times worse
+    than networks fitted at their width (:ref:`ordered_components`).""",
     "hidden_layer_sizes": """\
 hidden_layer_sizes : int or tuple of int, default=(512, 256, 128)
     Hidden widths of the dense encoder; the decoder mirrors them. An int
@@ -323,7 +323,7 @@ explained_variance_score_ : float
 explained_variance_ : ndarray of shape (n_components,)
     What each code unit adds to the explained variance of the
     reconstruction, in the data's squared units, given the units before
-    it (the later ones at zero): ``explained_variance_ratio_`` times the
+    it (the later ones dropped): ``explained_variance_ratio_`` times the
     total variance of the same rows, like PCA's per-component variances.
 explained_variance_ratio_ : ndarray of shape (n_components,)
     The same as fractions of the total variance: entry ``j`` is the

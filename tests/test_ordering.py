@@ -52,12 +52,15 @@ def prefix_explained_variance(model, X, k):
 # -------------------------------------------------------------- the layer
 
 
-def test_nested_dropout_keeps_a_prefix_in_eval():
+def test_nested_dropout_keeps_a_prefix_in_eval_and_says_which():
     layer = NestedDropout(4, ordered=True).eval()
     z = torch.arange(1.0, 9.0).reshape(2, 4)
-    assert torch.equal(layer(z), z)
+    layer.kept = 4
+    assert torch.equal(layer(z), torch.cat([z, torch.ones(2, 4)], dim=1))
     layer.kept = 3
-    assert_array_equal(layer(z).numpy(), [[1, 2, 3, 0], [5, 6, 7, 0]])
+    assert_array_equal(
+        layer(z).numpy(), [[1, 2, 3, 0, 1, 1, 1, 0], [5, 6, 7, 0, 1, 1, 1, 0]]
+    )
 
 
 def test_unordered_nested_dropout_is_identity_in_training():
@@ -70,12 +73,21 @@ def test_ordered_training_adds_a_prefix_of_each_row():
     layer = NestedDropout(8, ordered=True).train()
     z = torch.ones(64, 8)
     out = layer(z)
-    assert out.shape == (128, 8)
-    assert torch.equal(out[:64], z)
-    lengths = out[64:].sum(dim=1).long()
-    # Each row keeps units 0..k-1 and zeroes the rest.
-    assert torch.equal(out[64:], (torch.arange(8) < lengths[:, None]).float())
+    assert out.shape == (128, 16)
+    codes, mask = out[:, :8], out[:, 8:]
+    assert torch.equal(codes[:64], z) and torch.equal(mask[:64], z)
+    lengths = codes[64:].sum(dim=1).long()
+    # Each row keeps units 0..k-1 and zeroes the rest; the mask says which.
+    assert torch.equal(codes[64:], (torch.arange(8) < lengths[:, None]).float())
+    assert torch.equal(mask[64:], codes[64:])
     assert torch.equal(lengths, prefix_lengths(64, 8, "cpu"))
+
+
+def test_ordered_layer_scores_the_prefixes_in_eval_until_one_is_kept():
+    # The held-out loss early stopping watches is the loss training lowers.
+    layer = NestedDropout(8, ordered=True)
+    z = torch.randn(64, 8)
+    assert torch.equal(layer.eval()(z), layer.train()(z))
 
 
 def test_prefix_lengths_spread_log_uniformly():
@@ -92,7 +104,7 @@ def test_prefix_weights_follow_pca_residual_variance():
     residual = np.cumsum(PCA().fit(X.numpy()).explained_variance_[::-1])[::-1]
     total = residual[0]
     floored = residual[1:4] + 1e-3 * total
-    assert_allclose(weights.numpy(), floored[-1] / floored, rtol=1e-3)
+    assert_allclose(weights.numpy(), np.sqrt(floored[-1] / floored), rtol=1e-3)
 
 
 def test_prefix_loss_weighs_the_whole_codes_and_the_prefixes_alike():
@@ -111,6 +123,15 @@ def test_network_decodes_through_the_layer():
     net.nested_dropout.kept = 1
     expected = net.decode(torch.cat([codes[:, :1], torch.zeros(5, 2)], dim=1))
     assert torch.equal(net.decode(codes), expected)
+
+
+def test_decoder_tells_a_dropped_unit_from_a_zero_one():
+    net = DenseAutoencoder(6, 3, (8,), ordered=True).eval()
+    codes = torch.cat([torch.randn(5, 1), torch.zeros(5, 2)], dim=1)
+    net.nested_dropout.kept = 3
+    whole = net.decode(codes)
+    net.nested_dropout.kept = 1
+    assert not torch.allclose(net.decode(codes), whole)
 
 
 def test_curve_and_smallest_prefix():
@@ -187,12 +208,16 @@ def test_every_transformer_has_the_spectrum(estimator):
 # -------------------------------------------------------------- prefixes
 
 
-def test_inverse_transform_of_a_prefix_zeroes_the_missing_units():
+def test_inverse_transform_of_a_prefix_decodes_the_missing_units_as_dropped():
     X = spectrum()
     ae = make_ae(n_components=4).fit(X)
     codes = ae.transform(X[:5])
+    short = ae.inverse_transform(codes[:, :2])
+    assert_allclose(short, ae.truncate(2).inverse_transform(codes[:, :2]))
+    # Dropped, not zero: the decoder sees which units it lacks.
     padded = np.hstack([codes[:, :2], np.zeros((5, 2))])
-    assert_allclose(ae.inverse_transform(codes[:, :2]), ae.inverse_transform(padded))
+    assert not np.allclose(short, ae.inverse_transform(padded))
+    assert nested_dropout(ae.module_).kept == 4
 
 
 def test_inverse_transform_rejects_wider_codes():
