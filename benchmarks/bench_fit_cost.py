@@ -18,16 +18,15 @@ but little the equivalent epochs.
 Command: ``python -m benchmarks.bench_fit_cost --dataset digits`` (about a
 minute on two CPU cores) or ``--dataset fashion_mnist`` (about 35 minutes);
 ``--quick``: digits at k = 2, seconds. ``--set key=value`` overrides an
-estimator parameter, to measure a candidate setting, and ``--one-cycle PEAK``
-trains with torch's OneCycleLR (with ``--set batch_size=B max_iter=E``), e.g.
-``--dataset fashion_mnist --ks 2 32 --set batch_size=512 max_iter=30
---one-cycle 3e-3``. Writes ``benchmarks/results/bench_fit_cost_<dataset>``
+estimator parameter, to measure a candidate setting, e.g. the fast fit of
+the user guide: ``--dataset fashion_mnist --set learning_rate=one_cycle
+learning_rate_init=0.004 max_iter=45 batch_size=512 precision=bfloat16``
+(about 8 minutes). Writes ``benchmarks/results/bench_fit_cost_<dataset>``
 ``.{json,md}`` at the defaults, and candidate settings into
 ``bench_quick_output/``.
 """
 
 import argparse
-import math
 import statistics
 import time
 import warnings
@@ -38,8 +37,6 @@ from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
-from skorch.callbacks import LRScheduler
-from torch.optim.lr_scheduler import OneCycleLR
 
 from benchmarks._common import (
     default_out,
@@ -91,41 +88,8 @@ def mse(model, X):
     return float(np.mean((X - model.inverse_transform(model.transform(X))) ** 2))
 
 
-def one_cycle(n_rows, batch_size, epochs, peak):
-    """Settings that train with torch's OneCycleLR, a candidate schedule.
-
-    The rate rises to ``peak`` over the first 30% of the steps of ``epochs``
-    epochs and then anneals; the steps are counted for the rows left after
-    the 10% hold-out, with one to spare per epoch so the schedule never runs
-    out. Early stopping still keeps the best epoch but does not end the run.
-    """
-    n_train = n_rows - math.floor(n_rows * 0.1)
-    scheduler = LRScheduler(
-        policy=OneCycleLR,
-        max_lr=peak,
-        total_steps=epochs * (math.ceil(n_train / batch_size) + 1),
-        pct_start=0.3,
-        step_every="batch",
-    )
-    return {
-        "learning_rate": "constant",
-        "n_iter_no_change": epochs,
-        "callbacks": [("one_cycle", scheduler)],
-    }
-
-
-def measure(dataset, ks, overrides, one_cycle_peak=None):
+def measure(dataset, ks, overrides):
     X_train, X_test = load(dataset)
-    if one_cycle_peak is not None:
-        overrides = {
-            **overrides,
-            **one_cycle(
-                len(X_train),
-                overrides["batch_size"],
-                overrides["max_iter"],
-                one_cycle_peak,
-            ),
-        }
     records = []
     for k in ks:
         pca_mse = mse(PCA(n_components=k, random_state=0).fit(X_train), X_test)
@@ -159,24 +123,14 @@ def main(argv=None):
     parser.add_argument(
         "--set", nargs="+", default=[], metavar="KEY=VALUE", help="overrides"
     )
-    parser.add_argument(
-        "--one-cycle",
-        type=float,
-        metavar="PEAK",
-        help="train with OneCycleLR up to PEAK; needs --set batch_size=B max_iter=E",
-    )
     parser.add_argument("--quick", action="store_true", help="digits, k = 2 only")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     overrides = parse_overrides(args.set)
-    if args.one_cycle is not None and not {"batch_size", "max_iter"} <= set(overrides):
-        parser.error("--one-cycle needs --set batch_size=B max_iter=E")
     ks = args.ks or ((2,) if args.quick else KS[args.dataset])
     torch.set_num_threads(1)
-    records = measure(args.dataset, ks, overrides, args.one_cycle)
+    records = measure(args.dataset, ks, overrides)
     settings = format_params(overrides) or "defaults"
-    if args.one_cycle is not None:
-        settings += f", OneCycleLR to {args.one_cycle}"
     table = (
         f"Fit cost on {args.dataset} ({settings}, random_state=0, one torch "
         "thread): held-out MSE over PCA's, fit seconds, and the fit in epochs "
@@ -184,7 +138,7 @@ def main(argv=None):
         + markdown_table(records, list(records[0]))
     )
     # A candidate setting never overwrites the results at the defaults.
-    candidate = bool(overrides) or args.one_cycle is not None
+    candidate = bool(overrides)
     out = args.out or default_out(args.quick or candidate)
     print(write_results(f"bench_fit_cost_{args.dataset}", records, table, out))
 

@@ -43,7 +43,8 @@ def unsupported(net):
     communicates), no float16 loss scaling (its step reads the gradients on
     the host), an optimizer that can keep its state on the device, and no
     callback that reads the gradients between the backward pass and the
-    update (``on_grad_computed``: inside a graph it would not run).
+    update (``on_grad_computed``: inside a graph it would not run) or
+    changes the learning rate every step (``learning_rate='one_cycle'``).
     """
     from skae._training import process_group
 
@@ -58,6 +59,9 @@ def unsupported(net):
     for name, callback in net.callbacks_:
         if type(callback).on_grad_computed is not Callback.on_grad_computed:
             return f"the callback {name!r} reads the gradients in each step"
+        if getattr(callback, "step_every", None) == "batch":
+            # A graph holds the rate it was recorded with.
+            return f"the callback {name!r} changes the learning rate in each step"
     if not hasattr(torch.cuda.CUDAGraph, "register_generator_state"):
         return "this torch cannot record seeded random generators in a graph"
     return None

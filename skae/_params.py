@@ -114,7 +114,7 @@ PARAMETER_CONSTRAINTS = {
         Interval(Integral, 1, None, closed="left"),
         StrOptions({"auto"}),
     ],
-    "learning_rate": [StrOptions({"constant", "adaptive"})],
+    "learning_rate": [StrOptions({"constant", "adaptive", "one_cycle"})],
     "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
     "alpha": [Interval(Real, 0, None, closed="left")],
     "max_iter": [Interval(Integral, 1, None, closed="left")],
@@ -227,19 +227,30 @@ batch_size : int or 'auto', default='auto'
     Rows per training batch. ``'auto'`` is ``n_train // 16`` clipped to
     [32, 256]: at least 16 steps per epoch on small data sets.""",
     "learning_rate": """\
-learning_rate : {'adaptive', 'constant'}, default='adaptive'
+learning_rate : {'adaptive', 'one_cycle', 'constant'}, default='adaptive'
     Schedule of Adam's learning rate. ``'adaptive'`` starts at
     ``learning_rate_init`` and multiplies the rate by 0.3 each time the
     loss that early stopping monitors has not improved by ``tol`` for
     ``n_iter_no_change // 4`` epochs (skorch's ``LRScheduler`` with
-    ``ReduceLROnPlateau``). ``'constant'`` keeps ``learning_rate_init``;
+    ``ReduceLROnPlateau``). ``'one_cycle'`` plans the whole run: the rate
+    rises to ``learning_rate_init``, its peak, over the first 30% of
+    ``max_iter`` epochs' batches and then anneals to almost zero (torch's
+    ``OneCycleLR``, stepped every batch); the fit runs all ``max_iter``
+    epochs, keeps the best of them on held-out rows, and does not warn
+    when it reaches ``max_iter``. Give it a budget and a peak, such as
+    ``max_iter=40`` and ``learning_rate_init=6e-3`` with
+    ``batch_size=1024`` on tens of thousands of rows
+    (:ref:`fast_fits`). ``'constant'`` keeps ``learning_rate_init``;
     choose it when ``callbacks`` bring their own schedule.
-    :meth:`partial_fit` trains on at the rate ``fit`` ended with.""",
+    :meth:`partial_fit` trains on at the rate ``fit`` ended with
+    (after ``'one_cycle'``: at the rate the cycle started from,
+    ``learning_rate_init / 25``).""",
     "measured_learning_rate": """\
-learning_rate : {'constant', 'adaptive'}, default='constant'
+learning_rate : {'constant', 'adaptive', 'one_cycle'}, default='constant'
     Schedule of Adam's learning rate: ``'constant'`` keeps
-    ``learning_rate_init``, ``'adaptive'`` lowers it on plateaus as
-    described for :class:`AutoencoderTransformer`. Constant, where the
+    ``learning_rate_init``, ``'adaptive'`` lowers it on plateaus and
+    ``'one_cycle'`` plans it over ``max_iter`` epochs, as described for
+    :class:`AutoencoderTransformer`. Constant, where the
     transformer adapts it, because this estimator's benchmarks were
     measured with a constant rate.""",
     "learning_rate_init": """\

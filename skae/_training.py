@@ -28,6 +28,7 @@ from skorch.callbacks import (
 from skorch.helper import predefined_split
 from skorch.history import History
 from skorch.utils import TeeGenerator, to_tensor
+from torch.optim.lr_scheduler import OneCycleLR
 
 from skae._graphs import GraphedTrainStep, unsupported
 from skae._progress import EpochLog, TerminalProgressBar
@@ -43,6 +44,8 @@ INFERENCE_BATCH_SIZE = 4096
 _FUSED_ADAM_DEVICES = ("cpu", "cuda")
 # learning_rate='adaptive' multiplies the rate by this on each plateau.
 _ADAPTIVE_FACTOR = 0.3
+# learning_rate='one_cycle' warms up over this fraction of the steps.
+_ONE_CYCLE_WARM_UP = 0.3
 
 
 def process_group():
@@ -202,6 +205,22 @@ class _BestOfRunEarlyStopping(EarlyStopping):
         )
         self.dynamic_threshold_ = self._calc_new_threshold(score)
         self.best_model_weights_ = deepcopy(net.module_.state_dict())
+
+
+class OneCycleSchedule(LRScheduler):
+    """skorch's LRScheduler with torch's OneCycleLR over the whole run.
+
+    Built with ``policy=OneCycleLR``, ``step_every='batch'`` and the
+    scheduler's own arguments (``max_lr``, ``pct_start``), as an
+    LRScheduler is; ``total_steps`` is counted from the training iterator
+    at the start of each fit, ``net.max_epochs`` epochs of it, so the
+    schedule fits any batch size, shard or number of rows.
+    """
+
+    def on_train_begin(self, net, X=None, **kwargs):
+        steps = len(net.get_iterator(net.get_dataset(X), training=True))
+        self.total_steps = net.max_epochs * steps
+        super().on_train_begin(net, X=X, **kwargs)
 
 
 class AutoencoderNet(NeuralNet):
@@ -663,7 +682,13 @@ def _callbacks(estimator, *, stopping, epoch_tasks):
     if stopping:
         stopper = _BestOfRunEarlyStopping(
             monitor=monitor,
-            patience=estimator.n_iter_no_change,
+            # A one-cycle run lasts its max_iter epochs; the stopper then
+            # only keeps the best of them.
+            patience=(
+                estimator.max_iter
+                if estimator.learning_rate == "one_cycle"
+                else estimator.n_iter_no_change
+            ),
             threshold=estimator.tol,
             threshold_mode="rel",
             load_best=True,
@@ -671,6 +696,14 @@ def _callbacks(estimator, *, stopping, epoch_tasks):
             initial_state=estimator.init == "pca",
         )
         callbacks.append(("early_stopping", stopper))
+    if stopping and estimator.learning_rate == "one_cycle":
+        scheduler = OneCycleSchedule(
+            policy=OneCycleLR,
+            step_every="batch",
+            max_lr=estimator.learning_rate_init,
+            pct_start=_ONE_CYCLE_WARM_UP,
+        )
+        callbacks.append(("lr_scheduler", scheduler))
     if stopping and estimator.learning_rate == "adaptive":
         scheduler = LRScheduler(
             policy="ReduceLROnPlateau",
@@ -692,8 +725,15 @@ def _callbacks(estimator, *, stopping, epoch_tasks):
 
 
 def converged(net):
-    """Whether early stopping ended the fit (not ``max_epochs``)."""
-    stopper = dict(net.callbacks_)["early_stopping"]
+    """Whether the fit ended as planned: stopped early, or its one cycle run.
+
+    A one-cycle schedule anneals the rate to almost zero over ``max_epochs``
+    epochs, which are the plan rather than a limit.
+    """
+    callbacks = dict(net.callbacks_)
+    if isinstance(callbacks.get("lr_scheduler"), OneCycleSchedule):
+        return True
+    stopper = callbacks["early_stopping"]
     return len(net.history) < net.max_epochs or stopper.misses_ >= stopper.patience
 
 
@@ -702,7 +742,13 @@ def drop_early_stopping(net, estimator):
 
     The stopper watches held-out rows that partial_fit does not have.
     """
-    if "early_stopping" in dict(net.callbacks_):
+    callbacks = dict(net.callbacks_)
+    if isinstance(callbacks.get("lr_scheduler"), OneCycleSchedule):
+        # The cycle annealed the rate to almost zero: go on from the rate
+        # it started at.
+        for group in net.optimizer_.param_groups:
+            group["lr"] = group["initial_lr"]
+    if "early_stopping" in callbacks:
         net.set_params(
             callbacks=_callbacks(estimator, stopping=False, epoch_tasks=None)
         )

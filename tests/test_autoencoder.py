@@ -816,6 +816,50 @@ def test_partial_fit_trains_on_at_the_rate_fit_ended_with():
     assert ae.net_.optimizer_.param_groups[0]["lr"] == lr
 
 
+class RateLog(Callback):
+    """The optimizer's learning rate at each training batch."""
+
+    def initialize(self):
+        self.rates_ = []
+        return self
+
+    def on_batch_begin(self, net, training=False, **kwargs):
+        if training:
+            self.rates_.append(net.optimizer_.param_groups[0]["lr"])
+
+
+def test_one_cycle_plans_the_rate_over_max_iter_epochs(recwarn):
+    # 36 training rows in batches of 8: 5 steps an epoch, 50 in all.
+    # n_iter_no_change=2 with tol=0.5 would stop any other schedule at once.
+    ae = make_ae(
+        learning_rate="one_cycle",
+        learning_rate_init=0.01,
+        max_iter=10,
+        batch_size=8,
+        n_iter_no_change=2,
+        tol=0.5,
+        callbacks=[("rates", RateLog())],
+    ).fit(gaussian())
+    rates = np.array(dict(ae.net_.callbacks_)["rates"].rates_)
+    assert ae.n_iter_ == 10 and len(rates) == 50
+    # Up from a 25th of the peak to the peak over 30% of the steps, then
+    # down to almost zero.
+    assert rates[0] == pytest.approx(0.01 / 25)
+    assert np.argmax(rates) == 14 and rates.max() == pytest.approx(0.01, rel=1e-3)
+    assert np.all(np.diff(rates[:15]) > 0) and np.all(np.diff(rates[15:]) < 0)
+    assert rates[-1] < 1e-4
+    # The best epoch is kept, and the planned end is not a failure to converge.
+    assert 0 <= ae.best_epoch_ <= 10
+    assert not [w for w in recwarn if issubclass(w.category, ConvergenceWarning)]
+
+
+def test_partial_fit_after_one_cycle_trains_on_at_its_starting_rate():
+    ae = make_ae(learning_rate="one_cycle", learning_rate_init=0.01, max_iter=4)
+    ae.fit(gaussian()).partial_fit(gaussian(seed=1))
+    assert "lr_scheduler" not in dict(ae.net_.callbacks_)
+    assert ae.net_.optimizer_.param_groups[0]["lr"] == pytest.approx(0.01 / 25)
+
+
 # ---------------------------------------------------------------- bad input
 
 

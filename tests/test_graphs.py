@@ -68,6 +68,10 @@ def fake_net(**changes):
             {"callbacks_": [("clip", GradientNormClipping(1.0))]},
             "'clip' reads the gradients",
         ),
+        (
+            {"callbacks_": [("lr_scheduler", LRScheduler(step_every="batch"))]},
+            "'lr_scheduler' changes the learning rate in each step",
+        ),
     ],
 )
 def test_unsupported_names_why_a_step_trains_eagerly(changes, reason):
