@@ -155,7 +155,8 @@ def test_cuda_per_batch_schedule_goes_on_eagerly():
         step_every="batch",
     )
     graphed, eager = fitted_pair(callbacks=[("cycle", cycle)])
-    assert graphed.graph_replays_ < 8
+    # A per-batch schedule is known to change the rate: no graph is recorded.
+    assert graphed.graph_replays_ == 0
     assert_same_training(graphed, eager)
 
 
