@@ -211,7 +211,8 @@ MEASURED_WITH = {"hidden_layer_sizes", "activation", "learning_rate", "alpha"}
         (VariationalAutoencoder, MEASURED_WITH),
         (
             AutoencoderOutlierDetector,
-            MEASURED_WITH | {"conv_channels", "n_components"},
+            MEASURED_WITH
+            | {"conv_channels", "n_components", "learning_rate_init", "max_iter"},
         ),
     ],
 )
