@@ -39,7 +39,7 @@ that its ``contamination='auto'`` threshold flags.
 Commands and their durations on 2 CPU cores (one torch thread)::
 
     python -m benchmarks.bench_outliers --datasets breast_cancer digits  # ~30 s
-    python -m benchmarks.bench_outliers --datasets fashion_mnist         # ~34 min
+    python -m benchmarks.bench_outliers --datasets fashion_mnist         # ~15 min
     python -m benchmarks.bench_outliers --quick    # breast cancer and digits, 20 epochs
     python -m benchmarks.bench_outliers --code-weight 0   # a candidate code_weight
     python -m benchmarks.bench_outliers --error-covariance diagonal  # the same
