@@ -36,8 +36,8 @@ test: $(STAMP)
 # denoising fits of 1553 s and 2474 s at k = 2, 8, 32, plus about 10 min of
 # scoring); denoising 9 min; outliers 15 min (Fashion-MNIST: 156 s and 149 s of
 # detector fits); VAE 21 min (Fashion-MNIST: 1141 s of fits); overhead 5 min;
-# fit cost on digits 1 min; busy CPU 3 min; scale-out 3 min; ordered 13 min (693 s
-# of fits on the Fashion-MNIST subset, 59 s on digits). Fashion-MNIST needs the Debian package
+# fit cost on digits 1 min; busy CPU 3 min; scale-out 3 min; ordered 10 min (537 s
+# of fits on the Fashion-MNIST subset, 44 s on digits). Fashion-MNIST needs the Debian package
 # dataset-fashion-mnist or a download.
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e ".[bench]"

@@ -16,7 +16,7 @@ Commands and their durations on 2 CPU cores shared with other jobs (one
 torch thread)::
 
     python -m benchmarks.bench_ordered --dataset digits         # ~1 min
-    python -m benchmarks.bench_ordered --dataset fashion_mnist  # ~12 min
+    python -m benchmarks.bench_ordered --dataset fashion_mnist  # ~10 min
 
 Digits: ``train_test_split(test_size=0.25, random_state=0)``. Fashion-MNIST:
 the first ``--n-train`` rows of the published training set (the whole set
