@@ -56,7 +56,7 @@ class _Autoencoder(nn.Module):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Map rows of shape (n, n_features) to codes of shape (n, n_components)."""
-        return self._sum(self.encoder_linear, self.encoder, x)
+        return self._sum(self.encoder_linear, self.encoder, x, x)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Map codes of shape (n, n_components) back to rows (n, n_features)."""
@@ -64,23 +64,20 @@ class _Autoencoder(nn.Module):
         # which units are kept (an ordered layer's mask).
         z = self.nested_dropout(z)
         codes = z[:, : self.nested_dropout.n_units]
-        if self.decoder_linear is None:
-            return self.decoder(z)
-        if self.decoder is None:
-            return self.decoder_linear(codes)
-        return self.decoder_linear(codes) + self.decoder(z)
+        return self._sum(self.decoder_linear, self.decoder, codes, z)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Reconstruct ``x``: ``decode(encode(x))``."""
         return self.decode(self.encode(x))
 
     @staticmethod
-    def _sum(linear, residual, x):
+    def _sum(linear, residual, linear_input, residual_input):
+        """Return the linear path on its input plus the residual on its own."""
         if linear is None:
-            return residual(x)
+            return residual(residual_input)
         if residual is None:
-            return linear(x)
-        return linear(x) + residual(x)
+            return linear(linear_input)
+        return linear(linear_input) + residual(residual_input)
 
 
 class DenseAutoencoder(_Autoencoder):
