@@ -95,13 +95,7 @@ def _error_precision(residuals, error_scale, error_covariance):
     ways), by at least ``_WHITENING_MIN_GAIN`` nats per feature.
     """
     if error_covariance == "auto":
-        halves = (slice(0, None, 2), slice(1, None, 2))
-        gain = np.mean(
-            [
-                _likelihood_gain(residuals[fit], residuals[held])
-                for fit, held in (halves, halves[::-1])
-            ]
-        )
+        gain = _held_out_gain(residuals)
         strong = gain >= _WHITENING_MIN_GAIN * residuals.shape[1]
         error_covariance = "ledoit_wolf" if strong else "diagonal"
     if error_covariance == "diagonal":
@@ -109,6 +103,20 @@ def _error_precision(residuals, error_scale, error_covariance):
     scaled = residuals / np.sqrt(error_scale)
     covariance, _ = ledoit_wolf(scaled, assume_centered=True)
     return _pseudo_inverse(covariance, _CODE_VARIANCE_FLOOR * np.mean(scaled**2))
+
+
+def _held_out_gain(residuals):
+    """Mean :func:`_likelihood_gain` of each half of the rows, fitted on the other.
+
+    The halves are the even and the odd rows.
+    """
+    halves = (slice(0, None, 2), slice(1, None, 2))
+    return np.mean(
+        [
+            _likelihood_gain(residuals[fit], residuals[held])
+            for fit, held in (halves, halves[::-1])
+        ]
+    )
 
 
 def _likelihood_gain(fit, held):
