@@ -10,8 +10,7 @@ from skae import AutoencoderOutlierDetector
 from skae.outlier import (
     _SCALE_FLOOR,
     _WHITENING_MIN_GAIN,
-    _error_precision,
-    _held_out_gain,
+    _auto_error_covariance,
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -148,14 +147,11 @@ def test_auto_whitens_residuals_whose_correlations_predict_new_rows(seed, correl
     # 'auto' keeps the Ledoit-Wolf model where it gives the held-out half
     # of the rows the higher likelihood: where the residuals go together.
     residuals = heteroscedastic(seed, correlated)
-    errors = np.mean(residuals**2, axis=0)
-    scale = errors + _SCALE_FLOOR * errors.mean()
-    chosen = _error_precision(residuals, scale, "auto")
+    chosen, gain = _auto_error_covariance(residuals)
     if correlated:
-        whitened = _error_precision(residuals, scale, "ledoit_wolf")
-        assert_array_equal(chosen, whitened)
+        assert chosen == "ledoit_wolf" and gain >= _WHITENING_MIN_GAIN
     else:
-        assert chosen is None
+        assert chosen == "diagonal" and gain < _WHITENING_MIN_GAIN
 
 
 def test_auto_keeps_the_diagonal_where_correlations_gain_little_per_feature():
@@ -165,19 +161,23 @@ def test_auto_keeps_the_diagonal_where_correlations_gain_little_per_feature():
     # would weigh down the broad residuals in which outliers differ.
     rng = np.random.RandomState(0)
     residuals = 0.5 * rng.normal(size=(2000, 1)) + rng.normal(size=(2000, 200))
-    assert 0 < _held_out_gain(residuals) < _WHITENING_MIN_GAIN * 200
-    errors = np.mean(residuals**2, axis=0)
-    scale = errors + _SCALE_FLOOR * errors.mean()
-    assert _error_precision(residuals, scale, "auto") is None
+    chosen, gain = _auto_error_covariance(residuals)
+    assert 0 < gain < _WHITENING_MIN_GAIN
+    assert chosen == "diagonal"
 
 
 def test_auto_resolves_to_one_of_the_explicit_scores():
     X, X_new = plane(), off_plane()
     auto = make_detector().fit(X)
     explicit = "diagonal" if auto.error_precision_ is None else "ledoit_wolf"
+    assert (auto.error_covariance_gain_ >= _WHITENING_MIN_GAIN) == (
+        explicit == "ledoit_wolf"
+    )
     chosen = make_detector(error_covariance=explicit).fit(X)
     assert_array_equal(auto.score_samples(X_new), chosen.score_samples(X_new))
     assert auto.error_covariance == "auto"
+    # An explicit choice, or image rows' window, measures no gain.
+    assert chosen.error_covariance_gain_ is None
 
 
 def test_auto_keeps_the_window_of_image_rows_diagonal(digits):
@@ -186,6 +186,7 @@ def test_auto_keeps_the_window_of_image_rows_diagonal(digits):
     X = digits[0][:100] / 16
     windowed = make_detector(image_shape=(1, 8, 8)).fit(X)
     assert windowed.error_precision_ is None
+    assert windowed.error_covariance_gain_ is None
     whitened = make_detector(image_shape=(1, 8, 8), error_covariance="ledoit_wolf")
     assert whitened.fit(X).error_precision_.shape == (64, 64)
 
