@@ -18,8 +18,8 @@ with their own noise), never on the test images. PSNR is
 
 Commands and their durations on 2 CPU cores (one torch thread)::
 
-    python -m benchmarks.bench_denoising --dataset digits         # ~10 min
-    python -m benchmarks.bench_denoising --dataset fashion_mnist  # ~45 min
+    python -m benchmarks.bench_denoising --dataset digits         # ~2 min
+    python -m benchmarks.bench_denoising --dataset fashion_mnist  # ~15 min
     python -m benchmarks.bench_denoising --quick                  # digits, ~1 min
 
 Digits: ``train_test_split(test_size=0.25, random_state=0)`` and a fifth of
@@ -28,8 +28,8 @@ its files: ``apt-get install dataset-fashion-mnist`` or a download through
 :func:`skae.fetch_fashion_mnist`): 5,000 training and 1,000 validation
 images drawn from the 60,000 training images, sized for a CPU (the
 convolutional fits take minutes each there), and the 10,000 test images.
-Every denoiser trains until early stopping ends it or ``max_iter`` (200) is
-reached; the epochs are in the results.
+Every denoiser trains with the defaults' planned run (60 epochs; the
+epochs are in the results).
 ``--set key=value`` overrides a denoiser parameter, to measure a candidate
 setting (e.g. ``--set skip=None``). Results:
 ``benchmarks/results/bench_denoising_<dataset>.{json,md}``; ``--quick`` and

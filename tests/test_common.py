@@ -207,7 +207,10 @@ MEASURED_WITH = {"hidden_layer_sizes", "activation", "learning_rate", "alpha"}
     "Estimator, differs",
     [
         (AutoencoderTransformer, set()),
-        (DenoisingAutoencoder, MEASURED_WITH),
+        (
+            DenoisingAutoencoder,
+            MEASURED_WITH | {"learning_rate_init", "max_iter"},
+        ),
         (VariationalAutoencoder, MEASURED_WITH),
         (
             AutoencoderOutlierDetector,

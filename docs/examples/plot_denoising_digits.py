@@ -18,20 +18,14 @@ leading components and reconstruct.
 # ``noise_level`` is in the data's units: the digits are scaled to [0, 1],
 # so 0.3 is 30% of the pixel range. ``clip=True`` (the default) keeps the
 # corrupted pixels inside the training data's range.
-import warnings
-
 import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
 from skae import DenoisingAutoencoder
 from skae.plotting import DenoisingDisplay
-
-# Few epochs on purpose: the estimator warns that max_iter was reached.
-warnings.filterwarnings("ignore", category=ConvergenceWarning)
 
 X, _ = load_digits(return_X_y=True)
 X = X / 16
@@ -41,8 +35,6 @@ dae = DenoisingAutoencoder(
     n_components=16,
     noise="gaussian",
     noise_level=0.3,
-    hidden_layer_sizes=(256, 128),
-    max_iter=40,
     random_state=0,
 ).fit(X_train)
 pca = PCA(n_components=16).fit(X_train)
@@ -100,8 +92,6 @@ for skip in ("linear", None):
     light = DenoisingAutoencoder(
         n_components=16,
         noise_level=0.05,
-        hidden_layer_sizes=(256, 128),
-        max_iter=40,
         skip=skip,
         random_state=0,
     ).fit(X_train)
