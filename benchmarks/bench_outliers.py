@@ -41,11 +41,13 @@ Commands and their durations on 2 CPU cores (one torch thread)::
     python -m benchmarks.bench_outliers --datasets breast_cancer digits  # ~30 s
     python -m benchmarks.bench_outliers --datasets fashion_mnist         # ~15 min
     python -m benchmarks.bench_outliers --quick    # breast cancer and digits, 20 epochs
-    python -m benchmarks.bench_outliers --code-weight 0   # a candidate code_weight
-    python -m benchmarks.bench_outliers --error-covariance diagonal  # the same
+    python -m benchmarks.bench_outliers --set code_weight=0   # a candidate setting
 
-Results: ``benchmarks/results/bench_outliers_<dataset>.{json,md}`` (``--quick``,
-``--code-weight`` and ``--error-covariance``: ``bench_quick_output/``).
+``--set key=value`` overrides a parameter of the detector (both ``skae``
+columns), to measure a candidate setting, e.g. ``--set
+"hidden_layer_sizes=(128, 64)"``. Results:
+``benchmarks/results/bench_outliers_<dataset>.{json,md}`` (``--quick`` and
+``--set``: ``bench_quick_output/``).
 """
 
 import argparse
@@ -60,7 +62,14 @@ from sklearn.neighbors import LocalOutlierFactor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from benchmarks._common import default_out, markdown_table, timed_fit, write_results
+from benchmarks._common import (
+    default_out,
+    format_params,
+    markdown_table,
+    parse_overrides,
+    timed_fit,
+    write_results,
+)
 from skae import AutoencoderOutlierDetector, fetch_fashion_mnist
 
 try:
@@ -226,8 +235,11 @@ def over_splits(records, columns):
     return row
 
 
-def summarise(dataset, records):
-    """Markdown: one row per task, then the mean; repeated splits: their mean."""
+def summarise(dataset, records, candidate):
+    """Markdown: one row per task, then the mean; repeated splits: their mean.
+
+    ``candidate``: the detector's parameters that differ from its defaults.
+    """
     detectors = [m for m in ("skae", "skae_image") if f"{m}_auc" in records[0]]
     baselines = [
         "pyod_ae",
@@ -269,6 +281,7 @@ def summarise(dataset, records):
     elif len(records) > 1:
         mean = {c: float(np.mean([r[c] for r in records])) for c in columns[1:]}
         rows.append({"normal": "**mean**", **mean})
+    setting = f" The detector with {format_params(candidate)}." if candidate else ""
     return (
         f"One-class anomaly detection on {dataset}: ROC AUC of 'abnormal' "
         "against minus score_samples (higher is better); best_baseline_auc: "
@@ -276,7 +289,7 @@ def summarise(dataset, records):
         "to fit; *_flags_*: fraction of the normal and abnormal test rows that "
         "contamination='auto' flags; *_whitening_gain: the detector's "
         "error_covariance_gain_ (error_covariance='auto' whitens from 0.15). "
-        f"PyOD {pyod.__version__}.{splits}"
+        f"PyOD {pyod.__version__}.{splits}{setting}"
         "\n\n" + markdown_table(rows, columns)
     )
 
@@ -301,31 +314,18 @@ def main(argv=None):
         help="breast cancer and digits at 20 epochs, written to bench_quick_output/",
     )
     parser.add_argument(
-        "--code-weight",
-        type=float,
-        default=None,
-        help="the detector's code_weight instead of its default (a candidate "
-        "setting, written to bench_quick_output/)",
-    )
-    parser.add_argument(
-        "--error-covariance",
-        choices=("auto", "ledoit_wolf", "diagonal"),
-        default=None,
-        help="the detector's error_covariance instead of its default (a "
-        "candidate setting, written to bench_quick_output/)",
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="detector parameters instead of its defaults (a candidate setting, "
+        "written to bench_quick_output/)",
     )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     datasets = args.datasets or (DATASETS[:2] if args.quick else DATASETS)
-    candidate = {
-        name: value
-        for name, value in (
-            ("code_weight", args.code_weight),
-            ("error_covariance", args.error_covariance),
-        )
-        if value is not None
-    }
+    candidate = parse_overrides(args.set)
     out = args.out or default_out(args.quick or bool(candidate))
     params = {
         "max_iter": 20 if args.quick else None,
@@ -342,7 +342,10 @@ def main(argv=None):
     for dataset in datasets:
         records = run_dataset[dataset](**params)
         path = write_results(
-            f"bench_outliers_{dataset}", records, summarise(dataset, records), out
+            f"bench_outliers_{dataset}",
+            records,
+            summarise(dataset, records, candidate),
+            out,
         )
         print(f"wrote {path}")
 
