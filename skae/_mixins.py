@@ -42,7 +42,12 @@ class PartialFitMixin:
         ``validation_fraction``, ``n_iter_no_change``, ``tol`` and
         ``max_iter`` do not apply, and the latest weights are kept. Decide
         when to stop from :meth:`score` on held-out rows. After :meth:`fit`,
-        ``partial_fit`` goes on training the fitted model.
+        ``partial_fit`` goes on training the fitted model. No schedule
+        applies either: calls on an unfitted estimator train at
+        ``learning_rate_init`` throughout, which for ``'one_cycle'`` is the
+        peak of a planned run, higher than a constant rate should be: pass
+        a lower ``learning_rate_init``, such as the transformer's 1e-3, to
+        stream into a :class:`~skae.DenoisingAutoencoder`.
 
         Parameters
         ----------
