@@ -35,7 +35,7 @@ test: $(STAMP)
 # digits, moons and swiss roll 4 min, of Fashion-MNIST 45 min (dense and
 # denoising fits of 1710 s and 857 s at k = 2, 8, 32, plus scoring); denoising 15 min (Fashion-MNIST 13 min: ten 60-epoch dense fits of
 # 32 to 37 s and five convolutional of 87 to 94 s); outliers 15 min (Fashion-MNIST: 156 s and 149 s of
-# detector fits); VAE 21 min (Fashion-MNIST: 1141 s of fits); overhead 5 min;
+# detector fits); VAE 8 min (Fashion-MNIST: 415 s of fits); overhead 5 min;
 # fit cost on digits 1 min; busy CPU 3 min; scale-out 3 min; ordered 10 min (537 s
 # of fits on the Fashion-MNIST subset, 44 s on digits). Fashion-MNIST needs the Debian package
 # dataset-fashion-mnist or a download.

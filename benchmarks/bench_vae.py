@@ -16,7 +16,7 @@ different quantity: it is not compared with PCA here.
 Commands and their durations on 2 CPU cores (one torch thread)::
 
     python -m benchmarks.bench_vae --dataset digits         # ~1 min
-    python -m benchmarks.bench_vae --dataset fashion_mnist  # ~20 min
+    python -m benchmarks.bench_vae --dataset fashion_mnist  # ~8 min
     python -m benchmarks.bench_vae --quick                  # digits, 20 epochs
 
 ``--set key=value`` overrides an estimator parameter, to measure a
