@@ -245,6 +245,19 @@ learning_rate : {'adaptive', 'one_cycle', 'constant'}, default='adaptive'
     :meth:`partial_fit` trains on at the rate ``fit`` ended with
     (after ``'one_cycle'``: at the rate the cycle started from,
     ``learning_rate_init / 25``).""",
+    "planned_learning_rate": """\
+learning_rate : {'one_cycle', 'constant', 'adaptive'}, default='one_cycle'
+    Schedule of Adam's learning rate, as described for
+    :class:`AutoencoderTransformer`: ``'one_cycle'`` warms the rate up
+    to ``learning_rate_init`` and anneals it over ``max_iter`` epochs,
+    all of which run (the best is kept), so ``tol`` and
+    ``n_iter_no_change`` do not apply.""",
+    "planned_learning_rate_init": """\
+learning_rate_init : float, default=4e-3
+    Adam's learning rate; with ``'one_cycle'`` its peak. 4e-3, where
+    :class:`AutoencoderTransformer` starts at 1e-3, because a planned run
+    peaks higher (measured in this estimator's benchmark, see
+    ``learning_rate``).""",
     "measured_learning_rate": """\
 learning_rate : {'constant', 'adaptive', 'one_cycle'}, default='constant'
     Schedule of Adam's learning rate: ``'constant'`` keeps

@@ -64,21 +64,12 @@ class DenoisingAutoencoder(NoiseMixin, OrderedMixin, PartialFitMixin, _BaseAutoe
     %(ordered)s
     %(measured_hidden_layer_sizes, measured_activation, image_shape)s
     %(conv_channels, init, loss, batch_size)s
-    learning_rate : {'one_cycle', 'constant', 'adaptive'}, default='one_cycle'
-        Schedule of Adam's learning rate, as described for
-        :class:`AutoencoderTransformer`: ``'one_cycle'`` warms the rate up
-        to ``learning_rate_init`` and anneals it over ``max_iter`` epochs,
-        all of which run (the best is kept), so ``tol`` and
-        ``n_iter_no_change`` do not apply. A planned run because in the
-        denoising benchmark 60 epochs of it denoised about as well as the
-        ``'constant'`` rate of 1e-3 trained until early stopping or 200
-        epochs, in a fraction of the time (:ref:`defaults_chosen`).
-    learning_rate_init : float, default=4e-3
-        Adam's learning rate; with ``'one_cycle'`` its peak. 4e-3, where
-        :class:`AutoencoderTransformer` starts at 1e-3, because a planned
-        run peaks higher (measured in the denoising benchmark, see
-        ``learning_rate``).
-    %(measured_alpha)s
+    %(planned_learning_rate)s
+        A planned run because in the denoising benchmark 60 epochs of it
+        denoised about as well as the ``'constant'`` rate of 1e-3 trained
+        until early stopping or 200 epochs, in a fraction of the time
+        (:ref:`defaults_chosen`).
+    %(planned_learning_rate_init, measured_alpha)s
     max_iter : int, default=60
         Number of epochs: with ``'one_cycle'`` the length of the run, else
         the most. 60, where :class:`AutoencoderTransformer` allows 200,

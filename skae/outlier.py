@@ -265,23 +265,15 @@ class AutoencoderOutlierDetector(NoiseMixin, OutlierMixin, _BaseAutoencoder):
         Mean squared error, or binary cross-entropy on a sigmoid output for
         data in [0, 1]. The score uses squared errors either way.
     %(batch_size)s
-    learning_rate : {'one_cycle', 'constant', 'adaptive'}, default='one_cycle'
-        Schedule of Adam's learning rate, as described for
-        :class:`AutoencoderTransformer`: ``'one_cycle'`` warms the rate up
-        to ``learning_rate_init`` and anneals it over ``max_iter`` epochs,
-        all of which run (the best is kept), so ``tol`` and
-        ``n_iter_no_change`` do not apply. A planned run because in the
-        outlier benchmark 30 epochs of it ranked about as well as the
-        ``'constant'`` rate of 1e-3 trained until early stopping (mean AUC
-        0.9348 against 0.9356 on Fashion-MNIST's image rows, 0.9596 against
-        0.9606 on breast cancer, 0.9936 against 0.9943 on the digits' image
-        rows, each within the spread between classes or halvings) in 15 s a
-        Fashion-MNIST class instead of 58 s.
-    learning_rate_init : float, default=4e-3
-        Adam's learning rate; with ``'one_cycle'`` its peak. 4e-3, where the
-        other estimators start at 1e-3, because a planned run peaks higher
-        (measured in the outlier benchmark, see ``learning_rate``).
-    %(measured_alpha)s
+    %(planned_learning_rate)s
+        A planned run because in the outlier benchmark 30 epochs of it
+        ranked about as well as the ``'constant'`` rate of 1e-3 trained
+        until early stopping (mean AUC 0.9348 against 0.9356 on
+        Fashion-MNIST's image rows, 0.9596 against 0.9606 on breast cancer,
+        0.9936 against 0.9943 on the digits' image rows, each within the
+        spread between classes or halvings) in 15 s a Fashion-MNIST class
+        instead of 58 s.
+    %(planned_learning_rate_init, measured_alpha)s
     max_iter : int, default=30
         Number of epochs: with ``'one_cycle'`` the length of the run, else
         the most. 30, where the other estimators allow 200, because 30
