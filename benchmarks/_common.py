@@ -39,6 +39,22 @@ def resolve_device(device):
     return torch.device(device)
 
 
+def add_set_argument(parser):
+    """Add ``--set KEY=VALUE ...``: parameters of the benchmarked estimator.
+
+    :func:`parse_overrides` turns them into keyword arguments; a run with
+    any writes to ``bench_quick_output/``, never over the results.
+    """
+    parser.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="estimator parameters instead of its defaults (a candidate "
+        "setting, written to bench_quick_output/)",
+    )
+
+
 def parse_overrides(items):
     """``KEY=VALUE`` strings as estimator parameters (Python literals or strings)."""
     overrides = {}

@@ -44,6 +44,7 @@ from sklearn.decomposition import PCA
 from sklearn.model_selection import train_test_split
 
 from benchmarks._common import (
+    add_set_argument,
     default_out,
     format_params,
     markdown_table,
@@ -168,9 +169,7 @@ def main(argv=None):
         action="store_true",
         help="sigma 0.1, one width, 10 epochs, to bench_quick_output/",
     )
-    parser.add_argument(
-        "--set", nargs="+", default=[], metavar="KEY=VALUE", help="overrides"
-    )
+    add_set_argument(parser)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)

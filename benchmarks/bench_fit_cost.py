@@ -39,6 +39,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
 from benchmarks._common import (
+    add_set_argument,
     default_out,
     format_params,
     markdown_table,
@@ -120,9 +121,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=sorted(KS), default="digits")
     parser.add_argument("--ks", type=int, nargs="+")
-    parser.add_argument(
-        "--set", nargs="+", default=[], metavar="KEY=VALUE", help="overrides"
-    )
+    add_set_argument(parser)
     parser.add_argument("--quick", action="store_true", help="digits, k = 2 only")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)

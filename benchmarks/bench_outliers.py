@@ -63,6 +63,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from benchmarks._common import (
+    add_set_argument,
     default_out,
     format_params,
     markdown_table,
@@ -313,14 +314,7 @@ def main(argv=None):
         action="store_true",
         help="breast cancer and digits at 20 epochs, written to bench_quick_output/",
     )
-    parser.add_argument(
-        "--set",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        help="detector parameters instead of its defaults (a candidate setting, "
-        "written to bench_quick_output/)",
-    )
+    add_set_argument(parser)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)

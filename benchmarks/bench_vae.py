@@ -36,6 +36,7 @@ from sklearn.decomposition import PCA
 from sklearn.model_selection import train_test_split
 
 from benchmarks._common import (
+    add_set_argument,
     default_out,
     format_params,
     markdown_table,
@@ -74,9 +75,7 @@ def main(argv=None):
     parser.add_argument(
         "--quick", action="store_true", help="20 epochs, to bench_quick_output/"
     )
-    parser.add_argument(
-        "--set", nargs="+", default=[], metavar="KEY=VALUE", help="overrides"
-    )
+    add_set_argument(parser)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
