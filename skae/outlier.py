@@ -281,9 +281,10 @@ class AutoencoderOutlierDetector(NoiseMixin, OutlierMixin, _BaseAutoencoder):
         lowered the AUC on Fashion-MNIST by up to 0.01).
     %(tol)s
     early_stopping : bool, default=True
-        Hold out ``validation_fraction`` of the rows and stop when their loss
-        stops improving, restoring the best weights. The held-out rows also
-        calibrate ``contamination='auto'``.
+        Hold out ``validation_fraction`` of the rows and keep the weights
+        that reconstruct them best; with a schedule other than
+        ``'one_cycle'``, also stop when their loss stops improving. The
+        held-out rows also calibrate ``contamination='auto'``.
     %(validation_fraction, n_iter_no_change, device, precision, callbacks)s
     random_state : int, RandomState instance or None, default=None
         Seeds the validation split, the weights, the batch order and the
