@@ -364,17 +364,17 @@ class _BaseAutoencoder(
     def _row_errors(self, X):
         """Mean squared reconstruction error of each row, in data units.
 
-        In float32 on the CPU, also after training in reduced ``precision``,
-        whose rounding would swamp small errors; on a GPU from a float64 copy
-        of the network, as :meth:`AutoencoderNet.map_batches` does: a row's
-        error is the same alone or in a batch, which float32 matrix products
-        there do not promise.
+        From a float64 copy of the network, also after training in reduced
+        ``precision``, whose rounding would swamp small errors: a row's error
+        is then the same alone or in a batch, which float32 matrix products
+        do not promise (on GPUs, and on CPUs whose BLAS picks its kernel by
+        the number of rows, such as Intel's with AMX).
         """
         return self.net_.map_batches(
             X,
             lambda module, batch: (self._residuals(module, batch) ** 2).mean(dim=1),
             self._units.to_model,
-            autocast=False,
+            dtype=torch.float64,
         )
 
     def score_samples(self, X):

@@ -240,8 +240,9 @@ learning_rate : {'adaptive', 'one_cycle', 'constant'}, default='adaptive'
     when it reaches ``max_iter``. Give it a budget and a peak, such as
     ``max_iter=60`` and ``learning_rate_init=4e-3`` with
     ``batch_size=512`` on tens of thousands of rows, which matched the
-    defaults on Fashion-MNIST in half their compute (:ref:`fast_fits`). ``'constant'`` keeps ``learning_rate_init``;
-    choose it when ``callbacks`` bring their own schedule.
+    defaults on Fashion-MNIST in half their compute (:ref:`fast_fits`).
+    ``'constant'`` keeps ``learning_rate_init``; choose it when
+    ``callbacks`` bring their own schedule.
     :meth:`partial_fit` trains on at the rate ``fit`` ended with
     (after ``'one_cycle'``: at the rate the cycle started from,
     ``learning_rate_init / 25``).""",

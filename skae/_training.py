@@ -458,11 +458,13 @@ class AutoencoderNet(NeuralNet):
         device, to a tensor; the results come back as one array.
         ``dtype=torch.float64`` runs a float64 copy of the module: results
         that do not depend on which rows share a batch, which float32 matrix
-        products do not guarantee. None (the default) means float32 on a
-        CPU, whose products give a row the same result in any batch, and
-        float64 on a GPU, whose products differ in the last bit with the
-        batch's size. float32 batches run under the autocast of
-        ``precision``, unless ``autocast=False``.
+        products do not guarantee; per-row scores use it. None (the
+        default) means float32 on a CPU, the fast path for codes and
+        reconstructions, whose last bit may change with the batch's size
+        where the BLAS picks its kernel by the number of rows (Intel CPUs
+        with AMX), and float64 on a GPU, whose products differ in the last
+        bit with the batch's size. float32 batches run under the autocast
+        of ``precision``, unless ``autocast=False``.
         """
         if dtype is None:
             on_cpu = torch.device(self.device).type == "cpu"

@@ -273,14 +273,15 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
         def elbo(module, batch):
             nll = 0.0
             for sample in range(N_SCORE_SAMPLES):
-                # Sums in float64: the same for a row alone or in a batch.
-                output = [term.double() for term in module(batch, sample)]
-                nll_s, kl = criterion.terms(output, batch.double())
+                # A float64 network: the same for a row alone or in a batch.
+                output = module(batch, sample)
+                nll_s, kl = criterion.terms(output, batch)
                 nll = nll + nll_s / N_SCORE_SAMPLES
             return -(nll + kl)
 
         return (
-            self.net_.map_batches(X, elbo, self._units.to_model) - log_jacobian
+            self.net_.map_batches(X, elbo, self._units.to_model, dtype=torch.float64)
+            - log_jacobian
         ).astype(X.dtype, copy=False)
 
     def sample(self, n_samples=1, *, random_state=None, clip=False):
