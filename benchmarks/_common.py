@@ -151,8 +151,9 @@ def to_model_units(X, X_fit):
 def hand_written_fit(X, model, epochs, device):
     """Train ``model``'s dense network the plain PyTorch way; return seconds.
 
-    The same network, optimizer, batch size (``model.batch_size``, an int) and
-    epochs as skae's fit, with no validation, scheduling or early stopping:
+    The same network, optimizer, rate and batch size (``model``'s
+    ``learning_rate_init`` and ``batch_size``, numbers) and epochs as skae's
+    fit, with no validation, scheduling or early stopping:
     what the estimator's fit is compared with.
     """
     start = time.perf_counter()
@@ -192,14 +193,15 @@ def loop_matched_model(epochs, device, **params):
     and a constant rate for exactly ``epochs`` epochs, so that the two
     compare like for like; ``params`` set the network and batch size.
     """
-    return skae.AutoencoderTransformer(
-        init="random",
-        early_stopping=False,
-        learning_rate="constant",
-        max_iter=epochs,
-        n_iter_no_change=epochs,
-        tol=0.0,
-        random_state=0,
-        device=device,
-        **params,
-    )
+    settings = {
+        "init": "random",
+        "early_stopping": False,
+        "learning_rate": "constant",
+        "learning_rate_init": 1e-3,
+        "max_iter": epochs,
+        "n_iter_no_change": epochs,
+        "tol": 0.0,
+        "random_state": 0,
+        "device": device,
+    }
+    return skae.AutoencoderTransformer(**{**settings, **params})

@@ -68,6 +68,8 @@ def skae_model(epochs):
     return AutoencoderTransformer(
         n_components=8,
         early_stopping=False,
+        # The hand-written loop's rate; 'auto' picks it at fit time.
+        learning_rate_init=1e-3,
         max_iter=epochs,
         random_state=0,
         device="cpu",

@@ -97,7 +97,7 @@ def main(argv=None):
             "pca_mse": mse(pca, X_test),
             "vae_fit_s": fit_s,
             "epochs": vae.n_iter_,
-            "max_iter": vae.max_iter,
+            "max_iter": vae.training_plan_["max_iter"],
         }
         records.append(record)
         print(record, flush=True)

@@ -47,6 +47,7 @@ from skae._training import (
     rows_to_device,
     shared_random_state,
     split_rows,
+    training_plan,
 )
 from skae._units import ModelUnits
 from skae._validation import (
@@ -131,7 +132,8 @@ class _BaseAutoencoder(
         self._record_training(X, train if valid_idx is None else rows, valid_idx)
         if not converged(self.net_):
             warnings.warn(
-                f"{type(self).__name__} reached max_iter={self.max_iter} epochs "
+                f"{type(self).__name__} reached max_iter="
+                f"{self.training_plan_['max_iter']} epochs "
                 "before the loss stopped improving; increase max_iter.",
                 ConvergenceWarning,
                 # _fit <- fit <- _fit_context: point at the caller's line.
@@ -185,12 +187,13 @@ class _BaseAutoencoder(
         if valid_idx is not None:
             valid_rows = rows_to_device(rows[valid_idx], device)
             valid = self._validation_set(module, valid_rows, device, rng)
+        self.training_plan_ = training_plan(self, len(train_idx))
         self.net_ = build_net(
             self,
             module,
             criterion,
             device,
-            n_train=len(train_idx),
+            plan=self.training_plan_,
             valid=valid,
             rng=rng,
             stopping=stopping,

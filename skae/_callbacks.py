@@ -165,7 +165,11 @@ def fit_task(estimator, X, y):
     the user passed them. The callbacks are torn down by ``_fit_context``,
     also when the fit raises.
     """
-    context = estimator._init_callback_context(max_subtasks=estimator.max_iter)
+    # max_iter='auto' is resolved for the data later: a count not known yet.
+    max_iter = estimator.max_iter
+    context = estimator._init_callback_context(
+        max_subtasks=None if max_iter == "auto" else max_iter
+    )
     context.call_on_fit_task_begin(estimator=estimator, X=X, y=y)
     epoch_tasks = None
     if getattr(estimator, "_skl_callbacks", None):

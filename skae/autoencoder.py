@@ -43,7 +43,7 @@ class AutoencoderTransformer(OrderedMixin, PartialFitMixin, _BaseAutoencoder):
     ----------
     %(n_components_, n_components_pca_, mean_)s
     %(held_out_explained_variance_score_, explained_variance_)s
-    %(n_iter_, best_epoch_)s
+    %(n_iter_, training_plan_, best_epoch_)s
     loss_curve_ : list of float
         Training loss per epoch (in model units).
     validation_loss_curve_ : list of float or None

@@ -70,9 +70,11 @@ class DenoisingAutoencoder(NoiseMixin, OrderedMixin, PartialFitMixin, _BaseAutoe
         until early stopping or 200 epochs, in a fraction of the time
         (:ref:`defaults_chosen`).
     %(planned_learning_rate_init, measured_alpha)s
-    max_iter : int, default=60
+    max_iter : int or 'auto', default=60
         Number of epochs: with ``'one_cycle'`` the length of the run, else
-        the most. 60, where :class:`AutoencoderTransformer` allows 200,
+        the most (``'auto'``: as for :class:`AutoencoderTransformer`). 60,
+        the length ``'auto'`` gives a planned run, where the transformer's
+        other schedules allow 200,
         because in the denoising benchmark 60 epochs of a planned run
         denoised as well as the constant rate's longer runs, where 30 lost
         up to 0.6 dB on the digits (about 16 steps an epoch there).
@@ -91,7 +93,7 @@ class DenoisingAutoencoder(NoiseMixin, OrderedMixin, PartialFitMixin, _BaseAutoe
     ----------
     %(n_components_, n_components_pca_, mean_)s
     %(held_out_explained_variance_score_, explained_variance_)s
-    %(n_iter_, best_epoch_)s
+    %(n_iter_, training_plan_, best_epoch_)s
     loss_curve_ : list of float
         Training (denoising) loss per epoch.
     validation_loss_curve_ : list of float or None

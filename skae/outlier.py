@@ -274,9 +274,10 @@ class AutoencoderOutlierDetector(NoiseMixin, OutlierMixin, _BaseAutoencoder):
         spread between classes or halvings) in 15 s a Fashion-MNIST class
         instead of 58 s.
     %(planned_learning_rate_init, measured_alpha)s
-    max_iter : int, default=30
+    max_iter : int or 'auto', default=30
         Number of epochs: with ``'one_cycle'`` the length of the run, else
-        the most. 30, where the other estimators allow 200, because 30
+        the most (``'auto'``: as for :class:`AutoencoderTransformer`). 30,
+        where ``'auto'`` plans 60, because 30
         epochs of a planned run ranked as well in the outlier benchmark (15
         lowered the AUC on Fashion-MNIST by up to 0.01).
     %(tol)s
@@ -315,7 +316,8 @@ class AutoencoderOutlierDetector(NoiseMixin, OutlierMixin, _BaseAutoencoder):
     code_precision_ : ndarray of shape (n_components, n_components)
         Pseudo-inverse of the training codes' covariance: the metric of the
         code distance.
-    %(n_components_, mean_, explained_variance_score_, n_iter_, best_epoch_)s
+    %(n_components_, mean_, explained_variance_score_, n_iter_)s
+    %(training_plan_, best_epoch_)s
     loss_curve_ : list of float
         Training loss per epoch.
     validation_loss_curve_ : list of float or None

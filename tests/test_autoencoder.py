@@ -18,8 +18,9 @@ from sklearn.preprocessing import StandardScaler
 from skorch.callbacks import Callback, LRScheduler
 
 import skae._base
+import skae._training
 from skae import AutoencoderTransformer, DenseAutoencoder, TrainingDivergedError
-from skae._training import INFERENCE_BATCH_SIZE
+from skae._training import INFERENCE_BATCH_SIZE, OneCycleSchedule
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -803,7 +804,27 @@ def test_constant_learning_rate_keeps_learning_rate_init():
     ae = make_ae(max_iter=20, n_iter_no_change=4, tol=0.5, learning_rate="constant")
     ae.fit(gaussian())
     assert "lr_scheduler" not in dict(ae.net_.callbacks_)
-    assert ae.net_.optimizer_.param_groups[0]["lr"] == ae.learning_rate_init
+    # learning_rate_init='auto' is 1e-3 for any schedule but one_cycle.
+    assert ae.training_plan_["learning_rate_init"] == 1e-3
+    assert ae.net_.optimizer_.param_groups[0]["lr"] == 1e-3
+    ae.set_params(learning_rate_init=0.02).fit(gaussian())
+    assert ae.net_.optimizer_.param_groups[0]["lr"] == 0.02
+
+
+def test_fit_plans_the_run_on_large_data(monkeypatch):
+    monkeypatch.setattr(skae._training, "PLANNED_RUN_ROWS", 30)
+    ae = make_ae(max_iter="auto").fit(gaussian(n_samples=40))
+    # 36 training rows after the hold-out of 4: a planned one-cycle run.
+    assert ae.training_plan_ == {
+        "learning_rate": "one_cycle",
+        "learning_rate_init": 4e-3,
+        "max_iter": 60,
+        "batch_size": 36,
+    }
+    assert ae.n_iter_ == 60
+    assert isinstance(dict(ae.net_.callbacks_)["lr_scheduler"], OneCycleSchedule)
+    small = make_ae(max_iter="auto").fit(gaussian(n_samples=20))
+    assert small.training_plan_["learning_rate"] == "adaptive"
 
 
 def test_partial_fit_trains_on_at_the_rate_fit_ended_with():

@@ -19,7 +19,7 @@ from skae import (
     DenseAutoencoder,
     TrainingDivergedError,
 )
-from skae._training import TensorBatches, _BestOfRunEarlyStopping
+from skae._training import TensorBatches, _BestOfRunEarlyStopping, training_plan
 
 CPU = torch.device("cpu")
 
@@ -450,3 +450,39 @@ def test_torchrun_trains_data_parallel_with_gloo(tmp_path, curved):
     pca = PCA(n_components=1).fit(X_train)
     pca_error = np.mean((X_test - pca.inverse_transform(pca.transform(X_test))) ** 2)
     assert -seeded.score(X_test) < 0.8 * pca_error
+
+
+@pytest.mark.parametrize(
+    "n_train, expected",
+    [
+        (1_347, ("adaptive", 1e-3, 200, 84)),
+        (19_999, ("adaptive", 1e-3, 200, 256)),
+        (20_000, ("one_cycle", 4e-3, 60, 512)),
+        (54_000, ("one_cycle", 4e-3, 60, 512)),
+    ],
+)
+def test_auto_training_plan_follows_the_number_of_training_rows(n_train, expected):
+    plan = training_plan(AutoencoderTransformer(), n_train)
+    keys = ("learning_rate", "learning_rate_init", "max_iter", "batch_size")
+    assert tuple(plan[key] for key in keys) == expected
+
+
+def test_auto_values_follow_an_explicit_schedule():
+    # A chosen one-cycle run gets the planned peak and length, but keeps the
+    # small-data batches: 512 rows come only with learning_rate='auto'.
+    plan = training_plan(AutoencoderTransformer(learning_rate="one_cycle"), 54_000)
+    assert (plan["learning_rate_init"], plan["max_iter"]) == (4e-3, 60)
+    assert plan["batch_size"] == 256
+    plan = training_plan(AutoencoderTransformer(learning_rate="constant"), 54_000)
+    assert (plan["learning_rate_init"], plan["max_iter"]) == (1e-3, 200)
+    # Explicit values are kept as given (batches no larger than the data).
+    explicit = AutoencoderTransformer(
+        learning_rate_init=0.01, max_iter=7, batch_size=1024
+    )
+    plan = training_plan(explicit, 500)
+    assert plan == {
+        "learning_rate": "adaptive",
+        "learning_rate_init": 0.01,
+        "max_iter": 7,
+        "batch_size": 500,
+    }
