@@ -187,7 +187,7 @@ class _BaseAutoencoder(
         if valid_idx is not None:
             valid_rows = rows_to_device(rows[valid_idx], device)
             valid = self._validation_set(module, valid_rows, device, rng)
-        self.training_plan_ = training_plan(self, len(train_idx))
+        self.training_plan_ = training_plan(self, len(train_idx), device)
         self.net_ = build_net(
             self,
             module,

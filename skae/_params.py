@@ -239,7 +239,9 @@ learning_rate : {'auto', 'adaptive', 'one_cycle', 'constant'}, default='auto'
     was chosen). On Fashion-MNIST's 54,000 training rows the planned run
     matched the adaptive one in half the compute; on fewer than about
     20,000 rows it gained no time, and on the digits it reconstructed up
-    to 14% worse (:ref:`defaults_chosen`). ``'adaptive'`` starts at
+    to 14% worse (:ref:`fast_fits`). On CUDA ``'auto'`` is always
+    ``'adaptive'``, whose steps replay as CUDA graphs; a one-cycle rate
+    changes every step and trains eagerly, several times slower there. ``'adaptive'`` starts at
     ``learning_rate_init`` and multiplies the rate by 0.3 each time the
     loss that early stopping monitors has not improved by ``tol`` for
     ``n_iter_no_change // 4`` epochs (skorch's ``LRScheduler`` with

@@ -462,7 +462,7 @@ def test_torchrun_trains_data_parallel_with_gloo(tmp_path, curved):
     ],
 )
 def test_auto_training_plan_follows_the_number_of_training_rows(n_train, expected):
-    plan = training_plan(AutoencoderTransformer(), n_train)
+    plan = training_plan(AutoencoderTransformer(), n_train, CPU)
     keys = ("learning_rate", "learning_rate_init", "max_iter", "batch_size")
     assert tuple(plan[key] for key in keys) == expected
 
@@ -470,19 +470,30 @@ def test_auto_training_plan_follows_the_number_of_training_rows(n_train, expecte
 def test_auto_values_follow_an_explicit_schedule():
     # A chosen one-cycle run gets the planned peak and length, but keeps the
     # small-data batches: 512 rows come only with learning_rate='auto'.
-    plan = training_plan(AutoencoderTransformer(learning_rate="one_cycle"), 54_000)
+    plan = training_plan(AutoencoderTransformer(learning_rate="one_cycle"), 54_000, CPU)
     assert (plan["learning_rate_init"], plan["max_iter"]) == (4e-3, 60)
     assert plan["batch_size"] == 256
-    plan = training_plan(AutoencoderTransformer(learning_rate="constant"), 54_000)
+    plan = training_plan(AutoencoderTransformer(learning_rate="constant"), 54_000, CPU)
     assert (plan["learning_rate_init"], plan["max_iter"]) == (1e-3, 200)
     # Explicit values are kept as given (batches no larger than the data).
     explicit = AutoencoderTransformer(
         learning_rate_init=0.01, max_iter=7, batch_size=1024
     )
-    plan = training_plan(explicit, 500)
+    plan = training_plan(explicit, 500, CPU)
     assert plan == {
         "learning_rate": "adaptive",
         "learning_rate_init": 0.01,
         "max_iter": 7,
         "batch_size": 500,
     }
+
+
+def test_auto_keeps_the_graphed_adaptive_schedule_on_cuda():
+    # A one-cycle rate changes every step, which a CUDA graph cannot replay.
+    plan = training_plan(AutoencoderTransformer(), 54_000, torch.device("cuda"))
+    assert plan["learning_rate"] == "adaptive"
+    assert (plan["learning_rate_init"], plan["max_iter"], plan["batch_size"]) == (
+        1e-3,
+        200,
+        256,
+    )
