@@ -241,11 +241,12 @@ learning_rate : {'auto', 'adaptive', 'one_cycle', 'constant'}, default='auto'
     20,000 rows it gained no time, and on the digits it reconstructed up
     to 14% worse (:ref:`fast_fits`). On CUDA ``'auto'`` is always
     ``'adaptive'``, whose steps replay as CUDA graphs; a one-cycle rate
-    changes every step and trains eagerly, several times slower there. ``'adaptive'`` starts at
-    ``learning_rate_init`` and multiplies the rate by 0.3 each time the
-    loss that early stopping monitors has not improved by ``tol`` for
-    ``n_iter_no_change // 4`` epochs (skorch's ``LRScheduler`` with
-    ``ReduceLROnPlateau``). ``'one_cycle'`` plans the whole run: the rate
+    changes every step and trains eagerly, several times slower there.
+    ``'adaptive'`` starts at ``learning_rate_init`` and multiplies the rate
+    by 0.3 each time the loss that early stopping monitors has not
+    improved by ``tol`` for ``n_iter_no_change // 4`` epochs (skorch's
+    ``LRScheduler`` with ``ReduceLROnPlateau``). ``'one_cycle'`` plans the
+    whole run: the rate
     rises to ``learning_rate_init``, its peak, over the first 30% of
     ``max_iter`` epochs' batches and then anneals to almost zero (torch's
     ``OneCycleLR``, stepped every batch); the fit runs all ``max_iter``

@@ -54,7 +54,7 @@ _ONE_CYCLE_WARM_UP = 0.3
 # "How the defaults were chosen"). On CUDA, 'auto' keeps the adaptive
 # schedule, whose steps replay as CUDA graphs: a one-cycle schedule changes
 # the rate and Adam's momentum every step and trains eagerly, which the GPU
-# check measured at 5.5 times the seconds of a graphed epoch.
+# check measured at 110,000 rows a second against 672,000 through graphs.
 PLANNED_RUN_ROWS = 20_000
 # What the 'auto' values resolve to, for a planned run and otherwise.
 _PLANNED = {"learning_rate_init": 4e-3, "max_iter": 60, "batch_size": 512}
