@@ -13,11 +13,13 @@ reconstruction MSE divided by PCA's at the same k.
 - fashion_mnist: the published 60k/10k split, k = 2, 8, 32.
 
 Both run on one torch thread and are timed in CPU seconds of the process
-(``time.process_time``) as well as wall seconds: on a shared machine the
-wall seconds of the fit and of the reference epochs grow with whatever else
-runs in their windows (up to twice, in one run on 2 cores), their CPU
-seconds much less, so the equivalent epochs are CPU seconds over CPU
-seconds.
+(``time.process_time``) as well as wall seconds; the equivalent epochs are
+CPU seconds over CPU seconds, which leaves out the time the process waited
+for a core while other processes ran. What shares the memory and caches
+still slows both: beside another training process on 2 cores the reference
+epoch on Fashion-MNIST took 4.3 to 6.6 CPU seconds from one k to the next.
+Run it on an otherwise idle machine; compare settings by their epochs and
+by runs paired in the same window.
 
 Command: ``python -m benchmarks.bench_fit_cost --dataset digits`` (about a
 minute on two CPU cores) or ``--dataset fashion_mnist`` (about 35 minutes);

@@ -229,17 +229,18 @@ loss : {'mse', 'bce'}, default='mse'
 batch_size : int or 'auto', default='auto'
     Rows per training batch. ``'auto'`` is ``n_train // 16`` clipped to
     [32, 256]: at least 16 steps per epoch on small data sets; 512 for a
-    run that ``learning_rate='auto'`` planned (fewer, larger matrix
-    products, measured with that plan).""",
+    run that ``learning_rate='auto'`` planned, the batches that plan was
+    measured with.""",
     "learning_rate": """\
 learning_rate : {'auto', 'adaptive', 'one_cycle', 'constant'}, default='auto'
     Schedule of Adam's learning rate. ``'auto'`` picks by the number of
     training rows: ``'one_cycle'`` from 20,000, ``'adaptive'`` below, and
     the other ``'auto'`` parameters with it (``training_plan_`` holds what
     was chosen). On Fashion-MNIST's 54,000 training rows the planned run
-    matched the adaptive one in half the compute; on fewer than about
-    20,000 rows it gained no time, and on the digits it reconstructed up
-    to 14% worse (:ref:`fast_fits`). On CUDA ``'auto'`` is always
+    took 0.41 to 0.72 of the adaptive one's epochs, for the same error at
+    8 components and 2% more at 2 and 32; on fewer than about 20,000 rows
+    it gained no time, and on the digits it reconstructed up to 14% worse
+    (:ref:`fast_fits`). On CUDA ``'auto'`` is always
     ``'adaptive'``, whose steps replay as CUDA graphs; a one-cycle rate
     changes every step and trains eagerly, several times slower there.
     ``'adaptive'`` starts at ``learning_rate_init`` and multiplies the rate
