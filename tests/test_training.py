@@ -19,7 +19,12 @@ from skae import (
     DenseAutoencoder,
     TrainingDivergedError,
 )
-from skae._training import TensorBatches, _BestOfRunEarlyStopping, training_plan
+from skae._training import (
+    TensorBatches,
+    _BestOfRunEarlyStopping,
+    _flushing_denormals,
+    training_plan,
+)
 
 CPU = torch.device("cpu")
 
@@ -497,3 +502,32 @@ def test_auto_keeps_the_graphed_adaptive_schedule_on_cuda():
         200,
         256,
     )
+
+
+@pytest.mark.parametrize("flush_before", [False, True])
+def test_training_flushes_denormals_and_restores_the_callers_mode(flush_before):
+    seen = []
+
+    class Probe(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            seen.append(_flushing_denormals())
+
+    supported = torch.set_flush_denormal(flush_before)
+    if not supported:
+        pytest.skip("this CPU cannot flush denormals")
+    try:
+        net = AutoencoderNet(
+            DenseAutoencoder(3, 1, hidden_layer_sizes=(4,)),
+            nn.MSELoss(),
+            optimizer=torch.optim.Adam,
+            max_epochs=2,
+            batch_size=8,
+            train_split=None,
+            callbacks=[Probe()],
+            verbose=0,
+        )
+        net.fit(row_ids(16))
+        assert seen == [True, True]
+        assert _flushing_denormals() is flush_before
+    finally:
+        torch.set_flush_denormal(False)
