@@ -30,10 +30,10 @@ test: $(STAMP)
 
 # The benchmark suite: one run per question and data set, at the current
 # defaults (benchmarks/README.md); each rewrites its file in benchmarks/results.
-# About 2 hours on 2 CPU cores, summed from the fit times in the committed
+# About 1.5 hours on 2 CPU cores, summed from the fit times in the committed
 # results and the measured durations of the small runs: reconstruction of
-# digits, moons and swiss roll 4 min, of Fashion-MNIST 45 min (dense and
-# denoising fits of 1710 s and 857 s at k = 2, 8, 32, plus scoring); denoising 15 min (Fashion-MNIST 13 min: ten 60-epoch dense fits of
+# digits, moons and swiss roll 4 min, of Fashion-MNIST 30 min (dense and
+# denoising fits of 746 s and 763 s at k = 2, 8, 32, plus scoring); denoising 15 min (Fashion-MNIST 13 min: ten 60-epoch dense fits of
 # 32 to 37 s and five convolutional of 87 to 94 s); outliers 15 min (Fashion-MNIST: 156 s and 149 s of
 # detector fits); VAE 8 min (Fashion-MNIST: 415 s of fits); overhead 5 min;
 # fit cost on digits 1 min; busy CPU 3 min; scale-out 3 min; ordered 10 min (537 s

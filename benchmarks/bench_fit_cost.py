@@ -22,14 +22,13 @@ Run it on an otherwise idle machine; compare settings by their epochs and
 by runs paired in the same window.
 
 Command: ``python -m benchmarks.bench_fit_cost --dataset digits`` (about a
-minute on two CPU cores) or ``--dataset fashion_mnist`` (about 35 minutes);
+minute on two CPU cores) or ``--dataset fashion_mnist`` (about 15 minutes);
 ``--quick``: digits at k = 2, seconds. ``--set key=value`` overrides an
-estimator parameter, to measure a candidate setting, e.g. the fast fit of
-the user guide: ``--dataset fashion_mnist --set learning_rate=one_cycle
-learning_rate_init=0.004 max_iter=45 batch_size=512 precision=bfloat16``
-(about 8 minutes). Writes ``benchmarks/results/bench_fit_cost_<dataset>``
-``.{json,md}`` at the defaults, and candidate settings into
-``bench_quick_output/``.
+estimator parameter, to measure a candidate setting, e.g. the bfloat16
+plan of the user guide: ``--dataset fashion_mnist --set max_iter=50
+precision=bfloat16`` (about 6 minutes on a CPU with native bfloat16).
+Writes ``benchmarks/results/bench_fit_cost_<dataset>.{json,md}`` at the
+defaults, and candidate settings into ``bench_quick_output/``.
 """
 
 import argparse
