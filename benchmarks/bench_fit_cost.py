@@ -24,7 +24,11 @@ by runs paired in the same window.
 Command: ``python -m benchmarks.bench_fit_cost --dataset digits`` (about a
 minute on two CPU cores) or ``--dataset fashion_mnist`` (about 15 minutes);
 ``--quick``: digits at k = 2, seconds. ``--set key=value`` overrides an
-estimator parameter, to measure a candidate setting, e.g. the bfloat16
+estimator parameter, to measure a candidate setting, and ``--n-train N``
+trains on the first N training rows only, e.g. the size threshold of
+``learning_rate='auto'``: ``--dataset fashion_mnist --n-train 10000``
+with and without ``--set learning_rate=one_cycle batch_size=512`` (the run
+``'auto'`` plans from 20,000 rows). Or the bfloat16
 plan of the user guide: ``--dataset fashion_mnist --set max_iter=50
 precision=bfloat16`` (about 6 minutes on a CPU with native bfloat16).
 Writes ``benchmarks/results/bench_fit_cost_<dataset>.{json,md}`` at the
@@ -99,8 +103,9 @@ def mse(model, X):
     return float(np.mean((X - model.inverse_transform(model.transform(X))) ** 2))
 
 
-def measure(dataset, ks, overrides):
+def measure(dataset, ks, overrides, n_train=None):
     X_train, X_test = load(dataset)
+    X_train = X_train[:n_train]
     records = []
     for k in ks:
         pca_mse = mse(PCA(n_components=k, random_state=0).fit(X_train), X_test)
@@ -136,6 +141,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=sorted(KS), default="digits")
     parser.add_argument("--ks", type=int, nargs="+")
+    parser.add_argument(
+        "--n-train",
+        type=int,
+        default=None,
+        help="train on the first N training rows only (a candidate run)",
+    )
     add_set_argument(parser)
     parser.add_argument("--quick", action="store_true", help="digits, k = 2 only")
     parser.add_argument("--out", default=None)
@@ -143,8 +154,10 @@ def main(argv=None):
     overrides = parse_overrides(args.set)
     ks = args.ks or ((2,) if args.quick else KS[args.dataset])
     torch.set_num_threads(1)
-    records = measure(args.dataset, ks, overrides)
+    records = measure(args.dataset, ks, overrides, args.n_train)
     settings = format_params(overrides) or "defaults"
+    if args.n_train is not None:
+        settings += f", first {args.n_train} training rows"
     table = (
         f"Fit cost on {args.dataset} ({settings}, random_state=0, one torch "
         "thread): held-out MSE over PCA's, fit seconds (wall and CPU), and "
@@ -153,7 +166,7 @@ def main(argv=None):
         "fit's 'auto' values chose.\n\n" + markdown_table(records, list(records[0]))
     )
     # A candidate setting never overwrites the results at the defaults.
-    candidate = bool(overrides)
+    candidate = bool(overrides) or args.n_train is not None
     out = args.out or default_out(args.quick or candidate)
     print(write_results(f"bench_fit_cost_{args.dataset}", records, table, out))
 
