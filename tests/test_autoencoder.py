@@ -357,9 +357,13 @@ def test_beats_predicting_the_mean(curved):
 
 
 @pytest.mark.parametrize("fraction", [0.5, 0.8, 0.95])
-def test_float_n_components_matches_pca(fraction):
+@pytest.mark.parametrize("n_features", [None, 150])
+def test_float_n_components_matches_pca(fraction, n_features):
+    # Tall rows take the spectrum from the covariance, wide ones from the SVD.
     X = spectrum(100)
-    ae = make_ae(n_components=fraction, max_iter=1).fit(X)
+    if n_features is not None:
+        X = np.hstack([X, 0.01 * np.random.default_rng(0).normal(size=(100, 150))])
+    ae = make_ae(n_components=fraction, max_iter=1, early_stopping=False).fit(X)
     assert ae.n_components_ == PCA(n_components=fraction).fit(X).n_components_
     assert ae.transform(X).shape == (100, ae.n_components_)
 
