@@ -8,9 +8,13 @@ a fixed number of epochs) on a quiet machine and beside ``--competitors``
 processes that keep one core busy each, and a plain PyTorch loop of the same
 network, batches and epochs on torch's default thread count, beside it. The
 slowdown is busy seconds over quiet seconds, the median over ``--repeats`` (5)
-alternating runs.
+alternating runs. The plain loop runs a quarter of the epochs: on an Intel
+Xeon with two cores, beside two busy processes, its 40-epoch runs took over
+a minute each (25 times their quiet time, against 7 times for 10 epochs),
+so five repeats of them would take a quarter of an hour; its slowdown over
+the shorter run understates the collapse.
 
-Command: ``python -m benchmarks.bench_busy_cpu`` (about 3 minutes on two CPU
+Command: ``python -m benchmarks.bench_busy_cpu`` (about 4 minutes on two CPU
 cores, which must be otherwise idle for the quiet runs); ``--quick``: fewer
 epochs and repeats. Writes ``benchmarks/results/bench_busy_cpu_digits.{json,md}``.
 """
@@ -20,9 +24,11 @@ import multiprocessing
 import os
 import statistics
 import time
+import warnings
 
 import torch
 from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
 
 from benchmarks._common import (
     default_out,
@@ -84,11 +90,14 @@ def plain_loop(X, epochs, batch_size):
 
 def measure(X, epochs, repeats, competitors):
     # The batch size skae's 'auto' picks for these rows, for the plain loop.
-    batch_size = skae_model(1).fit(X).net_.batch_size
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        batch_size = skae_model(1).fit(X).net_.batch_size
+    plain_epochs = max(1, epochs // 4)
     methods = {
         "skae fit": lambda: timed_fit(skae_model(epochs), X),
         f"plain loop, {torch.get_num_threads()} torch threads": lambda: plain_loop(
-            X, epochs, batch_size
+            X, plain_epochs, batch_size
         ),
     }
     times = {(name, load): [] for name in methods for load in ("quiet", "busy")}
@@ -105,7 +114,7 @@ def measure(X, epochs, repeats, competitors):
         records.append(
             {
                 "method": name,
-                "epochs": epochs,
+                "epochs": epochs if name == "skae fit" else plain_epochs,
                 "competing_processes": competitors,
                 "quiet_s": quiet,
                 "busy_s": busy,
@@ -128,7 +137,7 @@ def main(argv=None):
     repeats = args.repeats or (1 if args.quick else 5)
     records = measure(X, epochs, repeats, args.competitors)
     table = (
-        f"Digits ({len(X)} rows), {epochs} epochs, on {os.cpu_count()} CPU cores, "
+        f"Digits ({len(X)} rows), on {os.cpu_count()} CPU cores, "
         f"quiet and beside {args.competitors} processes that each keep a core "
         "busy (median of alternating runs):\n\n"
         + markdown_table(records, list(records[0]))
