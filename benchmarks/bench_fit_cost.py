@@ -28,7 +28,8 @@ estimator parameter, to measure a candidate setting, and ``--n-train N``
 trains on the first N training rows only, e.g. the size threshold of
 ``learning_rate='auto'``: ``--dataset fashion_mnist --n-train 10000``
 with and without ``--set learning_rate=one_cycle batch_size=512`` (the run
-``'auto'`` plans from 20,000 rows). Or the bfloat16
+``'auto'`` plans from 20,000 rows), and ``--n-train 30000`` with and
+without ``--set learning_rate=adaptive`` (the schedule below 20,000). Or the bfloat16
 plan of the user guide: ``--dataset fashion_mnist --set max_iter=50
 precision=bfloat16`` (about 6 minutes on a CPU with native bfloat16).
 Writes ``benchmarks/results/bench_fit_cost_<dataset>.{json,md}`` at the

@@ -49,8 +49,9 @@ _ONE_CYCLE_WARM_UP = 0.3
 # From this many training rows, learning_rate='auto' plans the run on a CPU:
 # one cycle to a peak of 4e-3 over 60 epochs of 512 rows. On Fashion-MNIST's
 # 54,000 training rows that took 0.41 to 0.72 of the adaptive schedule's
-# epochs for at most 2% more error, on its first 30,000 0.52 to 0.69 of the
-# time for the same error; on its first 10,000 it gained no time,
+# epochs for at most 2% more error, on its first 30,000 0.51 to 0.77 of the
+# time for at most 1.2% more error; on its first 10,000 it gained little
+# time (37-42 s against 39-53 s) for up to 3% more error,
 # and on the digits' 1,347 rows it reconstructed up to 14% worse (user guide,
 # "How the defaults were chosen"). On CUDA, 'auto' keeps the adaptive
 # schedule, whose steps replay as CUDA graphs: a one-cycle schedule changes
