@@ -531,3 +531,31 @@ def test_training_flushes_denormals_and_restores_the_callers_mode(flush_before):
         assert _flushing_denormals() is flush_before
     finally:
         torch.set_flush_denormal(False)
+
+
+@pytest.mark.parametrize("flush_before", [False, True])
+def test_inference_flushes_denormals_and_restores_the_callers_mode(flush_before):
+    # Denormal activations slowed a fitted denoiser's transform 45-fold.
+    supported = torch.set_flush_denormal(flush_before)
+    if not supported:
+        pytest.skip("this CPU cannot flush denormals")
+    try:
+        net = AutoencoderNet(
+            DenseAutoencoder(3, 1, hidden_layer_sizes=(4,)),
+            nn.MSELoss(),
+            optimizer=torch.optim.Adam,
+            max_epochs=1,
+            batch_size=8,
+            train_split=None,
+            verbose=0,
+        ).fit(row_ids(16))
+        torch.set_flush_denormal(flush_before)
+        seen = net.map_batches(
+            row_ids(4),
+            lambda module, batch: torch.tensor([_flushing_denormals()]),
+            convert=None,
+        )
+        assert seen.tolist() == [True]
+        assert _flushing_denormals() is flush_before
+    finally:
+        torch.set_flush_denormal(False)
