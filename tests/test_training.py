@@ -504,7 +504,15 @@ def test_auto_keeps_the_graphed_adaptive_schedule_on_cuda():
     )
 
 
-@pytest.mark.parametrize("flush_before", [False, True])
+@pytest.fixture(params=[False, True], ids=["caller_unflushed", "caller_flushed"])
+def flush_before(request):
+    """The caller's denormal mode during the test; unflushed again after."""
+    if not torch.set_flush_denormal(request.param):
+        pytest.skip("this CPU cannot flush denormals")
+    yield request.param
+    torch.set_flush_denormal(False)
+
+
 def test_training_flushes_denormals_and_restores_the_callers_mode(flush_before):
     seen = []
 
@@ -512,50 +520,20 @@ def test_training_flushes_denormals_and_restores_the_callers_mode(flush_before):
         def on_epoch_end(self, net, **kwargs):
             seen.append(_flushing_denormals())
 
-    supported = torch.set_flush_denormal(flush_before)
-    if not supported:
-        pytest.skip("this CPU cannot flush denormals")
-    try:
-        net = AutoencoderNet(
-            DenseAutoencoder(3, 1, hidden_layer_sizes=(4,)),
-            nn.MSELoss(),
-            optimizer=torch.optim.Adam,
-            max_epochs=2,
-            batch_size=8,
-            train_split=None,
-            callbacks=[Probe()],
-            verbose=0,
-        )
-        net.fit(row_ids(16))
-        assert seen == [True, True]
-        assert _flushing_denormals() is flush_before
-    finally:
-        torch.set_flush_denormal(False)
+    make_net(n_features=3, max_epochs=2, batch_size=8, callbacks=[Probe()]).fit(
+        row_ids(16)
+    )
+    assert seen == [True, True]
+    assert _flushing_denormals() is flush_before
 
 
-@pytest.mark.parametrize("flush_before", [False, True])
 def test_inference_flushes_denormals_and_restores_the_callers_mode(flush_before):
     # Denormal activations slowed a fitted denoiser's transform 45-fold.
-    supported = torch.set_flush_denormal(flush_before)
-    if not supported:
-        pytest.skip("this CPU cannot flush denormals")
-    try:
-        net = AutoencoderNet(
-            DenseAutoencoder(3, 1, hidden_layer_sizes=(4,)),
-            nn.MSELoss(),
-            optimizer=torch.optim.Adam,
-            max_epochs=1,
-            batch_size=8,
-            train_split=None,
-            verbose=0,
-        ).fit(row_ids(16))
-        torch.set_flush_denormal(flush_before)
-        seen = net.map_batches(
-            row_ids(4),
-            lambda module, batch: torch.tensor([_flushing_denormals()]),
-            convert=None,
-        )
-        assert seen.tolist() == [True]
-        assert _flushing_denormals() is flush_before
-    finally:
-        torch.set_flush_denormal(False)
+    net = make_net(n_features=3, max_epochs=1, batch_size=8).fit(row_ids(16))
+    seen = net.map_batches(
+        row_ids(4),
+        lambda module, batch: torch.tensor([_flushing_denormals()]),
+        convert=None,
+    )
+    assert seen.tolist() == [True]
+    assert _flushing_denormals() is flush_before
