@@ -94,27 +94,29 @@ def measure(X, epochs, repeats, competitors):
         warnings.simplefilter("ignore", ConvergenceWarning)
         batch_size = skae_model(1).fit(X).net_.batch_size
     plain_epochs = max(1, epochs // 4)
+    # Each method: its epochs and a run that returns its seconds.
     methods = {
-        "skae fit": lambda: timed_fit(skae_model(epochs), X),
-        f"plain loop, {torch.get_num_threads()} torch threads": lambda: plain_loop(
-            X, plain_epochs, batch_size
+        "skae fit": (epochs, lambda: timed_fit(skae_model(epochs), X)),
+        f"plain loop, {torch.get_num_threads()} torch threads": (
+            plain_epochs,
+            lambda: plain_loop(X, plain_epochs, batch_size),
         ),
     }
     times = {(name, load): [] for name in methods for load in ("quiet", "busy")}
     for _ in range(repeats):
-        for name, run in methods.items():
+        for name, (_, run) in methods.items():
             times[name, "quiet"].append(run())
         with Competitors(competitors):
-            for name, run in methods.items():
+            for name, (_, run) in methods.items():
                 times[name, "busy"].append(run())
     records = []
-    for name in methods:
+    for name, (n_epochs, _) in methods.items():
         quiet = statistics.median(times[name, "quiet"])
         busy = statistics.median(times[name, "busy"])
         records.append(
             {
                 "method": name,
-                "epochs": epochs if name == "skae fit" else plain_epochs,
+                "epochs": n_epochs,
                 "competing_processes": competitors,
                 "quiet_s": quiet,
                 "busy_s": busy,
