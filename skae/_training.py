@@ -71,9 +71,10 @@ def denormals_flushed():
     (1.2e-38) appear, and each operation on one takes the CPU's slow path:
     ``bench_fit_cost --dataset fashion_mnist`` fitted the 2-component
     default in 387 s before the flush (commit d44d65c) and in 230 s with it,
-    to the same error. Inference meets them too: a default
-    ``DenoisingAutoencoder(16)`` fitted on the digits transformed 4,700
-    rows a second unflushed and 215,000 flushed (one thread), so
+    to the same error. Inference meets them too: ``bench_reconstruction
+    --dataset digits`` measured the default denoiser's ``transform`` at
+    4,900 to 5,300 rows a second at 16 and 32 components before the flush
+    (commit ca1bf36) and 155,000 to 170,000 with it (commit cb37f44), so
     :meth:`AutoencoderNet.map_batches` flushes as well. Values that small
     change nothing the model computes. The mode
     belongs to the calling thread (torch's intra-op workers keep theirs);
