@@ -189,12 +189,14 @@ def hand_written_fit(X, model, epochs, device):
 def loop_matched_model(epochs, device, **params):
     """An AutoencoderTransformer that trains as :func:`hand_written_fit` does.
 
-    A random start, every row in every epoch (no hold-out, no early stop)
-    and a constant rate for exactly ``epochs`` epochs, so that the two
+    A random start, every feature (no input axes), every row in every
+    epoch (no hold-out, no early stop) and a constant rate for exactly
+    ``epochs`` epochs, so that the two
     compare like for like; ``params`` set the network and batch size.
     """
     settings = {
         "init": "random",
+        "input_components": None,
         "early_stopping": False,
         "learning_rate": "constant",
         "learning_rate_init": 1e-3,

@@ -100,6 +100,12 @@ def reference_epoch_seconds(X, k, min_epochs=3, min_seconds=10.0):
     return statistics.median(times[1:]), statistics.median(cpu_times[1:])
 
 
+def input_axes(model):
+    """How many principal axes the network saw; 0 for every feature."""
+    axes = getattr(model, "input_components_", None)
+    return 0 if axes is None else len(axes)
+
+
 def mse(model, X):
     return float(np.mean((X - model.inverse_transform(model.transform(X))) ** 2))
 
@@ -132,6 +138,7 @@ def measure(dataset, ks, overrides, n_train=None):
             "best_epoch": model.best_epoch_,
             "learning_rate": model.training_plan_["learning_rate"],
             "batch_size": model.training_plan_["batch_size"],
+            "input_axes": input_axes(model),
         }
         print(record, flush=True)
         records.append(record)
@@ -164,7 +171,9 @@ def main(argv=None):
         "thread): held-out MSE over PCA's, fit seconds (wall and CPU), and "
         "the fit in epochs of the reference loop timed in the same run (CPU "
         "seconds over CPU seconds), with the schedule and batch size the "
-        "fit's 'auto' values chose.\n\n" + markdown_table(records, list(records[0]))
+        "fit's 'auto' values chose; input_axes: how many principal axes "
+        "input_components='auto' gave the network (0: every feature).\n\n"
+        + markdown_table(records, list(records[0]))
     )
     # A candidate setting never overwrites the results at the defaults.
     candidate = bool(overrides) or args.n_train is not None

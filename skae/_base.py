@@ -156,14 +156,14 @@ class _BaseAutoencoder(
         self.n_components_pca_ = self.n_components_ if fraction else None
         self.mean_ = X.mean(axis=0)
         self.n_samples_seen_ = len(X)
-        self._units = ModelUnits(X, self.loss)
+        self._units = ModelUnits(X, self.loss, self._input_axes(X, len(train_idx)))
         rows = self._units.to_model(X)
         # Without a hold-out every row trains: no second copy of the data.
         train = rows if valid_idx is None else rows[train_idx]
 
         with seeded_torch(torch_seed(rng)):
             network = build_network(
-                n_features,
+                rows.shape[1],
                 self.n_components_,
                 hidden_layer_sizes=check_sizes(
                     "hidden_layer_sizes", self.hidden_layer_sizes, allow_empty=True
@@ -182,7 +182,10 @@ class _BaseAutoencoder(
             module = module.to(memory_format=torch.channels_last)
         criterion = self._criterion(n_features)
         if self.ordered:
-            criterion = PrefixLoss(criterion, prefix_weights(train, self.n_components_))
+            # The variance outside the input axes is every prefix's error too.
+            outside = np.mean(self._units.outside(X)) / self._units.scale**2
+            weights = prefix_weights(train, self.n_components_, outside)
+            criterion = PrefixLoss(criterion, weights)
         valid = None
         if valid_idx is not None:
             valid_rows = rows_to_device(rows[valid_idx], device)
@@ -230,6 +233,10 @@ class _BaseAutoencoder(
                 "use loss='mse'."
             )
 
+    def _input_axes(self, X, n_train):
+        """Return the principal axes the network sees (None: every feature)."""
+        return None
+
     def _criterion(self, n_features):
         """Return the training loss: a module ``loss(module_output, clean_rows)``."""
         return nn.MSELoss() if self.loss == "mse" else nn.BCEWithLogitsLoss()
@@ -266,7 +273,7 @@ class _BaseAutoencoder(
             rows,
             lambda module, batch: prefix_errors(module, batch, self._units.residuals),
             self._units.to_model,
-        ).sum(axis=0)
+        ).sum(axis=0) + np.sum(self._units.outside(X))
         sst = float(np.sum((X - self.mean_) ** 2))
         curve = explained_variance_curve(sse, sst)
         if isinstance(self.n_components, Integral):
@@ -373,12 +380,13 @@ class _BaseAutoencoder(
         do not promise (on GPUs, and on CPUs whose BLAS picks its kernel by
         the number of rows, such as Intel's with AMX).
         """
-        return self.net_.map_batches(
+        along = self.net_.map_batches(
             X,
-            lambda module, batch: (self._residuals(module, batch) ** 2).mean(dim=1),
+            lambda module, batch: (self._residuals(module, batch) ** 2).sum(dim=1),
             self._units.to_model,
             dtype=torch.float64,
         )
+        return (along + self._units.outside(X)) / X.shape[1]
 
     def score_samples(self, X):
         """Negative mean squared reconstruction error of each row.

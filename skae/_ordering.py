@@ -116,7 +116,9 @@ class NestedDropout(nn.Module):
         return f"n_units={self.n_units}, ordered={self.ordered}, kept={self.kept}"
 
 
-def prefix_weights(rows: torch.Tensor, n_units: int) -> torch.Tensor:
+def prefix_weights(
+    rows: torch.Tensor, n_units: int, outside: float = 0.0
+) -> torch.Tensor:
     """Weights that make the prefixes' losses comparable, shape (n_units,).
 
     A row reconstructed from ``k`` units errs about as much as PCA's
@@ -129,11 +131,13 @@ def prefix_weights(rows: torch.Tensor, n_units: int) -> torch.Tensor:
     PCA's error at its length, training kept the short prefixes near PCA
     (held-out MSE at k = 2, 8, 16 of a 32-unit code on digits 1.7-2.1x that
     of fits at k); unweighted, the long ones fall behind (1.8x at k = 32);
-    the square root leaves every length at 1.3-1.4x.
+    the square root leaves every length at 1.3-1.4x. ``outside`` is the
+    variance of a row outside the columns of ``rows`` (their input axes,
+    :class:`~skae._units.ModelUnits`), part of every prefix's residual.
     """
     centred = rows - rows.mean(dim=0)
     eigenvalues = torch.linalg.eigvalsh(centred.T @ centred / len(rows)).flip(0)
-    total = eigenvalues.clamp_min(0).sum()
+    total = eigenvalues.clamp_min(0).sum() + outside
     residual = total - torch.cumsum(eigenvalues, 0)[:n_units]
     residual = residual.clamp_min(0) + 1e-3 * total
     return torch.sqrt(residual[-1] / residual).float()

@@ -2,13 +2,62 @@
 
 The networks train on rows centred and divided by one overall scale
 (``loss='mse'``), or on the rows as given, returning logits
-(``loss='bce'``). :class:`ModelUnits` converts rows to model units as one
-float32 tensor, and the network's outputs and residuals back.
+(``loss='bce'``); with input components, on the centred rows' coordinates
+along their leading principal axes. :class:`ModelUnits` converts rows to
+model units as one float32 tensor, and the network's outputs and residuals
+back.
 """
 
 import numpy as np
 import torch
 from scipy.special import expit
+from sklearn.decomposition import PCA
+
+# input_components='auto' keeps the principal axes that leave at most this
+# fraction of the residual variance of PCA at n_components outside them.
+_INPUT_TAIL = 0.15
+# Residual variance below this fraction of the total is rounding.
+_ROUNDING = 1e-12
+# Rows per chunk where the residual outside the axes is summed in NumPy.
+_CHUNK_ROWS = 8192
+
+
+def input_axes(X, input_components, n_components, *, auto):
+    """Principal axes of ``X`` the network sees, or None for every feature.
+
+    ``input_components`` is an int (that many leading axes), None, or
+    ``'auto'``, which applies only where ``auto`` is true: the fewest
+    leading axes (at least ``n_components``) outside which PCA leaves at
+    most ``_INPUT_TAIL`` times its residual variance at ``n_components``,
+    and none where that is more than half the features, which would save
+    little. Returns an array of shape ``(n_axes, n_features)`` with
+    orthonormal rows.
+    """
+    if input_components is None or (input_components == "auto" and not auto):
+        return None
+    n_samples, n_features = X.shape
+    if input_components != "auto" and input_components > min(n_samples, n_features):
+        raise ValueError(
+            f"input_components={input_components} must not exceed "
+            f"n_samples={n_samples} nor n_features={n_features}."
+        )
+    if input_components != "auto" and input_components < n_components:
+        raise ValueError(
+            f"input_components={input_components} must be >= the code's width, "
+            f"n_components={n_components}: the network cannot encode more "
+            "directions than it sees."
+        )
+    solver = "covariance_eigh" if n_samples >= n_features else "full"
+    if input_components != "auto":
+        return PCA(input_components, svd_solver=solver).fit(X).components_
+    pca = PCA(svd_solver=solver).fit(X)
+    # outside[j]: PCA's residual variance outside the first j axes.
+    outside = np.append(np.cumsum(pca.explained_variance_[::-1])[::-1], 0.0)
+    # Variance at the level of rounding is none: rank-deficient rows.
+    outside[outside <= _ROUNDING * outside[0]] = 0.0
+    n_axes = int(np.argmax(outside <= _INPUT_TAIL * outside[n_components]))
+    n_axes = max(n_axes, n_components)
+    return pca.components_[:n_axes] if n_axes <= n_features // 2 else None
 
 
 class ModelUnits:
@@ -23,10 +72,15 @@ class ModelUnits:
         network's outputs are logits.
     loss : {'mse', 'bce'}
         The estimator's loss.
+    axes : ndarray of shape (n_axes, n_features), default=None
+        Orthonormal principal axes (:func:`input_axes`): model units are the
+        centred, scaled rows' coordinates along them, and the network's
+        outputs lie in their span. None keeps every feature.
     """
 
-    def __init__(self, X, loss):
+    def __init__(self, X, loss, axes=None):
         self.loss = loss
+        self.axes = axes
         if loss == "mse":
             self.offset = X.mean(axis=0)
             rms = np.sqrt(np.mean((X - self.offset) ** 2))
@@ -46,19 +100,43 @@ class ModelUnits:
         """
         rows = torch.from_numpy(np.require(X, requirements=["C", "W"]))
         offset = torch.from_numpy(self.offset).to(rows.dtype)
-        return rows.sub(offset).div_(self.scale).to(torch.float32)
+        rows = rows.sub(offset).div_(self.scale)
+        if self.axes is not None:
+            rows = rows @ torch.from_numpy(self.axes).to(rows.dtype).T
+        return rows.to(torch.float32)
 
     def from_model(self, out, dtype):
         """Network outputs (an array in model units) as rows in data units."""
         if self.loss == "bce":
             return expit(out.astype(np.float64)).astype(dtype)
+        if self.axes is not None:
+            out = out.astype(np.float64) @ self.axes
         return (out * self.scale + self.offset).astype(dtype)
+
+    def outside(self, X):
+        """Squared norm of each row's part outside the axes, in data units.
+
+        What the network's reconstruction misses whatever it does, as its
+        outputs lie in the axes' span: added to the squared residual along
+        the axes (:meth:`residuals`), it gives the whole squared error. Zeros
+        without axes.
+        """
+        if self.axes is None:
+            return np.zeros(len(X))
+        norms = []
+        for start in range(0, len(X), _CHUNK_ROWS):
+            centred = X[start : start + _CHUNK_ROWS] - self.offset
+            along = centred @ self.axes.T
+            norms.append(np.sum(centred**2, axis=1) - np.sum(along**2, axis=1))
+        return np.maximum(np.concatenate(norms), 0.0)
 
     def residuals(self, batch, out):
         """Residual ``batch - out`` of a batch in model units, in data units.
 
         With ``loss='mse'`` model units are the data's divided by ``scale``;
-        with ``loss='bce'`` ``out`` holds logits.
+        with ``loss='bce'`` ``out`` holds logits. With axes, the residual's
+        coordinates along them, whose squared norm is the squared error
+        along the axes (:meth:`outside` gives the rest).
         """
         if self.loss == "bce":
             return batch - torch.sigmoid(out)

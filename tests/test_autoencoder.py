@@ -1115,3 +1115,63 @@ def test_huge_learning_rate_raises_and_leaves_no_model():
     assert [name for name in vars(ae) if name.endswith("_")] == []
     with pytest.raises(NotFittedError):
         ae.transform(X)
+
+
+# ------------------------------------------------------- input components
+
+
+def test_input_components_train_on_principal_coordinates(digits):
+    X = digits[0]
+    ae = make_ae(n_components=4, input_components=20).fit(X)
+    assert ae.input_components_.shape == (20, 64)
+    assert ae.module_.encoder[0].in_features == 20
+    reconstruction = ae.inverse_transform(ae.transform(X))
+    assert reconstruction.shape == X.shape
+    # Reconstructions lie in the axes' span, about the mean.
+    centred = reconstruction - ae.mean_
+    axes = ae.input_components_
+    assert_allclose(centred @ axes.T @ axes, centred, atol=1e-3)
+    # Scores count the error outside the axes too: the whole error.
+    assert_allclose(
+        ae.score_samples(X), -np.mean((X - reconstruction) ** 2, axis=1), rtol=1e-4
+    )
+
+
+def test_input_components_explained_variance_is_the_whole_error(digits):
+    X = digits[0][:800]  # fewer than CURVE_ROWS: the curve is on every row
+    ae = make_ae(n_components=4, input_components=20, early_stopping=False).fit(X)
+    residual = np.sum((X - ae.inverse_transform(ae.transform(X))) ** 2)
+    expected = 1 - residual / np.sum((X - ae.mean_) ** 2)
+    assert_allclose(ae.explained_variance_score_, expected, rtol=1e-4)
+
+
+def test_auto_input_components_on_large_wide_data():
+    # 20,000 training rows (the planned-run regime) of 40 features whose
+    # variance falls steeply: 'auto' keeps a few axes; on the digits (1,797
+    # rows) none.
+    rng = np.random.RandomState(0)
+    rotation = np.linalg.qr(rng.normal(size=(40, 40)))[0]
+    X = (rng.normal(size=(22_300, 40)) * 0.5 ** np.arange(40)) @ rotation
+    ae = make_ae(n_components=2, max_iter=1).fit(X.astype(np.float32))
+    assert 2 <= len(ae.input_components_) <= 20
+    assert ae.training_plan_["batch_size"] == 256
+    assert ae.module_.encoder[0].in_features == len(ae.input_components_)
+    assert make_ae().fit(X[:500]).input_components_ is None
+
+
+@pytest.mark.parametrize(
+    "params", [dict(image_shape=(1, 8, 8)), dict(loss="bce")], ids=["image", "bce"]
+)
+def test_input_components_need_a_dense_mse_network(digits, params):
+    X = digits[0] / 16.0
+    with pytest.raises(ValueError, match="input_components needs a dense network"):
+        make_ae(input_components=10, **params).fit(X)
+
+
+def test_partial_fit_keeps_the_first_chunks_axes(digits):
+    X = digits[0]
+    ae = make_ae(n_components=4, input_components=10).partial_fit(X[:900])
+    axes = ae.input_components_
+    ae.partial_fit(X[900:])
+    assert ae.input_components_ is axes
+    assert ae.transform(X).shape == (len(X), 4)

@@ -38,6 +38,10 @@ ESTIMATORS = [
     AutoencoderTransformer(
         hidden_layer_sizes=(), init="random", max_iter=3, random_state=0
     ),
+    # The network on the rows' principal coordinates.
+    AutoencoderTransformer(
+        input_components=2, hidden_layer_sizes=(8,), max_iter=3, random_state=0
+    ),
     DenoisingAutoencoder(hidden_layer_sizes=(8,), max_iter=3, random_state=0),
     DenoisingAutoencoder(
         noise="masking", noise_level=0.2, init="random", max_iter=3, random_state=0

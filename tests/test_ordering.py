@@ -98,10 +98,13 @@ def test_prefix_lengths_spread_log_uniformly():
     assert torch.all((counts > 150) & (counts < 250))
 
 
-def test_prefix_weights_follow_pca_residual_variance():
+@pytest.mark.parametrize("outside", [0.0, 2.0])
+def test_prefix_weights_follow_pca_residual_variance(outside):
     X = torch.as_tensor(spectrum(2000), dtype=torch.float32)
-    weights = prefix_weights(X, 3)
+    weights = prefix_weights(X, 3, outside)
     residual = np.cumsum(PCA().fit(X.numpy()).explained_variance_[::-1])[::-1]
+    # Variance outside the rows' columns (input axes) adds to every residual.
+    residual = residual + outside * len(X) / (len(X) - 1)
     total = residual[0]
     floored = residual[1:4] + 1e-3 * total
     assert_allclose(weights.numpy(), np.sqrt(floored[-1] / floored), rtol=1e-3)
@@ -153,10 +156,18 @@ def test_ratio_sums_to_the_explained_variance_score():
     assert_allclose(held_out_variance, held_out_variance[0])
 
 
-def test_cumulative_ratio_is_the_held_out_explained_variance_of_each_prefix(digits):
+@pytest.mark.parametrize("input_components", [None, 24])
+def test_cumulative_ratio_is_the_held_out_explained_variance_of_each_prefix(
+    digits, input_components
+):
     X = digits[0]
     ae = AutoencoderTransformer(
-        8, hidden_layer_sizes=(64,), ordered=True, max_iter=10, random_state=0
+        8,
+        hidden_layer_sizes=(64,),
+        ordered=True,
+        input_components=input_components,
+        max_iter=10,
+        random_state=0,
     ).fit(X)
     # The rows early stopping held out: the fit's first draw from its seed.
     _, valid_idx = split_rows(len(X), True, 0.1, check_random_state(0))

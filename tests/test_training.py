@@ -472,6 +472,17 @@ def test_auto_training_plan_follows_the_number_of_training_rows(n_train, expecte
     assert tuple(plan[key] for key in keys) == expected
 
 
+def test_a_planned_run_on_input_axes_takes_smaller_batches_over_fewer_epochs():
+    ae = AutoencoderTransformer()
+    keys = ("learning_rate", "learning_rate_init", "max_iter", "batch_size")
+    ae.input_components_ = np.eye(300, 784)
+    plan = training_plan(ae, 54_000, CPU)
+    assert tuple(plan[key] for key in keys) == ("one_cycle", 7e-3, 40, 256)
+    ae.input_components_ = None
+    plan = training_plan(ae, 54_000, CPU)
+    assert tuple(plan[key] for key in keys) == ("one_cycle", 4e-3, 60, 512)
+
+
 def test_auto_values_follow_an_explicit_schedule():
     # A chosen one-cycle run gets the planned peak and length, but keeps the
     # small-data batches: 512 rows come only with learning_rate='auto'.

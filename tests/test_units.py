@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 import torch
 from numpy.testing import assert_allclose
+from sklearn.decomposition import PCA
 
-from skae._units import ModelUnits
+from skae._units import _INPUT_TAIL, ModelUnits, input_axes
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -48,3 +49,78 @@ def test_read_only_and_negative_stride_input_is_converted():
     view = X[::-1]
     view.flags.writeable = False
     assert_allclose(units.to_model(view).numpy(), units.to_model(X).numpy()[::-1])
+
+
+def decaying(n_samples=400, n_features=12, seed=0):
+    """Rotated Gaussian rows whose variances fall by half from one axis to the next."""
+    rng = np.random.RandomState(seed)
+    scales = 2.0 ** -np.arange(n_features)
+    rotation = np.linalg.qr(rng.normal(size=(n_features, n_features)))[0]
+    return (rng.normal(size=(n_samples, n_features)) * scales) @ rotation
+
+
+def test_int_input_axes_are_pca_axes():
+    X = decaying()
+    axes = input_axes(X, 4, 2, auto=False)
+    assert axes.shape == (4, 12)
+    assert_allclose(axes @ axes.T, np.eye(4), atol=1e-12)
+    assert_allclose(np.abs(axes), np.abs(PCA(4).fit(X).components_), atol=1e-8)
+
+
+def test_auto_input_axes_leave_a_fraction_of_pca_residual_outside():
+    X = decaying(n_features=24)
+    variances = PCA().fit(X).explained_variance_
+    outside = np.append(np.cumsum(variances[::-1])[::-1], 0.0)
+    axes = input_axes(X, "auto", 2, auto=True)
+    n_axes = len(axes)
+    assert outside[n_axes] <= _INPUT_TAIL * outside[2] < outside[n_axes - 1]
+    # auto=False (the estimator's regime does not apply) and None: no axes.
+    assert input_axes(X, "auto", 2, auto=False) is None
+    assert input_axes(X, None, 2, auto=True) is None
+
+
+def test_auto_input_axes_are_none_when_more_than_half_the_features():
+    # Equal variances: the rule needs nearly every axis.
+    X = np.random.RandomState(0).normal(size=(500, 10))
+    assert input_axes(X, "auto", 2, auto=True) is None
+
+
+def test_auto_input_axes_are_at_least_the_code_width():
+    # Rank 3: no variance outside 3 axes, but the code has 5 units.
+    X = np.random.RandomState(0).normal(size=(300, 3)) @ np.random.RandomState(
+        1
+    ).normal(size=(3, 20))
+    assert len(input_axes(X, "auto", 5, auto=True)) == 5
+
+
+@pytest.mark.parametrize(
+    "n_axes, n_components, message",
+    [
+        (13, 2, "must not exceed n_samples=400 nor n_features=12"),
+        (1, 2, "must be >= the code's width"),
+    ],
+)
+def test_input_axes_reject_bad_counts(n_axes, n_components, message):
+    with pytest.raises(ValueError, match=message):
+        input_axes(decaying(), n_axes, n_components, auto=False)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_units_with_axes_project_and_map_back_in_their_span(dtype):
+    X = decaying().astype(dtype) * 3.0 + 1.0
+    axes = input_axes(X, 4, 2, auto=False)
+    units = ModelUnits(X, "mse", axes)
+    rows = units.to_model(X)
+    assert rows.shape == (len(X), 4) and rows.dtype == torch.float32
+    back = units.from_model(rows.numpy(), dtype)
+    assert back.dtype == dtype
+    projected = (X - X.mean(axis=0)) @ axes.T @ axes + X.mean(axis=0)
+    assert_allclose(back, projected, rtol=1e-4, atol=1e-4)
+    # Along the axes plus outside them: the whole squared norm of each row.
+    along = np.sum(units.residuals(rows, torch.zeros_like(rows)).numpy() ** 2, axis=1)
+    assert_allclose(
+        along + units.outside(X),
+        np.sum((X - units.offset) ** 2, axis=1),
+        rtol=1e-4,
+    )
+    assert_allclose(ModelUnits(X, "mse").outside(X), 0.0)
