@@ -429,7 +429,8 @@ class _BaseAutoencoder(
         """The fitted :class:`torch.nn.Module` (``net_.module_``).
 
         It works in model units: with ``loss='mse'`` on ``X - mean_`` divided
-        by the root mean square of the centred training data; with
+        by the root mean square of the centred training data (and, where
+        ``input_components_`` is set, projected on those axes); with
         ``loss='bce'`` on raw ``X``, returning logits. :meth:`transform` and
         :meth:`inverse_transform` do these conversions.
         """

@@ -233,14 +233,16 @@ loss : {'mse', 'bce'}, default='mse'
 batch_size : int or 'auto', default='auto'
     Rows per training batch. ``'auto'`` is ``n_train // 16`` clipped to
     [32, 256]: at least 16 steps per epoch on small data sets; 512 for a
-    run that ``learning_rate='auto'`` planned, the batches that plan was
-    measured with.""",
+    run that ``learning_rate='auto'`` planned (256 on input axes), the
+    batches that plan was measured with.""",
     "learning_rate": """\
 learning_rate : {'auto', 'adaptive', 'one_cycle', 'constant'}, default='auto'
     Schedule of Adam's learning rate. ``'auto'`` picks by the number of
     training rows: ``'one_cycle'`` from 20,000, ``'adaptive'`` below, and
     the other ``'auto'`` parameters with it (``training_plan_`` holds what
-    was chosen). On Fashion-MNIST's 54,000 training rows the planned run
+    was chosen; a network on input axes, ``input_components_``, plans 40
+    epochs of 256 rows to 7e-3, any other 60 of 512 to 4e-3). On
+    Fashion-MNIST's 54,000 training rows the planned run on every feature
     took 0.41 to 0.72 of the adaptive one's epochs, for the same error at
     8 components and 2% more at 2 and 32; on fewer than about 20,000 rows
     it gained no time, and on the digits it reconstructed up to 14% worse
@@ -284,7 +286,8 @@ learning_rate : {'constant', 'adaptive', 'one_cycle'}, default='constant'
     "learning_rate_init": """\
 learning_rate_init : float or 'auto', default='auto'
     Adam's learning rate; with ``'one_cycle'`` its peak. ``'auto'``: 4e-3
-    for a one-cycle run, 1e-3 for the other schedules.""",
+    for a one-cycle run (7e-3 on input axes), 1e-3 for the other
+    schedules.""",
     "alpha": """\
 alpha : float, default=0.0
     L2 penalty (Adam's weight decay), as in MLPRegressor. Off by default:
@@ -298,8 +301,8 @@ alpha : float, default=1e-4
     "max_iter": """\
 max_iter : int or 'auto', default='auto'
     Maximum number of epochs; with ``'one_cycle'`` the length of the
-    planned run. ``'auto'``: 60 for a one-cycle run, 200 for the other
-    schedules, which stop early.""",
+    planned run. ``'auto'``: 60 for a one-cycle run (40 on input axes),
+    200 for the other schedules, which stop early.""",
     "tol": """\
 tol : float, default=1e-4
     Relative improvement of the monitored loss that counts as progress.""",

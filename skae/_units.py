@@ -67,9 +67,10 @@ class ModelUnits:
     ----------
     X : ndarray of shape (n_samples, n_features)
         The rows that fix the map: with ``loss='mse'``, the offset is their
-        mean and the scale the root mean square of the centred rows (1 for
-        constant rows); with ``loss='bce'``, the map is the identity and the
-        network's outputs are logits.
+        mean and the scale the root mean square of the centred rows (with
+        ``axes``, of their coordinates along the axes; 1 for constant rows);
+        with ``loss='bce'``, the map is the identity and the network's
+        outputs are logits.
     loss : {'mse', 'bce'}
         The estimator's loss.
     axes : ndarray of shape (n_axes, n_features), default=None
@@ -83,12 +84,22 @@ class ModelUnits:
         self.axes = axes
         if loss == "mse":
             self.offset = X.mean(axis=0)
-            rms = np.sqrt(np.mean((X - self.offset) ** 2))
+            rms = np.sqrt(np.mean(self._centred_squares(X)))
             self.scale = float(rms) if rms > 0 else 1.0
         else:
             # BCE compares probabilities with data in [0, 1]: no rescaling.
             self.offset = np.zeros(X.shape[1])
             self.scale = 1.0
+
+    def _centred_squares(self, X):
+        """Mean squared entry of each centred row, along the axes if any."""
+        means = []
+        for start in range(0, len(X), _CHUNK_ROWS):
+            centred = X[start : start + _CHUNK_ROWS] - self.offset
+            if self.axes is not None:
+                centred = centred @ self.axes.T
+            means.append(np.mean(centred**2, axis=1))
+        return np.concatenate(means)
 
     def to_model(self, X):
         """Rows of ``X`` as one float32 tensor in model units, on the host.

@@ -46,6 +46,7 @@ class AutoencoderTransformer(OrderedMixin, PartialFitMixin, _BaseAutoencoder):
         features; otherwise, as with None, the network sees every feature.
         On Fashion-MNIST (784 pixels) that is 302 axes at 32 components
         (:ref:`fast_fits`). Not with ``image_shape`` or ``loss='bce'``.
+        :meth:`partial_fit` keeps the axes of its first chunk.
     %(hidden_layer_sizes, activation, image_shape)s
     %(conv_channels, init, loss, batch_size, learning_rate)s
     %(learning_rate_init, alpha, max_iter, tol)s

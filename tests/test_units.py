@@ -112,6 +112,8 @@ def test_units_with_axes_project_and_map_back_in_their_span(dtype):
     units = ModelUnits(X, "mse", axes)
     rows = units.to_model(X)
     assert rows.shape == (len(X), 4) and rows.dtype == torch.float32
+    # Scaled to a unit root mean square along the axes, as without them.
+    assert float(rows.square().mean()) == pytest.approx(1.0, rel=1e-5)
     back = units.from_model(rows.numpy(), dtype)
     assert back.dtype == dtype
     projected = (X - X.mean(axis=0)) @ axes.T @ axes + X.mean(axis=0)
