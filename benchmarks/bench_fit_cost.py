@@ -22,16 +22,18 @@ Run it on an otherwise idle machine; compare settings by their epochs and
 by runs paired in the same window.
 
 Command: ``python -m benchmarks.bench_fit_cost --dataset digits`` (about a
-minute on two CPU cores) or ``--dataset fashion_mnist`` (about 15 minutes);
+minute on two CPU cores) or ``--dataset fashion_mnist`` (about 7 minutes);
 ``--quick``: digits at k = 2, seconds. ``--set key=value`` overrides an
 estimator parameter, to measure a candidate setting, and ``--n-train N``
-trains on the first N training rows only, e.g. the size threshold of
-``learning_rate='auto'``: ``--dataset fashion_mnist --n-train 10000``
-with and without ``--set learning_rate=one_cycle batch_size=512`` (the run
-``'auto'`` plans from 20,000 rows), and ``--n-train 30000`` with and
-without ``--set learning_rate=adaptive`` (the schedule below 20,000). Or the bfloat16
-plan of the user guide: ``--dataset fashion_mnist --set max_iter=50
-precision=bfloat16`` (about 6 minutes on a CPU with native bfloat16).
+trains on the first N training rows only. E.g. the previous default, the
+planned run on every feature: ``--dataset fashion_mnist --set
+input_components=None`` (about 15 minutes); the size threshold of
+``learning_rate='auto'``, measured on every feature: ``--n-train 10000``
+with and without ``--set learning_rate=one_cycle batch_size=512``, and
+``--n-train 30000`` with and without ``--set learning_rate=adaptive``,
+each with ``input_components=None``; the bfloat16 plan of the user guide:
+``--set input_components=None max_iter=50 precision=bfloat16`` (about 6
+minutes on a CPU with native bfloat16).
 Writes ``benchmarks/results/bench_fit_cost_<dataset>.{json,md}`` at the
 defaults, and candidate settings into ``bench_quick_output/``.
 """

@@ -47,7 +47,8 @@ _ADAPTIVE_FACTOR = 0.3
 # learning_rate='one_cycle' warms up over this fraction of the steps.
 _ONE_CYCLE_WARM_UP = 0.3
 # From this many training rows, learning_rate='auto' plans the run on a CPU:
-# one cycle to a peak of 4e-3 over 60 epochs of 512 rows. On Fashion-MNIST's
+# one cycle to a peak of 4e-3 over 60 epochs of 512 rows (on input axes,
+# _PLANNED_ON_AXES). On every feature of Fashion-MNIST's
 # 54,000 training rows that took 0.41 to 0.72 of the adaptive schedule's
 # epochs for at most 2% more error, on its first 30,000 0.51 to 0.77 of the
 # time for at most 1.2% more error; on its first 10,000 it gained little
@@ -63,11 +64,12 @@ _PLANNED = {"learning_rate_init": 4e-3, "max_iter": 60, "batch_size": 512}
 _UNPLANNED = {"learning_rate_init": 1e-3, "max_iter": 200}
 # A planned run of a network on input axes (input_components_), whose
 # epochs cost about half: smaller batches (more steps an epoch) to a higher
-# peak, over fewer epochs. On Fashion-MNIST at 32 components, on 302 axes
-# (user guide, "Large data: a planned run"): held-out MSE over PCA's 0.4991
-# in 40 such epochs, against 0.5037 in 60 of the plan above on 256 axes and
-# 0.4974 in 45; peaks of 2e-3 / 4e-3 / 7e-3 gave 0.507 / 0.502 / 0.501 over
-# 45 epochs on 256 axes.
+# peak, over fewer epochs. On Fashion-MNIST (bench_fit_cost): held-out MSE
+# over PCA's 0.494 / 0.464 / 0.499 at k = 2 / 8 / 32 in 20 / 19 / 24
+# equivalent epochs, against 0.483 / 0.452 / 0.498 in 51 to 54 for the plan
+# above on every feature; at k = 32, 60 epochs of the plan above on 256
+# axes gave 0.504, and peaks of 2e-3 / 4e-3 / 7e-3 over 45 epochs of 256
+# rows 0.507 / 0.502 / 0.501 (user guide, "How the defaults were chosen").
 _PLANNED_ON_AXES = {"learning_rate_init": 7e-3, "max_iter": 40, "batch_size": 256}
 
 

@@ -27,6 +27,9 @@ class AutoencoderTransformer(OrderedMixin, PartialFitMixin, _BaseAutoencoder):
     network is PCA's linear map plus a nonlinear residual that starts at zero:
     training starts exactly at PCA's reconstruction and early stopping, which
     counts the starting state, keeps the better of the two on held-out rows.
+    On 20,000 training rows or more the network trains on the rows'
+    leading principal coordinates (``input_components``), which about
+    halves the cost of an epoch.
 
     Parameters
     ----------
