@@ -63,6 +63,9 @@ def input_axes(X, input_components, n_components, *, auto):
 class ModelUnits:
     """Affine map from data units to model units: ``(X - offset) / scale``.
 
+    With ``axes``, the result's coordinates along them: ``(X - offset) /
+    scale @ axes.T``.
+
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_features)
@@ -136,7 +139,8 @@ class ModelUnits:
             return np.zeros(len(X))
         norms = []
         for start in range(0, len(X), _CHUNK_ROWS):
-            centred = X[start : start + _CHUNK_ROWS] - self.offset
+            # In float64: the difference of two squared norms below.
+            centred = X[start : start + _CHUNK_ROWS].astype(np.float64) - self.offset
             along = centred @ self.axes.T
             norms.append(np.sum(centred**2, axis=1) - np.sum(along**2, axis=1))
         return np.maximum(np.concatenate(norms), 0.0)
