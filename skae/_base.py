@@ -156,7 +156,8 @@ class _BaseAutoencoder(
         self.n_components_pca_ = self.n_components_ if fraction else None
         self.mean_ = X.mean(axis=0)
         self.n_samples_seen_ = len(X)
-        self._units = ModelUnits(X, self.loss, self._input_axes(X, len(train_idx)))
+        axes = self._input_axes(X, len(train_idx), device)
+        self._units = ModelUnits(X, self.loss, axes)
         rows = self._units.to_model(X)
         # Without a hold-out every row trains: no second copy of the data.
         train = rows if valid_idx is None else rows[train_idx]
@@ -233,7 +234,7 @@ class _BaseAutoencoder(
                 "use loss='mse'."
             )
 
-    def _input_axes(self, X, n_train):
+    def _input_axes(self, X, n_train, device):
         """Return the principal axes the network sees (None: every feature)."""
         return None
 

@@ -43,7 +43,8 @@ class AutoencoderTransformer(OrderedMixin, PartialFitMixin, _BaseAutoencoder):
         ``n_components``. ``transform`` and ``inverse_transform`` project
         and map back, so codes and reconstructions keep X's features, and
         scores count the error outside the axes too. ``'auto'``, for dense
-        networks with ``loss='mse'`` on 20,000 training rows or more, keeps
+        networks with ``loss='mse'`` on 20,000 training rows or more, off
+        CUDA (where ``learning_rate='auto'`` plans the run), keeps
         the fewest axes outside which PCA leaves at most 0.15 times its own
         residual variance at ``n_components``, if they are at most half the
         features; otherwise, as with None, the network sees every feature.
@@ -127,11 +128,13 @@ class AutoencoderTransformer(OrderedMixin, PartialFitMixin, _BaseAutoencoder):
                 "Set input_components=None."
             )
 
-    def _input_axes(self, X, n_train):
+    def _input_axes(self, X, n_train, device):
+        # Where the run is planned ('auto' learning rates): measured there.
         auto = (
             self.image_shape is None
             and self.loss == "mse"
             and n_train >= PLANNED_RUN_ROWS
+            and device.type != "cuda"
         )
         self.input_components_ = input_axes(
             X, self.input_components, self.n_components_, auto=auto

@@ -1157,6 +1157,10 @@ def test_auto_input_components_on_large_wide_data():
     assert ae.training_plan_["batch_size"] == 256
     assert ae.module_.encoder[0].in_features == len(ae.input_components_)
     assert make_ae().fit(X[:500]).input_components_ is None
+    # On CUDA the run is not planned, and 'auto' keeps every feature there.
+    ae.n_components_ = 2
+    assert ae._input_axes(X, 22_300, torch.device("cuda")) is None
+    assert ae._input_axes(X, 22_300, torch.device("cpu")) is not None
 
 
 @pytest.mark.parametrize(
