@@ -14,7 +14,15 @@ from torch import nn
 
 from skae._ordering import nested_dropout
 from skae._training import drop_early_stopping, rows_to_device, shared_random_state
-from skae._validation import _fit_context, check_rows_ndim, torch_seed
+from skae._units import input_axes
+from skae._validation import (
+    Interval,
+    StrOptions,
+    _fit_context,
+    check_rows_ndim,
+    check_sizes,
+    torch_seed,
+)
 from skae.noise import make_noise
 
 
@@ -241,3 +249,57 @@ class OrderedMixin:
         truncated.explained_variance_score_ = float(np.sum(ratio))
         nested_dropout(truncated.net_.module_).kept = int(n_components)
         return truncated
+
+
+class InputAxesMixin:
+    """``input_components``: the network on the rows' principal coordinates.
+
+    For estimators with an ``input_components`` parameter (see
+    :func:`~skae._units.input_axes`); ``_auto_input_axes(n_train, device)``
+    says where ``'auto'`` applies, on top of a dense network with
+    ``loss='mse'`` on clean rows whose features outnumber its widest hidden
+    layer. Sets ``input_components_``.
+    """
+
+    _parameter_constraints: dict = {
+        "input_components": [
+            Interval(Integral, 1, None, closed="left"),
+            StrOptions({"auto"}),
+            None,
+        ],
+    }
+
+    def _axes_possible(self):
+        """Whether the network can train on principal coordinates."""
+        dense = self.image_shape is None or not len(self.conv_channels)
+        clean = getattr(self, "noise", None) is None
+        return dense and clean and self.loss == "mse"
+
+    def _check_data_params(self, X):
+        super()._check_data_params(X)
+        if isinstance(self.input_components, Integral) and not self._axes_possible():
+            raise ValueError(
+                "input_components needs a dense network, loss='mse' and no "
+                "noise, as principal coordinates are neither images, nor "
+                "probabilities, nor corrupted in data units; got "
+                f"image_shape={self.image_shape!r}, "
+                f"conv_channels={self.conv_channels!r}, loss={self.loss!r}, "
+                f"noise={getattr(self, 'noise', None)!r}. Set "
+                "input_components=None."
+            )
+
+    def _input_axes(self, X, n_train, device):
+        # Only where the input layer is the widest, whose cost the axes cut.
+        sizes = check_sizes(
+            "hidden_layer_sizes", self.hidden_layer_sizes, allow_empty=True
+        )
+        widest = max(sizes, default=0)
+        auto = (
+            self._axes_possible()
+            and X.shape[1] > widest
+            and self._auto_input_axes(n_train, device)
+        )
+        self.input_components_ = input_axes(
+            X, self.input_components, self.n_components_, auto=auto
+        )
+        return self.input_components_

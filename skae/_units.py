@@ -107,17 +107,42 @@ class ModelUnits:
     def to_model(self, X):
         """Rows of ``X`` as one float32 tensor in model units, on the host.
 
-        The offset is subtracted in X's own precision; torch rather than
-        numpy, because its element-wise ops round as numpy's do and use every
-        core. Torch takes neither negative strides nor (without a warning)
-        read-only memory: such input is copied first.
+        The offset is subtracted (and the rows projected on the axes) in X's
+        own precision; torch rather than numpy, because its element-wise ops
+        round as numpy's do and use every core. Torch takes neither negative
+        strides nor (without a warning) read-only memory: such input is
+        copied first.
         """
-        rows = torch.from_numpy(np.require(X, requirements=["C", "W"]))
-        offset = torch.from_numpy(self.offset).to(rows.dtype)
-        rows = rows.sub(offset).div_(self.scale)
+        rows = self._centred(X)
         if self.axes is not None:
             rows = rows @ torch.from_numpy(self.axes).to(rows.dtype).T
         return rows.to(torch.float32)
+
+    def to_rows(self, X):
+        """Rows of ``X`` centred and scaled as model units are, on every feature.
+
+        The network's input is ``project`` of these; residuals in data
+        units over every feature come from them and ``unproject`` of its
+        output. Without axes, the same as :meth:`to_model`.
+        """
+        return self._centred(X).to(torch.float32)
+
+    def _centred(self, X):
+        rows = torch.from_numpy(np.require(X, requirements=["C", "W"]))
+        offset = torch.from_numpy(self.offset).to(rows.dtype)
+        return rows.sub(offset).div_(self.scale)
+
+    def project(self, rows):
+        """Return the coordinates along the axes of rows from :meth:`to_rows`."""
+        if self.axes is None:
+            return rows
+        return rows @ torch.as_tensor(self.axes, dtype=rows.dtype, device=rows.device).T
+
+    def unproject(self, out):
+        """Map the network's outputs (a tensor) back to every feature."""
+        if self.axes is None:
+            return out
+        return out @ torch.as_tensor(self.axes, dtype=out.dtype, device=out.device)
 
     def from_model(self, out, dtype):
         """Network outputs (an array in model units) as rows in data units."""

@@ -1,17 +1,15 @@
 """AutoencoderTransformer: a nonlinear drop-in for PCA."""
 
-from numbers import Integral
-
 from skae._base import _BaseAutoencoder
-from skae._mixins import OrderedMixin, PartialFitMixin
+from skae._mixins import InputAxesMixin, OrderedMixin, PartialFitMixin
 from skae._params import fill_doc, make_init
 from skae._training import PLANNED_RUN_ROWS
-from skae._units import input_axes
-from skae._validation import Interval, StrOptions
 
 
 @fill_doc
-class AutoencoderTransformer(OrderedMixin, PartialFitMixin, _BaseAutoencoder):
+class AutoencoderTransformer(
+    InputAxesMixin, OrderedMixin, PartialFitMixin, _BaseAutoencoder
+):
     """Autoencoder dimensionality reduction with PCA's transformer contract.
 
     A dense (or, with ``image_shape``, convolutional) PyTorch autoencoder,
@@ -44,7 +42,8 @@ class AutoencoderTransformer(OrderedMixin, PartialFitMixin, _BaseAutoencoder):
         and map back, so codes and reconstructions keep X's features, and
         scores count the error outside the axes too. ``'auto'``, for dense
         networks with ``loss='mse'`` on 20,000 training rows or more, off
-        CUDA (where ``learning_rate='auto'`` plans the run), keeps
+        CUDA (where ``learning_rate='auto'`` plans the run), with more
+        features than the widest hidden layer (whose cost the axes cut), keeps
         the fewest axes outside which PCA leaves at most 0.15 times its own
         residual variance at ``n_components``, if they are at most half the
         features; otherwise, as with None, the network sees every feature.
@@ -106,37 +105,12 @@ class AutoencoderTransformer(OrderedMixin, PartialFitMixin, _BaseAutoencoder):
 
     _parameter_constraints: dict = {
         **_BaseAutoencoder._parameter_constraints,
+        **InputAxesMixin._parameter_constraints,
         "ordered": ["boolean"],
-        "input_components": [
-            Interval(Integral, 1, None, closed="left"),
-            StrOptions({"auto"}),
-            None,
-        ],
     }
 
     __init__ = make_init({"ordered": False, "input_components": "auto"})
 
-    def _check_data_params(self, X):
-        super()._check_data_params(X)
-        if isinstance(self.input_components, Integral) and (
-            self.image_shape is not None or self.loss != "mse"
-        ):
-            raise ValueError(
-                "input_components needs a dense network and loss='mse', as "
-                "principal coordinates are neither images nor probabilities; "
-                f"got image_shape={self.image_shape!r}, loss={self.loss!r}. "
-                "Set input_components=None."
-            )
-
-    def _input_axes(self, X, n_train, device):
-        # Where the run is planned ('auto' learning rates): measured there.
-        auto = (
-            self.image_shape is None
-            and self.loss == "mse"
-            and n_train >= PLANNED_RUN_ROWS
-            and device.type != "cuda"
-        )
-        self.input_components_ = input_axes(
-            X, self.input_components, self.n_components_, auto=auto
-        )
-        return self.input_components_
+    def _auto_input_axes(self, n_train, device):
+        # Where learning_rate='auto' plans the run: measured there.
+        return n_train >= PLANNED_RUN_ROWS and device.type != "cuda"

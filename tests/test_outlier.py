@@ -399,3 +399,43 @@ def test_a_row_scores_the_same_whatever_its_batch_mates(params, seed):
         together = getattr(detector, method)(X)
         alone = np.ravel([getattr(detector, method)(row[None]) for row in X])
         assert_allclose(together, alone, rtol=1e-7, atol=1e-7, err_msg=method)
+
+
+# ------------------------------------------------------- input components
+
+
+def test_scores_on_input_axes_see_the_residual_on_every_feature(digits):
+    X = digits[0][digits[1] == 0] / 16
+    detector = make_detector(
+        input_components=12,
+        n_components=4,
+        code_weight=0.0,
+        error_covariance="diagonal",
+    ).fit(X)
+    assert detector.input_components_.shape == (12, 64)
+    assert detector.module_.encoder[0].in_features == 12
+    # The relative error over every pixel of the reconstruction the public
+    # API gives, whose part outside the axes the network cannot touch.
+    residuals = X - detector.inverse_transform(detector.transform(X))
+    errors = detector.feature_errors_
+    assert_allclose(errors, np.mean(residuals**2, axis=0), rtol=1e-4)
+    scale = errors + _SCALE_FLOOR * errors.mean()
+    assert_allclose(
+        detector.score_samples(X), -np.mean(residuals**2 / scale, axis=1), rtol=1e-4
+    )
+
+
+def test_auto_input_axes_need_the_dense_network_on_clean_rows(digits):
+    X = digits[0][digits[1] == 0] / 16
+    assert make_detector().fit(X).input_components_ is not None
+    assert make_detector(noise="gaussian").fit(X).input_components_ is None
+    conv = make_detector(image_shape=(1, 8, 8), conv_channels=(4,), max_iter=1)
+    assert conv.fit(X).input_components_ is None
+    # Image rows on the dense network (the default conv_channels=()) may.
+    assert make_detector(image_shape=(1, 8, 8)).fit(X).input_components_ is not None
+    # Where the widest hidden layer is wider than the rows (the default
+    # (512, 256) on 64 pixels), the axes would save nothing: none.
+    wide = make_detector(hidden_layer_sizes=(128,), max_iter=1)
+    assert wide.fit(X).input_components_ is None
+    with pytest.raises(ValueError, match="no noise"):
+        make_detector(noise="gaussian", input_components=10).fit(X)
