@@ -25,9 +25,10 @@ class AutoencoderTransformer(
     network is PCA's linear map plus a nonlinear residual that starts at zero:
     training starts exactly at PCA's reconstruction and early stopping, which
     counts the starting state, keeps the better of the two on held-out rows.
-    On 20,000 training rows or more the network trains on the rows'
-    leading principal coordinates (``input_components``), which about
-    halves the cost of an epoch.
+    On 20,000 training rows or more, with more features than its widest
+    hidden layer, the dense network trains on the rows' leading principal
+    coordinates (``input_components``), which about halves the cost of an
+    epoch.
 
     Parameters
     ----------
@@ -48,7 +49,8 @@ class AutoencoderTransformer(
         residual variance at ``n_components``, if they are at most half the
         features; otherwise, as with None, the network sees every feature.
         On Fashion-MNIST (784 pixels) that is 302 axes at 32 components
-        (:ref:`fast_fits`). Not with ``image_shape`` or ``loss='bce'``.
+        (:ref:`fast_fits`). Not with the convolutional network or
+        ``loss='bce'``.
         :meth:`partial_fit` keeps the axes of its first chunk.
     %(hidden_layer_sizes, activation, image_shape)s
     %(conv_channels, init, loss, batch_size, learning_rate)s
