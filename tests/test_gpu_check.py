@@ -17,7 +17,15 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parent.parent
-STEPS = ["tests", "throughput", "fit_vs_loop", "transform", "seed_conv", "conv_fashion"]
+STEPS = [
+    "tests",
+    "throughput",
+    "fit_vs_loop",
+    "transform",
+    "seed_conv",
+    "dense_axes",
+    "conv_fashion",
+]
 
 
 def gpu_check(*args, cwd=REPO):
@@ -69,6 +77,13 @@ def test_dry_run_measures_every_step(tmp_path):
     assert steps["seed_conv"]["speedup"] == pytest.approx(
         steps["seed_conv"]["tutorial_loop_epoch_s"] / steps["seed_conv"]["skae_epoch_s"]
     )
+    axes = steps["dense_axes"]
+    assert [(r["learning_rate"], r["input_axes"] > 0) for r in axes] == [
+        ("adaptive", False),
+        ("adaptive", True),
+        ("one_cycle", True),
+    ]
+    assert all(r["epochs"] == 2 and r["skae_over_pca"] > 0 for r in axes)
     fashion = steps["conv_fashion"]
     assert [r["k"] for r in fashion] == [2, 8, 32]
     for row in fashion:
