@@ -18,6 +18,7 @@ from sklearn.decomposition import PCA
 
 from skae._networks import ACTIVATIONS
 from skae._training import AUTOCAST_DTYPES
+from skae._units import spectrum_solver
 from skae._validation import Hidden, Interval, StrOptions
 
 DEFAULTS = {
@@ -162,10 +163,7 @@ def resolve_n_components(n_components, init, X, n_train):
         return int(n_components)
     # A fraction: as many components as PCA needs for that much variance; an
     # ordered model then keeps the prefix of its own code that explains it.
-    # The whole spectrum is needed: from the covariance matrix where there
-    # are more rows than features (a fourth of the SVD's time on 6,000
-    # Fashion-MNIST rows), else from the SVD of the rows.
-    solver = "covariance_eigh" if n_samples >= n_features else "full"
+    solver = spectrum_solver(X)
     return int(PCA(n_components=n_components, svd_solver=solver).fit(X).n_components_)
 
 

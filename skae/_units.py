@@ -22,6 +22,17 @@ _ROUNDING = 1e-12
 _CHUNK_ROWS = 8192
 
 
+def spectrum_solver(X):
+    """PCA's ``svd_solver`` for the whole spectrum of ``X``.
+
+    From the covariance matrix where there are more rows than features (a
+    fourth of the SVD's time on 6,000 Fashion-MNIST rows), else from the
+    SVD of the rows.
+    """
+    n_samples, n_features = X.shape
+    return "covariance_eigh" if n_samples >= n_features else "full"
+
+
 def input_axes(X, input_components, n_components, *, auto):
     """Principal axes of ``X`` the network sees, or None for every feature.
 
@@ -47,7 +58,7 @@ def input_axes(X, input_components, n_components, *, auto):
             f"n_components={n_components}: the network cannot encode more "
             "directions than it sees."
         )
-    solver = "covariance_eigh" if n_samples >= n_features else "full"
+    solver = spectrum_solver(X)
     if input_components != "auto":
         return PCA(input_components, svd_solver=solver).fit(X).components_
     pca = PCA(svd_solver=solver).fit(X)
@@ -94,15 +105,25 @@ class ModelUnits:
             self.offset = np.zeros(X.shape[1])
             self.scale = 1.0
 
+    def _chunks(self, X, dtype=None):
+        """Yield each chunk of rows of ``X`` centred, and along the axes.
+
+        ``(centred, along)`` in ``dtype`` (X's own by default); ``along`` is
+        None without axes.
+        """
+        for start in range(0, len(X), _CHUNK_ROWS):
+            rows = X[start : start + _CHUNK_ROWS].astype(dtype or X.dtype, copy=False)
+            centred = rows - self.offset
+            yield centred, None if self.axes is None else centred @ self.axes.T
+
     def _centred_squares(self, X):
         """Mean squared entry of each centred row, along the axes if any."""
-        means = []
-        for start in range(0, len(X), _CHUNK_ROWS):
-            centred = X[start : start + _CHUNK_ROWS] - self.offset
-            if self.axes is not None:
-                centred = centred @ self.axes.T
-            means.append(np.mean(centred**2, axis=1))
-        return np.concatenate(means)
+        return np.concatenate(
+            [
+                np.mean((centred if along is None else along) ** 2, axis=1)
+                for centred, along in self._chunks(X)
+            ]
+        )
 
     def to_model(self, X):
         """Rows of ``X`` as one float32 tensor in model units, on the host.
@@ -113,10 +134,7 @@ class ModelUnits:
         strides nor (without a warning) read-only memory: such input is
         copied first.
         """
-        rows = self._centred(X)
-        if self.axes is not None:
-            rows = rows @ torch.from_numpy(self.axes).to(rows.dtype).T
-        return rows.to(torch.float32)
+        return self.project(self._centred(X)).to(torch.float32)
 
     def to_rows(self, X):
         """Rows of ``X`` centred and scaled as model units are, on every feature.
@@ -162,12 +180,11 @@ class ModelUnits:
         """
         if self.axes is None:
             return np.zeros(len(X))
-        norms = []
-        for start in range(0, len(X), _CHUNK_ROWS):
-            # In float64: the difference of two squared norms below.
-            centred = X[start : start + _CHUNK_ROWS].astype(np.float64) - self.offset
-            along = centred @ self.axes.T
-            norms.append(np.sum(centred**2, axis=1) - np.sum(along**2, axis=1))
+        # In float64: a difference of two squared norms.
+        norms = [
+            np.sum(centred**2, axis=1) - np.sum(along**2, axis=1)
+            for centred, along in self._chunks(X, np.float64)
+        ]
         return np.maximum(np.concatenate(norms), 0.0)
 
     def residuals(self, batch, out):
