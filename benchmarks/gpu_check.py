@@ -417,6 +417,18 @@ def time_limit(seconds):
     return TimeLimit(seconds)
 
 
+def held_out_mse(model, X_train, X_test):
+    """Mean squared error of ``model``'s reconstruction of ``X_test``.
+
+    ``model`` is fitted on ``X_train`` first, unless that is None (fitted
+    already).
+    """
+    if X_train is not None:
+        model.fit(X_train)
+    reconstruction = model.inverse_transform(model.transform(X_test))
+    return float(np.mean((reconstruction - X_test) ** 2))
+
+
 def dense_axes(device, data_home, quick, limit_s):
     """The dense transformer at k = 32 on every pixel and on principal axes.
 
@@ -434,10 +446,7 @@ def dense_axes(device, data_home, quick, limit_s):
     k = 32
     X_train, source = fashion_rows(data_home, quick, "train")
     X_test, _ = fashion_rows(data_home, quick, "test")
-    pca = PCA(n_components=k, random_state=0).fit(X_train)
-    pca_mse = float(
-        np.mean((pca.inverse_transform(pca.transform(X_test)) - X_test) ** 2)
-    )
+    pca_mse = held_out_mse(PCA(n_components=k, random_state=0), X_train, X_test)
     axes = input_axes(X_train, "auto", k, auto=True)
     # Random rows (a dry run without the data) have no leading axes.
     n_axes = 4 * k if axes is None else len(axes)
@@ -457,8 +466,7 @@ def dense_axes(device, data_home, quick, limit_s):
             callbacks=[("time_limit", time_limit(limit_s))],
         )
         fit_s = fit_quietly(model, X_train)
-        reconstruction = model.inverse_transform(model.transform(X_test))
-        skae_mse = float(np.mean((reconstruction - X_test) ** 2))
+        skae_mse = held_out_mse(model, None, X_test)
         records.append(
             {
                 "input_axes": input_components or 0,
@@ -484,10 +492,7 @@ def conv_fashion_one(k, device_name, data_home, quick, limit_s):
     device = torch.device(device_name)
     X_train, source = fashion_rows(data_home, quick, "train")
     X_test, _ = fashion_rows(data_home, quick, "test")
-    pca = PCA(n_components=k, random_state=0).fit(X_train)
-    pca_mse = float(
-        np.mean((pca.inverse_transform(pca.transform(X_test)) - X_test) ** 2)
-    )
+    pca_mse = held_out_mse(PCA(n_components=k, random_state=0), X_train, X_test)
     model = AutoencoderTransformer(
         n_components=k,
         image_shape=(1, 28, 28),
@@ -497,8 +502,7 @@ def conv_fashion_one(k, device_name, data_home, quick, limit_s):
         callbacks=[("time_limit", time_limit(limit_s))],
     )
     fit_s = fit_quietly(model, X_train)
-    reconstruction = model.inverse_transform(model.transform(X_test))
-    skae_mse = float(np.mean((reconstruction - X_test) ** 2))
+    skae_mse = held_out_mse(model, None, X_test)
     plan = model.training_plan_
     # A planned run ends as planned; another converged if it stopped early.
     stopped_early = plan["learning_rate"] == "one_cycle" or (
