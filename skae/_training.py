@@ -69,7 +69,8 @@ _UNPLANNED = {"learning_rate_init": 1e-3, "max_iter": 200}
 # equivalent epochs, against 0.483 / 0.452 / 0.498 in 51 to 54 for the plan
 # above on every feature; at k = 32, 60 epochs of the plan above on 256
 # axes gave 0.504, and peaks of 2e-3 / 4e-3 / 7e-3 over 45 epochs of 256
-# rows 0.507 / 0.502 / 0.501 (user guide, "How the defaults were chosen").
+# rows 0.507 / 0.502 / 0.501 (bench_fit_cost --ks 32 --set ..., user guide,
+# "How the defaults were chosen").
 _PLANNED_ON_AXES = {"learning_rate_init": 7e-3, "max_iter": 40, "batch_size": 256}
 
 
