@@ -164,6 +164,8 @@ def run_task(dataset, task, X_train, X_test, abnormal, **params):
             flagged = model.predict(X_test) == -1
             detector = model[-1] if params["scale"] else model
             record[f"{name}_epochs"] = detector.n_iter_
+            axes = detector.input_components_
+            record[f"{name}_input_axes"] = 0 if axes is None else len(axes)
             if detector.error_covariance_gain_ is not None:
                 record[f"{name}_whitening_gain"] = detector.error_covariance_gain_
             record[f"{name}_flags_normal"] = float(np.mean(flagged[~abnormal]))
@@ -289,8 +291,9 @@ def summarise(dataset, records, candidate):
         "the best of PyOD's AutoEncoder, IForest and PCA; *_fit_s: seconds "
         "to fit; *_flags_*: fraction of the normal and abnormal test rows that "
         "contamination='auto' flags; *_whitening_gain: the detector's "
-        "error_covariance_gain_ (error_covariance='auto' whitens from 0.15). "
-        f"PyOD {pyod.__version__}.{splits}{setting}"
+        "error_covariance_gain_ (error_covariance='auto' whitens from 0.15); "
+        "*_input_axes: how many principal axes its network saw (0: every "
+        f"feature). PyOD {pyod.__version__}.{splits}{setting}"
         "\n\n" + markdown_table(rows, columns)
     )
 

@@ -267,7 +267,7 @@ class AutoencoderOutlierDetector(
         variance at ``n_components_``, if they are at most half the
         features; otherwise, as with None, the network sees every feature.
         On a Fashion-MNIST class (784 pixels) that is 117 to 297 axes, and
-        a fit took 0.56 of the time on every pixel for about the same AUC
+        a fit took about 0.6 of the time on every pixel for about the same AUC
         (:ref:`anomaly_scores`).
     %(measured_hidden_layer_sizes, measured_activation)s
     image_shape : tuple of int (C, H, W), default=None
