@@ -10,20 +10,24 @@ the unordered 32-component fit show what truncating a model trained without
 ordering gives. Then ``n_components=0.9`` with ``ordered=True``: the width
 the model keeps (``n_components_``) beside PCA's (``n_components_pca_``).
 Every fit has the defaults but ``ordered``, ``n_components`` and
-``random_state=0`` (and ``--max-iter`` where given).
+``random_state=0`` (and ``--max-iter`` where given); ``--set key=value``
+changes a parameter of the ordered fits only, to measure a candidate way of
+training them against the same separate fits, e.g. ``--set
+learning_rate=one_cycle max_iter=75``.
 
 Commands and their durations on 2 CPU cores shared with other jobs (one
 torch thread)::
 
     python -m benchmarks.bench_ordered --dataset digits         # ~1 min
     python -m benchmarks.bench_ordered --dataset fashion_mnist  # ~10 min
+    python -m benchmarks.bench_ordered --set max_iter=300  # a candidate
 
 Digits: ``train_test_split(test_size=0.25, random_state=0)``. Fashion-MNIST:
 the first ``--n-train`` rows of the published training set (the whole set
 is too slow for this machine) and the first 2000 test rows, scaled to
 [0, 1]. MSE is in the data's units, on the test rows. Results:
-``benchmarks/results/bench_ordered_<dataset>.{json,md}`` (``--quick``:
-``bench_quick_output/``).
+``benchmarks/results/bench_ordered_<dataset>.{json,md}`` (``--quick`` and
+``--set``: ``bench_quick_output/``).
 """
 
 import argparse
@@ -33,7 +37,15 @@ from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 from sklearn.model_selection import train_test_split
 
-from benchmarks._common import default_out, markdown_table, timed_fit, write_results
+from benchmarks._common import (
+    add_set_argument,
+    default_out,
+    format_params,
+    markdown_table,
+    parse_overrides,
+    timed_fit,
+    write_results,
+)
 from skae import AutoencoderTransformer, fetch_fashion_mnist
 
 WIDTH = 32
@@ -61,7 +73,7 @@ def prefix_mse(model, X, k):
     return float(np.mean((X - model.inverse_transform(codes)) ** 2))
 
 
-def run(dataset, n_train, max_iter):
+def run(dataset, n_train, max_iter, candidate):
     X_train, X_test = load(dataset, n_train)
     params = {"random_state": 0}
     if max_iter is not None:
@@ -71,7 +83,7 @@ def run(dataset, n_train, max_iter):
         model = AutoencoderTransformer(k, ordered=False, **params)
         fits[k] = (model, timed_fit(model, X_train))
         print(f"separate k={k}: {fits[k][1]:.1f} s, {model.n_iter_} epochs", flush=True)
-    ordered = AutoencoderTransformer(WIDTH, ordered=True, **params)
+    ordered = AutoencoderTransformer(WIDTH, ordered=True, **{**params, **candidate})
     ordered_time = timed_fit(ordered, X_train)
     print(f"ordered k={WIDTH}: {ordered_time:.1f} s", flush=True)
     records = []
@@ -95,7 +107,7 @@ def run(dataset, n_train, max_iter):
                 "separate_epochs": fits[k][0].n_iter_,
             }
         )
-    fraction = AutoencoderTransformer(FRACTION, ordered=True, **params)
+    fraction = AutoencoderTransformer(FRACTION, ordered=True, **{**params, **candidate})
     fraction_time = timed_fit(fraction, X_train)
     summary = {
         "ordered_fit_s": ordered_time,
@@ -114,6 +126,7 @@ def run(dataset, n_train, max_iter):
         "n_train": len(X_train),
         "n_test": len(X_test),
         "max_iter": max_iter,
+        "ordered_params": candidate,
     }
     return records, summary
 
@@ -126,10 +139,12 @@ def main():
     parser.add_argument("--n-train", type=int, default=10000, help="Fashion-MNIST rows")
     parser.add_argument("--max-iter", type=int, default=None)
     parser.add_argument("--quick", action="store_true", help="digits, 10 epochs")
+    add_set_argument(parser)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     max_iter = 10 if args.quick else args.max_iter
-    records, summary = run(args.dataset, args.n_train, max_iter)
+    candidate = parse_overrides(args.set)
+    records, summary = run(args.dataset, args.n_train, max_iter, candidate)
     table = markdown_table(
         records,
         [
@@ -146,7 +161,8 @@ def main():
         table,
         "",
         f"Training rows: {summary['n_train']}, test rows: {summary['n_test']}, "
-        f"max_iter: {summary['max_iter'] or 'default'}.",
+        f"max_iter: {summary['max_iter'] or 'default'}."
+        + (f" Ordered fits with {format_params(candidate)}." if candidate else ""),
         f"Fit time, ordered at {WIDTH} / unordered at {WIDTH}: "
         f"{summary['ordered_fit_s']:.1f} s / {summary['unordered_fit_s']:.1f} s "
         f"= {summary['fit_time_ratio']:.2f}x.",
@@ -157,7 +173,7 @@ def main():
         f"{summary['fraction_held_out_explained_variance']:.3f}); PCA needs "
         f"k={summary['fraction_k_pca']}.",
     ]
-    out = args.out or default_out(args.quick)
+    out = args.out or default_out(args.quick or bool(candidate))
     path = write_results(
         f"bench_ordered_{args.dataset}",
         {"per_k": records, "summary": summary},
