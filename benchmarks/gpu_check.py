@@ -417,6 +417,26 @@ def time_limit(seconds):
     return TimeLimit(seconds)
 
 
+def fashion_transformer(X_train, X_test, device, quick, limit_s, **params):
+    """Fit the transformer as the Fashion-MNIST steps do, with ``params``.
+
+    Returns the fitted model, its fit seconds and its held-out MSE on
+    ``X_test``: two epochs in a quick run, else ``max_iter='auto'``; seed 0;
+    stopped after ``limit_s`` seconds.
+    """
+    from skae import AutoencoderTransformer
+
+    model = AutoencoderTransformer(
+        max_iter=2 if quick else "auto",
+        device=device,
+        random_state=0,
+        callbacks=[("time_limit", time_limit(limit_s))],
+        **params,
+    )
+    fit_s = fit_quietly(model, X_train)
+    return model, fit_s, held_out_mse(model, None, X_test)
+
+
 def held_out_mse(model, X_train, X_test):
     """Mean squared error of ``model``'s reconstruction of ``X_test``.
 
@@ -440,7 +460,6 @@ def dense_axes(device, data_home, quick, limit_s):
     """
     from sklearn.decomposition import PCA
 
-    from skae import AutoencoderTransformer
     from skae._units import input_axes
 
     k = 32
@@ -456,17 +475,16 @@ def dense_axes(device, data_home, quick, limit_s):
         (n_axes, "auto"),
         (n_axes, "one_cycle"),
     ):
-        model = AutoencoderTransformer(
+        model, fit_s, skae_mse = fashion_transformer(
+            X_train,
+            X_test,
+            device,
+            quick,
+            limit_s,
             n_components=k,
             input_components=input_components,
             learning_rate=learning_rate,
-            max_iter=2 if quick else "auto",
-            device=device,
-            random_state=0,
-            callbacks=[("time_limit", time_limit(limit_s))],
         )
-        fit_s = fit_quietly(model, X_train)
-        skae_mse = held_out_mse(model, None, X_test)
         records.append(
             {
                 "input_axes": input_components or 0,
@@ -487,22 +505,13 @@ def conv_fashion_one(k, device_name, data_home, quick, limit_s):
     import torch
     from sklearn.decomposition import PCA
 
-    from skae import AutoencoderTransformer
-
     device = torch.device(device_name)
     X_train, source = fashion_rows(data_home, quick, "train")
     X_test, _ = fashion_rows(data_home, quick, "test")
     pca_mse = held_out_mse(PCA(n_components=k, random_state=0), X_train, X_test)
-    model = AutoencoderTransformer(
-        n_components=k,
-        image_shape=(1, 28, 28),
-        max_iter=2 if quick else "auto",
-        device=device,
-        random_state=0,
-        callbacks=[("time_limit", time_limit(limit_s))],
+    model, fit_s, skae_mse = fashion_transformer(
+        X_train, X_test, device, quick, limit_s, n_components=k, image_shape=(1, 28, 28)
     )
-    fit_s = fit_quietly(model, X_train)
-    skae_mse = held_out_mse(model, None, X_test)
     plan = model.training_plan_
     # A planned run ends as planned; another converged if it stopped early.
     stopped_early = plan["learning_rate"] == "one_cycle" or (
