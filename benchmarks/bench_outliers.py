@@ -172,6 +172,12 @@ def make_methods(
     return methods
 
 
+def add_best_baseline(row):
+    """Set ``row['best_baseline_auc']``, the best rival's AUC, if all of them ran."""
+    if all(f"{name}_auc" in row for name in RIVALS):
+        row["best_baseline_auc"] = max(row[f"{name}_auc"] for name in RIVALS)
+
+
 def run_task(dataset, task, X_train, X_test, abnormal, **params):
     """Fit every method on ``X_train``; one record of AUCs and fit times."""
     record = {"dataset": dataset, "normal": task}
@@ -189,8 +195,7 @@ def run_task(dataset, task, X_train, X_test, abnormal, **params):
                 record[f"{name}_whitening_gain"] = detector.error_covariance_gain_
             record[f"{name}_flags_normal"] = float(np.mean(flagged[~abnormal]))
             record[f"{name}_flags_abnormal"] = float(np.mean(flagged[abnormal]))
-    if all(f"{name}_auc" in record for name in RIVALS):
-        record["best_baseline_auc"] = max(record[f"{name}_auc"] for name in RIVALS)
+    add_best_baseline(record)
     print({k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()})
     return record
 
@@ -254,8 +259,7 @@ def over_splits(records, columns):
         row[column] = float(np.mean(values))
         if column.endswith("_auc") and column != "best_baseline_auc":
             row[f"{column}_sd"] = float(np.std(values, ddof=1))
-    if all(f"{name}_auc" in row for name in RIVALS):
-        row["best_baseline_auc"] = max(row[f"{name}_auc"] for name in RIVALS)
+    add_best_baseline(row)
     return row
 
 
