@@ -263,6 +263,33 @@ def over_splits(records, columns):
     return row
 
 
+def paired_differences(records, detectors):
+    """A line per detector: its AUC minus each rival's, paired by split or task.
+
+    The mean difference over the records (the halvings of breast cancer, or
+    the classes) and its standard error: whether a gap between two means is
+    more than the splits' or tasks' spread.
+    """
+    unit = "splits" if "split" in records[0] else "tasks"
+    lines = []
+    for detector in detectors:
+        gaps = []
+        for rival in RIVALS:
+            if f"{rival}_auc" not in records[0]:
+                continue
+            diff = np.array([r[f"{detector}_auc"] - r[f"{rival}_auc"] for r in records])
+            error = np.std(diff, ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else 0
+            gaps.append(f"{rival} {diff.mean():+.4f} ± {error:.4f}")
+        if gaps:
+            lines.append(
+                f"{detector} AUC minus each rival's, paired over the "
+                f"{len(records)} {unit} (mean ± standard error): "
+                + ", ".join(gaps)
+                + "."
+            )
+    return lines
+
+
 def summarise(dataset, records, candidate):
     """Markdown: one row per task, then the mean; repeated splits: their mean.
 
@@ -314,7 +341,10 @@ def summarise(dataset, records, candidate):
         "error_covariance_gain_ (error_covariance='auto' whitens from 0.15); "
         "*_input_axes: how many principal axes its network saw (0: every "
         f"feature). PyOD {pyod.__version__}.{splits}{setting}"
-        "\n\n" + markdown_table(rows, columns)
+        "\n\n"
+        + "\n\n".join(
+            [markdown_table(rows, columns), *paired_differences(records, detectors)]
+        )
     )
 
 
