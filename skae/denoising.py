@@ -60,7 +60,9 @@ class DenoisingAutoencoder(NoiseMixin, OrderedMixin, PartialFitMixin, _BaseAutoe
         :meth:`denoise` runs the whole network, and the code from
         :meth:`transform` carries what the linear map misses; for codes that
         describe the rows alone (features for another model), use
-        ``skip=None``, the earlier layout.
+        ``skip=None``, the earlier layout. ``ordered=True`` needs
+        ``skip=None``: the prefixes of a code that leaves part of every row
+        to the linear map are not codes of the rows.
     %(ordered)s
     %(measured_hidden_layer_sizes, measured_activation, image_shape)s
     %(conv_channels, init, loss, batch_size)s
@@ -151,6 +153,16 @@ class DenoisingAutoencoder(NoiseMixin, OrderedMixin, PartialFitMixin, _BaseAutoe
             "max_iter": 60,
         },
     )
+
+    def _check_data_params(self, X):
+        super()._check_data_params(X)
+        if self.ordered and self.skip is not None:
+            raise ValueError(
+                f"ordered=True needs skip=None, got skip={self.skip!r}: with a "
+                "linear map from the input beside the code, the code carries "
+                "only what the map misses, so its prefixes are not codes of "
+                "the rows. Set skip=None to order the code."
+            )
 
     def _start(self, network, X_train, rng):
         """Start at PCA; the skip's start needs the training rows too."""

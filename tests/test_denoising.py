@@ -205,6 +205,28 @@ def test_denoise_without_skip_is_inverse_transform_of_transform():
     assert_array_equal(dae.denoise(X), dae.inverse_transform(dae.transform(X)))
 
 
+def test_ordered_needs_no_skip():
+    # The default skip would leave the prefixes part of every row to miss.
+    with pytest.raises(ValueError, match=r"ordered=True needs skip=None"):
+        make_dae(ordered=True).fit(uniform())
+
+
+def test_ordered_without_skip_orders_the_denoising_code():
+    X = uniform()
+    dae = make_dae(n_components=4, ordered=True, skip=None).fit(X)
+    assert dae.module_.skip is None
+    assert dae.explained_variance_ratio_.shape == (4,)
+    assert dae.explained_variance_ratio_.sum() == pytest.approx(
+        dae.explained_variance_score_
+    )
+    short = dae.truncate(2)
+    assert_allclose(short.transform(X), dae.transform(X)[:, :2])
+    assert_allclose(
+        short.inverse_transform(short.transform(X)),
+        dae.inverse_transform(dae.transform(X)[:, :2]),
+    )
+
+
 def test_denoise_adds_the_skip_path_to_the_decoded_code():
     X = uniform()
     dae = make_dae().fit(X)
