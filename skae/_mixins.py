@@ -83,6 +83,8 @@ class PartialFitMixin:
             _, train = self._setup(X, rng, np.arange(len(X)), None, stopping=False)
             self.net_.initialize()
         else:
+            self._check_data_params(X)
+            self._check_width()
             drop_early_stopping(self.net_, self)
             train = rows_to_device(
                 self._units.to_model(X), torch.device(self.net_.device)
@@ -96,6 +98,32 @@ class PartialFitMixin:
         self.net_.partial_fit(train, epochs=1)
         self._record_training(X, train, None)
         return self
+
+    def _check_width(self):
+        """Refuse an int ``n_components`` the fitted network cannot give.
+
+        Training goes on with the fitted network, whose code cannot grow; only
+        an ordered code can be cut to a prefix (as :meth:`truncate` does).
+        """
+        if not isinstance(self.n_components, Integral):
+            return
+        width = nested_dropout(self.net_.module_).n_units
+        if self.n_components == self.n_components_ or (
+            self.ordered and self.n_components <= width
+        ):
+            return
+        if self.n_components > width:
+            why = f"exceeds the fitted network's code, {width} units wide"
+        else:
+            why = (
+                f"is narrower than the fitted code's {self.n_components_} units, "
+                "which were not trained in order (ordered=False)"
+            )
+        raise ValueError(
+            f"n_components={self.n_components} {why}: partial_fit goes on "
+            f"training the fitted network. Set n_components={self.n_components_} "
+            "again, or fit anew for another width."
+        )
 
 
 class CorruptedInput(nn.Module):

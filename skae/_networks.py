@@ -367,9 +367,10 @@ def ppca_start(network, X_train, n_components, *, loss, random_state):
     ``log(sigma^2 / lambda)``, for the rest of a variational network.
     """
     pca = PCA(n_components=n_components, random_state=random_state).fit(X_train)
-    # Floors keep constant or rank-deficient data finite.
-    variances = np.maximum(pca.explained_variance_, 1e-6)
-    noise_var = float(np.clip(pca.noise_variance_, 1e-6, None))
+    # Floors keep constant or rank-deficient data finite, and a single row,
+    # whose variances PCA leaves undefined (0 / 0).
+    variances = np.maximum(np.nan_to_num(pca.explained_variance_), 1e-6)
+    noise_var = float(np.clip(np.nan_to_num(pca.noise_variance_), 1e-6, None))
     enc_weight = pca.components_ / np.sqrt(variances)[:, None]
     enc_bias = -enc_weight @ pca.mean_
     if loss == "mse":

@@ -142,7 +142,8 @@ def resolve_n_components(n_components, init, X, n_train):
     """Return the network's code width: ``n_components``, or PCA's for a fraction.
 
     An int must not exceed the number of features, nor with ``init='pca'``
-    the number of training rows.
+    the number of training rows; a fraction's width, with ``init='pca'``, is
+    at most that number.
     """
     n_samples, n_features = X.shape
     if isinstance(n_components, Integral):
@@ -164,7 +165,10 @@ def resolve_n_components(n_components, init, X, n_train):
     # A fraction: as many components as PCA needs for that much variance; an
     # ordered model then keeps the prefix of its own code that explains it.
     solver = spectrum_solver(X)
-    return int(PCA(n_components=n_components, svd_solver=solver).fit(X).n_components_)
+    count = int(PCA(n_components=n_components, svd_solver=solver).fit(X).n_components_)
+    # The PCA start has no more components than training rows, which then
+    # explain all of their variance.
+    return min(count, n_train) if init == "pca" else count
 
 
 _DOCS = {

@@ -96,14 +96,23 @@ def check_sizes(name, value, *, allow_empty):
     A single int is a one-element tuple, as ``MLPRegressor`` reads
     ``hidden_layer_sizes=100``.
     """
-    if np.ndim(value) > 1:
-        raise ValueError(f"{name} must hold positive integers, got {value!r}.")
-    sizes = tuple(np.ravel(value).tolist()) if np.ndim(value) else (value,)
+    message = f"{name} must hold positive integers, got {value!r}."
+    try:
+        ndim = np.ndim(value)
+    except ValueError:
+        # Ragged nesting, such as (16, (2,)), is no array at all.
+        raise ValueError(message) from None
+    if ndim > 1:
+        raise ValueError(message)
+    # As objects, so that a bool stays a bool rather than becoming 1.
+    sizes = (
+        tuple(np.ravel(np.asarray(value, dtype=object)).tolist()) if ndim else (value,)
+    )
     if not allow_empty and not sizes:
         raise ValueError(f"{name} must not be empty, got {value!r}.")
     for size in sizes:
         if isinstance(size, bool) or not isinstance(size, Integral) or size < 1:
-            raise ValueError(f"{name} must hold positive integers, got {value!r}.")
+            raise ValueError(message)
     return tuple(int(size) for size in sizes)
 
 

@@ -368,6 +368,15 @@ def test_float_n_components_matches_pca(fraction, n_features):
     assert ae.transform(X).shape == (100, ae.n_components_)
 
 
+def test_float_n_components_is_at_most_the_training_rows_with_pca_init():
+    # PCA on all 40 rows needs more components than the 20 training rows
+    # of the PCA start have: they explain all of their variance with 20.
+    X = np.random.default_rng(0).normal(size=(40, 60))
+    ae = make_ae(n_components=0.999, validation_fraction=0.5, max_iter=1).fit(X)
+    assert ae.n_components_pca_ == ae.n_components_ == 20
+    assert ae.transform(X).shape == (40, 20)
+
+
 def test_fitted_attributes():
     X = spectrum(100)
     ae = make_ae(n_components=2, max_iter=4).fit(X)
@@ -508,6 +517,31 @@ def test_partial_fit_rejects_a_chunk_of_another_width(curved):
         match="X has 5 features, but AutoencoderTransformer is expecting 6 features",
     ):
         ae.partial_fit(curved[:, :5])
+
+
+@pytest.mark.parametrize("n_components", [1, 4])
+def test_partial_fit_keeps_an_unordered_models_width(curved, n_components):
+    # Fewer columns would cut a code not trained in order; more, grow it.
+    ae = make_ae(n_components=2, max_iter=2).fit(curved)
+    ae.set_params(n_components=n_components)
+    with pytest.raises(ValueError, match=rf"n_components={n_components} (is|exc)"):
+        ae.partial_fit(curved)
+    assert ae.set_params(n_components=2).partial_fit(curved).n_components_ == 2
+
+
+def test_partial_fit_cuts_an_ordered_model_to_a_prefix(curved):
+    ae = make_ae(n_components=3, ordered=True, max_iter=2).fit(curved)
+    ae.set_params(n_components=2).partial_fit(curved)
+    assert ae.transform(curved).shape == (len(curved), 2)
+    with pytest.raises(ValueError, match=r"exceeds the fitted network's code"):
+        ae.set_params(n_components=4).partial_fit(curved)
+
+
+def test_partial_fit_after_fit_checks_the_data_as_fit_does():
+    X = np.random.default_rng(0).uniform(size=(60, 6))
+    ae = make_ae(loss="bce", max_iter=2).fit(X)
+    with pytest.raises(ValueError, match=r"loss='bce' needs data in \[0, 1\]"):
+        ae.partial_fit(X * 16)
 
 
 def test_partial_fit_needs_two_rows_to_start_and_one_after(curved):

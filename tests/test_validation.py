@@ -136,6 +136,12 @@ def test_check_sizes_takes_an_int_as_one_size(value, expected):
     assert check_sizes("hidden_layer_sizes", value, allow_empty=True) == expected
 
 
+@pytest.mark.parametrize("value", [(16, (2,)), [[16, 8], [4]], (16, 0), (16, True)])
+def test_check_sizes_names_the_parameter_for_any_bad_value(value):
+    with pytest.raises(ValueError, match=r"^hidden_layer_sizes must hold positive"):
+        check_sizes("hidden_layer_sizes", value, allow_empty=True)
+
+
 def test_check_sizes_refuses_an_empty_sequence_where_it_must_not_be():
     with pytest.raises(
         ValueError, match=r"^image_shape must not be empty, got \(\)\.$"

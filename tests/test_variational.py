@@ -50,6 +50,13 @@ def test_training_improves_the_held_out_elbo(curved):
     assert trained.best_epoch_ > 0
 
 
+def test_one_training_row_starts_finite(low_rank):
+    # PCA leaves the variances of a single row undefined (0 / 0).
+    vae = make_vae(n_components=1, validation_fraction=0.9).fit(low_rank[:10])
+    assert np.isfinite(vae.loss_curve_).all()
+    assert np.isfinite(vae.transform(low_rank)).all()
+
+
 def test_transform_is_the_posterior_mean_and_deterministic(low_rank):
     vae = make_vae(n_components=2).fit(low_rank)
     codes = vae.transform(low_rank)
