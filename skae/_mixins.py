@@ -50,7 +50,10 @@ class PartialFitMixin:
         ``validation_fraction``, ``n_iter_no_change``, ``tol`` and
         ``max_iter`` do not apply, and the latest weights are kept. Decide
         when to stop from :meth:`score` on held-out rows. After :meth:`fit`,
-        ``partial_fit`` goes on training the fitted model. No schedule
+        ``partial_fit`` goes on training the fitted model, at its width: an
+        int ``n_components`` other than ``n_components_`` raises a
+        ValueError, except for a prefix of an ordered model's code (see
+        :meth:`truncate`). No schedule
         applies either: calls on an unfitted estimator train at
         ``learning_rate_init`` throughout, which for ``'one_cycle'`` is the
         peak of a planned run, higher than a constant rate should be: pass
