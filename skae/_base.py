@@ -7,6 +7,7 @@ Inference converts each batch of rows the same way and gathers the results
 into one array at the end (:meth:`~skae.AutoencoderNet.map_batches`).
 """
 
+import copy
 import warnings
 from numbers import Integral
 
@@ -126,10 +127,17 @@ class _BaseAutoencoder(
             len(X), self.early_stopping, self.validation_fraction, rng
         )
         rows, train = self._setup(X, rng, train_idx, valid_idx, epoch_tasks=epoch_tasks)
+        pass_rows = train if valid_idx is None else rows
+        if epoch_tasks is not None:
+            # A hook's fitted_estimator gets what the pass after training
+            # sets, from the network as it stands then.
+            epoch_tasks.training_pass = lambda net: self._snapshot_pass(
+                net, X, pass_rows, valid_idx
+            )
         self.net_.fit(train)
         # The validation rows are not part of the model: do not keep them.
         self.net_.train_split = None
-        self._record_training(X, train if valid_idx is None else rows, valid_idx)
+        self._record_training(X, pass_rows, valid_idx)
         if not converged(self.net_):
             warnings.warn(
                 f"{type(self).__name__} reached max_iter="
@@ -220,6 +228,17 @@ class _BaseAutoencoder(
             attributes = self._training_pass(X, rows, valid_idx)
         for name, value in attributes.items():
             setattr(self, name, value)
+
+    def _snapshot_pass(self, net, X, rows, valid_idx):
+        """Return the attributes :meth:`_training_pass` sets, for ``net``.
+
+        ``net`` is a snapshot taken during training (for a callback's
+        ``fitted_estimator``); this estimator and its net are left as they are.
+        """
+        estimator = copy.copy(self)
+        estimator.net_ = net
+        with training_threads(net):
+            return estimator._training_pass(X, rows, valid_idx)
 
     def _check_data_params(self, X):
         check_n_components(self.n_components)

@@ -98,6 +98,9 @@ class EpochTasks(Callback):
         self.context = context
         self.X = X
         self.y = y
+        # Set by the estimator once its rows are ready: net -> the attributes
+        # of the pass over the training rows that follows training.
+        self.training_pass = None
 
     def on_train_begin(self, net, **kwargs):
         self.task_ = None
@@ -117,12 +120,16 @@ class EpochTasks(Callback):
 
         Called only when a hook asks for ``fitted_estimator``: set on a copy
         of the estimator, they let it transform, inverse-transform and score
-        as the model stands then. The other attributes these need
-        (``n_components_``, ``mean_``, the scaling) are set before training.
+        as the model stands then, with what the pass over the training rows
+        after training sets (the explained variance, an ordered model's
+        kept width, a detector's error scales and threshold), computed on
+        this copy of the network. The other attributes these need
+        (``mean_``, the scaling) are set before training.
         """
         history = net.history[:n_epochs]
-        return {
-            "net_": net.snapshot(n_epochs),
+        snapshot = net.snapshot(n_epochs)
+        attributes = {
+            "net_": snapshot,
             "n_iter_": n_epochs,
             "loss_curve_": [row["train_loss"] for row in history],
             "validation_loss_curve_": (
@@ -131,6 +138,9 @@ class EpochTasks(Callback):
                 else None
             ),
         }
+        if self.training_pass is not None:
+            attributes.update(self.training_pass(snapshot))
+        return attributes
 
     def on_epoch_begin(self, net, **kwargs):
         self.task_ = self.context.subcontext(task_name="epoch")
@@ -154,6 +164,7 @@ class EpochTasks(Callback):
         # The fitted net keeps its callbacks: do not keep the data and the
         # task tree with them.
         self.estimator = self.context = self.X = self.y = None
+        self.training_pass = None
 
 
 @contextmanager

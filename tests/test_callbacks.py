@@ -9,7 +9,12 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from skorch.callbacks import Callback
 
-from skae import AutoencoderTransformer, DenoisingAutoencoder, VariationalAutoencoder
+from skae import (
+    AutoencoderOutlierDetector,
+    AutoencoderTransformer,
+    DenoisingAutoencoder,
+    VariationalAutoencoder,
+)
 from skae._callbacks import SKLEARN_CALLBACKS, _NoCallbackSupportMixin
 
 if SKLEARN_CALLBACKS:
@@ -179,6 +184,38 @@ def test_fitted_estimator_is_the_model_at_each_epoch(cls):
 
 
 @requires_callbacks
+@pytest.mark.parametrize(
+    "cls, params",
+    [
+        (AutoencoderTransformer, {"ordered": True}),
+        (AutoencoderTransformer, {"ordered": True, "n_components": 0.8}),
+        (DenoisingAutoencoder, {"ordered": True, "skip": None}),
+        (AutoencoderOutlierDetector, {}),
+    ],
+)
+def test_fitted_estimator_has_what_the_pass_after_training_sets(cls, params):
+    # An ordered network decodes each row twice until a width is kept, and a
+    # detector scores with the error scales of its training rows.
+    X = gaussian()
+    after = Recorder(snapshots=True)
+    est = make(cls, **{"n_components": 3, "early_stopping": False, **params})
+    est.set_callbacks(after).fit(X)
+    # The fitted model has the weights of best_epoch_ (a denoiser's noisy
+    # training loss need not fall every epoch).
+    last = after.fitted[est.best_epoch_]
+    assert last.n_components_ == est.n_components_
+    assert_allclose(last.explained_variance_score_, est.explained_variance_score_)
+    assert_allclose(last.score(X), est.score(X))
+    assert_allclose(last.score_samples(X), est.score_samples(X))
+    if cls is AutoencoderOutlierDetector:
+        assert_array_equal(last.predict(X), est.predict(X))
+    else:
+        assert_allclose(last.explained_variance_ratio_, est.explained_variance_ratio_)
+    # The snapshot's width, kept on its own copy of the network.
+    assert after.fitted[1].transform(X).shape == (len(X), est.n_components_)
+
+
+@requires_callbacks
 def test_snapshots_do_not_change_training():
     X = gaussian()
     plain = make(init="random").fit(X)
@@ -282,6 +319,7 @@ def test_fitted_estimator_keeps_no_reference_to_the_data():
     est = make().set_callbacks(Recorder()).fit(X)
     bridge = dict(est.net_.callbacks_)["sklearn_epoch_tasks"]
     assert bridge.X is bridge.y is bridge.estimator is bridge.context is None
+    assert bridge.training_pass is None
     assert not hasattr(est, "_epoch_tasks")
     clone = pickle.loads(pickle.dumps(est))
     assert_allclose(clone.transform(X), est.transform(X))
