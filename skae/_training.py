@@ -206,6 +206,13 @@ class TensorBatches:
         return batch
 
 
+def _as_rows(X):
+    """``X`` as a tensor: a tensor as it is, an array as float32."""
+    if isinstance(X, torch.Tensor):
+        return X
+    return torch.as_tensor(np.asarray(X, dtype=np.float32))
+
+
 # Stands in for the ``module`` parameter in a pickle when it is ``module_``.
 _SAME_AS_MODULE_ = "<module_>"
 
@@ -284,7 +291,9 @@ class OneCycleSchedule(LRScheduler):
 class AutoencoderNet(NeuralNet):
     """skorch net that learns to reconstruct its input.
 
-    ``fit(X)`` takes a 2-D float32 tensor; ``y`` is never needed. Batches are
+    ``fit(X)`` takes a 2-D float32 tensor (arrays are converted); ``y`` is
+    never needed. skorch's ``train_split`` (by default
+    :class:`~skorch.dataset.ValidSplit` holding out a fifth) works on it. Batches are
     sliced from that tensor (see :class:`TensorBatches`), the loss is
     accumulated on the device and read once per epoch into the history as
     ``train_loss`` and ``valid_loss``, so training makes no host sync per
@@ -300,8 +309,9 @@ class AutoencoderNet(NeuralNet):
         The other arguments of :class:`skorch.NeuralNet` (``optimizer``,
         ``lr``, ``max_epochs``, ``batch_size``, ``train_split``,
         ``callbacks``, ``verbose``, ``device``).
-    random_seed : int, default=0
-        Seed of the generator that orders the training batches.
+    random_seed : int or None, default=0
+        Seed of the generator that orders the training batches; None draws
+        one from torch's global generator at each fit.
     precision : {'float32', 'bfloat16', 'float16'}, default='float32'
         Format of the forward computations: ``'bfloat16'`` and ``'float16'``
         run the module and the loss under :func:`torch.autocast` (weights,
@@ -463,29 +473,70 @@ class AutoencoderNet(NeuralNet):
             net, dataset_train=dataset_train, dataset_valid=dataset_valid, **kwargs
         )
 
-    def get_dataset(self, X, y=None):
-        """Return the data as they are: batches are sliced from them directly.
+    def _validate_params(self):
+        super()._validate_params()
+        if self.precision not in ("float32", *AUTOCAST_DTYPES):
+            raise ValueError(
+                "precision must be 'float32', 'bfloat16' or 'float16', got "
+                f"{self.precision!r}."
+            )
+        batch_size = self.batch_size
+        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
+            raise TypeError(f"batch_size must be an int, got {batch_size!r}.")
+        if batch_size < 1 and batch_size != -1:
+            raise ValueError(
+                f"batch_size must be >= 1, or -1 for all rows, got {batch_size}."
+            )
+        seed = self.random_seed
+        if seed is not None and (
+            isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
+        ):
+            raise TypeError(f"random_seed must be an int or None, got {seed!r}.")
 
-        ``X`` is a tensor, or a pair ``(inputs, targets)`` of tensors.
+    def get_dataset(self, X, y=None):
+        """Return the data as tensors: batches are sliced from them directly.
+
+        ``X`` is a tensor, or a pair ``(inputs, targets)`` of tensors; arrays
+        (NumPy, lists) become float32 tensors.
         """
-        return X
+        if isinstance(X, tuple):
+            return tuple(_as_rows(part) for part in X)
+        return _as_rows(X)
 
     def get_iterator(self, dataset, training=False):
-        """Return :class:`TensorBatches` over ``dataset``, shuffled when training."""
+        """Return :class:`TensorBatches` over ``dataset``, shuffled when training.
+
+        ``dataset`` is what :meth:`get_dataset` returns, or a
+        :class:`torch.utils.data.Subset` of it, as skorch's ``train_split``
+        (e.g. :class:`skorch.dataset.ValidSplit`) makes.
+        """
         generator = None
         if training:
             # A fit starts from random_seed; each partial_fit call, one epoch
-            # later in the history, from a seed of its own.
-            generator = torch.Generator().manual_seed(
-                self.random_seed + len(self.history)
+            # later in the history, from a seed of its own. None: unseeded,
+            # drawn from torch's global generator.
+            seed = self.random_seed
+            if seed is None:
+                seed = int(torch.randint(2**62, ()).item())
+            generator = torch.Generator().manual_seed(seed + len(self.history))
+        if isinstance(dataset, torch.utils.data.Subset):
+            rows = torch.as_tensor(np.asarray(dataset.indices), dtype=torch.long)
+            whole = dataset.dataset
+            dataset = (
+                tuple(part[rows] for part in whole)
+                if isinstance(whole, tuple)
+                else whole[rows]
             )
         inputs, targets = dataset if isinstance(dataset, tuple) else (dataset, None)
+        if not len(inputs):
+            raise ValueError("AutoencoderNet got no rows to train on or score.")
+        batch_size = len(inputs) if self.batch_size == -1 else self.batch_size
         # Under torch.distributed each process trains on its shard of the
         # rows; every process evaluates all of them.
         rank, world_size = process_group() if training else (0, 1)
         return TensorBatches(
             inputs,
-            self.batch_size,
+            batch_size,
             torch.device(self.device),
             shuffle=training,
             generator=generator,

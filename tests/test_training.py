@@ -10,6 +10,7 @@ import torch
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.decomposition import PCA
 from skorch.callbacks import Callback
+from skorch.dataset import ValidSplit
 from skorch.helper import predefined_split
 from torch import nn
 
@@ -179,6 +180,51 @@ def test_net_fit_needs_no_target_and_seeds_batch_order():
     other = make_net(random_seed=4).fit(X).history[:, "train_loss"]
     assert first == second
     assert first != other
+
+
+def test_net_takes_skorch_train_split_and_arrays():
+    X = low_rank()
+    # skorch's default train_split holds out a fifth of the rows.
+    net = make_net(train_split=ValidSplit(5)).fit(X)
+    assert np.isfinite(net.history[:, "valid_loss"]).all()
+    as_array = make_net().fit(X.numpy().astype(np.float64))
+    assert (
+        as_array.history[:, "train_loss"] == make_net().fit(X).history[:, "train_loss"]
+    )
+    assert net.predict(X.numpy()).shape == tuple(X.shape)
+
+
+def test_net_batch_size_minus_one_is_all_rows():
+    X = low_rank()
+    net = make_net(batch_size=-1).fit(X)
+    assert [len(epoch["batches"]) for epoch in net.history] == [1] * 5
+
+
+def test_net_unseeded_random_seed_draws_from_torch():
+    X = low_rank()
+    torch.manual_seed(1)
+    first = make_net(random_seed=None).fit(X).history[:, "train_loss"]
+    torch.manual_seed(1)
+    assert make_net(random_seed=None).fit(X).history[:, "train_loss"] == first
+
+
+@pytest.mark.parametrize(
+    "params, error, message",
+    [
+        ({"precision": "float64"}, ValueError, r"precision must be 'float32'"),
+        ({"batch_size": 0}, ValueError, r"batch_size must be >= 1, or -1"),
+        ({"batch_size": 2.5}, TypeError, r"batch_size must be an int"),
+        ({"random_seed": "a"}, TypeError, r"random_seed must be an int or None"),
+    ],
+)
+def test_net_checks_its_own_parameters(params, error, message):
+    with pytest.raises(error, match=message):
+        make_net(**params).fit(low_rank())
+
+
+def test_net_refuses_no_rows():
+    with pytest.raises(ValueError, match=r"got no rows"):
+        make_net().fit(low_rank()[:0])
 
 
 def test_net_raises_when_training_diverges():
