@@ -17,6 +17,7 @@ from sklearn.decomposition import PCA
 from torch import nn
 
 from skae._ordering import NestedDropout
+from skae._validation import check_sizes
 
 ACTIVATIONS = {
     "elu": nn.ELU,
@@ -36,6 +37,25 @@ def _mlp(sizes: Sequence[int], activation: str) -> nn.Sequential:
             layers.append(ACTIVATIONS[activation]())
         layers.append(nn.Linear(n_in, n_out))
     return nn.Sequential(*layers)
+
+
+def _check_width(name: str, value) -> int:
+    """Return ``value``, a positive int, or raise naming ``name``."""
+    message = f"{name} must be a positive integer, got {value!r}."
+    if np.ndim(value):
+        raise ValueError(message)
+    try:
+        (width,) = check_sizes(name, value, allow_empty=False)
+    except ValueError:
+        raise ValueError(message) from None
+    return width
+
+
+def _check_activation(activation: str) -> None:
+    if activation not in ACTIVATIONS:
+        raise ValueError(
+            f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}."
+        )
 
 
 def _zero_(layer: nn.Module) -> None:
@@ -105,6 +125,12 @@ class DenseAutoencoder(_Autoencoder):
     ordered : bool, default=False
         Train with nested dropout: the decoder sees, for each row, only a
         random prefix of the code, so that the leading units carry the most.
+        An ordered network returns ``2 * n`` rows for ``n`` (the whole
+        codes' reconstructions, then the prefixes'), in train mode and in
+        eval mode until ``nested_dropout.kept`` is set to a width, for the
+        prefix loss the estimators train it with: use
+        ``AutoencoderTransformer(ordered=True)`` rather than this network
+        alone.
 
     Examples
     --------
@@ -127,6 +153,12 @@ class DenseAutoencoder(_Autoencoder):
         ordered: bool = False,
     ) -> None:
         super().__init__()
+        n_features = _check_width("n_features", n_features)
+        n_components = _check_width("n_components", n_components)
+        hidden_layer_sizes = check_sizes(
+            "hidden_layer_sizes", hidden_layer_sizes, allow_empty=True
+        )
+        _check_activation(activation)
         self.nested_dropout = NestedDropout(n_components, ordered)
         sizes = [n_features, *hidden_layer_sizes, n_components]
         # A residual without hidden layers would only duplicate the linear path.
@@ -208,9 +240,19 @@ class ConvAutoencoder(_Autoencoder):
         ordered: bool = False,
     ) -> None:
         super().__init__()
+        n_components = _check_width("n_components", n_components)
+        if not np.ndim(channels) or not len(channels):
+            raise ValueError(
+                f"channels must name at least one conv stage, got {channels!r}."
+            )
+        channels = check_sizes("channels", channels, allow_empty=False)
+        image_shape = check_sizes("image_shape", image_shape, allow_empty=False)
+        if len(image_shape) != 3:
+            raise ValueError(
+                f"image_shape must be (channels, height, width), got {image_shape!r}."
+            )
+        _check_activation(activation)
         self.nested_dropout = NestedDropout(n_components, ordered)
-        if not channels:
-            raise ValueError("channels must name at least one conv stage, got ().")
         if linear_path and out_activation is not None:
             raise ValueError(
                 "out_activation must be None with linear_path=True: the residual "

@@ -216,3 +216,36 @@ def test_conv_sigmoid_output_in_unit_interval(activation):
 def test_conv_errors(params, message):
     with pytest.raises(ValueError, match=message):
         ConvAutoencoder(n_components=2, **params)
+
+
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda: DenseAutoencoder(8, -1), r"n_components must be a positive integer"),
+        (lambda: DenseAutoencoder(8, 2.0), r"n_components must be a positive integer"),
+        (lambda: DenseAutoencoder(True, 2), r"n_features must be a positive integer"),
+        (
+            lambda: DenseAutoencoder(8, 2, hidden_layer_sizes=(0,)),
+            r"hidden_layer_sizes must hold positive integers",
+        ),
+        (
+            lambda: DenseAutoencoder(8, 2, activation="gelu"),
+            r"activation must be one of \['elu', ",
+        ),
+        (
+            lambda: ConvAutoencoder((8, 8), 2),
+            r"image_shape must be \(channels, height, width\)",
+        ),
+        (
+            lambda: ConvAutoencoder((1, 8, 8), 2, channels=(0,)),
+            r"channels must hold positive integers",
+        ),
+        (
+            lambda: ConvAutoencoder((1, 8, 8), 2, channels=(4,), activation="gelu"),
+            r"activation must be one of",
+        ),
+    ],
+)
+def test_network_arguments_are_checked(build, message):
+    with pytest.raises(ValueError, match=message):
+        build()
