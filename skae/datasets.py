@@ -24,6 +24,7 @@ import struct
 import tarfile
 import tempfile
 import textwrap
+import zlib
 from pathlib import Path
 from typing import NamedTuple
 from urllib.request import urlopen
@@ -386,7 +387,8 @@ def _read_idx(path, magic):
         The array, with the shape the header gives.
     """
     n_dims = magic & 0xFF
-    opener = gzip.open if path.name.endswith(".gz") else open
+    compressed = path.name.endswith(".gz")
+    opener = gzip.open if compressed else open
     try:
         with opener(path, "rb") as f:
             found = int.from_bytes(f.read(4), "big")
@@ -400,23 +402,50 @@ def _read_idx(path, magic):
             if len(header) < 4 * n_dims:
                 raise EOFError("the header ends early")
             shape = struct.unpack(f">{n_dims}I", header)
-            # Read straight into a writable buffer: one copy of the data, and
-            # the returned array can be modified in place.
-            buffer = bytearray(math.prod(shape))
-            n_read = f.readinto(buffer)
-            trailing = f.read(1)
-    except EOFError as exc:  # the header, or a gzip stream, cut short
+            n_bytes = math.prod(shape)
+            if not n_bytes:
+                raise ValueError(f"{path}: the header gives shape {shape}: no data.")
+            # Before allocating what the header claims: the file's own size
+            # (a gzip file's last 4 bytes hold its uncompressed size, mod 2**32).
+            n_header = 4 + 4 * n_dims
+            if compressed:
+                n_read, trailing = n_bytes, False
+                if _uncompressed_size(path) != (n_header + n_bytes) % 2**32:
+                    raise EOFError(
+                        f"its gzip trailer does not match the header's shape {shape}"
+                    )
+            else:
+                n_read = path.stat().st_size - n_header
+                trailing = n_read > n_bytes
+            if n_read == n_bytes:
+                # Read straight into a writable buffer: one copy of the data,
+                # and the returned array can be modified in place.
+                buffer = bytearray(n_bytes)
+                n_read = f.readinto(buffer)
+                trailing = bool(f.read(1))
+    # The header or a gzip stream cut short, or a damaged gzip stream.
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise ValueError(
-            f"{path} is truncated ({exc}); delete it and fetch it again."
+            f"{path} is truncated or corrupt ({exc}); delete it and fetch it again."
         ) from exc
-    if n_read != len(buffer) or trailing:
+    if n_read != n_bytes or trailing:
         size = "more" if trailing else f"only {n_read}"
         raise ValueError(
-            f"{path}: the header gives shape {shape}, i.e. {len(buffer)} bytes "
+            f"{path}: the header gives shape {shape}, i.e. {n_bytes} bytes "
             f"of data, but the file holds {size} bytes. The file is truncated "
             "or corrupt; delete it and fetch it again."
         )
     return np.frombuffer(buffer, dtype=np.uint8).reshape(shape)
+
+
+def _uncompressed_size(path):
+    """Return a gzip file's uncompressed size, modulo 2**32, from its trailer."""
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        if f.tell() < 4:
+            raise EOFError("the gzip file ends early")
+        f.seek(-4, os.SEEK_END)
+        return int.from_bytes(f.read(4), "little")
 
 
 @contextlib.contextmanager
@@ -617,31 +646,52 @@ class _CifarUnpickler(pickle.Unpickler):
             and name == "_reconstruct"
         ):
             return super().find_class(module, name)
-        raise pickle.UnpicklingError(
+        raise _RefusedPickle(
             f"Refusing to load {module}.{name}: a CIFAR-10 batch holds only "
             "numpy arrays and lists."
         )
 
 
+class _RefusedPickle(pickle.UnpicklingError):
+    """A batch that asks for more than numpy arrays: refused, not corrupt."""
+
+
 def _read_cifar_batch(path):
     """Read a pickled CIFAR-10 batch into images (n, 3, 32, 32) and labels."""
-    with open(path, "rb") as f:
-        # The batches were pickled by Python 2: its str are read as bytes.
-        batch = _CifarUnpickler(f, encoding="bytes").load()
     try:
-        data = np.asarray(batch[b"data"], dtype=np.uint8)
-        labels = np.asarray(batch[b"labels"], dtype=np.int64)
+        with open(path, "rb") as f:
+            # The batches were pickled by Python 2: its str are read as bytes.
+            batch = _CifarUnpickler(f, encoding="bytes").load()
+    except _RefusedPickle:
+        raise
+    except (EOFError, pickle.UnpicklingError) as exc:
+        raise ValueError(
+            f"{path} is truncated or corrupt ({exc}); delete it and fetch it again."
+        ) from exc
+    try:
+        data = np.asarray(batch[b"data"])
+        labels = np.asarray(batch[b"labels"])
     except (TypeError, KeyError) as exc:
         raise ValueError(
             f"{path} is not a CIFAR-10 batch: expected a dict with keys "
             f"b'data' and b'labels'; got {type(batch).__name__} ({exc!r})."
         ) from exc
-    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(labels) != len(data):
+    # The published batches hold bytes, and labels 0 to 9, as lists of ints.
+    if (
+        data.dtype != np.uint8
+        or data.ndim != 2
+        or data.shape[1] != 3 * 32 * 32
+        or labels.ndim != 1
+        or len(labels) != len(data)
+        or not np.issubdtype(labels.dtype, np.integer)
+        or (len(labels) and (labels.min() < 0 or labels.max() > 9))
+    ):
         raise ValueError(
-            f"{path} is not a CIFAR-10 batch: expected data of shape "
-            f"(n, 3072) and n labels; got data of shape {data.shape} and "
-            f"{len(labels)} labels."
+            f"{path} is not a CIFAR-10 batch: expected uint8 data of shape "
+            f"(n, 3072) and n integer labels in 0..9; got {data.dtype} data of "
+            f"shape {data.shape} and {labels.dtype} labels of shape {labels.shape}."
         )
+    labels = labels.astype(np.int64)
     return data.reshape(-1, 3, 32, 32), labels
 
 

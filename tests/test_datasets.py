@@ -320,6 +320,47 @@ def test_read_idx_size_mismatch(tmp_path, cut, msg):
         datasets._read_idx(path, 0x00000803)
 
 
+def _corrupt_deflate(content):
+    packed = bytearray(gzip.compress(content))
+    packed[len(packed) // 2] ^= 0xFF
+    return bytes(packed)
+
+
+def _bad_crc(content):
+    packed = bytearray(gzip.compress(content))
+    packed[-8] ^= 0xFF
+    return bytes(packed)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [_corrupt_deflate, _bad_crc, lambda content: content],
+    ids=["deflate", "crc", "not_gzip"],
+)
+def test_read_idx_damaged_gzip(tmp_path, make):
+    content = idx_bytes(np.random.default_rng(0).integers(0, 256, (5, 28, 28)))
+    path = tmp_path / "images.gz"
+    path.write_bytes(make(content))
+    with pytest.raises(ValueError, match=r"images\.gz is truncated or corrupt \("):
+        datasets._read_idx(path, 0x00000803)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_read_idx_checks_the_header_against_the_file_before_allocating(tmp_path, gz):
+    # A header claiming 2**32 - 1 images of 28x28 pixels: about 3 TB.
+    content = struct.pack(">IIII", 0x803, 2**32 - 1, 28, 28) + bytes(784)
+    path = tmp_path / ("images.gz" if gz else "images")
+    path.write_bytes(gzip.compress(content) if gz else content)
+    with pytest.raises(ValueError, match=r"gzip trailer|holds only 784 bytes"):
+        datasets._read_idx(path, 0x00000803)
+
+
+def test_read_idx_refuses_an_empty_array(tmp_path):
+    path = write_idx(tmp_path / "images", np.zeros((0, 28, 28), np.uint8))
+    with pytest.raises(ValueError, match=r"shape \(0, 28, 28\): no data"):
+        datasets._read_idx(path, 0x00000803)
+
+
 @pytest.mark.parametrize(
     "name, content, msg",
     [
@@ -515,6 +556,15 @@ def test_fetch_cifar10_offline_error(tmp_path):
         fetch_cifar10(data_home=tmp_path, subset="test", download_if_missing=False)
 
 
+@pytest.mark.parametrize("cut", [-100, 0], ids=["truncated", "empty"])
+def test_fetch_cifar10_damaged_batch(tmp_path, cut):
+    write_cifar_batches(tmp_path, make_cifar_batches())
+    path = tmp_path / "test_batch"
+    path.write_bytes(path.read_bytes()[:cut])
+    with pytest.raises(ValueError, match=r"test_batch is truncated or corrupt"):
+        fetch_cifar10(data_home=tmp_path, subset="test", download_if_missing=False)
+
+
 def test_fetch_cifar10_refuses_foreign_pickles(tmp_path):
     batches = make_cifar_batches()
     batches["test_batch"][b"labels"] = OrderedDict()
@@ -532,7 +582,15 @@ def test_fetch_cifar10_refuses_foreign_pickles(tmp_path):
         ({b"data": np.zeros((2, 3072), np.uint8)}, "got dict"),
         (
             {b"data": np.zeros((2, 784), np.uint8), b"labels": [0, 1]},
-            r"got data of shape \(2, 784\) and 2 labels",
+            r"got uint8 data of shape \(2, 784\) and int64 labels of shape \(2,\)",
+        ),
+        (
+            {b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 10]},
+            r"n integer labels in 0\.\.9",
+        ),
+        (
+            {b"data": np.zeros((2, 3072)), b"labels": [0, 1]},
+            r"got float64 data",
         ),
     ],
 )
