@@ -330,7 +330,10 @@ precision : {'float32', 'bfloat16', 'float16'}, default='float32'
     but it is faster than float32 only on CPUs with native bfloat16.""",
     "callbacks": """\
 callbacks : list of skorch callbacks or (name, callback) tuples, default=None
-    Extra skorch callbacks, cloned at each fit.""",
+    Extra skorch callbacks (instances or classes), cloned at each fit. The
+    names ``'epoch_timer'``, ``'intra_op_threads'``, ``'print_log'``,
+    ``'progress_bar'``, ``'epoch_log'``, ``'sklearn_epoch_tasks'``,
+    ``'early_stopping'`` and ``'lr_scheduler'`` are the estimator's own.""",
     "verbose": """\
 verbose : int, default=0
     0 is silent; 1 prints a line per epoch (losses, learning rate, time

@@ -20,6 +20,7 @@ from sklearn.base import clone
 from sklearn.utils import check_random_state
 from skorch import NeuralNet
 from skorch.callbacks import (
+    Callback,
     EarlyStopping,
     EpochTimer,
     LRScheduler,
@@ -816,6 +817,20 @@ def training_plan(estimator, n_train, device):
     return plan
 
 
+# The names of the net's default callbacks and of those the estimators set:
+# skorch refuses a user's callback of the same name.
+_OWN_CALLBACK_NAMES = (
+    "epoch_timer",
+    "intra_op_threads",
+    "print_log",
+    "progress_bar",
+    "epoch_log",
+    "sklearn_epoch_tasks",
+    "early_stopping",
+    "lr_scheduler",
+)
+
+
 def _callbacks(estimator, plan, *, stopping, epoch_tasks):
     """Return the skorch callbacks of an estimator's parameters, in order.
 
@@ -867,13 +882,30 @@ def _callbacks(estimator, plan, *, stopping, epoch_tasks):
             threshold_mode="rel",
         )
         callbacks.append(("lr_scheduler", scheduler))
-    for callback in estimator.callbacks or []:
+    for entry in estimator.callbacks or []:
+        name, callback = None, entry
+        if isinstance(entry, tuple):
+            if len(entry) != 2 or not isinstance(entry[0], str):
+                raise ValueError(
+                    "callbacks must hold skorch callbacks or (name, callback) "
+                    f"pairs with a str name; got {entry!r}."
+                )
+            name, callback = entry
+        if isinstance(callback, type) and issubclass(callback, Callback):
+            callback = callback()
+        if not isinstance(callback, Callback):
+            raise TypeError(
+                "callbacks must hold skorch callbacks (skorch.callbacks."
+                f"Callback instances); got {callback!r}."
+            )
+        if name in _OWN_CALLBACK_NAMES:
+            raise ValueError(
+                f"callback name {name!r} is skae's own; the names "
+                f"{list(_OWN_CALLBACK_NAMES)} are taken. Choose another."
+            )
         # Cloned, so fitting never changes the user's callback objects.
-        if isinstance(callback, tuple):
-            name, callback = callback
-            callbacks.append((name, clone(callback)))
-        else:
-            callbacks.append(clone(callback))
+        callback = clone(callback)
+        callbacks.append(callback if name is None else (name, callback))
     return callbacks
 
 

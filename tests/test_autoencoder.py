@@ -799,6 +799,27 @@ def test_callbacks_run_each_epoch_on_a_clone(named):
     assert ae.callbacks == callbacks
 
 
+def test_a_callback_class_is_instantiated():
+    ae = make_ae(max_iter=2, callbacks=[EpochCounter]).fit(gaussian())
+    assert dict(ae.net_.callbacks_)["EpochCounter"].n_epochs_ == 2
+
+
+@pytest.mark.parametrize(
+    "entry, error, message",
+    [
+        (("counter",), ValueError, r"\(name, callback\) pairs with a str name"),
+        ((1, EpochCounter()), ValueError, r"\(name, callback\) pairs with a str"),
+        ("abc", TypeError, r"must hold skorch callbacks .*got 'abc'"),
+        (None, TypeError, r"must hold skorch callbacks .*got None"),
+        (("early_stopping", EpochCounter()), ValueError, r"is skae's own"),
+        (("print_log", EpochCounter()), ValueError, r"is skae's own"),
+    ],
+)
+def test_bad_callbacks_are_named(entry, error, message):
+    with pytest.raises(error, match=message):
+        make_ae(max_iter=1, callbacks=[entry]).fit(gaussian())
+
+
 def test_convergence_warning_at_max_iter():
     with pytest.warns(ConvergenceWarning, match="reached max_iter=2 epochs"):
         make_ae(max_iter=2, early_stopping=False, tol=0).fit(gaussian())
