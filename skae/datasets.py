@@ -291,7 +291,8 @@ def _fetcher_doc(folder, image_shape, n_train, n_test, target_names):
 def _data_home_path(data_home=None):
     """Return the data directory :func:`get_data_home` uses, without creating it."""
     if data_home is None:
-        data_home = os.environ.get("SKAE_DATA", os.path.join("~", "skae_data"))
+        # Set but empty counts as unset, as for PATH-like variables.
+        data_home = os.environ.get("SKAE_DATA") or os.path.join("~", "skae_data")
     return os.path.expanduser(os.fspath(data_home))
 
 
@@ -305,7 +306,7 @@ def get_data_home(data_home=None):
     ----------
     data_home : str or path-like, default=None
         The data directory. If None, the ``SKAE_DATA`` environment variable
-        if it is set, otherwise ``~/skae_data``. ``~`` is expanded to the
+        if it is set and not empty, otherwise ``~/skae_data``. ``~`` is expanded to the
         user's home folder.
 
     Returns
@@ -806,15 +807,18 @@ def fetch_cifar10(
 
 
 def _check_manifold_params(n_samples, n_features, noise, n_dims, manifold):
-    if not isinstance(n_samples, numbers.Integral) or n_samples < 1:
+    def integer(value):
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+    if not integer(n_samples) or n_samples < 1:
         raise ValueError(f"n_samples must be an integer >= 1; got {n_samples!r}.")
-    if not isinstance(n_features, numbers.Integral) or n_features < n_dims:
+    if not integer(n_features) or n_features < n_dims:
         raise ValueError(
             f"n_features must be an integer >= {n_dims}, the dimension of the "
             f"{manifold} it embeds; got {n_features!r}."
         )
-    if not isinstance(noise, numbers.Real) or not noise >= 0:
-        raise ValueError(f"noise must be a number >= 0; got {noise!r}.")
+    if not isinstance(noise, numbers.Real) or not 0 <= noise < np.inf:
+        raise ValueError(f"noise must be a finite number >= 0; got {noise!r}.")
 
 
 def _embed(X, n_features, noise, rng):
@@ -908,4 +912,5 @@ def make_embedded_swiss_roll(
     _check_manifold_params(n_samples, n_features, noise, 3, "swiss roll")
     rng = check_random_state(random_state)
     X, t = make_swiss_roll(n_samples, random_state=rng)
-    return _embed(X, n_features, noise, rng), t
+    # scikit-learn's t is 0-d for one sample.
+    return _embed(X, n_features, noise, rng), np.reshape(t, -1)

@@ -129,6 +129,11 @@ class _Corruption(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return a corrupted copy of ``x`` in train mode, ``x`` itself in eval."""
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(
+                f"{type(self).__name__} corrupts torch tensors; got "
+                f"{type(x).__name__}. Convert with torch.as_tensor(x)."
+            )
         if not self.training:
             return x
         if self.generator is not None and self.generator.device.type != x.device.type:
@@ -338,6 +343,8 @@ class SaltPepperNoise(_FractionCorruption):
         super().__init__(fraction, clip=clip)
         self.low = _check_real(low, "low")
         self.high = _check_real(high, "high")
+        if self.low > self.high:
+            raise ValueError(f"low={low!r} must not exceed high={high!r}.")
 
     def _corrupt(self, x: torch.Tensor) -> torch.Tensor:
         chosen = self._choose(x)

@@ -104,6 +104,9 @@ def test_get_data_home_env_then_home(tmp_path, monkeypatch):
     monkeypatch.setenv("SKAE_DATA", str(tmp_path / "env"))
     assert get_data_home() == str(tmp_path / "env")
     assert get_data_home("~/other") == str(home / "other")
+    # Set but empty is unset.
+    monkeypatch.setenv("SKAE_DATA", "")
+    assert get_data_home() == str(home / "skae_data")
 
 
 @pytest.mark.parametrize("fetch", IDX_FETCHERS)
@@ -676,13 +679,26 @@ def test_make_embedded_leaves_global_rng_alone():
             "n_features must be an integer >= 3, the dimension of the swiss "
             "roll it embeds; got 2",
         ),
-        (make_embedded_swiss_roll, {"noise": -1.0}, "noise must be a number >= 0"),
+        (
+            make_embedded_swiss_roll,
+            {"noise": -1.0},
+            "noise must be a finite number >= 0",
+        ),
         (make_embedded_swiss_roll, {"noise": float("nan")}, "got nan"),
+        (make_embedded_swiss_roll, {"noise": float("inf")}, "got inf"),
+        (make_embedded_moons, {"n_samples": True}, "got True"),
+        (make_embedded_swiss_roll, {"n_samples": True}, "got True"),
     ],
 )
 def test_make_embedded_validation(make, kwargs, msg):
     with pytest.raises(ValueError, match=msg):
         make(**kwargs)
+
+
+@pytest.mark.parametrize("make, n_dims", MAKERS)
+def test_make_embedded_one_sample(make, n_dims):
+    X, y = make(1, random_state=0)
+    assert X.shape == (1, 20) and y.shape == (1,)
 
 
 @pytest.mark.parametrize(

@@ -303,11 +303,21 @@ def test_function_noise_return_type_checked():
             TypeError,
             "fn must be a callable fn\\(x, generator\\)",
         ),
+        (
+            lambda: SaltPepperNoise(0.1, low=1, high=0),
+            ValueError,
+            "low=1 must not exceed high=0",
+        ),
     ],
 )
 def test_bad_parameters(make, error, match):
     with pytest.raises(error, match=match):
         make()
+
+
+def test_input_must_be_a_tensor(layer):
+    with pytest.raises(TypeError, match=r"corrupts torch tensors; got ndarray"):
+        layer(data().numpy())
 
 
 @pytest.mark.parametrize(
