@@ -12,6 +12,7 @@ from math import isqrt
 from numbers import Integral
 
 import numpy as np
+from scipy.sparse import issparse
 from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted
 
@@ -98,6 +99,9 @@ def _check_positive_int(name, value):
 def _check_labels(labels, rows_name, n_samples):
     """Return ``labels`` as an array of one label per row, or raise."""
     labels = np.asarray(labels)
+    if labels.dtype == object:
+        # Labels of mixed types (1 and "a") sort, and colour, as text.
+        labels = labels.astype(str)
     if labels.shape != (n_samples,):
         raise ValueError(
             f"labels has shape {labels.shape}, but {rows_name} has {n_samples} "
@@ -162,6 +166,11 @@ def _check_estimator(estimator, attribute, missing):
 def _head(X, n_samples):
     """Return the first ``n_samples`` rows of X, in X's own container."""
     _check_positive_int("n_samples", n_samples)
+    if issparse(X):
+        raise TypeError(
+            "Sparse data was passed for X, but dense data is required. Use "
+            "'.toarray()' to convert to a dense numpy array."
+        )
     return _safe_indexing(X, slice(0, n_samples))
 
 

@@ -8,13 +8,13 @@ a fitted estimator, then plots it. matplotlib is imported only when something
 is drawn, so importing this module stays cheap.
 """
 
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 import torch
 from sklearn.decomposition import PCA
 from sklearn.utils import check_array, check_random_state
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from skae._plotting import (
     _check_estimator,
@@ -174,7 +174,9 @@ class ReconstructionDisplay(_RowsDisplay):
         check_is_fitted(estimator)
         X_shown = _head(X, n_samples)
         originals = np.asarray(X_shown, dtype=np.float64)
-        labels = None if y is None else np.asarray(y)[: len(originals)]
+        labels = None
+        if y is not None:
+            labels = _check_labels(y, "X", _num_samples(X))[: len(originals)]
         return cls(
             originals,
             _reconstruct(estimator, X_shown),
@@ -361,6 +363,14 @@ class LatentSpaceDisplay:
         check_is_fitted(estimator)
         codes = np.asarray(estimator.transform(X))
         pca_codes = None
+        # Codes of one column: the display's own check says why they do not do.
+        compare_pca = compare_pca and codes.shape[1] >= 2
+        if compare_pca and min(codes.shape[0], np.shape(X)[1]) < 2:
+            raise ValueError(
+                "compare_pca=True needs PCA's 2 components, hence X with at least "
+                f"2 rows and 2 features; X has shape {np.shape(X)}. Pass "
+                "compare_pca=False."
+            )
         if compare_pca:
             pca = PCA(n_components=2, random_state=random_state)
             pca_codes = np.asarray(pca.fit_transform(X))
@@ -584,6 +594,14 @@ class DenoisingDisplay(_RowsDisplay):
         data_range = self.data_range
         if data_range is None:
             data_range = float(clean.max() - clean.min())
+        elif (
+            isinstance(data_range, bool)
+            or not isinstance(data_range, Real)
+            or not 0 < data_range < np.inf
+        ):
+            raise ValueError(
+                f"data_range must be a positive finite number, got {data_range!r}."
+            )
         # A result of drawing, kept like the artists.
         self.psnr_ = {}
         series = [("clean", clean, {"marker": "o", "markersize": 3})]
@@ -771,9 +789,14 @@ class SamplesDisplay:
             value_range = _display_range(samples)
         else:
             value_range = tuple(float(v) for v in np.ravel(self.value_range))
-            if len(value_range) != 2 or not value_range[0] < value_range[1]:
+            if (
+                len(value_range) != 2
+                or not value_range[0] < value_range[1]
+                or not np.isfinite(value_range).all()
+            ):
                 raise ValueError(
-                    "value_range must be a pair (low, high) with low < high, got "
+                    "value_range must be a pair (low, high) of finite numbers "
+                    "with low < high, got "
                     f"{self.value_range!r}."
                 )
 

@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
+import scipy.sparse
 import torch
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.decomposition import PCA
@@ -231,6 +232,14 @@ def test_reconstruction_bad_inputs(params, message):
         display.plot()
 
 
+def test_reconstruction_from_estimator_checks_X_and_y(ae, digits_data):
+    X, y = digits_data
+    with pytest.raises(TypeError, match="dense data is required"):
+        ReconstructionDisplay.from_estimator(ae, scipy.sparse.csr_matrix(X))
+    with pytest.raises(ValueError, match=re.escape("labels has shape (), but X")):
+        ReconstructionDisplay.from_estimator(ae, X, 3)
+
+
 def test_image_shape_is_checked_as_the_estimators_check_it(ae, digits_data):
     X = digits_data[0]
     with pytest.raises(ValueError) as by_estimator:
@@ -340,6 +349,21 @@ def test_latent_space_bad_inputs(params, message):
     display = LatentSpaceDisplay(data.pop("codes"), **data)
     with pytest.raises(ValueError, match=re.escape(message)):
         display.plot(axes)
+
+
+def test_latent_space_from_estimator_compares_pca_on_two_rows_at_least(ae, digits_data):
+    X, y = digits_data
+    with pytest.raises(ValueError, match=r"compare_pca=True needs PCA's 2"):
+        LatentSpaceDisplay.from_estimator(ae, X[:1], y[:1])
+    display = LatentSpaceDisplay.from_estimator(ae, X[:1], compare_pca=False)
+    assert display.pca_codes is None
+
+
+def test_latent_space_labels_of_mixed_types():
+    labels = np.array([1, "a", 2, "a"], dtype=object)
+    display = LatentSpaceDisplay(np.zeros((4, 2)), labels=labels).plot()
+    legend = display.axes_[-1].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["1", "2", "a"]
 
 
 # ----------------------------------------------------------- loss curve
@@ -545,6 +569,14 @@ def test_denoising_bad_inputs(dae, digits_data, params, message):
         DenoisingDisplay.from_estimator(dae, digits_data[0], **params)
 
 
+@pytest.mark.parametrize("data_range", ["a", 0, -1.0, np.inf])
+def test_denoising_data_range_is_checked(data_range):
+    rows = np.zeros((3, 16))
+    display = DenoisingDisplay(rows, rows, rows, data_range=data_range)
+    with pytest.raises(ValueError, match=r"data_range must be a positive finite"):
+        display.plot()
+
+
 def test_denoising_plain_estimator_needs_noise(tabular):
     with pytest.raises(ValueError, match="PCA has no noise or noise_level"):
         DenoisingDisplay.from_estimator(PCA(2).fit(tabular), tabular)
@@ -639,7 +671,12 @@ def test_samples_need_a_sample_method(tabular):
         (dict(n_cols=0), "n_cols must be a positive int, got 0."),
         (
             dict(value_range=(1, 0)),
-            "value_range must be a pair (low, high) with low < high, got (1, 0).",
+            "value_range must be a pair (low, high) of finite numbers with "
+            "low < high, got (1, 0).",
+        ),
+        (
+            dict(value_range=(0, np.inf)),
+            "value_range must be a pair (low, high) of finite numbers",
         ),
         (
             dict(image_shape=(4, 4)),
