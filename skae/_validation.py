@@ -4,6 +4,7 @@ The one module that imports scikit-learn's private helpers, so that a change
 in them touches one file.
 """
 
+import threading
 from contextlib import contextmanager
 from numbers import Integral
 
@@ -65,14 +66,21 @@ def torch_seed(random_state: np.random.RandomState) -> int:
     return int(random_state.randint(np.iinfo(np.int32).max))
 
 
+# Held while a fit draws from torch's global RNG (seeded_torch).
+_GLOBAL_RNG_LOCK = threading.Lock()
+
+
 @contextmanager
 def seeded_torch(seed: int):
     """Run a block under a seeded torch RNG, restoring the global state after.
 
     Module constructors draw their initial weights from torch's global RNG;
     this makes them reproducible without changing the user's global state.
+    The RNG is one for the process: fits in threads (a threading backend of
+    joblib, a thread pool) take turns, or their seeds and restores would
+    interleave and their weights depend on timing.
     """
-    with torch.random.fork_rng(devices=[]):
+    with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
 

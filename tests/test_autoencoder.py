@@ -1,6 +1,7 @@
 import io
 import pickle
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -252,6 +253,25 @@ def test_different_random_state_gives_different_fits(init):
     first = make_ae(init=init, random_state=0).fit(X)
     second = make_ae(init=init, random_state=1).fit(X)
     assert not np.array_equal(first.transform(X), second.transform(X))
+
+
+@pytest.mark.parametrize("init", ["pca", "random"])
+def test_fits_in_threads_are_the_fits_alone(init):
+    # torch's global RNG, from which the initial weights come, is one for
+    # the process: concurrent fits must not draw from each other's seeds.
+    X = gaussian()
+    alone = make_ae(init=init, random_state=0).fit(X).transform(X)
+    torch_state = torch.get_rng_state()
+    with ThreadPoolExecutor(4) as pool:
+        codes = list(
+            pool.map(
+                lambda _: make_ae(init=init, random_state=0).fit(X).transform(X),
+                range(8),
+            )
+        )
+    for code in codes:
+        assert_array_equal(code, alone)
+    assert torch.equal(torch.get_rng_state(), torch_state)
 
 
 def test_fit_leaves_global_rngs_alone():
