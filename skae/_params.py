@@ -318,7 +318,8 @@ n_iter_no_change : int, default=20
     "device": """\
 device : str or torch.device, default='auto'
     ``'auto'`` (CUDA when available, else CPU), ``'cpu'``, ``'cuda'`` or
-    ``'cuda:<index>'``.""",
+    ``'cuda:<index>'``; other device types (``'mps'``, ``'xla'``) raise a
+    ValueError.""",
     "precision": """\
 precision : {'float32', 'bfloat16', 'float16'}, default='float32'
     Format of the network's computations, in training and inference.

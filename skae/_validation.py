@@ -35,8 +35,9 @@ __all__ = [
 def resolve_device(device: str) -> torch.device:
     """Turn the ``device`` parameter into a :class:`torch.device`.
 
-    ``'auto'`` is CUDA when available, else the CPU. A CUDA device that is not
-    there is a clear error rather than a failure deep inside torch.
+    ``'auto'`` is CUDA when available, else the CPU. A CUDA device that is
+    not there, or a device type skae does not train on, is a clear error
+    rather than a failure deep inside torch.
     """
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -47,6 +48,12 @@ def resolve_device(device: str) -> torch.device:
             f"device={device!r} is not a torch device; use 'auto', 'cpu', 'cuda' "
             "or 'cuda:<index>'."
         ) from exc
+    if resolved.type not in ("cpu", "cuda"):
+        # MPS, for one, has no float64, in which skae scores rows.
+        raise ValueError(
+            f"device={device!r}: skae trains on 'cpu' and 'cuda' devices, not "
+            f"{resolved.type!r}; use device='auto' or 'cpu'."
+        )
     if resolved.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(

@@ -46,6 +46,12 @@ def test_resolve_rejects_unknown_devices(device):
         resolve_device(device)
 
 
+@pytest.mark.parametrize("device", ["mps", "xla", "meta", "ipu"])
+def test_resolve_rejects_device_types_skae_does_not_train_on(device):
+    with pytest.raises(ValueError, match=r"skae trains on 'cpu' and 'cuda' devices"):
+        resolve_device(device)
+
+
 @pytest.mark.parametrize("device", ["cuda", "cuda:0"])
 def test_resolve_cuda_without_cuda(monkeypatch, device):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
