@@ -1,5 +1,6 @@
 """Helpers shared by the benchmark scripts: devices, timing and result files."""
 
+import argparse
 import ast
 import json
 import os
@@ -49,17 +50,47 @@ def add_set_argument(parser):
         "--set",
         nargs="+",
         default=[],
+        type=_key_value,
         metavar="KEY=VALUE",
         help="estimator parameters instead of its defaults (a candidate "
         "setting, written to bench_quick_output/)",
     )
 
 
-def parse_overrides(items):
-    """``KEY=VALUE`` strings as estimator parameters (Python literals or strings)."""
+def _key_value(text):
+    """argparse type of ``--set``: ``KEY=VALUE`` with a parameter name for KEY."""
+    key, equals, _ = text.partition("=")
+    if not equals or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return text
+
+
+def positive_int(text):
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def parse_overrides(parser, items, estimator):
+    """``KEY=VALUE`` strings as parameters of ``estimator`` (literals or strings).
+
+    A key that is not one of the estimator's parameters is an error of the
+    command line (``parser.error``), before anything runs.
+    """
     overrides = {}
+    names = estimator().get_params()
     for item in items:
         key, text = item.split("=", 1)
+        if key not in names:
+            parser.error(
+                f"--set {key}: not a parameter of {estimator.__name__} "
+                f"(its parameters: {', '.join(sorted(names))})"
+            )
         try:
             overrides[key] = ast.literal_eval(text)
         except (ValueError, SyntaxError):

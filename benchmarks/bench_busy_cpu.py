@@ -34,6 +34,7 @@ from benchmarks._common import (
     default_out,
     hand_written_fit,
     markdown_table,
+    positive_int,
     timed_fit,
     write_results,
 )
@@ -129,8 +130,8 @@ def measure(X, epochs, repeats, competitors):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--competitors", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--competitors", type=positive_int, default=2)
+    parser.add_argument("--repeats", type=positive_int, default=None)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)

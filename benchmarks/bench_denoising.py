@@ -173,7 +173,7 @@ def main(argv=None):
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
-    overrides = parse_overrides(args.set)
+    overrides = parse_overrides(parser, args.set, DenoisingAutoencoder)
     records = compare(args.dataset, args.quick, overrides, args.device)
     rows = (
         f"{FASHION_ROWS[0]:,} training and {FASHION_ROWS[1]:,} validation images"

@@ -56,6 +56,7 @@ from benchmarks._common import (
     format_params,
     markdown_table,
     parse_overrides,
+    positive_int,
     write_results,
 )
 from skae import AutoencoderTransformer, DenseAutoencoder, fetch_fashion_mnist
@@ -150,10 +151,10 @@ def measure(dataset, ks, overrides, n_train=None):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=sorted(KS), default="digits")
-    parser.add_argument("--ks", type=int, nargs="+")
+    parser.add_argument("--ks", type=positive_int, nargs="+")
     parser.add_argument(
         "--n-train",
-        type=int,
+        type=positive_int,
         default=None,
         help="train on the first N training rows only (a candidate run)",
     )
@@ -161,7 +162,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="digits, k = 2 only")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
-    overrides = parse_overrides(args.set)
+    overrides = parse_overrides(parser, args.set, AutoencoderTransformer)
     ks = args.ks or ((2,) if args.quick else KS[args.dataset])
     torch.set_num_threads(1)
     records = measure(args.dataset, ks, overrides, args.n_train)

@@ -43,6 +43,7 @@ from benchmarks._common import (
     format_params,
     markdown_table,
     parse_overrides,
+    positive_int,
     timed_fit,
     write_results,
 )
@@ -136,14 +137,16 @@ def main():
     parser.add_argument(
         "--dataset", choices=["digits", "fashion_mnist"], default="digits"
     )
-    parser.add_argument("--n-train", type=int, default=10000, help="Fashion-MNIST rows")
-    parser.add_argument("--max-iter", type=int, default=None)
+    parser.add_argument(
+        "--n-train", type=positive_int, default=10000, help="Fashion-MNIST rows"
+    )
+    parser.add_argument("--max-iter", type=positive_int, default=None)
     parser.add_argument("--quick", action="store_true", help="digits, 10 epochs")
     add_set_argument(parser)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     max_iter = 10 if args.quick else args.max_iter
-    candidate = parse_overrides(args.set)
+    candidate = parse_overrides(parser, args.set, AutoencoderTransformer)
     records, summary = run(args.dataset, args.n_train, max_iter, candidate)
     table = markdown_table(
         records,

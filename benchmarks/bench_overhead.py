@@ -44,6 +44,7 @@ from benchmarks._common import (
     hand_written_fit,
     loop_matched_model,
     markdown_table,
+    positive_int,
     resolve_device,
     to_model_units,
     write_results,
@@ -192,9 +193,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--epochs", type=positive_int, default=None)
     parser.add_argument(
-        "--repeats", type=int, default=None, help="pairs of runs (default 11)"
+        "--repeats", type=positive_int, default=None, help="pairs of runs (default 11)"
     )
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)

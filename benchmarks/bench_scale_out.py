@@ -46,7 +46,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
-from benchmarks._common import default_out, markdown_table, write_results
+from benchmarks._common import default_out, markdown_table, positive_int, write_results
 from skae import AutoencoderTransformer
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -153,10 +153,10 @@ def on_cluster(n_workers, X, y, settings, repeats, reference):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--workers", type=int, nargs="+", default=[1, 2], help="default: 1 2"
+        "--workers", type=positive_int, nargs="+", default=[1, 2], help="default: 1 2"
     )
-    parser.add_argument("--max-iter", type=int, default=None)
-    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--max-iter", type=positive_int, default=None)
+    parser.add_argument("--repeats", type=positive_int, default=1)
     parser.add_argument(
         "--quick", action="store_true", help="a small grid, to bench_quick_output/"
     )

@@ -553,9 +553,22 @@ STEPS = (
 )
 
 
+def _device(text):
+    """argparse type of ``--device``: a torch device name."""
+    import torch
+
+    try:
+        torch.device(text)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(f"not a torch device: {text!r}") from None
+    return text
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cuda", help="'cuda' (default) or 'cpu'")
+    parser.add_argument(
+        "--device", default="cuda", type=_device, help="'cuda' (default) or 'cpu'"
+    )
     parser.add_argument(
         "--quick", action="store_true", help="tiny sizes: a dry run of every step"
     )
