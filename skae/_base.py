@@ -35,7 +35,6 @@ from skae._ordering import (
     smallest_prefix,
 )
 from skae._params import (
-    _BCE_SLACK,
     PARAMETER_CONSTRAINTS,
     fill_doc,
     make_init,
@@ -53,10 +52,12 @@ from skae._training import (
 from skae._units import ModelUnits
 from skae._validation import (
     _fit_context,
+    check_bce_range,
     check_image_shape,
     check_n_components,
     check_rows_ndim,
     check_sizes,
+    finite_float32,
     resolve_device,
     seeded_torch,
     torch_seed,
@@ -246,12 +247,7 @@ class _BaseAutoencoder(
         if self.image_shape is not None:
             check_image_shape(self.image_shape, X.shape[1])
             check_sizes("conv_channels", self.conv_channels, allow_empty=True)
-        if self.loss == "bce" and (X.min() < -_BCE_SLACK or X.max() > 1 + _BCE_SLACK):
-            raise ValueError(
-                "loss='bce' needs data in [0, 1], but X ranges over "
-                f"[{X.min():.4g}, {X.max():.4g}]; scale X (e.g. MinMaxScaler) or "
-                "use loss='mse'."
-            )
+        check_bce_range(X, self.loss)
 
     def _input_axes(self, X, n_train, device):
         """Return the principal axes the network sees (None: every feature)."""
@@ -374,7 +370,9 @@ class _BaseAutoencoder(
             decoded = self.net_.map_batches(
                 codes,
                 lambda module, batch: module.decode(batch).float(),
-                lambda rows: torch.from_numpy(rows.astype(np.float32)),
+                lambda rows: finite_float32(
+                    torch.from_numpy(rows), "X", "pass codes as transform gives them."
+                ),
             )
         finally:
             layer.kept = kept

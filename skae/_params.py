@@ -134,10 +134,6 @@ PARAMETER_CONSTRAINTS = {
 }
 
 
-# Data for `loss='bce'` must lie in [0, 1]; this much float error is tolerated.
-_BCE_SLACK = 1e-6
-
-
 def resolve_n_components(n_components, init, X, n_train):
     """Return the network's code width: ``n_components``, or PCA's for a fraction.
 

@@ -13,11 +13,15 @@ import torch
 from scipy.special import expit
 from sklearn.decomposition import PCA
 
+from skae._validation import finite_float32
+
 # input_components='auto' keeps the principal axes that leave at most this
 # fraction of the residual variance of PCA at n_components outside them.
 _INPUT_TAIL = 0.15
 # Residual variance below this fraction of the total is rounding.
 _ROUNDING = 1e-12
+# What to do about rows beyond float32's range once centred and scaled.
+_RESCALE = "rescale X (e.g. with a StandardScaler)."
 # Rows per chunk where the residual outside the axes is summed in NumPy.
 _CHUNK_ROWS = 8192
 
@@ -134,7 +138,7 @@ class ModelUnits:
         strides nor (without a warning) read-only memory: such input is
         copied first.
         """
-        return self.project(self._centred(X)).to(torch.float32)
+        return finite_float32(self.project(self._centred(X)), "X", _RESCALE)
 
     def to_rows(self, X):
         """Rows of ``X`` centred and scaled as model units are, on every feature.
@@ -143,7 +147,7 @@ class ModelUnits:
         units over every feature come from them and ``unproject`` of its
         output. Without axes, the same as :meth:`to_model`.
         """
-        return self._centred(X).to(torch.float32)
+        return finite_float32(self._centred(X), "X", _RESCALE)
 
     def _centred(self, X):
         rows = torch.from_numpy(np.require(X, requirements=["C", "W"]))

@@ -21,10 +21,12 @@ __all__ = [
     "StrOptions",
     "_fit_context",
     "_safe_indexing",
+    "check_bce_range",
     "check_image_shape",
     "check_n_components",
     "check_rows_ndim",
     "check_sizes",
+    "finite_float32",
     "resolve_device",
     "seeded_torch",
     "torch_seed",
@@ -66,6 +68,36 @@ def resolve_device(device: str) -> torch.device:
                 "device(s) are visible."
             )
     return resolved
+
+
+# Data for `loss='bce'` must lie in [0, 1]; this much float error is tolerated.
+_BCE_SLACK = 1e-6
+
+
+def check_bce_range(X, loss):
+    """Raise unless ``X`` lies in [0, 1] where ``loss='bce'``."""
+    if loss == "bce" and (X.min() < -_BCE_SLACK or X.max() > 1 + _BCE_SLACK):
+        raise ValueError(
+            "loss='bce' needs data in [0, 1], but X ranges over "
+            f"[{X.min():.4g}, {X.max():.4g}]; scale X (e.g. MinMaxScaler) or "
+            "use loss='mse'."
+        )
+
+
+def finite_float32(rows: torch.Tensor, name: str, hint: str) -> torch.Tensor:
+    """Return ``rows`` as float32, or raise if a value leaves float32's range.
+
+    The networks compute in float32: a finite float64 input beyond about
+    3.4e38 would turn into inf, and every score and code of its row into
+    NaN. ``name`` and ``hint`` make the message.
+    """
+    converted = rows.to(torch.float32)
+    if not torch.isfinite(converted).all():
+        raise ValueError(
+            f"{name} holds values beyond float32's range (about 3.4e38), in "
+            f"which the network computes; {hint}"
+        )
+    return converted
 
 
 def torch_seed(random_state: np.random.RandomState) -> int:

@@ -425,7 +425,14 @@ class FunctionNoise(_Corruption):
                 f"The noise function {self._fn_name()} must return a tensor of "
                 f"the input's shape {tuple(x.shape)}, got shape {tuple(out.shape)}."
             )
-        return out
+        if out.device != x.device:
+            raise ValueError(
+                f"The noise function {self._fn_name()} must return a tensor on "
+                f"the input's device {x.device}, got one on {out.device}."
+            )
+        # The network computes in the input's precision: float64, integer or
+        # bool noise comes back in it.
+        return out.to(x.dtype)
 
     def _fn_name(self) -> str:
         return getattr(self.fn, "__name__", repr(self.fn))
@@ -480,6 +487,13 @@ def make_noise(
     >>> make_noise("masking", 0.3)
     MaskingNoise(fraction=0.3, value=0.0)
     """
+    if isinstance(noise, _Corruption):
+        # A layer is callable, but as layer(x): it is not fn(x, generator).
+        raise TypeError(
+            f"noise={noise!r} is a corruption layer; pass its kind and level "
+            f"instead (noise in {NOISE_KINDS} with noise_level), or a "
+            "function fn(x, generator)."
+        )
     if callable(noise):
         return FunctionNoise(noise, clip=clip)
     if not isinstance(noise, str):

@@ -467,9 +467,8 @@ class AutoencoderOutlierDetector(
         codes = module.encode(units.project(batch))
         residuals = units.residuals(batch, units.unproject(module.decode(codes)))
         mse = (residuals**2).mean(dim=1, keepdim=True)
-        if self.image_shape is not None and self.error_window != 1:
-            shape = tuple(int(s) for s in self.image_shape)
-            residuals = _window_mean(residuals, shape, self.error_window)
+        if self._residual_window is not None:
+            residuals = _window_mean(residuals, *self._residual_window)
         return torch.cat([mse, codes, residuals], dim=1).double()
 
     def _auto_input_axes(self, n_train, device):
@@ -485,6 +484,13 @@ class AutoencoderOutlierDetector(
         return self.error_covariance
 
     def _training_pass(self, X, rows, valid_idx):
+        # The score's settings as fitted: the scales and threshold below hold
+        # for them, whatever set_params changes before a refit.
+        self._residual_window = None
+        if self.image_shape is not None and self.error_window != 1:
+            shape = tuple(int(s) for s in self.image_shape)
+            self._residual_window = (shape, self.error_window)
+        self._code_weight = self.code_weight
         # One pass gives every row's errors; the scales, the training scores
         # and the threshold all come from them.
         # On every feature: the residual outside the input axes counts too.
@@ -515,6 +521,8 @@ class AutoencoderOutlierDetector(
         sst = float(np.sum((X - self.mean_) ** 2))
         return {
             **fitted,
+            "_residual_window": self._residual_window,
+            "_code_weight": self._code_weight,
             "error_covariance_gain_": gain,
             "explained_variance_score_": 1.0 - sse / sst if sst > 0 else 0.0,
             "offset_": offset,
@@ -561,7 +569,7 @@ class AutoencoderOutlierDetector(
         )
         codes, residuals = np.split(outputs[:, 1:], [self.n_components_], axis=1)
         fitted = {name: getattr(self, name) for name in _FITTED_SCALES}
-        scores = _anomaly_scores(residuals, codes, fitted, self.code_weight)
+        scores = _anomaly_scores(residuals, codes, fitted, self._code_weight)
         return scores.astype(X.dtype, copy=False)
 
     def decision_function(self, X):

@@ -13,7 +13,13 @@ from skae._base import _BaseAutoencoder
 from skae._mixins import PartialFitMixin
 from skae._networks import ppca_start
 from skae._params import MEASURED_DEFAULTS, fill_doc, make_init
-from skae._validation import Interval, check_rows_ndim, torch_seed, wrap_like_input
+from skae._validation import (
+    Interval,
+    check_bce_range,
+    check_rows_ndim,
+    torch_seed,
+    wrap_like_input,
+)
 
 # Bounds on log-variances (model units, where the data have unit RMS): wide
 # enough for any fit, narrow enough that exp() never overflows or vanishes.
@@ -266,7 +272,10 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
         check_is_fitted(self)
         check_rows_ndim(X, self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        criterion = _NegativeELBO(self.loss, 1.0, X.shape[1])
+        # The likelihood the model was fitted with, whatever set_params changed.
+        loss = self._units.loss
+        check_bce_range(X, loss)
+        criterion = _NegativeELBO(loss, 1.0, X.shape[1])
         # Rows were divided by the scale: the density picks up its Jacobian.
         log_jacobian = X.shape[1] * math.log(self._units.scale)
 

@@ -274,6 +274,14 @@ def test_fits_in_threads_are_the_fits_alone(init):
     assert torch.equal(torch.get_rng_state(), torch_state)
 
 
+def test_values_beyond_float32_are_an_error_not_nan():
+    ae = make_ae(n_components=2).fit(gaussian())
+    with pytest.raises(ValueError, match=r"X holds values beyond float32's range"):
+        ae.transform(gaussian() * 1e39)
+    with pytest.raises(ValueError, match=r"pass codes as transform gives them"):
+        ae.inverse_transform([[1e39, 0.0]])
+
+
 def test_fit_leaves_global_rngs_alone():
     # The legacy global numpy state is the one a careless fit would advance.
     torch_state = torch.get_rng_state()

@@ -217,6 +217,25 @@ def test_function_noise_shape_checked():
         layer(data())
 
 
+def test_function_noise_comes_back_in_the_input_dtype():
+    layer = FunctionNoise(lambda x, generator: x.double() + 1)
+    x = data()
+    out = layer(x)
+    assert out.dtype == x.dtype
+    assert torch.allclose(out, x + 1)
+
+
+def test_function_noise_device_checked():
+    layer = FunctionNoise(lambda x, generator: x.to("meta"))
+    with pytest.raises(ValueError, match=r"on the input's device cpu, got one on meta"):
+        layer(data())
+
+
+def test_make_noise_refuses_a_layer():
+    with pytest.raises(TypeError, match=r"is a corruption layer; pass its kind"):
+        make_noise(GaussianNoise(0.1), 0.1)
+
+
 def test_function_noise_return_type_checked():
     layer = FunctionNoise(lambda x, generator: x.numpy())
     with pytest.raises(TypeError, match="must return a torch.Tensor, got ndarray"):

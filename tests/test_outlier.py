@@ -40,6 +40,23 @@ def off_plane(n_samples=20, seed=1):
     return 3 * (X - (X @ BASIS.T) @ BASIS)
 
 
+def test_scores_keep_the_settings_fitted_with():
+    # The error scales and the threshold hold for the score as fitted.
+    X = np.random.RandomState(0).uniform(size=(200, 16))
+    detector = make_detector(image_shape=(1, 4, 4)).fit(X)
+    scores = detector.score_samples(X)
+    detector.set_params(image_shape=None, error_window=1, code_weight=100.0)
+    assert_array_equal(detector.score_samples(X), scores)
+
+
+def test_a_value_beyond_float32_is_an_error_not_a_nan_inlier():
+    detector = make_detector().fit(plane())
+    rows = plane(3)
+    rows[0, 0] = 1e39
+    with pytest.raises(ValueError, match=r"beyond float32's range"):
+        detector.predict(rows)
+
+
 def test_predict_and_decision_function_agree():
     X = plane()
     detector = make_detector().fit(X)

@@ -4,6 +4,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from numpy.testing import assert_allclose
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 
@@ -55,6 +56,17 @@ def test_one_training_row_starts_finite(low_rank):
     vae = make_vae(n_components=1, validation_fraction=0.9).fit(low_rank[:10])
     assert np.isfinite(vae.loss_curve_).all()
     assert np.isfinite(vae.transform(low_rank)).all()
+
+
+def test_score_samples_uses_the_fitted_likelihood(digits):
+    X = digits[0][:200] / 16
+    vae = make_vae(n_components=2).fit(X)
+    scores = vae.score_samples(X)
+    vae.set_params(loss="bce")
+    assert_allclose(vae.score_samples(X), scores)
+    bernoulli = make_vae(n_components=2, loss="bce").fit(X)
+    with pytest.raises(ValueError, match=r"loss='bce' needs data in \[0, 1\]"):
+        bernoulli.score_samples(X * 5)
 
 
 def test_transform_is_the_posterior_mean_and_deterministic(low_rank):
