@@ -9,6 +9,7 @@ into one array at the end (:meth:`~skae.AutoencoderNet.map_batches`).
 
 import copy
 import warnings
+from contextlib import contextmanager
 from numbers import Integral
 
 import numpy as np
@@ -106,21 +107,28 @@ class _BaseAutoencoder(
         X_given = X
         check_rows_ndim(X, self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
-        with fit_task(self, X_given, y) as epoch_tasks:
-            attributes_before = set(vars(self))
-            try:
-                self._fit(X, epoch_tasks)
-            except BaseException:
-                # A failed fit leaves no half-fitted state that would pass
-                # check_is_fitted and predict garbage: fitted attributes and
-                # whatever this fit added go.
-                for key in list(vars(self)):
-                    if key not in attributes_before or (
-                        key.endswith("_") and not key.startswith("__")
-                    ):
-                        delattr(self, key)
-                raise
+        with fit_task(self, X_given, y) as epoch_tasks, self._undone_on_error():
+            self._fit(X, epoch_tasks)
         return self
+
+    @contextmanager
+    def _undone_on_error(self):
+        """Leave no half-fitted state when the block raises.
+
+        A failed fit would otherwise leave attributes that pass
+        check_is_fitted and predict garbage: the fitted attributes and
+        whatever the block added go.
+        """
+        attributes_before = set(vars(self))
+        try:
+            yield
+        except BaseException:
+            for key in list(vars(self)):
+                if key not in attributes_before or (
+                    key.endswith("_") and not key.startswith("__")
+                ):
+                    delattr(self, key)
+            raise
 
     def _fit(self, X, epoch_tasks):
         rng = shared_random_state(self.random_state)

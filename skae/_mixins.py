@@ -13,7 +13,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
 from skae._ordering import nested_dropout
-from skae._training import drop_early_stopping, rows_to_device, shared_random_state
+from skae._training import resume_training, rows_to_device, shared_random_state
 from skae._units import input_axes
 from skae._validation import (
     Interval,
@@ -82,23 +82,25 @@ class PartialFitMixin:
             ensure_min_samples=2 if first else 1,
         )
         if first:
-            rng = shared_random_state(self.random_state)
-            _, train = self._setup(X, rng, np.arange(len(X)), None, stopping=False)
-            self.net_.initialize()
-        else:
-            self._check_data_params(X)
-            self._check_width()
-            drop_early_stopping(self.net_, self)
-            train = rows_to_device(
-                self._units.to_model(X), torch.device(self.net_.device)
-            )
-            # The running mean of every row seen; the model's own offset
-            # stays the one it was set up with.
-            self.n_samples_seen_ += len(X)
-            self.mean_ = self.mean_ + (X.mean(axis=0) - self.mean_) * (
-                len(X) / self.n_samples_seen_
-            )
+            # A first call that fails leaves the estimator unfitted, as fit does.
+            with self._undone_on_error():
+                rng = shared_random_state(self.random_state)
+                _, train = self._setup(X, rng, np.arange(len(X)), None, stopping=False)
+                self.net_.initialize()
+                self.net_.partial_fit(train, epochs=1)
+                self._record_training(X, train, None)
+            return self
+        self._check_data_params(X)
+        self._check_width()
+        resume_training(self.net_, self)
+        train = rows_to_device(self._units.to_model(X), torch.device(self.net_.device))
         self.net_.partial_fit(train, epochs=1)
+        # After training, which may fail: the running mean of every row seen
+        # (the model's own offset stays the one it was set up with).
+        self.n_samples_seen_ += len(X)
+        self.mean_ = self.mean_ + (X.mean(axis=0) - self.mean_) * (
+            len(X) / self.n_samples_seen_
+        )
         self._record_training(X, train, None)
         return self
 

@@ -395,14 +395,17 @@ class AutoencoderNet(NeuralNet):
 
         The copy has its own module, with the weights copied, and the first
         ``n_epochs`` rows of the history; it shares the rest (optimizer,
-        callbacks) with this net, so it is not for training. Training goes on
-        untouched.
+        callbacks) with this net until it trains, when it gets an optimizer
+        of its own (:func:`resume_training`). Training goes on untouched.
         """
         snapshot = object.__new__(type(self))
         # Not copy.copy: skorch's __getstate__ would serialise the module.
         snapshot.__dict__.update(self.__dict__)
         snapshot.module_ = snapshot.module = deepcopy(self.module_)
         snapshot.history = History(deepcopy(self.history[:n_epochs]))
+        # Its optimizer steps this net's weights: partial_fit on the copy
+        # builds one of its own first (resume_training).
+        snapshot._shares_optimizer = True
         snapshot.train_split = None
         snapshot.__dict__.pop("_data_parallel", None)
         snapshot.__dict__.pop("_graphed_step", None)
@@ -922,24 +925,35 @@ def converged(net):
     return len(net.history) < net.max_epochs or stopper.misses_ >= stopper.patience
 
 
-def drop_early_stopping(net, estimator):
-    """Train on without early stopping (partial_fit after fit).
+def resume_training(net, estimator):
+    """Set a fitted net up for one more epoch (partial_fit after a fit).
 
-    The stopper watches held-out rows that partial_fit does not have.
+    Without early stopping, whose stopper watches held-out rows that
+    partial_fit does not have, and with the estimator's current
+    ``batch_size`` (an int), ``alpha``, ``verbose`` and ``callbacks``, as
+    scikit-learn's ``MLPRegressor.partial_fit`` reads them at each call. A
+    snapshot net (:meth:`AutoencoderNet.snapshot`, a callback's
+    ``fitted_estimator``) gets an optimizer of its own first.
     """
+    if net.__dict__.pop("_shares_optimizer", False):
+        net.initialize_optimizer()
     callbacks = dict(net.callbacks_)
     if isinstance(callbacks.get("lr_scheduler"), OneCycleSchedule):
         # The cycle annealed the rate to almost zero: go on from the rate
         # it started at.
         for group in net.optimizer_.param_groups:
             group["lr"] = group["initial_lr"]
-    if "early_stopping" in callbacks:
-        net.set_params(
-            callbacks=_callbacks(
-                estimator, estimator.training_plan_, stopping=False, epoch_tasks=None
-            )
-        )
-        net.initialize_callbacks()
+    plan = estimator.training_plan_
+    if estimator.batch_size != "auto":
+        plan["batch_size"] = estimator.batch_size
+    for group in net.optimizer_.param_groups:
+        group["weight_decay"] = estimator.alpha
+    net.set_params(
+        batch_size=plan["batch_size"],
+        verbose=estimator.verbose,
+        callbacks=_callbacks(estimator, plan, stopping=False, epoch_tasks=None),
+    )
+    net.initialize_callbacks()
 
 
 def build_net(

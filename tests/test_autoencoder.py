@@ -572,6 +572,37 @@ def test_partial_fit_after_fit_checks_the_data_as_fit_does():
         ae.partial_fit(X * 16)
 
 
+def test_partial_fit_reads_the_current_training_parameters(curved, capsys):
+    # As MLPRegressor.partial_fit does: batch_size, alpha, verbose, callbacks.
+    ae = make_ae(max_iter=2).fit(curved)
+    counter = EpochCounter()
+    ae.set_params(batch_size=len(curved), alpha=0.5, verbose=1, callbacks=[counter])
+    ae.partial_fit(curved)
+    assert ae.net_.history[-1]["train_batch_count"] == 1
+    assert all(g["weight_decay"] == 0.5 for g in ae.net_.optimizer_.param_groups)
+    assert "EpochCounter" in dict(ae.net_.callbacks_)
+    assert "epoch" in capsys.readouterr().out.lower()
+    ae.set_params(callbacks=None, verbose=0).partial_fit(curved)
+    assert "EpochCounter" not in dict(ae.net_.callbacks_)
+    assert capsys.readouterr().out == ""
+
+
+class FailingEpoch(Callback):
+    def on_epoch_end(self, net, **kwargs):
+        raise RuntimeError("epoch failed")
+
+
+def test_a_failed_first_partial_fit_leaves_the_estimator_unfitted(curved):
+    ae = make_ae(callbacks=[FailingEpoch()])
+    with pytest.raises(RuntimeError, match="epoch failed"):
+        ae.partial_fit(curved)
+    with pytest.raises(NotFittedError):
+        ae.transform(curved)
+    ae.set_params(callbacks=None).partial_fit(curved)
+    assert ae.n_samples_seen_ == len(curved)
+    assert ae.n_iter_ == 1
+
+
 def test_partial_fit_needs_two_rows_to_start_and_one_after(curved):
     with pytest.raises(ValueError, match=r"Found array with 1 sample\(s\)"):
         make_ae().partial_fit(curved[:1])

@@ -2,6 +2,7 @@ import pickle
 
 import numpy as np
 import pytest
+import torch
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
@@ -213,6 +214,21 @@ def test_fitted_estimator_has_what_the_pass_after_training_sets(cls, params):
         assert_allclose(last.explained_variance_ratio_, est.explained_variance_ratio_)
     # The snapshot's width, kept on its own copy of the network.
     assert after.fitted[1].transform(X).shape == (len(X), est.n_components_)
+
+
+@requires_callbacks
+def test_a_snapshot_trains_on_its_own_weights():
+    X = gaussian()
+    after = Recorder(snapshots=True)
+    est = make(init="random", early_stopping=False).set_callbacks(after).fit(X)
+    snapshot = after.fitted[3]
+    weights = [p.detach().clone() for p in est.module_.parameters()]
+    before = snapshot.score(X)
+    snapshot.partial_fit(X)
+    assert snapshot.score(X) != before
+    # The fitted model it was taken from is untouched.
+    for p, q in zip(est.module_.parameters(), weights, strict=True):
+        assert torch.equal(p, q)
 
 
 @requires_callbacks
