@@ -27,7 +27,9 @@ __all__ = [
     "check_rows_ndim",
     "check_sizes",
     "finite_float32",
+    "generator_state",
     "resolve_device",
+    "restore_generator",
     "seeded_torch",
     "torch_seed",
     "wrap_like_input",
@@ -98,6 +100,35 @@ def finite_float32(rows: torch.Tensor, name: str, hint: str) -> torch.Tensor:
             f"which the network computes; {hint}"
         )
     return converted
+
+
+def generator_state(generator):
+    """Return what :func:`restore_generator` rebuilds ``generator`` from.
+
+    For pickling (and deep copies) of the modules that hold a
+    :class:`torch.Generator`, which not every supported torch pickles: its
+    device and state, so that a copy draws the same numbers next.
+    """
+    if generator is None:
+        return None
+    return str(generator.device), generator.get_state()
+
+
+def restore_generator(saved):
+    """Rebuild the generator :func:`generator_state` saved, or return None.
+
+    None also where the generator's device is not there (a CUDA generator
+    loaded on a CPU-only machine): the copy then draws from torch's global
+    RNG until it is given a generator again.
+    """
+    if saved is None:
+        return None
+    device, state = saved
+    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+        return None
+    generator = torch.Generator(device=device)
+    generator.set_state(state)
+    return generator
 
 
 def torch_seed(random_state: np.random.RandomState) -> int:

@@ -21,6 +21,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from skae._validation import generator_state, restore_generator
+
 NOISE_KINDS = ("gaussian", "masking", "salt_pepper")
 
 
@@ -152,11 +154,14 @@ class _Corruption(nn.Module):
         raise NotImplementedError
 
     def __getstate__(self) -> dict:
-        # A torch.Generator cannot be pickled; a copy starts on the default RNG
-        # until set_generator is called again.
+        # The generator as its state: a copy draws the same noise next.
         state = super().__getstate__()
-        state["generator"] = None
+        state["generator"] = generator_state(self.generator)
         return state
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        self.generator = restore_generator(self.generator)
 
     def _clip_repr(self) -> str:
         return "" if self.clip is None else f", clip={self.clip}"

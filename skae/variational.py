@@ -17,6 +17,8 @@ from skae._validation import (
     Interval,
     check_bce_range,
     check_rows_ndim,
+    generator_state,
+    restore_generator,
     torch_seed,
     wrap_like_input,
 )
@@ -81,10 +83,14 @@ class _Variational(nn.Module):
         return self.decode(z), mean, logvar, log_noise_var
 
     def __getstate__(self):
-        # A torch.Generator does not pickle; a loaded model only scores.
+        # The generator as its state: a copy samples the same codes next.
         state = self.__dict__.copy()
-        state["generator"] = None
+        state["generator"] = generator_state(self.generator)
         return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self.generator = restore_generator(self.generator)
 
 
 class _NegativeELBO(nn.Module):

@@ -205,6 +205,18 @@ def test_denoise_without_skip_is_inverse_transform_of_transform():
     assert_array_equal(dae.denoise(X), dae.inverse_transform(dae.transform(X)))
 
 
+@pytest.mark.parametrize(
+    "copier", [copy.deepcopy, lambda m: pickle.loads(pickle.dumps(m))]
+)
+def test_partial_fit_of_a_copy_draws_the_noise_the_original_would(copier):
+    X = uniform()
+    dae = make_dae(max_iter=2).fit(X)
+    copied = copier(dae)
+    assert_array_equal(
+        copied.partial_fit(X).transform(X), dae.partial_fit(X).transform(X)
+    )
+
+
 def test_ordered_needs_no_skip():
     # The default skip would leave the prefixes part of every row to miss.
     with pytest.raises(ValueError, match=r"ordered=True needs skip=None"):

@@ -87,11 +87,12 @@ def test_copy_round_trip_with_generator(layer, copier):
     copied = copier(layer)
 
     assert copied.training
-    assert copied.generator is None
+    # A generator of its own, in the same state: the same noise comes next.
+    assert copied.generator is not g
     assert layer.generator is g
     assert repr(copied) == repr(layer)
-    # The copy corrupts too, and reproducibly once given a generator again.
     x = data()
+    torch.testing.assert_close(copied(x), layer(x), rtol=0, atol=0)
     torch.testing.assert_close(
         copied.set_generator(generator(1))(x),
         layer.set_generator(generator(1))(x),
