@@ -298,7 +298,7 @@ class _BaseAutoencoder(
             lambda module, batch: prefix_errors(module, batch, self._units.residuals),
             self._units.to_model,
         ).sum(axis=0) + np.sum(self._units.outside(X))
-        sst = float(np.sum((X - self.mean_) ** 2))
+        sst = float(np.sum((X.astype(np.float64) - self.mean_) ** 2))
         curve = explained_variance_curve(sse, sst)
         if isinstance(self.n_components, Integral):
             # A truncated model keeps its width through partial_fit.

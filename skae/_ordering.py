@@ -197,7 +197,9 @@ def prefix_errors(module, batch, residuals):
     try:
         for k in range(1, layer.n_units + 1):
             layer.kept = k
-            errors = residuals(batch, module.decode(codes)) ** 2
+            # Squared in float64: data units far from 1 (1e20, 1e-20) would
+            # overflow or flush to zero in float32.
+            errors = residuals(batch, module.decode(codes)).double() ** 2
             columns.append(errors.sum(dim=1).double())
     finally:
         layer.kept = kept

@@ -121,11 +121,15 @@ class ModelUnits:
             yield centred, None if self.axes is None else centred @ self.axes.T
 
     def _centred_squares(self, X):
-        """Mean squared entry of each centred row, along the axes if any."""
+        """Mean squared entry of each centred row, along the axes if any.
+
+        In float64: float32 squares of data far from unit scale overflow
+        (1e20) or vanish (1e-30), and the scale with them.
+        """
         return np.concatenate(
             [
                 np.mean((centred if along is None else along) ** 2, axis=1)
-                for centred, along in self._chunks(X)
+                for centred, along in self._chunks(X, np.float64)
             ]
         )
 

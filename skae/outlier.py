@@ -518,7 +518,9 @@ class AutoencoderOutlierDetector(
         else:
             offset = float(np.percentile(scores, 100.0 * self.contamination))
         sse = float(np.sum(outputs[:, 0])) * X.shape[1]
-        sst = float(np.sum((X - self.mean_) ** 2))
+        centred = X - self.mean_
+        # Summed in float64: float32 squares far from unit scale would not fit.
+        sst = float(np.einsum("ij,ij->", centred, centred, dtype=np.float64))
         return {
             **fitted,
             "_residual_window": self._residual_window,

@@ -274,6 +274,26 @@ def test_fits_in_threads_are_the_fits_alone(init):
     assert torch.equal(torch.get_rng_state(), torch_state)
 
 
+@pytest.mark.parametrize("factor", [1e20, 1e-20, 1e-30])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_any_scale_fits_as_unit_scale(factor, dtype):
+    # Squares of data far from unit scale overflow or vanish in float32.
+    X = gaussian()
+    unit = make_ae(n_components=2).fit(X)
+    scaled = make_ae(n_components=2).fit((X * factor).astype(dtype))
+    assert_allclose(
+        scaled.explained_variance_score_, unit.explained_variance_score_, rtol=1e-3
+    )
+    assert_allclose(
+        scaled.explained_variance_ratio_,
+        unit.explained_variance_ratio_,
+        rtol=1e-2,
+        atol=1e-3,
+    )
+    # Scores are in the data's dtype: float32 squares of 1e20 do not fit.
+    assert np.isfinite(scaled.transform((X * factor).astype(dtype))).all()
+
+
 def test_values_beyond_float32_are_an_error_not_nan():
     ae = make_ae(n_components=2).fit(gaussian())
     with pytest.raises(ValueError, match=r"X holds values beyond float32's range"):
