@@ -470,4 +470,6 @@ class _BaseAutoencoder(
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        # Probabilities in [0, 1] (check_bce_range).
+        tags.input_tags.positive_only = self.loss == "bce"
         return tags

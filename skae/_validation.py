@@ -79,8 +79,10 @@ _BCE_SLACK = 1e-6
 def check_bce_range(X, loss):
     """Raise unless ``X`` lies in [0, 1] where ``loss='bce'``."""
     if loss == "bce" and (X.min() < -_BCE_SLACK or X.max() > 1 + _BCE_SLACK):
+        # scikit-learn's words for data that its positive_only tag refuses.
+        negative = "Negative values in data: " if X.min() < -_BCE_SLACK else ""
         raise ValueError(
-            "loss='bce' needs data in [0, 1], but X ranges over "
+            f"{negative}loss='bce' needs data in [0, 1], but X ranges over "
             f"[{X.min():.4g}, {X.max():.4g}]; scale X (e.g. MinMaxScaler) or "
             "use loss='mse'."
         )

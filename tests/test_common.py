@@ -13,6 +13,7 @@ from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.utils.estimator_checks import (
     check_global_output_transform_pandas,
+    check_positive_only_tag_during_fit,
     check_set_output_transform,
     check_transformer_get_feature_names_out,
     parametrize_with_checks,
@@ -271,6 +272,16 @@ def reshape_hint(name, n_samples):
         "convolutional network, also pass image_shape=(1, 4, 4) (channels, "
         "height, width)."
     )
+
+
+@pytest.mark.parametrize("Estimator", CLASSES)
+@pytest.mark.parametrize("loss", ["mse", "bce"])
+def test_positive_only_tag_follows_the_loss(Estimator, loss):
+    # loss='bce' takes probabilities: scikit-learn's tag and words for it.
+    estimator = Estimator(
+        loss=loss, n_components=1, hidden_layer_sizes=(8,), max_iter=2, random_state=0
+    )
+    check_positive_only_tag_during_fit(Estimator.__name__, estimator)
 
 
 @pytest.mark.parametrize("Estimator", CLASSES)
