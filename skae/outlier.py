@@ -1,5 +1,6 @@
 """AutoencoderOutlierDetector: anomaly scores from reconstruction error."""
 
+from functools import partial
 from numbers import Integral, Real
 
 import numpy as np
@@ -450,16 +451,17 @@ class AutoencoderOutlierDetector(
                 f"pixel; got {self.error_window}."
             )
 
-    def _errors(self, module, batch):
+    def _errors(self, module, batch, window):
         """Codes and residuals, in data units, of a batch in model units.
 
         Returns a tensor of shape ``(n_rows, 1 + n_components_ + n_features)``.
 
         Column 0 holds each row's mean squared error (for
         ``explained_variance_score_``); the next ``n_components_`` its code;
-        the others the residuals the score is made of: for image rows, the
-        mean residual over the ``error_window`` square around each pixel (in
-        each channel), else each entry's own residual.
+        the others the residuals the score is made of: with ``window``, an
+        image shape and a window side (:meth:`_scoring_window`), the mean
+        residual over the square around each pixel (in each channel), else
+        each entry's own residual.
         """
         # batch: rows on every feature (to_rows); the network sees their
         # coordinates on the input axes, if any.
@@ -467,9 +469,15 @@ class AutoencoderOutlierDetector(
         codes = module.encode(units.project(batch))
         residuals = units.residuals(batch, units.unproject(module.decode(codes)))
         mse = (residuals**2).mean(dim=1, keepdim=True)
-        if self._residual_window is not None:
-            residuals = _window_mean(residuals, *self._residual_window)
+        if window is not None:
+            residuals = _window_mean(residuals, *window)
         return torch.cat([mse, codes, residuals], dim=1).double()
+
+    def _scoring_window(self):
+        """``(image shape, window side)`` of the residual's average, or None."""
+        if self.image_shape is None or self.error_window == 1:
+            return None
+        return tuple(int(s) for s in self.image_shape), self.error_window
 
     def _auto_input_axes(self, n_train, device):
         # Measured on the CPU (the outlier benchmark); CUDA keeps every feature.
@@ -484,18 +492,17 @@ class AutoencoderOutlierDetector(
         return self.error_covariance
 
     def _training_pass(self, X, rows, valid_idx):
-        # The score's settings as fitted: the scales and threshold below hold
-        # for them, whatever set_params changes before a refit.
-        self._residual_window = None
-        if self.image_shape is not None and self.error_window != 1:
-            shape = tuple(int(s) for s in self.image_shape)
-            self._residual_window = (shape, self.error_window)
-        self._code_weight = self.code_weight
+        # The score's settings as fitted (kept below): the scales and the
+        # threshold hold for them, whatever set_params changes before a refit.
+        window = self._scoring_window()
         # One pass gives every row's errors; the scales, the training scores
         # and the threshold all come from them.
         # On every feature: the residual outside the input axes counts too.
         outputs = self.net_.map_batches(
-            X, self._errors, self._units.to_rows, dtype=_SCORE_DTYPE
+            X,
+            partial(self._errors, window=window),
+            self._units.to_rows,
+            dtype=_SCORE_DTYPE,
         )
         codes, residuals = np.split(outputs[:, 1:], [self.n_components_], axis=1)
         feature_errors = np.sum(residuals**2, axis=0) / len(X)
@@ -523,8 +530,8 @@ class AutoencoderOutlierDetector(
         sst = float(np.einsum("ij,ij->", centred, centred, dtype=np.float64))
         return {
             **fitted,
-            "_residual_window": self._residual_window,
-            "_code_weight": self._code_weight,
+            "_residual_window": window,
+            "_code_weight": self.code_weight,
             "error_covariance_gain_": gain,
             "explained_variance_score_": 1.0 - sse / sst if sst > 0 else 0.0,
             "offset_": offset,
@@ -567,7 +574,10 @@ class AutoencoderOutlierDetector(
         check_rows_ndim(X, self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         outputs = self.net_.map_batches(
-            X, self._errors, self._units.to_rows, dtype=_SCORE_DTYPE
+            X,
+            partial(self._errors, window=self._residual_window),
+            self._units.to_rows,
+            dtype=_SCORE_DTYPE,
         )
         codes, residuals = np.split(outputs[:, 1:], [self.n_components_], axis=1)
         fitted = {name: getattr(self, name) for name in _FITTED_SCALES}
