@@ -17,7 +17,7 @@ from sklearn.decomposition import PCA
 from torch import nn
 
 from skae._ordering import NestedDropout
-from skae._validation import check_sizes
+from skae._validation import check_image_shape, check_sizes
 
 ACTIVATIONS = {
     "elu": nn.ELU,
@@ -246,11 +246,7 @@ class ConvAutoencoder(_Autoencoder):
                 f"channels must name at least one conv stage, got {channels!r}."
             )
         channels = check_sizes("channels", channels, allow_empty=False)
-        image_shape = check_sizes("image_shape", image_shape, allow_empty=False)
-        if len(image_shape) != 3:
-            raise ValueError(
-                f"image_shape must be (channels, height, width), got {image_shape!r}."
-            )
+        image_shape = check_image_shape(image_shape)
         _check_activation(activation)
         self.nested_dropout = NestedDropout(n_components, ordered)
         if linear_path and out_activation is not None:

@@ -14,12 +14,14 @@ from sklearn.base import _fit_context
 from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import Hidden, Interval, StrOptions
 from sklearn.utils._set_output import _get_container_adapter
+from sklearn.utils.validation import _num_samples
 
 __all__ = [
     "Hidden",
     "Interval",
     "StrOptions",
     "_fit_context",
+    "_num_samples",
     "_safe_indexing",
     "check_bce_range",
     "check_image_shape",
@@ -196,12 +198,13 @@ def check_sizes(name, value, *, allow_empty):
     return tuple(int(size) for size in sizes)
 
 
-def check_image_shape(image_shape, n_features, *, input_name="X"):
+def check_image_shape(image_shape, n_features=None, *, input_name="X"):
     """Return ``image_shape`` as a ``(C, H, W)`` tuple of ints.
 
-    The one check of ``image_shape``, for the estimators and the displays:
-    three positive ints whose product is ``n_features``, the width of the
-    rows of ``input_name``.
+    The one check of ``image_shape``, for the estimators, the displays and
+    the convolutional network: three positive ints whose product is
+    ``n_features``, the width of the rows of ``input_name`` (not checked
+    where ``n_features`` is None).
     """
     shape = check_sizes("image_shape", image_shape, allow_empty=False)
     if len(shape) != 3:
@@ -212,7 +215,7 @@ def check_image_shape(image_shape, n_features, *, input_name="X"):
             f"image_shape must be (channels, height, width), got {image_shape!r}{hint}."
         )
     size = int(np.prod(shape))
-    if size != n_features:
+    if n_features is not None and size != n_features:
         raise ValueError(
             f"image_shape={shape} implies {size} features, but {input_name} has "
             f"{n_features} features."

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from sklearn.decomposition import PCA
 from sklearn.utils import check_array, check_random_state
-from sklearn.utils.validation import _num_samples, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 
 from skae._plotting import (
     _check_estimator,
@@ -32,7 +32,7 @@ from skae._plotting import (
     _resolve_image_shape,
     _RowsDisplay,
 )
-from skae._validation import torch_seed
+from skae._validation import _num_samples, torch_seed
 from skae.noise import make_noise
 
 __all__ = [
