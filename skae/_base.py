@@ -50,7 +50,7 @@ from skae._training import (
     split_rows,
     training_plan,
 )
-from skae._units import ModelUnits
+from skae._units import ModelUnits, total_squares
 from skae._validation import (
     _fit_context,
     check_bce_range,
@@ -298,7 +298,7 @@ class _BaseAutoencoder(
             lambda module, batch: prefix_errors(module, batch, self._units.residuals),
             self._units.to_model,
         ).sum(axis=0) + np.sum(self._units.outside(X))
-        sst = float(np.sum((X.astype(np.float64) - self.mean_) ** 2))
+        sst = total_squares(X, self.mean_)
         curve = explained_variance_curve(sse, sst)
         if isinstance(self.n_components, Integral):
             # A truncated model keeps its width through partial_fit.

@@ -37,6 +37,20 @@ def spectrum_solver(X):
     return "covariance_eigh" if n_samples >= n_features else "full"
 
 
+def total_squares(X, mean):
+    """Sum of squares of ``X`` about ``mean``, in float64, chunk by chunk.
+
+    float32 squares of data far from unit scale (1e20, 1e-30) overflow or
+    vanish; chunks spare a float64 copy of the whole of ``X``.
+    """
+    return float(
+        sum(
+            np.sum((X[start : start + _CHUNK_ROWS].astype(np.float64) - mean) ** 2)
+            for start in range(0, len(X), _CHUNK_ROWS)
+        )
+    )
+
+
 def input_axes(X, input_components, n_components, *, auto):
     """Principal axes of ``X`` the network sees, or None for every feature.
 

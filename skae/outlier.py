@@ -12,6 +12,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from skae._base import _BaseAutoencoder
 from skae._mixins import InputAxesMixin, NoiseMixin
 from skae._params import MEASURED_DEFAULTS, fill_doc, make_init
+from skae._units import total_squares
 from skae._validation import Interval, StrOptions, check_rows_ndim
 from skae.noise import NOISE_KINDS
 
@@ -525,9 +526,7 @@ class AutoencoderOutlierDetector(
         else:
             offset = float(np.percentile(scores, 100.0 * self.contamination))
         sse = float(np.sum(outputs[:, 0])) * X.shape[1]
-        centred = X - self.mean_
-        # Summed in float64: float32 squares far from unit scale would not fit.
-        sst = float(np.einsum("ij,ij->", centred, centred, dtype=np.float64))
+        sst = total_squares(X, self.mean_)
         return {
             **fitted,
             "_residual_window": window,
