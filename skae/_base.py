@@ -379,7 +379,11 @@ class _BaseAutoencoder(
                 codes,
                 lambda module, batch: module.decode(batch).float(),
                 lambda rows: finite_float32(
-                    torch.from_numpy(rows), "X", "pass codes as transform gives them."
+                    # Torch refuses negative strides and warns on read-only
+                    # arrays (a pandas 3 DataFrame's values): copy those.
+                    torch.from_numpy(np.require(rows, requirements=["C", "W"])),
+                    "X",
+                    "pass codes as transform gives them.",
                 ),
             )
         finally:

@@ -1085,6 +1085,23 @@ def test_inverse_transform_rejects_wrong_latent_width():
         ae.inverse_transform(np.zeros((4, 3)))
 
 
+def test_inverse_transform_takes_any_array_layout():
+    # Torch refuses negative strides and warns on read-only arrays (pandas
+    # 3's DataFrame values): codes in any layout decode as contiguous ones.
+    ae = make_ae(n_components=2).fit(gaussian())
+    codes = ae.transform(gaussian())
+    expected = ae.inverse_transform(codes[::-1].copy())
+    read_only = codes[::-1].copy()
+    read_only.setflags(write=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert_array_equal(ae.inverse_transform(codes[::-1]), expected)
+        assert_array_equal(ae.inverse_transform(read_only), expected)
+        assert_array_equal(
+            ae.inverse_transform(np.asfortranarray(codes)), expected[::-1]
+        )
+
+
 @pytest.mark.parametrize(
     "params, n_samples, message",
     [
