@@ -48,6 +48,7 @@ from skae._training import (
     rows_to_device,
     shared_random_state,
     split_rows,
+    torch_training_state,
     training_plan,
 )
 from skae._units import ModelUnits, total_squares
@@ -107,7 +108,11 @@ class _BaseAutoencoder(
         X_given = X
         check_rows_ndim(X, self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
-        with fit_task(self, X_given, y) as epoch_tasks, self._undone_on_error():
+        with (
+            fit_task(self, X_given, y) as epoch_tasks,
+            self._undone_on_error(),
+            torch_training_state(),
+        ):
             self._fit(X, epoch_tasks)
         return self
 

@@ -13,7 +13,12 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
 from skae._ordering import nested_dropout
-from skae._training import resume_training, rows_to_device, shared_random_state
+from skae._training import (
+    resume_training,
+    rows_to_device,
+    shared_random_state,
+    torch_training_state,
+)
 from skae._units import input_axes
 from skae._validation import (
     Interval,
@@ -81,15 +86,26 @@ class PartialFitMixin:
             reset=first,
             ensure_min_samples=2 if first else 1,
         )
-        if first:
-            # A first call that fails leaves the estimator unfitted, as fit does.
-            with self._undone_on_error():
-                rng = shared_random_state(self.random_state)
-                _, train = self._setup(X, rng, np.arange(len(X)), None, stopping=False)
-                self.net_.initialize()
-                self.net_.partial_fit(train, epochs=1)
-                self._record_training(X, train, None)
-            return self
+        with torch_training_state():
+            if first:
+                # A first call that fails leaves the estimator unfitted, as
+                # fit does.
+                with self._undone_on_error():
+                    self._first_partial_fit(X)
+            else:
+                self._next_partial_fit(X)
+        return self
+
+    def _first_partial_fit(self, X):
+        """Set up the model on the first chunk and train one epoch on it."""
+        rng = shared_random_state(self.random_state)
+        _, train = self._setup(X, rng, np.arange(len(X)), None, stopping=False)
+        self.net_.initialize()
+        self.net_.partial_fit(train, epochs=1)
+        self._record_training(X, train, None)
+
+    def _next_partial_fit(self, X):
+        """Train the fitted model one epoch on a further chunk."""
         self._check_data_params(X)
         self._check_width()
         resume_training(self.net_, self)
@@ -102,7 +118,6 @@ class PartialFitMixin:
             len(X) / self.n_samples_seen_
         )
         self._record_training(X, train, None)
-        return self
 
     def _check_width(self):
         """Refuse an int ``n_components`` the fitted network cannot give.

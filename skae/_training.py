@@ -76,6 +76,30 @@ _PLANNED_ON_AXES = {"learning_rate_init": 7e-3, "max_iter": 40, "batch_size": 25
 
 
 @contextmanager
+def torch_training_state():
+    """Let a fit build and train its network whatever torch state it is in.
+
+    A fit called under ``torch.inference_mode()`` or ``torch.no_grad()`` (a
+    notebook's habit around inference code) still needs gradients, and a
+    network built after ``torch.set_default_dtype(torch.float64)`` would be
+    float64 while skae feeds it float32. Within the block gradients are on,
+    inference mode is off and the default dtype is float32; the caller's
+    state is theirs again after. The default dtype is the process's: it is
+    only changed, for the fit's duration, where the caller changed it.
+    """
+    dtype = torch.get_default_dtype()
+    with torch.inference_mode(False), torch.enable_grad():
+        if dtype == torch.float32:
+            yield
+            return
+        torch.set_default_dtype(torch.float32)
+        try:
+            yield
+        finally:
+            torch.set_default_dtype(dtype)
+
+
+@contextmanager
 def denormals_flushed():
     """Flush denormal floats to zero on the CPU within the block, then restore.
 

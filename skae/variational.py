@@ -44,7 +44,8 @@ class _Variational(nn.Module):
         self.network = network
         # The posterior log-variance, a linear map of the input; it starts
         # constant (zero weights) at the bias set by the initialisation.
-        self.logvar_head = nn.Linear(n_features, n_components)
+        # skip_init: no draw from torch's global RNG, the caller's.
+        self.logvar_head = nn.utils.skip_init(nn.Linear, n_features, n_components)
         with torch.no_grad():
             self.logvar_head.weight.zero_()
             self.logvar_head.bias.zero_()

@@ -1,5 +1,6 @@
 """Checks run once for every skae estimator: scikit-learn's, and precision."""
 
+import contextlib
 import inspect
 import pickle
 import re
@@ -169,6 +170,44 @@ def test_partial_fit_trains_on_chunks(Estimator):
         scores.append(model.score(X_test))
     assert model.n_iter_ == 12
     assert scores[-1] > scores[0]
+
+
+@pytest.fixture
+def float64_default():
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(torch.float32)
+
+
+CALLER_STATES = {
+    "inference_mode": torch.inference_mode,
+    "no_grad": torch.no_grad,
+    "float64_default": contextlib.nullcontext,
+}
+
+
+@pytest.mark.parametrize("state", CALLER_STATES)
+@pytest.mark.parametrize("Estimator", CLASSES)
+def test_fit_trains_whatever_torch_state_the_caller_is_in(Estimator, state, request):
+    # A notebook fits under inference_mode or no_grad, or has set float64 as
+    # torch's default: the fit is the one made without, and the caller's
+    # state is theirs again after.
+    X = load_digits().data[:120]
+    params = dict(n_components=2, hidden_layer_sizes=(8,), max_iter=3, random_state=0)
+    expected = Estimator(**params).fit(X).score_samples(X)
+    if state == "float64_default":
+        request.getfixturevalue("float64_default")
+    with CALLER_STATES[state]():
+        model = Estimator(**params).fit(X)
+        assert torch.get_default_dtype() == (
+            torch.float64 if state == "float64_default" else torch.float32
+        )
+        assert torch.is_grad_enabled() == (state == "float64_default")
+        assert torch.is_inference_mode_enabled() == (state == "inference_mode")
+        assert_array_equal(model.score_samples(X), expected)
+        if hasattr(model, "partial_fit"):
+            model.partial_fit(X)
+            Estimator(**params).partial_fit(X)
 
 
 def test_outlier_detector_has_no_partial_fit():

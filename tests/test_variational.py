@@ -228,3 +228,10 @@ def test_conv_variational(digits):
     vae.fit(X)
     assert vae.transform(X).shape == (120, 3)
     assert vae.sample(2, random_state=0).shape == (2, 64)
+
+
+def test_fit_leaves_global_torch_rng_alone():
+    # The log-variance head starts at zero: built without a draw.
+    state = torch.get_rng_state()
+    make_vae(random_state=0).fit(np.random.default_rng(0).normal(size=(60, 5)))
+    assert torch.equal(torch.get_rng_state(), state)
