@@ -100,7 +100,8 @@ class ModelUnits:
     X : ndarray of shape (n_samples, n_features)
         The rows that fix the map: with ``loss='mse'``, the offset is their
         mean and the scale the root mean square of the centred rows (with
-        ``axes``, of their coordinates along the axes; 1 for constant rows);
+        ``axes``, of their coordinates along the axes; 1 where the rows are
+        all alike);
         with ``loss='bce'``, the map is the identity and the network's
         outputs are logits.
     loss : {'mse', 'bce'}
@@ -117,7 +118,10 @@ class ModelUnits:
         if loss == "mse":
             self.offset = X.mean(axis=0)
             rms = np.sqrt(np.mean(self._centred_squares(X)))
-            self.scale = float(rms) if rms > 0 else 1.0
+            # Rows all alike (0.1 every time) differ from their mean by its
+            # rounding alone: a scale of 1e-16 would blow every other row up.
+            alike = not np.any(np.ptp(X, axis=0))
+            self.scale = float(rms) if rms > 0 and not alike else 1.0
         else:
             # BCE compares probabilities with data in [0, 1]: no rescaling.
             self.offset = np.zeros(X.shape[1])

@@ -20,7 +20,7 @@ from skae.noise import NOISE_KINDS
 # that training reconstructs (almost) perfectly, such as a pixel that is
 # always 0, would otherwise weigh hundreds of times as much as the others.
 _SCALE_FLOOR = 0.03
-# contamination='auto' flags relative errors beyond Tukey's outer fence,
+# contamination='auto' flags anomaly scores beyond Tukey's outer fence,
 # Q3 + 3 IQR: "far out" in his exploratory data analysis.
 _AUTO_FENCE = 3.0
 # Scores come from a float64 copy of the network: float32 matrix products
@@ -204,11 +204,13 @@ class AutoencoderOutlierDetector(
         The expected fraction of outliers in the training data, which sets
         ``offset_``. A float in (0, 0.5] puts the threshold at that quantile
         of the training rows' scores, so ``predict`` flags that fraction of
-        them. ``'auto'`` flags rows whose relative error lies beyond Tukey's
-        outer fence, ``Q3 + 3 * IQR``, of the training rows' errors, widened
-        by the ratio of the held-out rows' median error to the training rows'
-        (new rows reconstruct worse than the rows trained on; without early
-        stopping there are no held-out rows and the fence stays as is).
+        them. ``'auto'`` flags rows whose anomaly score (minus
+        :meth:`score_samples`: the relative error and, with ``code_weight``,
+        the code distance) lies beyond Tukey's outer fence, ``Q3 + 3 *
+        IQR``, of the training rows' scores, widened by the ratio of the
+        held-out rows' median score to the training rows' (new rows
+        reconstruct worse than the rows trained on; without early stopping
+        there are no held-out rows and the fence stays as is).
     noise : {'gaussian', 'masking', 'salt_pepper'}, callable or None, default=None
         Train as a denoising autoencoder: the network sees corrupted rows
         and learns to reconstruct the clean ones, as
@@ -446,7 +448,8 @@ class AutoencoderOutlierDetector(
 
     def _check_data_params(self, X):
         super()._check_data_params(X)
-        if self.error_window % 2 == 0:
+        # Flat rows ignore the window, as documented.
+        if self.image_shape is not None and self.error_window % 2 == 0:
             raise ValueError(
                 "error_window must be odd, so that each window has a centre "
                 f"pixel; got {self.error_window}."
@@ -538,10 +541,11 @@ class AutoencoderOutlierDetector(
 
     @staticmethod
     def _auto_threshold(errors, held_out):
-        """Relative error above which contamination='auto' flags a row.
+        """Anomaly score above which contamination='auto' flags a row.
 
-        Tukey's outer fence, Q3 + 3 IQR, of the training rows' errors,
-        widened by the ratio of the held-out rows' median error to theirs:
+        ``errors`` are the rows' anomaly scores (minus ``score_samples``).
+        Tukey's outer fence, Q3 + 3 IQR, of the training rows' scores,
+        widened by the ratio of the held-out rows' median score to theirs:
         rows the network never saw reconstruct worse than those it trained on.
         """
         trained = np.ones(len(errors), dtype=bool)

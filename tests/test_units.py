@@ -26,6 +26,16 @@ def test_constant_rows_keep_a_unit_scale():
     assert_allclose(units.to_model(np.full((1, 3), 3.0)).numpy(), 1.0)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rows_all_alike_keep_a_unit_scale_despite_rounding(dtype):
+    # 0.1 has no exact binary form: the mean of 100 copies misses it by
+    # rounding, which must not become a scale of 1e-16.
+    units = ModelUnits(np.full((100, 4), 0.1, dtype=dtype), "mse")
+    assert units.scale == 1.0
+    moved = np.array([[0.1, 0.1, 0.1, 0.2]], dtype=dtype)
+    assert_allclose(units.to_model(moved).numpy(), [[0, 0, 0, 0.1]], atol=1e-6)
+
+
 def test_bce_units_are_the_data_and_outputs_are_logits():
     X = np.random.RandomState(0).uniform(size=(10, 3))
     units = ModelUnits(X, "bce")
