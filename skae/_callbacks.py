@@ -104,6 +104,12 @@ class EpochTasks(Callback):
 
     def on_train_begin(self, net, **kwargs):
         self.task_ = None
+        # The root task begins with training, once max_iter='auto' is a
+        # count of epochs: a progress bar then knows its length.
+        self.context.max_subtasks = net.max_epochs
+        self.context.call_on_fit_task_begin(
+            estimator=self.estimator, X=self.X, y=self.y
+        )
 
     def _hook_kwargs(self, net, n_epochs):
         return dict(
@@ -173,19 +179,21 @@ def fit_task(estimator, X, y):
 
     Yields the :class:`EpochTasks` callback for the net, or None when the
     estimator has no scikit-learn callbacks. ``X`` and ``y`` are the data as
-    the user passed them. The callbacks are torn down by ``_fit_context``,
+    the user passed them. The root task begins when training does
+    (:meth:`EpochTasks.on_train_begin`), when ``max_iter='auto'`` has been
+    resolved for the data. The callbacks are torn down by ``_fit_context``,
     also when the fit raises.
     """
-    # max_iter='auto' is resolved for the data later: a count not known yet.
     max_iter = estimator.max_iter
     context = estimator._init_callback_context(
         max_subtasks=None if max_iter == "auto" else max_iter
     )
-    context.call_on_fit_task_begin(estimator=estimator, X=X, y=y)
     epoch_tasks = None
     if getattr(estimator, "_skl_callbacks", None):
         # The epochs are skorch's: the tasks run as a callback of the net.
         epoch_tasks = EpochTasks(estimator, context, X, y)
+    else:
+        context.call_on_fit_task_begin(estimator=estimator, X=X, y=y)
     yield epoch_tasks
     context.call_on_fit_task_end(
         estimator=estimator, X=X, y=y, reconstruction_attributes={}

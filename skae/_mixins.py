@@ -14,10 +14,12 @@ from torch import nn
 
 from skae._ordering import nested_dropout
 from skae._training import (
+    TrainingDivergedError,
     resume_training,
     rows_to_device,
     shared_random_state,
     torch_training_state,
+    undone_on_error,
 )
 from skae._units import input_axes
 from skae._validation import (
@@ -110,7 +112,16 @@ class PartialFitMixin:
         self._check_width()
         resume_training(self.net_, self)
         train = rows_to_device(self._units.to_model(X), torch.device(self.net_.device))
-        self.net_.partial_fit(train, epochs=1)
+        try:
+            with undone_on_error(self.net_):
+                self.net_.partial_fit(train, epochs=1)
+        except TrainingDivergedError as error:
+            raise TrainingDivergedError(
+                f"{error} This partial_fit changed nothing: the model is the "
+                "one the earlier calls trained, whose rate learning_rate_init "
+                "no longer sets (a fit or a first partial_fit does); look "
+                "for extreme values in this chunk."
+            ) from error
         # After training, which may fail: the running mean of every row seen
         # (the model's own offset stays the one it was set up with).
         self.n_samples_seen_ += len(X)

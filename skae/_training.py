@@ -949,6 +949,34 @@ def converged(net):
     return len(net.history) < net.max_epochs or stopper.misses_ >= stopper.patience
 
 
+@contextmanager
+def undone_on_error(net):
+    """Put a fitted net back as it was when the block raises.
+
+    The weights, the optimizer's state, the history and the generators of
+    the network's layers (noise, sampling): a later ``partial_fit`` that
+    diverges on a bad chunk, or that a callback interrupts, leaves the
+    model that the earlier calls trained, not NaN weights.
+    """
+    module_state = deepcopy(net.module_.state_dict())
+    optimizer_state = deepcopy(net.optimizer_.state_dict())
+    n_epochs = len(net.history)
+    generators = [
+        (module.generator, module.generator.get_state())
+        for module in net.module_.modules()
+        if isinstance(getattr(module, "generator", None), torch.Generator)
+    ]
+    try:
+        yield
+    except BaseException:
+        net.module_.load_state_dict(module_state)
+        net.optimizer_.load_state_dict(optimizer_state)
+        del net.history[n_epochs:]
+        for generator, state in generators:
+            generator.set_state(state)
+        raise
+
+
 def resume_training(net, estimator):
     """Set a fitted net up for one more epoch (partial_fit after a fit).
 
@@ -960,7 +988,13 @@ def resume_training(net, estimator):
     ``fitted_estimator``) gets an optimizer of its own first.
     """
     if net.__dict__.pop("_shares_optimizer", False):
+        # The rate a one-cycle schedule started from, which the fresh
+        # optimizer lacks, is read below.
+        initial = [group.get("initial_lr") for group in net.optimizer_.param_groups]
         net.initialize_optimizer()
+        for group, lr in zip(net.optimizer_.param_groups, initial, strict=True):
+            if lr is not None:
+                group["initial_lr"] = lr
     callbacks = dict(net.callbacks_)
     if isinstance(callbacks.get("lr_scheduler"), OneCycleSchedule):
         # The cycle annealed the rate to almost zero: go on from the rate

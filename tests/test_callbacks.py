@@ -134,18 +134,23 @@ def test_fit_is_a_root_task_with_one_task_per_epoch(cls):
 
 
 @requires_callbacks
-def test_root_task_expects_max_iter_epochs():
+@pytest.mark.parametrize("max_iter", [4, "auto"])
+def test_root_task_expects_max_iter_epochs(max_iter):
+    # A progress bar reads the count when the root task begins: max_iter='auto'
+    # must be resolved by then.
     contexts = []
 
     class Contexts(Recorder):
         def on_fit_task_begin(self, estimator, context, *, X=None, y=None):
-            contexts.append(context)
+            contexts.append((context, context.max_subtasks))
 
-    make(max_iter=4).set_callbacks(Contexts()).fit(gaussian())
-    root, *epochs = contexts
-    assert (root.task_name, root.max_subtasks, root.parent) == ("fit", 4, None)
-    assert [ctx.parent for ctx in epochs] == [root] * 4
-    assert [ctx.max_subtasks for ctx in epochs] == [0] * 4
+    est = make(max_iter=max_iter).set_callbacks(Contexts()).fit(gaussian())
+    planned = est.training_plan_["max_iter"]
+    assert planned == (4 if max_iter == 4 else 200)
+    (root, root_count), *epochs = contexts
+    assert (root.task_name, root_count, root.parent) == ("fit", planned, None)
+    assert [ctx.parent for ctx, _ in epochs] == [root] * est.n_iter_
+    assert [count for _, count in epochs] == [0] * est.n_iter_
 
 
 @requires_callbacks
@@ -217,10 +222,14 @@ def test_fitted_estimator_has_what_the_pass_after_training_sets(cls, params):
 
 
 @requires_callbacks
-def test_a_snapshot_trains_on_its_own_weights():
+@pytest.mark.parametrize("learning_rate", ["adaptive", "one_cycle"])
+def test_a_snapshot_trains_on_its_own_weights(learning_rate):
+    # A one-cycle snapshot goes on at the rate the cycle started from, which
+    # its fresh optimizer must get.
     X = gaussian()
     after = Recorder(snapshots=True)
-    est = make(init="random", early_stopping=False).set_callbacks(after).fit(X)
+    est = make(init="random", early_stopping=False, learning_rate=learning_rate)
+    est.set_callbacks(after).fit(X)
     snapshot = after.fitted[3]
     weights = [p.detach().clone() for p in est.module_.parameters()]
     before = snapshot.score(X)

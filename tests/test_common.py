@@ -24,6 +24,7 @@ from skae import (
     AutoencoderOutlierDetector,
     AutoencoderTransformer,
     DenoisingAutoencoder,
+    TrainingDivergedError,
     VariationalAutoencoder,
 )
 from skae._params import DEFAULTS
@@ -208,6 +209,28 @@ def test_fit_trains_whatever_torch_state_the_caller_is_in(Estimator, state, requ
         if hasattr(model, "partial_fit"):
             model.partial_fit(X)
             Estimator(**params).partial_fit(X)
+
+
+@pytest.mark.parametrize(
+    "Estimator", [AutoencoderTransformer, DenoisingAutoencoder, VariationalAutoencoder]
+)
+def test_a_later_partial_fit_that_fails_changes_nothing(Estimator):
+    # A stream that skips a bad chunk must keep the model the earlier chunks
+    # trained: weights, optimizer, history and noise generators.
+    X = load_digits().data[:300] / 16
+    model = Estimator(n_components=4, hidden_layer_sizes=(16,), random_state=0)
+    model.partial_fit(X[:100]).partial_fit(X[100:200])
+    untouched = pickle.loads(pickle.dumps(model))
+    bad = X[200:300].copy()
+    bad[0, 0] = 1e30
+    with pytest.raises(TrainingDivergedError, match="partial_fit changed nothing"):
+        model.partial_fit(bad)
+    assert model.n_iter_ == len(model.net_.history) == 2
+    assert_array_equal(model.transform(X), untouched.transform(X))
+    model.partial_fit(X[200:])
+    untouched.partial_fit(X[200:])
+    assert_array_equal(model.transform(X), untouched.transform(X))
+    assert model.loss_curve_ == untouched.loss_curve_
 
 
 def test_outlier_detector_has_no_partial_fit():
