@@ -72,6 +72,7 @@ from benchmarks._common import (
     format_params,
     markdown_table,
     parse_overrides,
+    resolve_device,
     timed_fit,
     write_results,
 )
@@ -153,7 +154,9 @@ def make_methods(
         methods["skae_image"] = AutoencoderOutlierDetector(
             image_shape=image_shape, **params
         )
-    pyod_device = "cpu" if str(device) == "auto" else device
+    # PyOD's networks on the device skae's detectors train on, so that the
+    # fit times compare like with like.
+    pyod_device = resolve_device(device).type
     methods.update(
         pyod_ae=PyODScore(AutoEncoder(device=pyod_device, random_state=0, verbose=0)),
         pyod_vae=PyODScore(VAE(device=pyod_device, random_state=0, verbose=0)),

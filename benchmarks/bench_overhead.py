@@ -8,7 +8,8 @@ reported. skae runs with ``early_stopping=False``, a patience as long as the
 run and ``learning_rate='constant'`` (the loop keeps its rate constant), so
 both see every row every epoch for the same number of epochs. skae's time is
 its whole ``fit`` (validation, scaling, building the net, training, one pass
-to compute ``explained_variance_score_``); the loop's is its training alone.
+to compute ``explained_variance_score_``); the loop's is its conversion of
+the rows to model units, building its network and its training.
 
 Throughput: ``transform``, ``inverse_transform`` and ``score_samples`` of a
 fitted 784 -> 32 dense model against PCA's ``transform``, and the bare torch
