@@ -191,7 +191,9 @@ ordered : bool, default=False
 hidden_layer_sizes : int or tuple of int, default=(512, 256, 128)
     Hidden widths of the dense encoder; the decoder mirrors them. An int
     is one hidden layer, as for :class:`~sklearn.neural_network.MLPRegressor`.
-    ``()`` gives a linear autoencoder. Ignored when ``image_shape`` is set.""",
+    ``()`` gives a linear autoencoder. Ignored when ``image_shape`` and a
+    non-empty ``conv_channels`` are set (image rows then go through the
+    convolutional network).""",
     "measured_hidden_layer_sizes": """\
 hidden_layer_sizes : int or tuple of int, default=(512, 256)
     Hidden widths of the dense encoder; the decoder mirrors them. An int

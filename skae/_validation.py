@@ -4,6 +4,7 @@ The one module that imports scikit-learn's private helpers, so that a change
 in them touches one file.
 """
 
+import math
 import threading
 from contextlib import contextmanager
 from numbers import Integral
@@ -214,7 +215,8 @@ def check_image_shape(image_shape, n_features=None, *, input_name="X"):
         raise ValueError(
             f"image_shape must be (channels, height, width), got {image_shape!r}{hint}."
         )
-    size = int(np.prod(shape))
+    # math.prod: Python ints, which numpy's int64 product would wrap.
+    size = math.prod(shape)
     if n_features is not None and size != n_features:
         raise ValueError(
             f"image_shape={shape} implies {size} features, but {input_name} has "
@@ -234,7 +236,7 @@ def check_rows_ndim(X, estimator):
     if ndim is None or ndim <= 2:
         return
     shape = tuple(X.shape)
-    n_features = int(np.prod(shape[1:]))
+    n_features = math.prod(shape[1:])
     hint = ""
     if ndim == 3:
         hint = (

@@ -182,6 +182,13 @@ def test_check_image_shape(image_shape, expected):
             780,
             r"image_shape=(1, 28, 28) implies 784 features, but X has 780 features.",
         ),
+        # An int64 product would wrap to exactly 64.
+        (
+            (2**58 + 1, 2**58 + 1, 64),
+            64,
+            f"image_shape={(2**58 + 1, 2**58 + 1, 64)} implies "
+            f"{(2**58 + 1) ** 2 * 64} features, but X has 64 features.",
+        ),
     ],
 )
 def test_check_image_shape_refuses(image_shape, n_features, message):
