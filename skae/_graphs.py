@@ -191,7 +191,8 @@ class GraphedTrainStep:
                 self._targets.copy_(yi)
         if not net.module_.training:
             net._set_training(True)
-        self.graph.replay()
+        with torch.cuda.device(self._stream.device):
+            self.graph.replay()
         self.n_replays += 1
         self._replays_of_graph += 1
         # Copies: the next replay overwrites the graph's outputs.
@@ -219,7 +220,16 @@ class GraphedTrainStep:
         # Gradients set to None now are allocated by the recorded backward
         # pass, in the graph's memory, and overwritten by each replay.
         net.optimizer_.zero_grad(set_to_none=True)
-        with torch.cuda.graph(graph):
+        # On the net's device and a stream of its own: torch's default capture
+        # stream belongs to whichever device was current when it was first
+        # made (a fit on 'cuda:1' would record nothing). Thread-local errors:
+        # fits in other threads may go on using CUDA while this one records.
+        with (
+            torch.cuda.device(self._stream.device),
+            torch.cuda.graph(
+                graph, stream=self._stream, capture_error_mode="thread_local"
+            ),
+        ):
             step = net.train_step_single((self._inputs, self._targets))
             net.optimizer_.step()
         self.graph = graph

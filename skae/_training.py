@@ -238,8 +238,10 @@ def _as_rows(X):
     return torch.as_tensor(np.asarray(X, dtype=np.float32))
 
 
-# Stands in for the ``module`` parameter in a pickle when it is ``module_``.
-_SAME_AS_MODULE_ = "<module_>"
+# The net's parameters that after initialize() are the very objects of the
+# fitted attribute of the same name plus "_": in a pickle each stands in as
+# "<name_>" (the fitted one is pickled through skorch's device-mapping stream).
+_SAME_AS_FITTED = ("module", "criterion")
 
 
 class TrainingDivergedError(ValueError):
@@ -380,11 +382,15 @@ class AutoencoderNet(NeuralNet):
 
     def __getstate__(self):
         state = super().__getstate__()
-        # After initialize(), the module parameter is the trained module_
-        # itself; skorch pickles module_ through its device-mapping stream,
-        # so a second, plain copy here would pin the weights to their device.
-        if state.get("module") is self.__dict__.get("module_"):
-            state["module"] = _SAME_AS_MODULE_
+        # After initialize(), the module and criterion parameters are the
+        # trained module_ and criterion_ themselves (an ordered model's
+        # criterion holds a weights buffer); skorch pickles those through its
+        # device-mapping stream, so a second, plain copy here would pin their
+        # tensors to their device: a CUDA-fitted model would not load
+        # without CUDA.
+        for name in _SAME_AS_FITTED:
+            if state.get(name) is self.__dict__.get(f"{name}_", object()):
+                state[name] = f"<{name}_>"
         # The data-parallel wrapper and the graphed step exist only while
         # training.
         state.pop("_data_parallel", None)
@@ -393,8 +399,9 @@ class AutoencoderNet(NeuralNet):
 
     def __setstate__(self, state):
         super().__setstate__(state)
-        if self.module is _SAME_AS_MODULE_:
-            self.module = self.module_
+        for name in _SAME_AS_FITTED:
+            if getattr(self, name) == f"<{name}_>":
+                setattr(self, name, getattr(self, f"{name}_"))
 
     @property
     def _default_callbacks(self):

@@ -239,6 +239,10 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
         module = _Variational(
             network, n_features, self.n_components_, log_noise_var=np.log(noise_var)
         )
+        if self.loss == "bce":
+            # A Bernoulli likelihood has no variance: a parameter without a
+            # gradient would leave DistributedDataParallel waiting for it.
+            module.log_noise_var.requires_grad_(False)
         with torch.no_grad():
             module.logvar_head.bias.copy_(
                 torch.as_tensor(np.broadcast_to(logvar, (self.n_components_,)).copy())

@@ -148,8 +148,10 @@ class TensorSpy(pickle.Pickler):
         dict(early_stopping=True),
         dict(learning_rate="constant"),
         dict(callbacks=[LRScheduler("StepLR", step_size=1)]),
+        # Its criterion holds the prefixes' weights.
+        dict(ordered=True),
     ],
-    ids=["no_stopping", "stopping", "constant_rate", "user_scheduler"],
+    ids=["no_stopping", "stopping", "constant_rate", "user_scheduler", "ordered"],
 )
 @pytest.mark.parametrize("partial", [False, True], ids=["fit", "partial_fit"])
 def test_pickle_leaves_tensors_to_skorch(params, partial):
@@ -164,6 +166,10 @@ def test_pickle_leaves_tensors_to_skorch(params, partial):
     spy = TensorSpy(io.BytesIO())
     spy.dump(ae)
     assert spy.tensors == []
+    # The net's module and criterion parameters are its fitted ones again.
+    net = pickle.loads(pickle.dumps(ae)).net_
+    assert net.module is net.module_
+    assert net.criterion is net.criterion_
 
 
 @pytest.mark.cuda

@@ -433,7 +433,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from skae import AutoencoderTransformer
+from skae import AutoencoderTransformer, VariationalAutoencoder
 
 torch.set_num_threads(1)
 dist.init_process_group("gloo")
@@ -441,8 +441,13 @@ X = np.load(sys.argv[1])
 params = dict(n_components=1, hidden_layer_sizes=(16,), device="cpu")
 seeded = AutoencoderTransformer(**params, max_iter=40, random_state=0).fit(X)
 unseeded = AutoencoderTransformer(**params, max_iter=3).fit(X)
+# With loss='bce' the likelihood's variance is not used: DDP must not wait
+# for its gradient.
+X01 = (X - X.min(axis=0)) / (X.max(axis=0) - X.min(axis=0))
+vae = VariationalAutoencoder(**params, loss="bce", max_iter=3, random_state=0)
+vae.fit(X01)
 with open(f"{sys.argv[2]}/rank{dist.get_rank()}.pkl", "wb") as f:
-    pickle.dump((seeded, unseeded), f)
+    pickle.dump((seeded, unseeded, vae), f)
 dist.destroy_process_group()
 """
 
@@ -465,9 +470,11 @@ def test_torchrun_trains_data_parallel_with_gloo(tmp_path, curved):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    (seeded, unseeded), (seeded_1, unseeded_1) = (
+    (seeded, unseeded, vae), (seeded_1, unseeded_1, vae_1) = (
         pickle.loads((tmp_path / f"rank{rank}.pkl").read_bytes()) for rank in (0, 1)
     )
+    assert vae.n_iter_ == 3
+    assert_array_equal(vae.transform(X_test), vae_1.transform(X_test))
     # The processes end with the same model, having seen the same losses.
     assert_array_equal(seeded.transform(X_test), seeded_1.transform(X_test))
     assert seeded.loss_curve_ == seeded_1.loss_curve_
