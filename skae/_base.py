@@ -463,8 +463,10 @@ class _BaseAutoencoder(
     def module_(self):
         """The fitted :class:`torch.nn.Module` (``net_.module_``).
 
-        It works in model units: with ``loss='mse'`` on ``X - mean_`` divided
-        by the root mean square of the centred training data (and, where
+        It works in model units: with ``loss='mse'`` on ``X`` minus the mean
+        it was set up with (``mean_`` after ``fit``; the first chunk's after
+        further ``partial_fit`` calls) divided by the root mean square of the
+        centred training data (and, where
         ``input_components_`` is set, projected on those axes); with
         ``loss='bce'`` on raw ``X``, returning logits. :meth:`transform` and
         :meth:`inverse_transform` do these conversions.

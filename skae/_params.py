@@ -356,7 +356,13 @@ n_components_ : int
     Width of the code.""",
     "mean_": """\
 mean_ : ndarray of shape (n_features,)
-    Per-feature mean of the training data.""",
+    Per-feature mean of the rows passed to fit; after a further
+    ``partial_fit``, the running mean of every row seen (the model's own
+    centring stays the one it was set up with).""",
+    "n_samples_seen_": """\
+n_samples_seen_ : int
+    Number of rows passed to fit (or to the first ``partial_fit``), plus
+    those of every later ``partial_fit``.""",
     "explained_variance_score_": """\
 explained_variance_score_ : float
     Fraction of the training data's variance explained by the reconstruction
@@ -387,8 +393,9 @@ explained_variance_ratio_ : ndarray of shape (n_components,)
     "n_components_pca_": """\
 n_components_pca_ : int or None
     For a float ``n_components``, the number of components PCA needs for
-    that fraction of the training rows' variance: the width the network
-    was trained at. None for an int ``n_components``.""",
+    that fraction of the variance of the rows passed to fit (at most the
+    number of training rows): the width the network was trained at. None
+    for an int ``n_components``.""",
     "n_iter_": """\
 n_iter_ : int
     Number of epochs run.""",
@@ -396,7 +403,8 @@ n_iter_ : int
 training_plan_ : dict
     The training parameters the fit used, with each ``'auto'`` resolved
     for the training rows: ``learning_rate``, ``learning_rate_init``,
-    ``max_iter`` and ``batch_size``.""",
+    ``max_iter`` and ``batch_size``. ``partial_fit`` trains one epoch per
+    call at its ``batch_size``, with no schedule and no ``max_iter``.""",
     "best_epoch_": """\
 best_epoch_ : int
     Epoch whose weights were kept (0: the initial PCA state; a random

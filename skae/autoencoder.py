@@ -68,7 +68,7 @@ class AutoencoderTransformer(
 
     Attributes
     ----------
-    %(n_components_, n_components_pca_, mean_)s
+    %(n_components_, n_components_pca_, mean_, n_samples_seen_)s
     input_components_ : ndarray of shape (n_axes, n_features) or None
         The principal axes the network sees (orthonormal rows), or None
         where it sees every feature.
@@ -77,7 +77,8 @@ class AutoencoderTransformer(
     loss_curve_ : list of float
         Training loss per epoch (in model units).
     validation_loss_curve_ : list of float or None
-        Held-out loss per epoch; None without early stopping.
+        Held-out loss per epoch; None without early stopping
+        and once ``partial_fit`` has trained (it holds nothing out).
     %(net_)s
     module_ : torch.nn.Module
         The fitted network (``net_.module_``).

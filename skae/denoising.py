@@ -93,13 +93,14 @@ class DenoisingAutoencoder(NoiseMixin, OrderedMixin, PartialFitMixin, _BaseAutoe
 
     Attributes
     ----------
-    %(n_components_, n_components_pca_, mean_)s
+    %(n_components_, n_components_pca_, mean_, n_samples_seen_)s
     %(held_out_explained_variance_score_, explained_variance_)s
     %(n_iter_, training_plan_, best_epoch_)s
     loss_curve_ : list of float
         Training (denoising) loss per epoch.
     validation_loss_curve_ : list of float or None
-        Held-out denoising loss per epoch; None without early stopping.
+        Held-out denoising loss per epoch; None without early stopping
+        and once ``partial_fit`` has trained (it holds nothing out).
     %(net_)s
     module_ : torch.nn.Module
         The fitted network, with its corruption layer in front.

@@ -342,7 +342,12 @@ class AutoencoderOutlierDetector(
     code_precision_ : ndarray of shape (n_components, n_components)
         Pseudo-inverse of the training codes' covariance: the metric of the
         code distance.
-    %(n_components_, mean_, explained_variance_score_, n_iter_)s
+    %(n_components_, n_components_pca_)s
+    mean_ : ndarray of shape (n_features,)
+        Per-feature mean of the rows passed to fit.
+    n_samples_seen_ : int
+        Number of rows passed to fit.
+    %(explained_variance_score_, n_iter_)s
     %(training_plan_, best_epoch_)s
     loss_curve_ : list of float
         Training loss per epoch.

@@ -170,7 +170,7 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
 
     Attributes
     ----------
-    %(n_components_, n_components_pca_, mean_)s
+    %(n_components_, n_components_pca_, mean_, n_samples_seen_)s
     data_min_ : ndarray of shape (n_features,)
         Per-feature minimum of the training data (of all rows
         :meth:`partial_fit` has seen), where ``sample(clip=True)`` clips.
@@ -182,7 +182,7 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
         Training negative ELBO per epoch and feature (model units).
     validation_loss_curve_ : list of float or None
         Held-out negative ELBO per epoch and feature; None without early
-        stopping.
+        stopping and once ``partial_fit`` has trained (it holds nothing out).
     %(net_)s
     module_ : torch.nn.Module
         The fitted variational network.
