@@ -403,6 +403,11 @@ n_iter_ : int
 training_plan_ : dict
     The training parameters the fit used, with each ``'auto'`` resolved
     for the training rows: ``learning_rate``, ``learning_rate_init``,
+    ``max_iter`` and ``batch_size``.""",
+    "partial_fit_training_plan_": """\
+training_plan_ : dict
+    The training parameters the fit used, with each ``'auto'`` resolved
+    for the training rows: ``learning_rate``, ``learning_rate_init``,
     ``max_iter`` and ``batch_size``. ``partial_fit`` trains one epoch per
     call at its ``batch_size``, with no schedule and no ``max_iter``.""",
     "best_epoch_": """\

@@ -73,7 +73,7 @@ class AutoencoderTransformer(
         The principal axes the network sees (orthonormal rows), or None
         where it sees every feature.
     %(held_out_explained_variance_score_, explained_variance_)s
-    %(n_iter_, training_plan_, best_epoch_)s
+    %(n_iter_, partial_fit_training_plan_, best_epoch_)s
     loss_curve_ : list of float
         Training loss per epoch (in model units).
     validation_loss_curve_ : list of float or None

@@ -95,7 +95,7 @@ class DenoisingAutoencoder(NoiseMixin, OrderedMixin, PartialFitMixin, _BaseAutoe
     ----------
     %(n_components_, n_components_pca_, mean_, n_samples_seen_)s
     %(held_out_explained_variance_score_, explained_variance_)s
-    %(n_iter_, training_plan_, best_epoch_)s
+    %(n_iter_, partial_fit_training_plan_, best_epoch_)s
     loss_curve_ : list of float
         Training (denoising) loss per epoch.
     validation_loss_curve_ : list of float or None

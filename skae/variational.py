@@ -177,7 +177,7 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
     data_max_ : ndarray of shape (n_features,)
         Per-feature maximum of the training data, likewise.
     %(held_out_explained_variance_score_, explained_variance_)s
-    %(n_iter_, training_plan_, best_epoch_)s
+    %(n_iter_, partial_fit_training_plan_, best_epoch_)s
     loss_curve_ : list of float
         Training negative ELBO per epoch and feature (model units).
     validation_loss_curve_ : list of float or None
