@@ -419,7 +419,13 @@ class AutoencoderNet(NeuralNet):
         floats are flushed to zero while training (:func:`denormals_flushed`).
         """
         with restored_threads(), denormals_flushed():
-            return super().partial_fit(X, y, classes=classes, **fit_params)
+            try:
+                return super().partial_fit(X, y, classes=classes, **fit_params)
+            except BaseException:
+                # skorch ends training without on_train_end when an error
+                # escapes the loop: drop the graph and its memory pool here.
+                self._drop_training_state()
+                raise
 
     def snapshot(self, n_epochs):
         """Return a copy of the net, for inference, as it stands now.
@@ -489,14 +495,18 @@ class AutoencoderNet(NeuralNet):
         optimizer, whose tensors skorch pickles itself, loadable on any
         device, and skorch builds new ones when training starts again.
         """
+        self._drop_training_state()
+        for _, callback in self.callbacks_:
+            if isinstance(callback, LRScheduler):
+                callback.lr_scheduler_ = None
+
+    def _drop_training_state(self):
+        """Drop the data-parallel view and close the graphed training step."""
         object.__setattr__(self, "_data_parallel", None)
         graphed = self.__dict__.pop("_graphed_step", None)
         self.graph_replays_ = 0 if graphed is None else graphed.n_replays
         if graphed is not None:
             graphed.close()
-        for _, callback in self.callbacks_:
-            if isinstance(callback, LRScheduler):
-                callback.lr_scheduler_ = None
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         """Start an epoch, or end the loop if a stop was requested."""

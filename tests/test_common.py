@@ -226,6 +226,8 @@ def test_a_later_partial_fit_that_fails_changes_nothing(Estimator):
     with pytest.raises(TrainingDivergedError, match="partial_fit changed nothing"):
         model.partial_fit(bad)
     assert model.n_iter_ == len(model.net_.history) == 2
+    # What exists only while training (a CUDA graph's memory) is gone.
+    assert "_graphed_step" not in vars(model.net_)
     assert_array_equal(model.transform(X), untouched.transform(X))
     model.partial_fit(X[200:])
     untouched.partial_fit(X[200:])
