@@ -418,14 +418,24 @@ class AutoencoderNet(NeuralNet):
         caller's comes back also when training ends with an error. Denormal
         floats are flushed to zero while training (:func:`denormals_flushed`).
         """
+        n_epochs = len(self.history) if getattr(self, "initialized_", False) else 0
         with restored_threads(), denormals_flushed():
             try:
-                return super().partial_fit(X, y, classes=classes, **fit_params)
+                super().partial_fit(X, y, classes=classes, **fit_params)
             except BaseException:
                 # skorch ends training without on_train_end when an error
                 # escapes the loop: drop the graph and its memory pool here.
                 self._drop_training_state()
                 raise
+        # skorch ends the loop on a KeyboardInterrupt (a callback's, the
+        # user's Ctrl-C) and returns; one raised inside an epoch leaves that
+        # epoch's row without its losses. The epochs run are the complete
+        # ones; with none, nothing was trained to keep: the interrupt goes on.
+        if len(self.history) > n_epochs and "train_loss" not in self.history[-1]:
+            del self.history[-1]
+        if len(self.history) == n_epochs:
+            raise KeyboardInterrupt("training interrupted before an epoch ended")
+        return self
 
     def snapshot(self, n_epochs):
         """Return a copy of the net, for inference, as it stands now.

@@ -99,7 +99,9 @@ def finite_float32(rows: torch.Tensor, name: str, hint: str) -> torch.Tensor:
     NaN. ``name`` and ``hint`` make the message.
     """
     converted = rows.to(torch.float32)
-    if not torch.isfinite(converted).all():
+    # In chunks of rows: torch.isfinite's temporaries over a whole large X
+    # would take more memory than X itself.
+    if not all(torch.isfinite(chunk).all() for chunk in converted.split(8_192)):
         raise ValueError(
             f"{name} holds values beyond float32's range (about 3.4e38), in "
             f"which the network computes; {hint}"

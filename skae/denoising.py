@@ -62,7 +62,10 @@ class DenoisingAutoencoder(NoiseMixin, OrderedMixin, PartialFitMixin, _BaseAutoe
         describe the rows alone (features for another model), use
         ``skip=None``, the earlier layout. ``ordered=True`` needs
         ``skip=None``: the prefixes of a code that leaves part of every row
-        to the linear map are not codes of the rows.
+        to the linear map are not codes of the rows. The map is
+        ``n_features`` by ``n_features`` and its start solves a system of
+        that size: on very wide rows (20,000 features: 400 million weights)
+        use ``skip=None``.
     %(ordered)s
     %(measured_hidden_layer_sizes, measured_activation, image_shape)s
     %(conv_channels, init, loss, batch_size)s

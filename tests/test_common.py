@@ -19,6 +19,7 @@ from sklearn.utils.estimator_checks import (
     check_transformer_get_feature_names_out,
     parametrize_with_checks,
 )
+from skorch.callbacks import Callback
 
 from skae import (
     AutoencoderOutlierDetector,
@@ -233,6 +234,45 @@ def test_a_later_partial_fit_that_fails_changes_nothing(Estimator):
     untouched.partial_fit(X[200:])
     assert_array_equal(model.transform(X), untouched.transform(X))
     assert model.loss_curve_ == untouched.loss_curve_
+
+
+class InterruptAt(Callback):
+    """A skorch callback that raises KeyboardInterrupt at a batch of an epoch."""
+
+    def __init__(self, epoch, batch=3):
+        self.epoch = epoch
+        self.batch = batch
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        epoch = len(net.history)
+        done = net.history[-1, "batches"] if net.history[-1]["batches"] else []
+        if training and epoch == self.epoch and len(done) == self.batch:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("Estimator", CLASSES)
+def test_an_interrupt_keeps_the_complete_epochs_or_goes_on(Estimator):
+    # skorch ends the loop on a KeyboardInterrupt: the epochs run are the
+    # complete ones; with none, nothing was trained and the interrupt goes on.
+    X = load_digits().data[:300] / 16
+    params = dict(n_components=4, hidden_layer_sizes=(16,), batch_size=32)
+    params.update(max_iter=5, early_stopping=False, random_state=0)
+    later = Estimator(**params, callbacks=[InterruptAt(3)]).fit(X)
+    assert later.n_iter_ == len(later.loss_curve_) == 2
+    assert np.isfinite(later.score_samples(X)).all()
+    first = Estimator(**params, callbacks=[InterruptAt(1)])
+    with pytest.raises(KeyboardInterrupt):
+        first.fit(X)
+    assert not hasattr(first, "net_")
+    if hasattr(first, "partial_fit"):
+        # A later partial_fit interrupted in its epoch changes nothing.
+        model = Estimator(**params).partial_fit(X)
+        untouched = pickle.loads(pickle.dumps(model))
+        model.set_params(callbacks=[InterruptAt(2)])
+        with pytest.raises(KeyboardInterrupt):
+            model.partial_fit(X)
+        assert model.n_iter_ == len(model.loss_curve_) == 1
+        assert_array_equal(model.transform(X), untouched.transform(X))
 
 
 def test_outlier_detector_has_no_partial_fit():

@@ -13,6 +13,7 @@ from skae._validation import (
     check_n_components,
     check_rows_ndim,
     check_sizes,
+    finite_float32,
     resolve_device,
     seeded_torch,
     torch_seed,
@@ -260,3 +261,13 @@ def test_check_n_components_explains_pca_values(value, what):
     )
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         check_n_components(value)
+
+
+def test_finite_float32_checks_every_row_chunk_by_chunk():
+    # Checked in chunks of rows (bounded memory): a value past the first
+    # chunk is found too.
+    rows = torch.zeros(20_000, 3, dtype=torch.float64)
+    assert finite_float32(rows, "X", "").dtype == torch.float32
+    rows[-1, 2] = 1e39
+    with pytest.raises(ValueError, match="X holds values beyond float32's range"):
+        finite_float32(rows, "X", "scale it.")
