@@ -60,6 +60,7 @@ from skae._validation import (
     check_rows_ndim,
     check_sizes,
     finite_float32,
+    host_tensor,
     resolve_device,
     seeded_torch,
     torch_seed,
@@ -384,11 +385,7 @@ class _BaseAutoencoder(
                 codes,
                 lambda module, batch: module.decode(batch).float(),
                 lambda rows: finite_float32(
-                    # Torch refuses negative strides and warns on read-only
-                    # arrays (a pandas 3 DataFrame's values): copy those.
-                    torch.from_numpy(np.require(rows, requirements=["C", "W"])),
-                    "X",
-                    "pass codes as transform gives them.",
+                    host_tensor(rows), "X", "pass codes as transform gives them."
                 ),
             )
         finally:

@@ -184,10 +184,9 @@ def fit_task(estimator, X, y):
     resolved for the data. The callbacks are torn down by ``_fit_context``,
     also when the fit raises.
     """
-    max_iter = estimator.max_iter
-    context = estimator._init_callback_context(
-        max_subtasks=None if max_iter == "auto" else max_iter
-    )
+    # The count of epochs is set when training begins (EpochTasks); without
+    # scikit-learn callbacks nothing reads it.
+    context = estimator._init_callback_context(max_subtasks=None)
     epoch_tasks = None
     if getattr(estimator, "_skl_callbacks", None):
         # The epochs are skorch's: the tasks run as a callback of the net.

@@ -404,12 +404,6 @@ training_plan_ : dict
     The training parameters the fit used, with each ``'auto'`` resolved
     for the training rows: ``learning_rate``, ``learning_rate_init``,
     ``max_iter`` and ``batch_size``.""",
-    "partial_fit_training_plan_": """\
-training_plan_ : dict
-    The training parameters the fit used, with each ``'auto'`` resolved
-    for the training rows: ``learning_rate``, ``learning_rate_init``,
-    ``max_iter`` and ``batch_size``. ``partial_fit`` trains one epoch per
-    call at its ``batch_size``, with no schedule and no ``max_iter``.""",
     "best_epoch_": """\
 best_epoch_ : int
     Epoch whose weights were kept (0: the initial PCA state; a random
@@ -424,6 +418,13 @@ n_features_in_ : int
 feature_names_in_ : ndarray of shape (n_features,)
     Names of features seen during fit, when X has string column names.""",
 }
+
+# For the estimators with partial_fit.
+_DOCS["partial_fit_training_plan_"] = (
+    _DOCS["training_plan_"]
+    + """ ``partial_fit`` trains one epoch per
+    call at its ``batch_size``, with no schedule and no ``max_iter``."""
+)
 
 _PLACEHOLDER = re.compile(r"^( *)%\((.+)\)s$", re.MULTILINE)
 

@@ -13,7 +13,7 @@ import torch
 from scipy.special import expit
 from sklearn.decomposition import PCA
 
-from skae._validation import finite_float32
+from skae._validation import finite_float32, host_tensor
 
 # input_components='auto' keeps the principal axes that leave at most this
 # fraction of the residual variance of PCA at n_components outside them.
@@ -156,9 +156,8 @@ class ModelUnits:
 
         The offset is subtracted (and the rows projected on the axes) in X's
         own precision; torch rather than numpy, because its element-wise ops
-        round as numpy's do and use every core. Torch takes neither negative
-        strides nor (without a warning) read-only memory: such input is
-        copied first.
+        round as numpy's do and use every core (:func:`host_tensor` copies
+        what torch cannot share).
         """
         return finite_float32(self.project(self._centred(X)), "X", _RESCALE)
 
@@ -172,7 +171,7 @@ class ModelUnits:
         return finite_float32(self._centred(X), "X", _RESCALE)
 
     def _centred(self, X):
-        rows = torch.from_numpy(np.require(X, requirements=["C", "W"]))
+        rows = host_tensor(X)
         offset = torch.from_numpy(self.offset).to(rows.dtype)
         return rows.sub(offset).div_(self.scale)
 

@@ -31,6 +31,7 @@ __all__ = [
     "check_sizes",
     "finite_float32",
     "generator_state",
+    "host_tensor",
     "resolve_device",
     "restore_generator",
     "seeded_torch",
@@ -89,6 +90,15 @@ def check_bce_range(X, loss):
             f"[{X.min():.4g}, {X.max():.4g}]; scale X (e.g. MinMaxScaler) or "
             "use loss='mse'."
         )
+
+
+def host_tensor(array: np.ndarray) -> torch.Tensor:
+    """``array`` as a CPU tensor, sharing its memory where torch can.
+
+    Torch refuses negative strides and warns on read-only arrays (a pandas 3
+    DataFrame's values): those are copied first.
+    """
+    return torch.from_numpy(np.require(array, requirements=["C", "W"]))
 
 
 def finite_float32(rows: torch.Tensor, name: str, hint: str) -> torch.Tensor:
