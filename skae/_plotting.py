@@ -156,10 +156,13 @@ def _resolve_image_shape(image_shape, estimator, n_features, input_name):
     return None
 
 
-def _check_estimator(estimator, attribute, missing):
-    """Check that ``estimator`` is fitted and has ``attribute``, or raise."""
+def _check_estimator(estimator, attributes, missing):
+    """Check that ``estimator`` is fitted and has all ``attributes``, or raise.
+
+    ``missing`` completes the message "<class> has no ...".
+    """
     check_is_fitted(estimator)
-    if getattr(estimator, attribute, None) is None:
+    if any(getattr(estimator, name, None) is None for name in attributes):
         raise ValueError(f"{type(estimator).__name__} has no {missing}.")
 
 

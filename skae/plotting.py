@@ -14,7 +14,6 @@ import numpy as np
 import torch
 from sklearn.decomposition import PCA
 from sklearn.utils import check_array, check_random_state
-from sklearn.utils.validation import check_is_fitted
 
 from skae._plotting import (
     _check_estimator,
@@ -171,7 +170,12 @@ class ReconstructionDisplay(_RowsDisplay):
         display : ReconstructionDisplay
             The drawn display.
         """
-        check_is_fitted(estimator)
+        _check_estimator(
+            estimator,
+            ("transform", "inverse_transform"),
+            "transform and inverse_transform to reconstruct rows with; pass a "
+            "fitted autoencoder (or e.g. PCA)",
+        )
         X_shown = _head(X, n_samples)
         originals = np.asarray(X_shown, dtype=np.float64)
         labels = None
@@ -196,7 +200,8 @@ class LatentSpaceDisplay:
 
     The first two code dimensions are drawn, coloured by label. Up to 20
     distinct labels each get a colour and a legend entry; more numeric labels
-    are coloured along a colormap with a colorbar.
+    are coloured along a colormap with a colorbar, and more labels of other
+    kinds (text) cycle through 20 colours, without a legend.
 
     %(create)s
 
@@ -247,7 +252,10 @@ class LatentSpaceDisplay:
             One axis per panel (two with ``pca_codes``); a new figure when
             None.
         **kwargs : dict
-            Passed to :meth:`matplotlib.axes.Axes.scatter`.
+            Passed to :meth:`matplotlib.axes.Axes.scatter`. With ``labels``,
+            the points are coloured by label: ``c`` and ``color`` are refused,
+            while ``cmap``, ``vmin`` and ``vmax`` restyle the colours, the
+            legend's included.
 
         Returns
         -------
@@ -287,8 +295,15 @@ class LatentSpaceDisplay:
             )
 
         style = {"s": 10, "alpha": 0.8, **kwargs}
-        legend_handles = None
+        classes, colorbar = None, False
         if self.labels is not None:
+            for colour in ("c", "color"):
+                if colour in kwargs:
+                    raise ValueError(
+                        f"{colour}={kwargs[colour]!r} colours every point, but "
+                        "labels colour them by label; pass labels=None (y=None "
+                        f"to from_estimator) or drop {colour}."
+                    )
             labels = _check_labels(self.labels, "codes", n_samples)
             classes, index = np.unique(labels, return_inverse=True)
             if len(classes) <= _MAX_CLASSES or labels.dtype.kind not in "biuf":
@@ -301,12 +316,9 @@ class LatentSpaceDisplay:
                     "vmax": len(classes) - 0.5,
                     **style,
                 }
-                legend_handles = [
-                    Line2D([], [], linestyle="", marker="o", color=colour, label=c)
-                    for c, colour in zip(classes, colours, strict=True)
-                ]
             else:
                 style = {"c": labels, "cmap": "viridis", **style}
+                colorbar = True
 
         scatters = np.empty(len(panels), dtype=object)
         for k, (ax, (name, points)) in enumerate(zip(axes, panels, strict=True)):
@@ -320,7 +332,16 @@ class LatentSpaceDisplay:
                 ax.set(title="PCA codes", xlabel="PC 1", ylabel="PC 2")
 
         self.figure_ = axes[0].figure
-        if legend_handles is not None:
+        # One entry per label: unreadable past _MAX_CLASSES, and seconds to
+        # lay out with thousands (say, sample ids).
+        if classes is not None and len(classes) <= _MAX_CLASSES:
+            # The colour the scatter maps each label to, whatever cmap, vmin
+            # or vmax the kwargs gave it.
+            colours = scatters[0].to_rgba(np.arange(len(classes)))
+            legend_handles = [
+                Line2D([], [], linestyle="", marker="o", color=colour, label=c)
+                for c, colour in zip(classes, colours, strict=True)
+            ]
             axes[-1].legend(
                 handles=legend_handles,
                 title="label",
@@ -329,14 +350,22 @@ class LatentSpaceDisplay:
                 fontsize="small",
                 ncols=1 + len(legend_handles) // 11,
             )
-        elif self.labels is not None:
+        elif colorbar:
             self.figure_.colorbar(scatters[0], ax=list(axes), label="label")
         self.axes_, self.scatters_ = axes, scatters
         return self
 
     @classmethod
     def from_estimator(
-        cls, estimator, X, y=None, *, compare_pca=True, random_state=0, axes=None
+        cls,
+        estimator,
+        X,
+        y=None,
+        *,
+        compare_pca=True,
+        random_state=0,
+        axes=None,
+        **kwargs,
     ):
         """Encode ``X`` with a fitted estimator and plot the codes.
 
@@ -354,13 +383,19 @@ class LatentSpaceDisplay:
             Seeds PCA's solver, for randomized SVD on large data.
         axes : matplotlib Axes or sequence of Axes, default=None
             One axis per panel; a new figure when None.
+        **kwargs : dict
+            Passed to :meth:`matplotlib.axes.Axes.scatter`.
 
         Returns
         -------
         display : LatentSpaceDisplay
             The drawn display.
         """
-        check_is_fitted(estimator)
+        _check_estimator(
+            estimator,
+            ("transform",),
+            "transform to encode rows with; pass a fitted autoencoder",
+        )
         codes = np.asarray(estimator.transform(X))
         pca_codes = None
         # Codes of one column: the display's own check says why they do not do.
@@ -374,7 +409,7 @@ class LatentSpaceDisplay:
         if compare_pca:
             pca = PCA(n_components=2, random_state=random_state)
             pca_codes = np.asarray(pca.fit_transform(X))
-        return cls(codes, labels=y, pca_codes=pca_codes).plot(axes=axes)
+        return cls(codes, labels=y, pca_codes=pca_codes).plot(axes=axes, **kwargs)
 
 
 # --------------------------------------------------------------- loss curve
@@ -383,6 +418,10 @@ class LatentSpaceDisplay:
 @_fill_doc
 class LossCurveDisplay:
     """Training and validation loss per epoch, on a log scale.
+
+    The scale is linear when a loss is 0 or negative, as the negative
+    log-likelihood of a :class:`~skae.VariationalAutoencoder` can be: a log
+    scale would drop those epochs.
 
     A dashed vertical line marks the best epoch, whose weights the estimator
     kept; with ``best_epoch=0`` the initial weights were kept, which the
@@ -487,15 +526,16 @@ class LossCurveDisplay:
             )
         elif best == 0:
             title += "\n(best_epoch=0: the initial weights were kept)"
-        ax.set_yscale("log")
         drawn = loss if validation is None else np.r_[loss, validation]
-        drawn = drawn[drawn > 0]
-        if drawn.size and drawn.max() < 10 * drawn.min():
-            # Within a decade, log ticks are one or two labels like 3 x 10^-1;
-            # evenly spaced plain numbers read better.
-            ax.yaxis.set_major_locator(MaxNLocator(nbins=6))
-            ax.yaxis.set_major_formatter(StrMethodFormatter("{x:.3g}"))
-            ax.yaxis.set_minor_formatter(NullFormatter())
+        drawn = drawn[np.isfinite(drawn)]
+        if drawn.size and drawn.min() > 0:
+            ax.set_yscale("log")
+            if drawn.max() < 10 * drawn.min():
+                # Within a decade, log ticks are one or two labels like
+                # 3 x 10^-1; evenly spaced plain numbers read better.
+                ax.yaxis.set_major_locator(MaxNLocator(nbins=6))
+                ax.yaxis.set_major_formatter(StrMethodFormatter("{x:.3g}"))
+                ax.yaxis.set_minor_formatter(NullFormatter())
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set(title=title, xlabel="epoch", ylabel="loss")
         ax.legend()
@@ -521,7 +561,7 @@ class LossCurveDisplay:
         """
         _check_estimator(
             estimator,
-            "loss_curve_",
+            ("loss_curve_",),
             "loss_curve_ to plot; pass an autoencoder fitted by skae",
         )
         return cls(
@@ -667,7 +707,12 @@ class DenoisingDisplay(_RowsDisplay):
         display : DenoisingDisplay
             The drawn display.
         """
-        check_is_fitted(estimator)
+        _check_estimator(
+            estimator,
+            ("transform", "inverse_transform"),
+            "transform and inverse_transform to reconstruct rows with; pass a "
+            "fitted autoencoder (or e.g. PCA)",
+        )
         X_all = check_array(X_clean, dtype=np.float64, input_name="X_clean")
         clean = _head(X_all, n_samples)
         low, high = float(X_all.min()), float(X_all.max())
@@ -680,6 +725,8 @@ class DenoisingDisplay(_RowsDisplay):
             noisy = _check_rows("X_noisy", X_noisy)
             _check_same_shape("X_clean", X_all, "X_noisy", noisy)
             noisy = noisy[: len(clean)]
+            # The user's container, whose feature names the estimator checks.
+            noisy_input = _head(X_noisy, len(clean))
         else:
             if noise is None:
                 noise = getattr(estimator, "noise", None)
@@ -700,10 +747,11 @@ class DenoisingDisplay(_RowsDisplay):
                 high=high,
                 random_state=random_state,
             )
+            noisy_input = noisy
         return cls(
             clean,
             noisy,
-            _reconstruct(estimator, noisy),
+            _reconstruct(estimator, noisy_input),
             image_shape=_resolve_image_shape(
                 image_shape, estimator, clean.shape[1], "X_clean"
             ),
@@ -864,7 +912,7 @@ class SamplesDisplay:
         """
         _check_estimator(
             estimator,
-            "sample",
+            ("sample",),
             "sample method to draw rows with; pass a fitted VariationalAutoencoder",
         )
         _check_positive_int("n_samples", n_samples)

@@ -6,12 +6,14 @@ import sys
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse
 import torch
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.decomposition import PCA
 from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LinearRegression
 
 from skae import AutoencoderTransformer, DenoisingAutoencoder, VariationalAutoencoder
 from skae._validation import torch_seed
@@ -26,6 +28,7 @@ from skae.plotting import (
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.colors import to_rgb  # noqa: E402
 from matplotlib.image import AxesImage  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -270,6 +273,22 @@ def test_not_fitted(from_estimator, tabular):
         from_estimator(DenoisingAutoencoder(), tabular)
 
 
+@pytest.mark.parametrize(
+    "from_estimator, missing",
+    [
+        (ReconstructionDisplay.from_estimator, "transform and inverse_transform"),
+        (LatentSpaceDisplay.from_estimator, "transform"),
+        (DenoisingDisplay.from_estimator, "transform and inverse_transform"),
+    ],
+)
+def test_estimator_of_the_wrong_kind(from_estimator, missing, tabular):
+    regressor = LinearRegression().fit(tabular, tabular[:, 0])
+    with pytest.raises(
+        ValueError, match=re.escape(f"LinearRegression has no {missing} to ")
+    ):
+        from_estimator(regressor, tabular)
+
+
 # --------------------------------------------------------- latent space
 
 
@@ -366,6 +385,55 @@ def test_latent_space_labels_of_mixed_types():
     assert [t.get_text() for t in legend.get_texts()] == ["1", "2", "a"]
 
 
+def test_latent_space_legend_follows_a_given_cmap():
+    labels = np.array([0, 1, 2, 0, 1, 2])
+    codes = np.random.RandomState(0).normal(size=(6, 2))
+    display = LatentSpaceDisplay(codes, labels=labels).plot(cmap="magma")
+    display.figure_.canvas.draw()
+    colours = display.scatters_[0].get_facecolors()[:, :3]
+    handles = display.axes_[0].get_legend().legend_handles
+    assert len(np.unique(colours, axis=0)) == 3
+    for label, handle in zip(range(3), handles, strict=True):
+        assert_allclose(colours[labels == label][0], to_rgb(handle.get_color()))
+
+
+@pytest.mark.parametrize("colour", ["c", "color"])
+def test_latent_space_labels_and_a_colour_are_refused(colour):
+    display = LatentSpaceDisplay(np.zeros((3, 2)), labels=[0, 1, 0])
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            f"{colour}='red' colours every point, but labels colour them by "
+            "label; pass labels=None (y=None to from_estimator) or drop "
+            f"{colour}."
+        ),
+    ):
+        display.plot(**{colour: "red"})
+    display = LatentSpaceDisplay(np.zeros((3, 2))).plot(**{colour: "red"})
+    assert_allclose(display.scatters_[0].get_facecolors()[:, :3], [to_rgb("red")])
+
+
+def test_latent_space_from_estimator_passes_kwargs_to_scatter(ae, digits_data):
+    X, y = digits_data
+    display = LatentSpaceDisplay.from_estimator(ae, X, y, s=3, marker="x")
+    for scatter in display.scatters_:
+        assert_array_equal(scatter.get_sizes(), [3])
+
+
+def test_latent_space_many_text_labels_have_no_legend():
+    # A legend of one entry per label stops being readable (and takes
+    # seconds to lay out with thousands); colours still follow the labels.
+    labels = np.array([f"id{i % 30}" for i in range(60)])
+    codes = np.random.RandomState(0).normal(size=(60, 2))
+    display = LatentSpaceDisplay(codes, labels=labels).plot()
+    assert display.axes_[0].get_legend() is None
+    assert display.figure_.get_axes() == [display.axes_[0]]
+    display.figure_.canvas.draw()
+    colours = display.scatters_[0].get_facecolors()
+    for label in np.unique(labels):
+        assert len(np.unique(colours[labels == label], axis=0)) == 1
+
+
 # ----------------------------------------------------------- loss curve
 
 
@@ -413,6 +481,43 @@ def test_loss_curve_within_a_decade_has_plain_tick_labels():
     assert len(labels) >= 3
     for label in labels:
         float(label)
+
+
+@pytest.mark.parametrize(
+    "loss_curve, validation_loss_curve",
+    [
+        ([3.0, -1.0, -2.0], [4.0, 0.5, -1.5]),
+        ([3.0, 1.0, 0.5], [4.0, 0.5, -1.5]),
+        ([1.0, 0.0, 0.0], None),
+    ],
+)
+def test_loss_curve_not_positive_on_a_linear_scale(loss_curve, validation_loss_curve):
+    # A variational autoencoder's loss, a Gaussian negative log-likelihood,
+    # goes below 0: a log scale would silently drop those epochs.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        display = LossCurveDisplay(
+            loss_curve, validation_loss_curve=validation_loss_curve
+        ).plot()
+        display.figure_.canvas.draw()
+    assert display.ax_.get_yscale() == "linear"
+    low, high = display.ax_.get_ylim()
+    drawn = [*loss_curve, *(validation_loss_curve or [])]
+    assert low <= min(drawn) and max(drawn) <= high
+
+
+def test_loss_curve_of_a_variational_autoencoder():
+    # Rank-2 data: the learned likelihood variance shrinks and the held-out
+    # negative log-likelihood goes below 0 within two epochs.
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(60, 2)) @ rng.normal(size=(2, 6))
+    vae = VariationalAutoencoder(2, **TINY).fit(X)
+    assert min(vae.validation_loss_curve_) < 0
+    display = LossCurveDisplay.from_estimator(vae)
+    assert display.ax_.get_yscale() == "linear"
+    assert_allclose(
+        display.lines_["validation"].get_ydata(), vae.validation_loss_curve_
+    )
 
 
 @pytest.mark.parametrize(
@@ -498,6 +603,20 @@ def test_denoising_given_noisy_rows(ae, digits_data):
     # A plain autoencoder has no noise parameters: X_noisy is enough.
     display = DenoisingDisplay.from_estimator(ae, X, X_noisy=X_noisy, n_samples=2)
     assert_array_equal(display.images_[1, 1].get_array(), X_noisy[1].reshape(8, 8))
+
+
+def test_denoising_given_noisy_frame_keeps_feature_names(digits_data):
+    X = pd.DataFrame(digits_data[0]).add_prefix("pixel")
+    ae = AutoencoderTransformer(4, **TINY).fit(X)
+    with warnings.catch_warnings():
+        # "X does not have valid feature names, but ... was fitted with
+        # feature names": the display handed the estimator a bare array.
+        warnings.simplefilter("error")
+        display = DenoisingDisplay.from_estimator(
+            ae, X, X_noisy=(X + 0.1).clip(0, 1), n_samples=2
+        )
+    expected = reconstruct(ae, (X + 0.1).clip(0, 1).iloc[:2])
+    assert_allclose(display.denoised, expected, rtol=1e-5)
 
 
 def test_denoising_read_only_rows(dae, digits_data):
