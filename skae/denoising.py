@@ -10,8 +10,14 @@ from torch import nn
 from skae._base import _BaseAutoencoder
 from skae._mixins import NoiseMixin, OrderedMixin, PartialFitMixin
 from skae._params import MEASURED_DEFAULTS, fill_doc, make_init
-from skae._validation import Interval, StrOptions, check_rows_ndim, torch_seed
-from skae.noise import NOISE_KINDS
+from skae._validation import (
+    Interval,
+    StrOptions,
+    check_rows_ndim,
+    torch_seed,
+    wrap_like_input,
+)
+from skae.noise import NOISE_KINDS, make_noise
 
 # Ridge penalty of the skip's start, relative to the mean variance of the
 # corrupted rows: enough to pin down pixels that never vary.
@@ -42,7 +48,9 @@ class DenoisingAutoencoder(NoiseMixin, OrderedMixin, PartialFitMixin, _BaseAutoe
         ``generator``.
     noise_level : float, default=0.1
         Gaussian standard deviation in data units, or the fraction of each
-        row's entries masked or flipped (in [0, 1]).
+        row's entries masked or flipped (in [0, 1]). :meth:`partial_fit`
+        reads ``noise``, ``noise_level`` and ``clip`` at each call, as it
+        does ``alpha``: set them between calls to anneal the noise.
     clip : bool, default=True
         Clip corrupted inputs to the training data's range ``[min(X),
         max(X)]``, so images in [0, 1] stay in [0, 1]. Clipping comes after
@@ -175,6 +183,8 @@ class DenoisingAutoencoder(NoiseMixin, OrderedMixin, PartialFitMixin, _BaseAutoe
 
     def _wrap_network(self, network, start, X, device, rng):
         module = super()._wrap_network(network, start, X, device, rng)
+        # Where a later partial_fit's corruption clips and flips to.
+        module.data_range = (float(X.min()), float(X.max()))
         if self.skip is None:
             return module
         n_features = X.shape[1]
@@ -189,6 +199,28 @@ class DenoisingAutoencoder(NoiseMixin, OrderedMixin, PartialFitMixin, _BaseAutoe
                 skip.bias.copy_(bias)
         module.skip = skip
         return module
+
+    def _next_partial_fit(self, X):
+        # The noise parameters shape the training loss: read at each call, as
+        # alpha is, so set_params between calls can anneal the noise. The
+        # generator the earlier calls drew from goes on drawing.
+        module = self.net_.module_
+        previous = module.corruption
+        low, high = module.data_range
+        corruption = make_noise(
+            self.noise,
+            self.noise_level,
+            clip=(low, high) if self.clip and low < high else None,
+            low=low,
+            high=high,
+        )
+        module.corruption = corruption.set_generator(previous.generator)
+        try:
+            super()._next_partial_fit(X)
+        except BaseException:
+            # A call that fails changes nothing.
+            module.corruption = previous
+            raise
 
     def denoise(self, X):
         """Reconstruct clean rows from noisy ``X``.
@@ -205,17 +237,26 @@ class DenoisingAutoencoder(NoiseMixin, OrderedMixin, PartialFitMixin, _BaseAutoe
         Returns
         -------
         X_clean : ndarray of shape (n_samples, n_features)
-            The denoised rows, in the input's units and float dtype.
+            The denoised rows, in the input's units and float dtype; a
+            DataFrame with the original column names (and ``X``'s index)
+            when pandas output is set and ``fit`` saw feature names, as for
+            :meth:`inverse_transform`.
         """
         check_is_fitted(self)
         check_rows_ndim(X, self)
+        X_given = X
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         denoised = self.net_.map_batches(
             X,
             lambda module, batch: module(batch).float(),
             self._units.to_model,
         )
-        return self._units.from_model(denoised, X.dtype)
+        return wrap_like_input(
+            self,
+            self._units.from_model(denoised, X.dtype),
+            X_given,
+            getattr(self, "feature_names_in_", None),
+        )
 
 
 def _linear_denoiser(module, X_train, seed):

@@ -13,6 +13,7 @@ dimensions, flattened, are its features. :func:`make_noise` builds a layer
 from the estimator's ``noise`` and ``noise_level`` parameters.
 """
 
+import inspect
 import math
 import numbers
 import textwrap
@@ -366,6 +367,15 @@ class SaltPepperNoise(_FractionCorruption):
         )
 
 
+def _takes_two(signature: inspect.Signature) -> bool:
+    """Whether a callable of this signature can be called as ``fn(x, generator)``."""
+    try:
+        signature.bind(None, None)
+    except TypeError:
+        return False
+    return True
+
+
 @_layer_doc
 class FunctionNoise(_Corruption):
     """Corruption by a user function ``fn(x, generator) -> x_noisy``.
@@ -379,8 +389,10 @@ class FunctionNoise(_Corruption):
         Called as ``fn(x, generator)`` with the input tensor and the layer's
         generator (None when none is set, which torch's random functions
         accept as "use the default generator"). It must return a tensor of
-        the same shape as ``x`` and must not modify ``x`` in place. To be
-        picklable, ``fn`` must be a module-level function, not a lambda.
+        the same shape as ``x`` on its device, finite where ``x`` is (after
+        ``clip``, if given), and must not modify ``x`` in place; each is
+        checked, outside the recording of a CUDA graph. To be picklable,
+        ``fn`` must be a module-level function, not a lambda.
     %(clip)s
 
     %(attributes)s
@@ -416,10 +428,51 @@ class FunctionNoise(_Corruption):
             raise TypeError(
                 f"fn must be a callable fn(x, generator) -> tensor, got {fn!r}."
             )
+        try:
+            signature = inspect.signature(fn)
+        except (TypeError, ValueError):
+            # Some builtins have none: they are called as they are.
+            signature = None
+        if signature is not None and not _takes_two(signature):
+            # Else the first epoch fails with "takes 1 positional argument".
+            name = getattr(fn, "__name__", repr(fn))
+            raise TypeError(
+                f"The noise function {name} must take (x, generator), but its "
+                f"signature is {signature}; draw the noise from generator, e.g. "
+                "torch.randn(x.shape, generator=generator, device=x.device)."
+            )
         self.fn = fn
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return ``fn(x, generator)``, clipped, in train mode; ``x`` in eval."""
+        out = super().forward(x)
+        # A host-side check, which a CUDA graph being recorded cannot hold;
+        # the eager steps before the recording still check. NaN from the
+        # input is not the function's doing.
+        recording = x.is_cuda and torch.cuda.is_current_stream_capturing()
+        if (
+            self.training
+            and not recording
+            and not torch.isfinite(out).all()
+            and torch.isfinite(x).all()
+        ):
+            raise ValueError(
+                f"The noise function {self._fn_name()} returned NaN or infinite "
+                "values for a finite input; the network cannot train on them. "
+                "Return finite values, or pass clip to bound infinities."
+            )
+        return out
+
     def _corrupt(self, x: torch.Tensor) -> torch.Tensor:
+        # The version counter moves with every in-place write, at no cost.
+        version = x._version
         out = self.fn(x, self.generator)
+        if x._version != version:
+            raise ValueError(
+                f"The noise function {self._fn_name()} modified its input in "
+                "place; the input is the clean target. Return a new tensor, "
+                "e.g. x + noise rather than x.add_(noise)."
+            )
         if not isinstance(out, torch.Tensor):
             raise TypeError(
                 f"The noise function {self._fn_name()} must return a torch.Tensor, "

@@ -149,7 +149,8 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
     %(n_components)s
     beta : float, default=1.0
         Weight of the KL term in the training loss (beta-VAE). Scores always
-        use the true ELBO (weight 1).
+        use the true ELBO (weight 1). :meth:`partial_fit` reads it at each
+        call, as it does ``alpha``.
     %(measured_hidden_layer_sizes, measured_activation, image_shape)s
     %(conv_channels)s
     init : {'pca', 'random'}, default='pca'
@@ -253,6 +254,11 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
         )
         module.generator = torch.Generator(device=device).manual_seed(torch_seed(rng))
         return module
+
+    def _next_partial_fit(self, X):
+        # beta weighs the training loss: read at each call, as alpha is.
+        self.net_.criterion_.beta = self.beta
+        super()._next_partial_fit(X)
 
     def _training_pass(self, X, rows, valid_idx):
         # fit and the first partial_fit count their own rows only in

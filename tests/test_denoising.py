@@ -84,6 +84,10 @@ def to_numpy(x, generator):
     return x.numpy()
 
 
+def to_nan(x, generator):
+    return x * float("nan")
+
+
 class Recorder:
     """A noise function that adds Gaussian noise and records each call."""
 
@@ -215,6 +219,52 @@ def test_partial_fit_of_a_copy_draws_the_noise_the_original_would(copier):
     assert_array_equal(
         copied.partial_fit(X).transform(X), dae.partial_fit(X).transform(X)
     )
+
+
+def test_denoise_keeps_pandas_output_like_inverse_transform():
+    # Rows in, rows out: the input's columns and index, as inverse_transform.
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame(uniform(), columns=list("abcdefgh")).iloc[::-1]
+    dae = make_dae().set_output(transform="pandas").fit(df)
+    denoised = dae.denoise(df)
+    assert isinstance(denoised, pd.DataFrame)
+    assert list(denoised.columns) == list("abcdefgh")
+    assert denoised.index.equals(df.index)
+    assert_array_equal(
+        denoised.to_numpy(), dae.set_output(transform="default").denoise(df)
+    )
+    # Without feature names there are no columns to restore.
+    X = uniform()
+    assert isinstance(
+        make_dae().set_output(transform="pandas").fit(X).denoise(X), np.ndarray
+    )
+
+
+def test_partial_fit_reads_the_noise_parameters_at_each_call():
+    # As partial_fit reads alpha: set_params between calls changes the
+    # corruption of the next epoch (e.g. to anneal the noise), from the
+    # generator the earlier calls drew from, within the range fit saw.
+    X = uniform()
+    dae = make_dae(clip=False).fit(X)
+    generator = dae.module_.corruption.generator
+    dae.set_params(noise="salt_pepper", noise_level=0.5, clip=True).partial_fit(X)
+    layer = dae.module_.corruption
+    assert type(layer) is SaltPepperNoise
+    assert layer.fraction == 0.5
+    assert (layer.low, layer.high) == (X.min(), X.max())
+    assert layer.clip == (X.min(), X.max())
+    assert layer.generator is generator
+
+
+def test_partial_fit_with_bad_noise_parameters_changes_nothing():
+    X = uniform()
+    dae = make_dae().fit(X)
+    layer = dae.module_.corruption
+    dae.set_params(noise="masking", noise_level=1.5)
+    with pytest.raises(ValueError, match=r"noise_level \(the fraction masked\)"):
+        dae.partial_fit(X)
+    assert dae.module_.corruption is layer
+    assert dae.n_iter_ == 3
 
 
 def test_ordered_needs_no_skip():
@@ -569,6 +619,11 @@ def test_gaussian_noise_level_above_one_is_fine():
             to_numpy,
             TypeError,
             r"The noise function to_numpy must return a torch.Tensor, got ndarray",
+        ),
+        (
+            to_nan,
+            ValueError,
+            r"The noise function to_nan returned NaN or infinite values",
         ),
     ],
 )

@@ -232,6 +232,47 @@ def test_function_noise_device_checked():
         layer(data())
 
 
+def test_function_noise_must_not_modify_its_input():
+    # The clean rows are the target: corrupting them in place would train
+    # the identity without a word.
+    def add_in_place(x, generator):
+        return x.add_(1.0)
+
+    x = data()
+    with pytest.raises(
+        ValueError, match=r"The noise function add_in_place modified its input"
+    ):
+        FunctionNoise(add_in_place)(x)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_function_noise_non_finite_output_checked(bad):
+    def spoil(x, generator):
+        return torch.where(x > 0.5, torch.full_like(x, bad), x)
+
+    with pytest.raises(
+        ValueError,
+        match=r"The noise function spoil returned NaN or infinite values",
+    ):
+        FunctionNoise(spoil)(data())
+
+
+def test_function_noise_infinity_clipped_is_fine():
+    def to_infinity(x, generator):
+        return torch.full_like(x, float("inf"))
+
+    out = FunctionNoise(to_infinity, clip=(0.0, 1.0))(data())
+    assert torch.equal(out, torch.ones_like(out))
+
+
+def test_function_noise_non_finite_input_passes_through():
+    # NaN in, NaN out: not the function's fault, and not the layer's to judge.
+    x = data()
+    x[0, 0] = float("nan")
+    out = FunctionNoise(flip_sign)(x)
+    assert out[0, 0].isnan()
+
+
 def test_make_noise_refuses_a_layer():
     with pytest.raises(TypeError, match=r"is a corruption layer; pass its kind"):
         make_noise(GaussianNoise(0.1), 0.1)

@@ -1,3 +1,4 @@
+import copy
 import pickle
 import warnings
 
@@ -194,6 +195,17 @@ def test_beta_weights_the_kl_term(low_rank):
 
     # A heavy KL weight pulls the posterior to the prior: worse reconstructions.
     assert mse(tight) > mse(loose)
+
+
+def test_partial_fit_reads_beta_at_each_call(low_rank):
+    # As partial_fit reads alpha: a beta set between calls weighs the next
+    # epoch's KL term. Two copies train on the same batches and codes; the
+    # one without the KL term (>= 0) reports the lower loss.
+    kept = make_vae(n_components=2).fit(low_rank)
+    changed = copy.deepcopy(kept).set_params(beta=0.0)
+    kept.partial_fit(low_rank)
+    changed.partial_fit(low_rank)
+    assert changed.loss_curve_[-1] < kept.loss_curve_[-1]
 
 
 def test_bad_beta():
