@@ -59,6 +59,7 @@ from skae._validation import (
     check_n_components,
     check_rows_ndim,
     check_sizes,
+    check_square_range,
     finite_float32,
     host_tensor,
     resolve_device,
@@ -258,10 +259,13 @@ class _BaseAutoencoder(
     def _check_data_params(self, X):
         check_n_components(self.n_components)
         check_sizes("hidden_layer_sizes", self.hidden_layer_sizes, allow_empty=True)
+        # Checked without image_shape too, as hidden_layer_sizes is where the
+        # conv network replaces it: a value never valid is refused wherever set.
+        check_sizes("conv_channels", self.conv_channels, allow_empty=True)
         if self.image_shape is not None:
             check_image_shape(self.image_shape, X.shape[1])
-            check_sizes("conv_channels", self.conv_channels, allow_empty=True)
         check_bce_range(X, self.loss)
+        check_square_range(X)
 
     def _input_axes(self, X, n_train, device):
         """Return the principal axes the network sees (None: every feature)."""

@@ -25,9 +25,9 @@ from skae._units import input_axes
 from skae._validation import (
     Interval,
     StrOptions,
-    _fit_context,
     check_rows_ndim,
     check_sizes,
+    partial_fit_context,
     torch_seed,
 )
 from skae.noise import make_noise
@@ -39,7 +39,7 @@ class PartialFitMixin:
     For autoencoders whose fitted state is the network alone.
     """
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @partial_fit_context
     def partial_fit(self, X, y=None):
         """Train one epoch on ``X``, one chunk of the training rows.
 

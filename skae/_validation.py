@@ -4,6 +4,7 @@ The one module that imports scikit-learn's private helpers, so that a change
 in them touches one file.
 """
 
+import functools
 import math
 import threading
 from contextlib import contextmanager
@@ -11,11 +12,12 @@ from numbers import Integral
 
 import numpy as np
 import torch
+from sklearn import get_config
 from sklearn.base import _fit_context
 from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import Hidden, Interval, StrOptions
 from sklearn.utils._set_output import _get_container_adapter
-from sklearn.utils.validation import _num_samples
+from sklearn.utils.validation import _is_fitted, _num_samples
 
 __all__ = [
     "Hidden",
@@ -29,15 +31,37 @@ __all__ = [
     "check_n_components",
     "check_rows_ndim",
     "check_sizes",
+    "check_square_range",
     "finite_float32",
     "generator_state",
     "host_tensor",
+    "partial_fit_context",
     "resolve_device",
     "restore_generator",
     "seeded_torch",
     "torch_seed",
     "wrap_like_input",
 ]
+
+
+def partial_fit_context(partial_fit):
+    """Decorate ``partial_fit`` as ``_fit_context`` does, validating at every call.
+
+    scikit-learn's ``_fit_context`` validates the parameters at the first
+    call only, to save the check on each of many calls; a ``set_params``
+    between calls then reached the network unchecked (``batch_size=0``
+    crashed in the batch loop, ``alpha=-1`` trained with a negative weight
+    decay). The check takes microseconds, an epoch far longer.
+    """
+    decorated = _fit_context(prefer_skip_nested_validation=True)(partial_fit)
+
+    @functools.wraps(partial_fit)
+    def wrapper(estimator, *args, **kwargs):
+        if _is_fitted(estimator) and not get_config()["skip_parameter_validation"]:
+            estimator._validate_params()
+        return decorated(estimator, *args, **kwargs)
+
+    return wrapper
 
 
 def resolve_device(device: str) -> torch.device:
@@ -89,6 +113,35 @@ def check_bce_range(X, loss):
             f"{negative}loss='bce' needs data in [0, 1], but X ranges over "
             f"[{X.min():.4g}, {X.max():.4g}]; scale X (e.g. MinMaxScaler) or "
             "use loss='mse'."
+        )
+
+
+# float64's largest value, past which a sum of squares overflows.
+_FLOAT64_MAX = float(np.finfo(np.float64).max)
+
+
+def check_square_range(X):
+    """Raise if the squared deviations of ``X`` from its mean overflow float64.
+
+    The scale of the model units, the PCA start and the explained variance
+    are sums of such squares: past about 1e154 they are inf, and the fit
+    gave all-zero codes and NaN scores, or failed inside LAPACK. Two
+    reductions clear any realistic X (a sum of ``X.size`` squares of its
+    span fits); the rest get the exact sum, a float64 chunk at a time.
+    """
+    span = float(X.max()) - float(X.min())
+    if span <= math.sqrt(_FLOAT64_MAX / X.size):
+        return
+    with np.errstate(over="ignore"):
+        mean = X.mean(axis=0, dtype=np.float64)
+        total = sum(
+            np.sum((X[start : start + 8_192].astype(np.float64) - mean) ** 2)
+            for start in range(0, len(X), 8_192)
+        )
+    if not np.isfinite(total):
+        raise ValueError(
+            "X deviates from its mean by more than float64 can square (about "
+            "1e154); rescale X (e.g. with a StandardScaler)."
         )
 
 
@@ -273,7 +326,14 @@ def check_n_components(n_components):
 
     The parameter constraints let these two through (hidden), so that this
     message, not the generic one, tells a PCA user what to pass instead.
+    A bool is refused too: the constraints take ``True`` for the int 1, and
+    the fitted ``n_components_`` would be ``True``.
     """
+    if isinstance(n_components, bool | np.bool_):
+        raise TypeError(
+            "n_components must be an int or a float, got the bool "
+            f"{n_components!r}; pass n_components=1 for a one-unit code."
+        )
     if n_components is None:
         what = "keep every component"
     elif isinstance(n_components, str):

@@ -7,12 +7,13 @@ import torch
 from conftest import requires_cuda
 from numpy.testing import assert_array_equal
 
-from skae import AutoencoderTransformer
+from skae import AutoencoderTransformer, DenoisingAutoencoder
 from skae._validation import (
     check_image_shape,
     check_n_components,
     check_rows_ndim,
     check_sizes,
+    check_square_range,
     finite_float32,
     resolve_device,
     seeded_torch,
@@ -271,3 +272,104 @@ def test_finite_float32_checks_every_row_chunk_by_chunk():
     rows[-1, 2] = 1e39
     with pytest.raises(ValueError, match="X holds values beyond float32's range"):
         finite_float32(rows, "X", "scale it.")
+
+
+# ------------------------------------------------------------------ bad input
+
+
+def tiny_rows(n_samples=20, n_features=5):
+    return np.random.RandomState(0).normal(size=(n_samples, n_features))
+
+
+def tiny_ae(**params):
+    defaults = dict(hidden_layer_sizes=(4,), max_iter=2, random_state=0)
+    return AutoencoderTransformer(**{**defaults, **params})
+
+
+@pytest.mark.parametrize("value", [True, np.True_])
+def test_check_n_components_refuses_a_bool(value):
+    # scikit-learn's Interval(Integral) lets True through as 1, and the
+    # fitted n_components_ would be True.
+    message = (
+        f"n_components must be an int or a float, got the bool {value!r}; pass "
+        "n_components=1 for a one-unit code."
+    )
+    with pytest.raises(TypeError, match=f"^{re.escape(message)}$"):
+        check_n_components(value)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_fit_refuses_a_bool_n_components():
+    with pytest.raises(TypeError, match=r"^n_components must be an int or a float"):
+        tiny_ae(n_components=True).fit(tiny_rows())
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_conv_channels_are_checked_without_image_shape():
+    # As hidden_layer_sizes is checked where the conv network replaces it: a
+    # value that is never valid is refused wherever it is set.
+    with pytest.raises(
+        ValueError, match=r"^conv_channels must hold positive integers, got \(0,\)\.$"
+    ):
+        tiny_ae(conv_channels=(0,)).fit(tiny_rows())
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize(
+    "name, value",
+    [("batch_size", 0), ("batch_size", 2.5), ("alpha", -1.0), ("verbose", -1)],
+)
+def test_partial_fit_after_fit_validates_the_parameters(name, value):
+    # scikit-learn validates at the first call only; a set_params between
+    # calls crashed in the batch loop (batch_size=0) or trained with a
+    # negative weight decay (alpha=-1).
+    X = tiny_rows()
+    ae = tiny_ae().fit(X)
+    n_iter = ae.n_iter_
+    ae.set_params(**{name: value})
+    with pytest.raises(
+        ValueError,
+        match=rf"^The '{name}' parameter of AutoencoderTransformer must be .*"
+        rf"Got {re.escape(repr(value))} instead\.$",
+    ):
+        ae.partial_fit(X)
+    assert ae.n_iter_ == n_iter
+
+
+@pytest.mark.parametrize(
+    "fn, signature",
+    [(lambda x: x, "(x)"), (lambda x, generator, scale: x, "(x, generator, scale)")],
+)
+def test_noise_function_of_the_wrong_signature_is_refused_at_fit(fn, signature):
+    # It failed in the first epoch with Python's "takes 1 positional argument
+    # but 2 were given", which names neither the parameter nor the signature.
+    message = (
+        f"The noise function <lambda> must take (x, generator), but its signature "
+        f"is {signature}; draw the noise from generator, e.g. "
+        "torch.randn(x.shape, generator=generator, device=x.device)."
+    )
+    dae = DenoisingAutoencoder(hidden_layer_sizes=(4,), max_iter=2, noise=fn)
+    with pytest.raises(TypeError, match=f"^{re.escape(message)}$"):
+        dae.fit(tiny_rows())
+
+
+@pytest.mark.parametrize("n_components", [2, 0.5])
+def test_fit_refuses_rows_whose_squares_overflow(n_components):
+    # Finite float64 rows beyond about 1e154 have squares beyond float64's
+    # range: the scale of the model units was inf, and the fit returned
+    # all-zero codes and NaN scores without a word.
+    X = tiny_rows() * 1e200
+    with pytest.raises(
+        ValueError,
+        match=r"^X deviates from its mean by more than float64 can square "
+        r"\(about 1e154\); rescale X \(e\.g\. with a StandardScaler\)\.$",
+    ):
+        tiny_ae(n_components=n_components).fit(X)
+
+
+def test_check_square_range_sums_the_squares_where_the_span_is_large():
+    # A span of 2.5e153 over 100 values fails the quick bound, but the sum
+    # of squares, about 2.5e307, fits.
+    check_square_range(tiny_rows() * 5e152)
+    with pytest.raises(ValueError, match=r"^X deviates from its mean"):
+        check_square_range(tiny_rows() * 1e154)
