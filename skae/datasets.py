@@ -13,12 +13,14 @@ many dimensions, where a nonlinear reduction can do what PCA cannot.
 import contextlib
 import gzip
 import hashlib
+import http.client
 import logging
 import math
 import numbers
 import os
 import pickle
 import re
+import secrets
 import shutil
 import struct
 import tarfile
@@ -96,7 +98,7 @@ _FASHION_MNIST = _IdxDataset(
         "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
         "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
         "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
-        "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83fd310",
+        "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
     },
     system_dirs=("/usr/share/datasets/fashion-mnist",),
     install_hint=(
@@ -226,7 +228,10 @@ Raises
 ------
 OSError
     If the files are found nowhere and cannot be downloaded, or a
-    download fails its checksum.""",
+    download fails its checksum.
+ValueError
+    If a file found is truncated, corrupt or not of the expected format;
+    the message names it.""",
     "embedding": """\
 n_features : int, default=20
     The number of dimensions to embed the %(manifold)s in; at least %(n_dims)d.
@@ -341,7 +346,8 @@ def _search_dirs(data_home, folder, system_dirs=()):
     subfolder before the directory itself.
     """
     dirs = []
-    for root in (data_home, os.environ.get("SKAE_DATA")):
+    # SKAE_DATA set but empty counts as unset, as in get_data_home.
+    for root in (data_home, os.environ.get("SKAE_DATA") or None):
         if root is not None:
             root = Path(os.path.expanduser(os.fspath(root)))
             dirs += [root / folder, root]
@@ -457,13 +463,19 @@ def _atomic_file(path):
     completes, so that neither an interrupted write nor a concurrent one
     leaves a corrupt file where the fetchers look; on an error it is removed.
     """
-    fd, tmp = tempfile.mkstemp(prefix=f"{path.name}.part_", dir=path.parent)
+    tmp = path.with_name(f"{path.name}.part_{secrets.token_hex(8)}")
+    # Created as open() creates a file, with the permissions the umask leaves
+    # (mkstemp's are 0o600), so that the users of a shared data directory
+    # can read what one of them downloaded; O_EXCL, so that it is this
+    # call's own.
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    fd = os.open(tmp, flags, 0o666)
     try:
         with os.fdopen(fd, "wb") as out:
             yield out
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -490,7 +502,8 @@ def _download(url, path, md5, hint):
                 while chunk := response.read(1 << 20):
                     digest.update(chunk)
                     out.write(chunk)
-        except OSError as exc:
+        # A response cut short may also raise http.client.IncompleteRead.
+        except (OSError, http.client.HTTPException) as exc:
             raise OSError(f"Could not download {url} to {path}: {exc}. {hint}") from exc
         checksum = digest.hexdigest()
         if checksum != md5:
@@ -719,13 +732,23 @@ def _extract_cifar_batches(archive, cache):
         for names in _CIFAR10_BATCHES.values()
         for name in names
     }
-    with tarfile.open(archive, "r:gz") as tar:
-        for member in tar:
-            name = wanted.get(member.name)
-            if name is None or not member.isfile():
-                continue
-            with _atomic_file(batch_dir / name) as out, tar.extractfile(member) as src:
-                shutil.copyfileobj(src, out, 1 << 20)
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            for member in tar:
+                name = wanted.get(member.name)
+                if name is None or not member.isfile():
+                    continue
+                with (
+                    _atomic_file(batch_dir / name) as out,
+                    tar.extractfile(member) as src,
+                ):
+                    shutil.copyfileobj(src, out, 1 << 20)
+    # The tar or gzip stream cut short or damaged; the batches extracted
+    # before the damage are whole, each written by _atomic_file.
+    except (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise ValueError(
+            f"{archive} is truncated or corrupt ({exc}); delete it and fetch it again."
+        ) from exc
 
 
 @_fetcher_doc(_CIFAR10_FOLDER, (3, 32, 32), 50000, 10000, _CIFAR10_TARGET_NAMES)
@@ -770,8 +793,9 @@ def fetch_cifar10(
             (d / _CIFAR10_ARCHIVE for d in dirs if (d / _CIFAR10_ARCHIVE).is_file()),
             None,
         )
-        downloaded = archive is None
-        if downloaded:
+        if archive is not None:
+            _extract_cifar_batches(archive, cache)
+        else:
             help_message = (
                 f"CIFAR-10 needs the batches {', '.join(names)} (in "
                 f"{_CIFAR10_BATCH_DIR}/ or not) or {_CIFAR10_ARCHIVE} in one "
@@ -780,13 +804,22 @@ def fetch_cifar10(
             _check_download_allowed(
                 download_if_missing, help_message, _CIFAR10_URL, cache
             )
-            archive = _download(
-                _CIFAR10_URL, cache / _CIFAR10_ARCHIVE, _CIFAR10_MD5, help_message
-            )
-        _extract_cifar_batches(archive, cache)
-        if downloaded:
-            # The batches are all that is read; do not keep 163 MiB twice.
-            archive.unlink()
+            cache.mkdir(parents=True, exist_ok=True)
+            # Into a folder of this call's own, removed once the batches are
+            # extracted: the batches are all that is read, so 163 MiB are not
+            # kept twice, and a concurrent fetch (the ranks of a torchrun job)
+            # can neither remove the archive before it is extracted nor take
+            # it for a local copy.
+            with tempfile.TemporaryDirectory(
+                prefix=f"{_CIFAR10_ARCHIVE}.part_", dir=cache
+            ) as tmp:
+                archive = _download(
+                    _CIFAR10_URL,
+                    Path(tmp) / _CIFAR10_ARCHIVE,
+                    _CIFAR10_MD5,
+                    help_message,
+                )
+                _extract_cifar_batches(archive, cache)
         paths = _find_cifar_batches(cache, names)
         if paths is None:
             raise OSError(
@@ -796,6 +829,8 @@ def fetch_cifar10(
     batches = [_read_cifar_batch(path) for path in paths]
     images = np.concatenate([images for images, _ in batches])
     target = np.concatenate([labels for _, labels in batches])
+    # Freed before the float32 data are computed: 147 MiB for the training set.
+    del batches
     return _bunch(
         images,
         target,

@@ -1,5 +1,6 @@
 import gzip
 import hashlib
+import http.client
 import inspect
 import io
 import os
@@ -7,6 +8,8 @@ import pickle
 import re
 import struct
 import tarfile
+import threading
+import tracemalloc
 from collections import OrderedDict
 from pathlib import Path
 from urllib.error import URLError
@@ -107,6 +110,18 @@ def test_get_data_home_env_then_home(tmp_path, monkeypatch):
     # Set but empty is unset.
     monkeypatch.setenv("SKAE_DATA", "")
     assert get_data_home() == str(home / "skae_data")
+
+
+@pytest.mark.parametrize("fetch", IDX_FETCHERS)
+def test_empty_skae_data_is_not_the_current_directory(tmp_path, monkeypatch, fetch):
+    # Set but empty is unset for the search too: the files in the current
+    # directory are not found, nor are those of its mnist/ subfolder.
+    write_idx_set(tmp_path / "cwd")
+    write_idx_set(tmp_path / "cwd" / "mnist")
+    monkeypatch.chdir(tmp_path / "cwd")
+    monkeypatch.setenv("SKAE_DATA", "")
+    with pytest.raises(OSError, match="download_if_missing=False"):
+        fetch(download_if_missing=False)
 
 
 @pytest.mark.parametrize("fetch", IDX_FETCHERS)
@@ -294,6 +309,71 @@ def test_download_network_failure(tmp_path, monkeypatch):
     with pytest.raises(OSError, match=msg):
         fetch_mnist(data_home=tmp_path)
     assert os.listdir(tmp_path / "mnist") == []
+
+
+def test_download_cut_short(tmp_path, monkeypatch):
+    # A chunked response that ends early raises http.client.IncompleteRead,
+    # which is not an OSError.
+    class CutShort(io.BytesIO):
+        def read(self, size=-1):
+            raise http.client.IncompleteRead(b"partial")
+
+    monkeypatch.setattr(datasets, "urlopen", lambda url, timeout: CutShort())
+    with pytest.raises(OSError, match=r"Could not download .*IncompleteRead"):
+        fetch_mnist(data_home=tmp_path)
+    assert os.listdir(tmp_path / "mnist") == []
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_cached_files_follow_the_umask(tmp_path, monkeypatch, umask):
+    # A shared SKAE_DATA: what one user downloads or extracts, the others
+    # can read, as with any file the user writes (a temporary file is 0o600).
+    archive = cifar_tar_bytes(make_cifar_batches())
+    monkeypatch.setattr(datasets, "_CIFAR10_MD5", hashlib.md5(archive).hexdigest())
+    files = {
+        f"{name}.gz": gzip.compress(idx_bytes(array))
+        for name, array in make_idx_set(0).items()
+        if name.startswith("t10k")
+    }
+    md5 = {name: hashlib.md5(content).hexdigest() for name, content in files.items()}
+    monkeypatch.setattr(datasets, "_MNIST", datasets._MNIST._replace(md5=md5))
+    base_url = datasets._MNIST.base_url
+    serve(
+        monkeypatch,
+        {
+            datasets._CIFAR10_URL: archive,
+            **{base_url + name: content for name, content in files.items()},
+        },
+    )
+    previous = os.umask(umask)
+    try:
+        fetch_cifar10(data_home=tmp_path, subset="test")
+        fetch_mnist(data_home=tmp_path, subset="test")
+    finally:
+        os.umask(previous)
+    written = [
+        *(tmp_path / "cifar-10" / "cifar-10-batches-py").iterdir(),
+        *(tmp_path / "mnist").iterdir(),
+    ]
+    for path in written:
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path.name
+
+
+# The MD5 checksums the Fashion-MNIST README publishes; the Debian package
+# installs it. Its own .gz files are recompressed (no file name, a fixed
+# date in the gzip header), so their checksums are not these.
+FASHION_README = Path("/usr/share/doc/dataset-fashion-mnist/README.md.gz")
+
+
+@pytest.mark.skipif(
+    not FASHION_README.is_file(),
+    reason="needs the Debian package dataset-fashion-mnist",
+)
+def test_fashion_mnist_md5_are_the_published_ones():
+    readme = gzip.decompress(FASHION_README.read_bytes()).decode()
+    published = dict(re.findall(r"`([\w-]+\.gz)`.*`([0-9a-f]{32})`", readme))
+    assert published == datasets._FASHION_MNIST.md5
 
 
 def test_read_idx_bad_magic(tmp_path):
@@ -495,6 +575,29 @@ def test_fetch_cifar10(tmp_path, subset, n_samples, subfolder):
     np.testing.assert_array_equal(y, bunch.target)
 
 
+def test_fetch_cifar10_memory(tmp_path):
+    # The images in uint8 and the data in float32 are what is returned; the
+    # batches read are freed before the data are computed (kept, they added
+    # 147 MiB to the 733 MiB returned for the 50,000 training images).
+    rng = np.random.default_rng(0)
+    batches = {
+        name: {
+            b"data": rng.integers(0, 256, (500, 3072), dtype=np.uint8),
+            b"labels": rng.integers(0, 10, 500).tolist(),
+        }
+        for name in [f"data_batch_{i}" for i in range(1, 6)]
+    }
+    write_cifar_batches(tmp_path, batches)
+    tracemalloc.start()
+    try:
+        bunch = fetch_cifar10(data_home=tmp_path, download_if_missing=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    returned = bunch.data.nbytes + bunch.images.nbytes + bunch.target.nbytes
+    assert peak < 1.05 * returned
+
+
 def test_fetch_cifar10_env_dir(tmp_path, monkeypatch):
     write_cifar_batches(tmp_path / "env" / "cifar-10-batches-py", make_cifar_batches())
     monkeypatch.setenv("SKAE_DATA", str(tmp_path / "env"))
@@ -546,6 +649,65 @@ def test_fetch_cifar10_checksum_mismatch(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="MD5 checksum of cifar-10-python.tar.gz"):
         fetch_cifar10(data_home=tmp_path)
     assert os.listdir(tmp_path / "cifar-10") == []
+
+
+@pytest.mark.parametrize(
+    "cut",
+    [lambda archive: archive[: len(archive) // 2], lambda archive: b"x" * 100],
+    ids=["truncated", "not_gzip"],
+)
+def test_fetch_cifar10_damaged_archive(tmp_path, cut):
+    path = tmp_path / "cifar-10-python.tar.gz"
+    path.write_bytes(cut(cifar_tar_bytes(make_cifar_batches())))
+    msg = re.escape(str(path)) + r" is truncated or corrupt \(.*delete it"
+    with pytest.raises(ValueError, match=msg):
+        fetch_cifar10(data_home=tmp_path, subset="test", download_if_missing=False)
+
+
+def test_fetch_cifar10_concurrent_downloads(tmp_path, monkeypatch):
+    # Two processes fetch at once (the ranks of a torchrun job): both have
+    # downloaded the archive when the first extracts it and removes it; the
+    # second then extracts. Each must extract the archive it downloaded.
+    batches = make_cifar_batches()
+    archive = cifar_tar_bytes(batches)
+    monkeypatch.setattr(datasets, "_CIFAR10_MD5", hashlib.md5(archive).hexdigest())
+    requested = serve(monkeypatch, {datasets._CIFAR10_URL: archive})
+    extract = datasets._extract_cifar_batches
+    both_downloaded, first_done = threading.Barrier(2), threading.Event()
+
+    def extract_in_turn(archive, cache):
+        both_downloaded.wait(timeout=10)
+        if threading.current_thread().name == "second":
+            first_done.wait(timeout=10)
+        extract(archive, cache)
+
+    monkeypatch.setattr(datasets, "_extract_cifar_batches", extract_in_turn)
+    results = {}
+
+    def fetch(name):
+        try:
+            results[name] = fetch_cifar10(
+                data_home=tmp_path, subset="test", return_X_y=True
+            )
+        except Exception as exc:
+            results[name] = exc
+        first_done.set()
+
+    threads = [
+        threading.Thread(target=fetch, args=(name,), name=name)
+        for name in ["first", "second"]
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+    for name in ["first", "second"]:
+        assert not isinstance(results[name], Exception), results[name]
+        np.testing.assert_array_equal(
+            results[name][0] * 255, batches["test_batch"][b"data"]
+        )
+    assert len(requested) == 2
+    assert os.listdir(tmp_path / "cifar-10") == ["cifar-10-batches-py"]
 
 
 def test_fetch_cifar10_offline_error(tmp_path):
