@@ -313,7 +313,9 @@ class _BaseAutoencoder(
         if isinstance(self.n_components, Integral):
             # A truncated model keeps its width through partial_fit.
             n_components = min(self.n_components, len(curve))
-        elif self.ordered:
+        elif nested_dropout(self.net_.module_).ordered:
+            # The fitted network's order, which ``ordered`` set after fit
+            # does not change.
             n_components = smallest_prefix(curve, self.n_components)
         else:
             n_components = len(curve)
@@ -370,15 +372,17 @@ class _BaseAutoencoder(
         check_is_fitted(self)
         codes = check_array(X, dtype=[np.float64, np.float32], input_name="X")
         n_codes = codes.shape[1]
+        # Whether the fitted code is ordered: the network's, not ``ordered``,
+        # which set_params may have changed since the fit.
+        layer = nested_dropout(self.net_.module_)
         if n_codes > self.n_components_ or (
-            n_codes < self.n_components_ and not self.ordered
+            n_codes < self.n_components_ and not layer.ordered
         ):
-            shorter = " or fewer, as the model is ordered" if self.ordered else ""
+            shorter = " or fewer, as the model is ordered" if layer.ordered else ""
             raise ValueError(
                 f"X has {n_codes} features, but inverse_transform expects "
                 f"codes of width n_components_={self.n_components_}{shorter}."
             )
-        layer = nested_dropout(self.net_.module_)
         codes_in = codes
         if n_codes < layer.n_units:
             padding = np.zeros((len(codes), layer.n_units - n_codes), codes.dtype)

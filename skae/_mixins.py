@@ -138,9 +138,12 @@ class PartialFitMixin:
         """
         if not isinstance(self.n_components, Integral):
             return
-        width = nested_dropout(self.net_.module_).n_units
+        layer = nested_dropout(self.net_.module_)
+        width = layer.n_units
+        # The fitted network says whether its code is ordered: ``ordered``
+        # set after fit does not change how the code was trained.
         if self.n_components == self.n_components_ or (
-            self.ordered and self.n_components <= width
+            layer.ordered and self.n_components <= width
         ):
             return
         if self.n_components > width:
@@ -273,7 +276,9 @@ class OrderedMixin:
         Returns
         -------
         truncated : estimator
-            A fitted copy with ``n_components=n_components``.
+            A fitted copy with ``n_components=n_components``. The parameter
+            is set too: :func:`~sklearn.base.clone` of the copy gives an
+            unfitted model that ``fit`` trains anew at that width.
 
         Examples
         --------
@@ -286,7 +291,9 @@ class OrderedMixin:
         (2, 3)
         """
         check_is_fitted(self)
-        if not self.ordered:
+        # The fitted network's order, not the parameter, which set_params may
+        # have changed since the fit.
+        if not nested_dropout(self.net_.module_).ordered:
             raise ValueError(
                 "truncate needs an ordered model: the prefixes of a code "
                 "trained with ordered=False are not codes of their own. Fit "

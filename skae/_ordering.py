@@ -138,6 +138,10 @@ def prefix_weights(
     centred = rows - rows.mean(dim=0)
     eigenvalues = torch.linalg.eigvalsh(centred.T @ centred / len(rows)).flip(0)
     total = eigenvalues.clamp_min(0).sum() + outside
+    if total <= 0:
+        # Constant rows: every prefix reconstructs them alike (the floor
+        # below would be zero, and the ratios 0 / 0).
+        return torch.ones(n_units, device=rows.device)
     residual = total - torch.cumsum(eigenvalues, 0)[:n_units]
     residual = residual.clamp_min(0) + 1e-3 * total
     return torch.sqrt(residual[-1] / residual).float()

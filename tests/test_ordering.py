@@ -403,3 +403,97 @@ def test_plot_digits_pipe_runs_with_pca_replaced(digits):
     plt.close(fig)
     chosen = search.best_estimator_.named_steps["pca"]
     assert chosen.explained_variance_ratio_.shape == (chosen.n_components_,)
+
+
+# ----------------------------------------------------------- edge cases
+
+
+def test_prefix_weights_of_constant_rows_are_finite():
+    # No variance to explain: every prefix weighs the same.
+    weights = prefix_weights(torch.zeros(10, 3), 2)
+    assert_array_equal(weights.numpy(), [1.0, 1.0])
+
+
+# PCA's start divides by the zero variance of constant rows.
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_ordered_fit_on_constant_rows():
+    X = np.ones((50, 4))
+    ae = make_ae(n_components=2, max_iter=2).fit(X)
+    assert_array_equal(ae.explained_variance_ratio_, [0.0, 0.0])
+    assert_allclose(ae.inverse_transform(ae.transform(X)), X, atol=1e-5)
+
+
+# -------------------------------- the fitted network says if it is ordered
+
+
+def test_unordered_fit_cannot_be_truncated_after_set_params():
+    # ordered shapes the training: set after fit, it leaves the fitted code
+    # unordered, whose prefixes are no codes.
+    X = spectrum()
+    ae = make_ae(n_components=4, ordered=False).fit(X).set_params(ordered=True)
+    with pytest.raises(ValueError, match=r"truncate needs an ordered model"):
+        ae.truncate(2)
+    with pytest.raises(ValueError, match=r"expects codes of width n_components_=4\."):
+        ae.inverse_transform(np.zeros((3, 2)))
+    with pytest.raises(ValueError, match=r"not trained in order"):
+        ae.set_params(n_components=2).partial_fit(X)
+
+
+def test_ordered_fit_keeps_its_prefixes_after_set_params():
+    X = spectrum()
+    ae = make_ae(n_components=4).fit(X).set_params(ordered=False)
+    assert ae.truncate(2).transform(X).shape == (len(X), 2)
+    assert ae.inverse_transform(np.zeros((3, 2))).shape == (3, 8)
+    ae.set_params(n_components=2).partial_fit(X)
+    assert ae.n_components_ == 2
+
+
+# ------------------------------------------------ truncation as PCA users
+
+
+def test_truncated_model_clones_pickles_and_names_its_features():
+    import pickle
+
+    from sklearn.base import clone
+
+    X = spectrum()
+    small = make_ae(n_components=4).fit(X).truncate(2)
+    # Truncation sets the parameter: a clone fits a two-unit model anew.
+    assert clone(small).get_params()["n_components"] == 2
+    assert_array_equal(
+        small.get_feature_names_out(),
+        ["autoencodertransformer0", "autoencodertransformer1"],
+    )
+    loaded = pickle.loads(pickle.dumps(small))
+    assert loaded.n_components_ == 2
+    assert_allclose(loaded.transform(X[:5]), small.transform(X[:5]))
+    assert_allclose(
+        loaded.inverse_transform(loaded.transform(X[:5])),
+        small.inverse_transform(small.transform(X[:5])),
+    )
+
+
+def test_set_params_n_components_then_partial_fit_keeps_a_prefix():
+    X = spectrum()
+    ae = make_ae(n_components=4).fit(X)
+    codes = ae.transform(X)
+    ae.set_params(n_components=2).partial_fit(X)
+    assert ae.n_components_ == 2
+    assert ae.transform(X).shape == (len(X), 2)
+    assert ae.explained_variance_ratio_.shape == (2,)
+    assert not np.allclose(ae.transform(X), codes[:, :2])  # trained on
+
+
+def test_grid_search_over_ordered_widths_keeps_each_models_spectrum():
+    from sklearn.model_selection import GridSearchCV
+
+    X = spectrum(120)
+    search = GridSearchCV(make_ae(max_iter=2), {"n_components": [1, 3, 0.9]}, cv=2).fit(
+        X
+    )
+    best = search.best_estimator_
+    # Reconstruction prefers the widest code; its spectrum is its own width.
+    assert best.explained_variance_ratio_.shape == (best.n_components_,)
+    assert_allclose(
+        best.explained_variance_ratio_.sum(), best.explained_variance_score_
+    )
