@@ -10,6 +10,7 @@ into one array at the end (:meth:`~skae.AutoencoderNet.map_batches`).
 import copy
 import warnings
 from contextlib import contextmanager
+from functools import partial
 from numbers import Integral
 
 import numpy as np
@@ -30,6 +31,7 @@ from skae._ordering import (
     CURVE_ROWS,
     PrefixLoss,
     explained_variance_curve,
+    keeping,
     nested_dropout,
     prefix_errors,
     prefix_weights,
@@ -142,18 +144,18 @@ class _BaseAutoencoder(
         train_idx, valid_idx = split_rows(
             len(X), self.early_stopping, self.validation_fraction, rng
         )
-        rows, train = self._setup(X, rng, train_idx, valid_idx, epoch_tasks=epoch_tasks)
-        pass_rows = train if valid_idx is None else rows
+        train = self._setup(X, rng, train_idx, valid_idx, epoch_tasks=epoch_tasks)
         if epoch_tasks is not None:
             # A hook's fitted_estimator gets what the pass after training
             # sets, from the network as it stands then.
             epoch_tasks.training_pass = lambda net: self._snapshot_pass(
-                net, X, pass_rows, valid_idx
+                net, X, valid_idx
             )
         self.net_.fit(train)
         # The validation rows are not part of the model: do not keep them.
         self.net_.train_split = None
-        self._record_training(X, pass_rows, valid_idx)
+        del train
+        self._record_training(X, valid_idx)
         if not converged(self.net_):
             warnings.warn(
                 f"{type(self).__name__} reached max_iter="
@@ -167,8 +169,10 @@ class _BaseAutoencoder(
     def _setup(self, X, rng, train_idx, valid_idx, *, stopping=True, epoch_tasks=None):
         """Fix the scaling, build the network and its net (``net_``), unfitted.
 
-        Returns ``X`` in model units, on the host, and the training rows where
-        the net slices its batches from (see ``rows_to_device``).
+        Returns the training rows in model units, where the net slices its
+        batches from (see ``rows_to_device``). The rows are converted as
+        they are selected (training, held out), so that X in model units is
+        never held twice.
         """
         n_features = X.shape[1]
         device = resolve_device(self.device)
@@ -182,13 +186,11 @@ class _BaseAutoencoder(
         self.n_samples_seen_ = len(X)
         axes = self._input_axes(X, len(train_idx), device)
         self._units = ModelUnits(X, self.loss, axes)
-        rows = self._units.to_model(X)
-        # Without a hold-out every row trains: no second copy of the data.
-        train = rows if valid_idx is None else rows[train_idx]
+        train = self._units.to_model(X, None if valid_idx is None else train_idx)
 
         with seeded_torch(torch_seed(rng)):
             network = build_network(
-                rows.shape[1],
+                train.shape[1],
                 self.n_components_,
                 hidden_layer_sizes=check_sizes(
                     "hidden_layer_sizes", self.hidden_layer_sizes, allow_empty=True
@@ -213,7 +215,7 @@ class _BaseAutoencoder(
             criterion = PrefixLoss(criterion, weights)
         valid = None
         if valid_idx is not None:
-            valid_rows = rows_to_device(rows[valid_idx], device)
+            valid_rows = rows_to_device(self._units.to_model(X, valid_idx), device)
             valid = self._validation_set(module, valid_rows, device, rng)
         self.training_plan_ = training_plan(self, len(train_idx), device)
         self.net_ = build_net(
@@ -227,10 +229,10 @@ class _BaseAutoencoder(
             stopping=stopping,
             epoch_tasks=epoch_tasks,
         )
-        return rows, rows_to_device(train, device)
+        return rows_to_device(train, device)
 
-    def _record_training(self, X, rows, valid_idx):
-        """Set the attributes learned by training; ``rows`` is X in model units."""
+    def _record_training(self, X, valid_idx):
+        """Set the attributes learned by training on ``X``."""
         history = self.net_.history
         self.n_iter_ = len(history)
         self.loss_curve_ = list(history[:, "train_loss"])
@@ -241,11 +243,11 @@ class _BaseAutoencoder(
         # Without a stopper (partial_fit) the latest weights are kept.
         self.best_epoch_ = self.n_iter_ if stopper is None else int(stopper.best_epoch_)
         with training_threads(self.net_):
-            attributes = self._training_pass(X, rows, valid_idx)
+            attributes = self._training_pass(X, valid_idx)
         for name, value in attributes.items():
             setattr(self, name, value)
 
-    def _snapshot_pass(self, net, X, rows, valid_idx):
+    def _snapshot_pass(self, net, X, valid_idx):
         """Return the attributes :meth:`_training_pass` sets, for ``net``.
 
         ``net`` is a snapshot taken during training (for a callback's
@@ -254,7 +256,7 @@ class _BaseAutoencoder(
         estimator = copy.copy(self)
         estimator.net_ = net
         with training_threads(net):
-            return estimator._training_pass(X, rows, valid_idx)
+            return estimator._training_pass(X, valid_idx)
 
     def _check_data_params(self, X):
         check_n_components(self.n_components)
@@ -289,22 +291,21 @@ class _BaseAutoencoder(
         """Return the held-out data early stopping watches: here the rows."""
         return X_valid
 
-    def _training_pass(self, X, rows, valid_idx):
+    def _training_pass(self, X, valid_idx):
         """Return the fitted attributes that need a pass over the training rows.
 
-        ``rows`` is ``X`` in model units; ``valid_idx`` the rows held out
-        for early stopping (None without). The explained variance of every
-        prefix of the code is measured on the held-out rows when there are
-        any, else on the rows given, at most ``CURVE_ROWS`` of them; with a
-        float ``n_components``, an ordered model keeps the shortest prefix
-        that reaches it.
+        ``X`` holds the rows of the fit (or of the partial_fit's chunk);
+        ``valid_idx`` the rows held out for early stopping (None without).
+        The explained variance of every prefix of the code is measured on
+        the held-out rows when there are any, else on the rows given, at most
+        ``CURVE_ROWS`` of them; with a float ``n_components``, an ordered
+        model keeps the shortest prefix that reaches it.
         """
         if valid_idx is not None:
-            rows, X = rows[valid_idx], X[valid_idx]
-        step = -(-len(X) // CURVE_ROWS)
-        rows, X = rows[::step], X[::step]
+            X = X[valid_idx]
+        X = X[:: -(-len(X) // CURVE_ROWS)]
         sse = self.net_.map_batches(
-            rows,
+            X,
             lambda module, batch: prefix_errors(module, batch, self._units.residuals),
             self._units.to_model,
         ).sum(axis=0) + np.sum(self._units.outside(X))
@@ -387,18 +388,18 @@ class _BaseAutoencoder(
         if n_codes < layer.n_units:
             padding = np.zeros((len(codes), layer.n_units - n_codes), codes.dtype)
             codes = np.hstack([codes, padding])
-        kept, layer.kept = layer.kept, n_codes
-        try:
-            decoded = self.net_.map_batches(
-                codes,
-                lambda module, batch: module.decode(batch).float(),
-                lambda rows: finite_float32(
-                    host_tensor(rows), "X", "pass codes as transform gives them."
-                ),
-            )
-        finally:
-            layer.kept = kept
-        result = self._units.from_model(decoded, codes_in.dtype)
+        # Decoded by a copy that keeps n_codes units, not by setting the
+        # fitted network's width and back: other threads may be decoding
+        # and scoring with it meanwhile.
+        result = self.net_.map_batches(
+            codes,
+            lambda module, batch: module.decode(batch).float(),
+            lambda rows: finite_float32(
+                host_tensor(rows), "X", "pass codes as transform gives them."
+            ),
+            finish=partial(self._units.from_model, dtype=codes_in.dtype),
+            module=keeping(self.net_.module_, n_codes),
+        )
         return wrap_like_input(
             self, result, X, getattr(self, "feature_names_in_", None)
         )

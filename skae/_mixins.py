@@ -52,6 +52,10 @@ class PartialFitMixin:
         ``init='pca'``, the PCA start; make it a representative chunk with at
         least as many rows as components. Every call, the first included,
         then trains one epoch over its rows, in batches of ``batch_size``.
+        Each call reads the parameters of the training loss and loop as
+        they stand (``alpha``, ``batch_size``, ``verbose``, ``callbacks``,
+        a denoiser's ``noise``, ``noise_level`` and ``clip``, a VAE's
+        ``beta``): :meth:`set_params` between calls anneals them.
 
         No rows are held out and nothing stops early: ``early_stopping``,
         ``validation_fraction``, ``n_iter_no_change``, ``tol`` and
@@ -101,10 +105,10 @@ class PartialFitMixin:
     def _first_partial_fit(self, X):
         """Set up the model on the first chunk and train one epoch on it."""
         rng = shared_random_state(self.random_state)
-        _, train = self._setup(X, rng, np.arange(len(X)), None, stopping=False)
+        train = self._setup(X, rng, np.arange(len(X)), None, stopping=False)
         self.net_.initialize()
         self.net_.partial_fit(train, epochs=1)
-        self._record_training(X, train, None)
+        self._record_training(X, None)
 
     def _next_partial_fit(self, X):
         """Train the fitted model one epoch on a further chunk."""
@@ -128,7 +132,7 @@ class PartialFitMixin:
         self.mean_ = self.mean_ + (X.mean(axis=0) - self.mean_) * (
             len(X) / self.n_samples_seen_
         )
-        self._record_training(X, train, None)
+        self._record_training(X, None)
 
     def _check_width(self):
         """Refuse an int ``n_components`` the fitted network cannot give.

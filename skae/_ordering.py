@@ -18,6 +18,8 @@ variance of each prefix: the spectrum of the model, as PCA's
 ``explained_variance_ratio_`` is of PCA.
 """
 
+import copy
+
 import numpy as np
 import torch
 from torch import nn
@@ -185,6 +187,39 @@ class PrefixLoss(nn.Module):
 def nested_dropout(module: nn.Module) -> NestedDropout:
     """Return the :class:`NestedDropout` layer of a network or of its wrapper."""
     return next(m for m in module.modules() if isinstance(m, NestedDropout))
+
+
+def keeping(module: nn.Module, kept: int | None) -> nn.Module:
+    """Return ``module`` decoding in eval mode from its first ``kept`` code units.
+
+    The module itself when its :class:`NestedDropout` layer keeps ``kept``
+    already; else a shallow copy of the modules from ``module`` down to that
+    layer, with ``kept`` set on the copy's layer, and every other module,
+    parameter and buffer shared. The module is left as it is: setting
+    ``kept`` on it for one call, and back after, would change what other
+    threads decode and score with the same fitted model meanwhile, and two
+    such calls ending in the wrong order would leave the wrong width for good.
+    """
+    layer = nested_dropout(module)
+    if layer.kept == kept:
+        return module
+    return _copied_down_to(module, layer, kept)
+
+
+def _copied_down_to(module, layer, kept):
+    """Shallow copies of the modules from ``module`` down to ``layer``."""
+    copied = copy.copy(module)
+    if module is layer:
+        copied.kept = kept
+        return copied
+    # A dict of its own: the children on the way to the layer are copies.
+    copied._modules = {
+        name: child
+        if child is None or not any(m is layer for m in child.modules())
+        else _copied_down_to(child, layer, kept)
+        for name, child in module._modules.items()
+    }
+    return copied
 
 
 def prefix_errors(module, batch, residuals):

@@ -245,7 +245,7 @@ learning_rate : {'auto', 'adaptive', 'one_cycle', 'constant'}, default='auto'
     Fashion-MNIST's 54,000 training rows the planned run on every feature
     took 0.41 to 0.72 of the adaptive one's epochs, for the same error at
     8 components and 2% more at 2 and 32; on fewer than about 20,000 rows
-    it gained no time, and on the digits it reconstructed up to 14% worse
+    it gained no time, and on the digits it reconstructed up to 15% worse
     (:ref:`fast_fits`). On CUDA ``'auto'`` is always
     ``'adaptive'``, whose steps replay as CUDA graphs; a one-cycle rate
     changes every step and trains eagerly, several times slower there.

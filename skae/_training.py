@@ -10,6 +10,7 @@ documented steps (``get_dataset``, ``get_iterator``, ``get_loss``,
 
 import math
 import numbers
+import threading
 from contextlib import contextmanager, nullcontext
 from copy import deepcopy
 
@@ -85,18 +86,44 @@ def torch_training_state():
     float64 while skae feeds it float32. Within the block gradients are on,
     inference mode is off and the default dtype is float32; the caller's
     state is theirs again after. The default dtype is the process's: it is
-    only changed, for the fit's duration, where the caller changed it.
+    only changed, for the fit's duration, where the caller changed it, and
+    fits in threads share the change (:class:`_Float32Default`).
     """
-    dtype = torch.get_default_dtype()
-    with torch.inference_mode(False), torch.enable_grad():
-        if dtype == torch.float32:
-            yield
-            return
-        torch.set_default_dtype(torch.float32)
-        try:
-            yield
-        finally:
-            torch.set_default_dtype(dtype)
+    with torch.inference_mode(False), torch.enable_grad(), _FLOAT32_DEFAULT:
+        yield
+
+
+class _Float32Default:
+    """Torch's default dtype as float32 while any fit of the process runs.
+
+    The default dtype is the process's, not a thread's: fits in threads (a
+    search on joblib's threading backend) share one change, made by the
+    first to start and undone by the last to end. Each fit undoing its own
+    change put the caller's float64 back while a fit in another thread still
+    had its network to build, in float64 then, which failed on float32 rows.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._n_fits = 0
+        self._callers = None
+
+    def __enter__(self):
+        with self._lock:
+            if self._n_fits == 0:
+                self._callers = torch.get_default_dtype()
+                if self._callers != torch.float32:
+                    torch.set_default_dtype(torch.float32)
+            self._n_fits += 1
+
+    def __exit__(self, *exc_info):
+        with self._lock:
+            self._n_fits -= 1
+            if self._n_fits == 0 and self._callers != torch.float32:
+                torch.set_default_dtype(self._callers)
+
+
+_FLOAT32_DEFAULT = _Float32Default()
 
 
 @contextmanager
@@ -615,12 +642,17 @@ class AutoencoderNet(NeuralNet):
             torch.device(self.device).type, dtype=dtype, cache_enabled=False
         )
 
-    def map_batches(self, X, fn, convert, *, dtype=None, autocast=True):
+    def map_batches(
+        self, X, fn, convert, *, dtype=None, autocast=True, finish=None, module=None
+    ):
         """Apply ``fn(module, batch)`` to the rows of ``X`` in inference mode.
 
         ``X`` is a tensor of model inputs, or an array whose batches
         ``convert`` turns into such a tensor. ``fn`` maps a batch, on the
-        device, to a tensor; the results come back as one array.
+        device, to a tensor; the results come back as one array, filled
+        batch by batch. ``finish``, if given, maps each batch's result (an
+        array, on the host) before it is stored: what is computed from a
+        row's result alone needs no more than a batch of them at a time.
         ``dtype=torch.float64`` runs a float64 copy of the module: results
         that do not depend on which rows share a batch, which float32 matrix
         products do not guarantee; per-row scores use it. None (the
@@ -630,18 +662,21 @@ class AutoencoderNet(NeuralNet):
         with AMX), and float64 on a GPU, whose products differ in the last
         bit with the batch's size. float32 batches run under the autocast
         of ``precision``, unless ``autocast=False``. Denormal floats are
-        flushed to zero meanwhile (:func:`denormals_flushed`).
+        flushed to zero meanwhile (:func:`denormals_flushed`). ``module``,
+        if given, is run in place of ``module_`` (a copy of its layers with
+        another width kept, :func:`~skae._ordering.keeping`).
         """
         if dtype is None:
             on_cpu = torch.device(self.device).type == "cpu"
             dtype = torch.float32 if on_cpu else torch.float64
-        module = self.module_
+        if module is None:
+            module = self.module_
         if dtype == torch.float64:
             module = deepcopy(module).double()
         module.eval()
         device = torch.device(self.device)
         reduced = self.autocast() if autocast and dtype == torch.float32 else None
-        outputs = []
+        result = None
         with torch.inference_mode(), reduced or nullcontext(), denormals_flushed():
             for start in range(0, len(X), INFERENCE_BATCH_SIZE):
                 batch = X[start : start + INFERENCE_BATCH_SIZE]
@@ -649,8 +684,16 @@ class AutoencoderNet(NeuralNet):
                     batch = convert(batch)
                 # Sent as they come, converted on the device: float64 rows
                 # would double the bytes sent to a GPU.
-                outputs.append(fn(module, batch.to(device).to(dtype)).cpu())
-        return torch.cat(outputs).numpy()
+                output = fn(module, batch.to(device).to(dtype)).cpu().numpy()
+                if finish is not None:
+                    output = finish(output)
+                if result is None:
+                    # Filled batch by batch: gathering the batches and then
+                    # concatenating them would hold the results twice.
+                    shape = (len(X), *output.shape[1:])
+                    result = np.empty(shape, dtype=output.dtype)
+                result[start : start + len(output)] = output
+        return result
 
     def initialize_optimizer(self, *args, **kwargs):
         """Build the optimizer and the gradient scaler of ``precision``.

@@ -22,8 +22,11 @@ _INPUT_TAIL = 0.15
 _ROUNDING = 1e-12
 # What to do about rows beyond float32's range once centred and scaled.
 _RESCALE = "rescale X (e.g. with a StandardScaler)."
-# Rows per chunk where the residual outside the axes is summed in NumPy.
-_CHUNK_ROWS = 8192
+# Rows per chunk where work over every row goes a chunk at a time (the
+# conversion to model units, sums in NumPy, the detector's statistics): its
+# temporaries then take a chunk's memory, not X's. A multiple of the
+# inference batch, so that chunked inference batches the rows as whole.
+CHUNK_ROWS = 8192
 
 
 def spectrum_solver(X):
@@ -45,8 +48,8 @@ def total_squares(X, mean):
     """
     return float(
         sum(
-            np.sum((X[start : start + _CHUNK_ROWS].astype(np.float64) - mean) ** 2)
-            for start in range(0, len(X), _CHUNK_ROWS)
+            np.sum((X[start : start + CHUNK_ROWS].astype(np.float64) - mean) ** 2)
+            for start in range(0, len(X), CHUNK_ROWS)
         )
     )
 
@@ -133,8 +136,8 @@ class ModelUnits:
         ``(centred, along)`` in ``dtype`` (X's own by default); ``along`` is
         None without axes.
         """
-        for start in range(0, len(X), _CHUNK_ROWS):
-            rows = X[start : start + _CHUNK_ROWS].astype(dtype or X.dtype, copy=False)
+        for start in range(0, len(X), CHUNK_ROWS):
+            rows = X[start : start + CHUNK_ROWS].astype(dtype or X.dtype, copy=False)
             centred = rows - self.offset
             yield centred, None if self.axes is None else centred @ self.axes.T
 
@@ -151,15 +154,26 @@ class ModelUnits:
             ]
         )
 
-    def to_model(self, X):
+    def to_model(self, X, indices=None):
         """Rows of ``X`` as one float32 tensor in model units, on the host.
 
-        The offset is subtracted (and the rows projected on the axes) in X's
-        own precision; torch rather than numpy, because its element-wise ops
-        round as numpy's do and use every core (:func:`host_tensor` copies
-        what torch cannot share).
+        ``indices``, if given, selects the rows (in that order). The offset
+        is subtracted (and the rows projected on the axes) in X's own
+        precision, a chunk of rows at a time, so that no more than the
+        result and a chunk are held; torch rather than numpy, because its
+        element-wise ops round as numpy's do and use every core
+        (:func:`host_tensor` copies what torch cannot share).
         """
-        return finite_float32(self.project(self._centred(X)), "X", _RESCALE)
+        n_rows = len(X) if indices is None else len(indices)
+        width = X.shape[1] if self.axes is None else len(self.axes)
+        result = torch.empty((n_rows, width), dtype=torch.float32)
+        for start in range(0, n_rows, CHUNK_ROWS):
+            chunk = slice(start, start + CHUNK_ROWS)
+            rows = X[chunk] if indices is None else X[indices[chunk]]
+            result[chunk] = finite_float32(
+                self.project(self._centred(rows)), "X", _RESCALE
+            )
+        return result
 
     def to_rows(self, X):
         """Rows of ``X`` centred and scaled as model units are, on every feature.

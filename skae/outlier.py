@@ -12,7 +12,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from skae._base import _BaseAutoencoder
 from skae._mixins import InputAxesMixin, NoiseMixin
 from skae._params import MEASURED_DEFAULTS, fill_doc, make_init
-from skae._units import total_squares
+from skae._units import CHUNK_ROWS, total_squares
 from skae._validation import Interval, StrOptions, check_rows_ndim
 from skae.noise import NOISE_KINDS
 
@@ -42,6 +42,39 @@ _WHITENING_MIN_GAIN = 0.15
 _CODE_VARIANCE_FLOOR = 1e-12
 # What the score needs from the training rows.
 _FITTED_SCALES = ("_error_scale", "error_precision_", "code_mean_", "code_precision_")
+
+
+def _column_mean_squares(rows, axes=None):
+    """Mean square of each column of ``rows`` (of ``rows @ axes`` with ``axes``).
+
+    In float64, a chunk of rows at a time: the squares of the whole of
+    ``rows`` would be another array of its size.
+    """
+    width = rows.shape[1] if axes is None else axes.shape[1]
+    total = np.zeros(width)
+    for start in range(0, len(rows), CHUNK_ROWS):
+        chunk = rows[start : start + CHUNK_ROWS]
+        total += np.sum((chunk if axes is None else chunk @ axes) ** 2, axis=0)
+    return total / len(rows)
+
+
+def _scores_by_chunks(residuals, codes, fitted, code_weight):
+    """:func:`_anomaly_scores` of every row, a chunk of rows at a time.
+
+    The score's products and squares over the whole of ``residuals`` would
+    be several arrays of its size.
+    """
+    return np.concatenate(
+        [
+            _anomaly_scores(
+                residuals[start : start + CHUNK_ROWS],
+                codes[start : start + CHUNK_ROWS],
+                fitted,
+                code_weight,
+            )
+            for start in range(0, len(residuals), CHUNK_ROWS)
+        ]
+    )
 
 
 def _anomaly_scores(residuals, codes, fitted, code_weight):
@@ -131,17 +164,17 @@ def _likelihood_gain(fit, held):
     ``_SCALE_FLOOR`` times the mean variance, added to every variance: the
     diagonal model is then the one the diagonal score uses.
     """
-    errors = np.mean(fit**2, axis=0)
+    errors = _column_mean_squares(fit)
     floor = _SCALE_FLOOR * errors.mean()
     if floor == 0:
         return 0.0
     covariance, _ = ledoit_wolf(fit, assume_centered=True)
     variances, axes = np.linalg.eigh(covariance + floor * np.eye(len(errors)))
     full = np.sum(np.log(variances)) + np.sum(
-        np.mean((held @ axes) ** 2, axis=0) / variances
+        _column_mean_squares(held, axes) / variances
     )
     scale = errors + floor
-    diagonal = np.sum(np.log(scale)) + np.sum(np.mean(held**2, axis=0) / scale)
+    diagonal = np.sum(np.log(scale)) + np.sum(_column_mean_squares(held) / scale)
     return -0.5 * (full - diagonal)
 
 
@@ -500,7 +533,7 @@ class AutoencoderOutlierDetector(
             return "diagonal"
         return self.error_covariance
 
-    def _training_pass(self, X, rows, valid_idx):
+    def _training_pass(self, X, valid_idx):
         # The score's settings as fitted (kept below): the scales and the
         # threshold hold for them, whatever set_params changes before a refit.
         window = self._scoring_window()
@@ -514,7 +547,7 @@ class AutoencoderOutlierDetector(
             dtype=_SCORE_DTYPE,
         )
         codes, residuals = np.split(outputs[:, 1:], [self.n_components_], axis=1)
-        feature_errors = np.sum(residuals**2, axis=0) / len(X)
+        feature_errors = _column_mean_squares(residuals)
         scale = feature_errors + _SCALE_FLOOR * feature_errors.mean()
         # A constant X is reconstructed exactly: no feature has an error scale.
         error_scale = scale if scale.any() else np.ones_like(scale)
@@ -528,7 +561,7 @@ class AutoencoderOutlierDetector(
             "code_mean_": codes.mean(axis=0),
             "code_precision_": _code_precision(codes),
         }
-        scores = _anomaly_scores(residuals, codes, fitted, self.code_weight)
+        scores = _scores_by_chunks(residuals, codes, fitted, self.code_weight)
         if self.contamination == "auto":
             offset = -self._auto_threshold(-scores, valid_idx)
         else:
@@ -581,15 +614,19 @@ class AutoencoderOutlierDetector(
         check_is_fitted(self)
         check_rows_ndim(X, self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        outputs = self.net_.map_batches(
+        fitted = {name: getattr(self, name) for name in _FITTED_SCALES}
+
+        def batch_scores(outputs):
+            codes, residuals = np.split(outputs[:, 1:], [self.n_components_], axis=1)
+            return _anomaly_scores(residuals, codes, fitted, self._code_weight)
+
+        scores = self.net_.map_batches(
             X,
             partial(self._errors, window=self._residual_window),
             self._units.to_rows,
             dtype=_SCORE_DTYPE,
+            finish=batch_scores,
         )
-        codes, residuals = np.split(outputs[:, 1:], [self.n_components_], axis=1)
-        fitted = {name: getattr(self, name) for name in _FITTED_SCALES}
-        scores = _anomaly_scores(residuals, codes, fitted, self._code_weight)
         return scores.astype(X.dtype, copy=False)
 
     def decision_function(self, X):

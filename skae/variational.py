@@ -260,14 +260,14 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
         self.net_.criterion_.beta = self.beta
         super()._next_partial_fit(X)
 
-    def _training_pass(self, X, rows, valid_idx):
+    def _training_pass(self, X, valid_idx):
         # fit and the first partial_fit count their own rows only in
         # n_samples_seen_: they set the range; a later partial_fit widens it.
         data_min, data_max = X.min(axis=0), X.max(axis=0)
         if self.n_samples_seen_ > len(X):
             data_min = np.minimum(self.data_min_, data_min)
             data_max = np.maximum(self.data_max_, data_max)
-        attributes = super()._training_pass(X, rows, valid_idx)
+        attributes = super()._training_pass(X, valid_idx)
         return {**attributes, "data_min_": data_min, "data_max_": data_max}
 
     def score_samples(self, X):

@@ -1,9 +1,19 @@
+import threading
+
+import joblib
 import pytest
 import torch
 from numpy.testing import assert_array_equal
+from sklearn.model_selection import GridSearchCV
 from skorch.callbacks import Callback
 
-from skae import AutoencoderTransformer, TrainingDivergedError
+from skae import (
+    AutoencoderNet,
+    AutoencoderOutlierDetector,
+    AutoencoderTransformer,
+    TrainingDivergedError,
+)
+from skae._ordering import nested_dropout
 from skae._threads import IntraOpThreads, restored_threads
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -27,10 +37,9 @@ class RecordThreads(Callback):
             self.counts_.append(torch.get_num_threads())
 
 
-def fit(X, **params):
-    return AutoencoderTransformer(
-        n_components=2, hidden_layer_sizes=(8,), random_state=0, device="cpu", **params
-    ).fit(X)
+def fit(X, estimator=AutoencoderTransformer, **params):
+    defaults = dict(n_components=2, hidden_layer_sizes=(8,), random_state=0)
+    return estimator(device="cpu", **{**defaults, **params}).fit(X)
 
 
 def test_the_callers_count_comes_back(caller_threads, curved):
@@ -196,3 +205,205 @@ def test_validation_batches_do_not_count(caller_threads):
     callback.on_batch_end(FakeNet(), batch=torch.zeros(4, 2), training=False)
     assert callback.n_batches_ == 0
     assert callback.seconds_per_row_ == {}
+
+
+# Fits and inference in threads of one process. torch's thread count, grad
+# mode and flush-denormal mode belong to each thread; its RNG and default
+# dtype to the process.
+
+
+def in_threads(*targets, names=None):
+    """Run each target in a thread of its own; return their results in order.
+
+    An exception in a thread is raised again here.
+    """
+    results = [None] * len(targets)
+    errors = []
+
+    def run(i):
+        try:
+            results[i] = targets[i]()
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    names = names or [None] * len(targets)
+    threads = [
+        threading.Thread(target=run, args=(i,), name=names[i])
+        for i in range(len(targets))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    if errors:
+        raise errors[0]
+    return results
+
+
+@pytest.mark.parametrize("seeds", [(0, 0), (0, 1)], ids=["same seed", "two seeds"])
+def test_fits_in_threads_equal_fits_one_after_the_other(caller_threads, curved, seeds):
+    torch.set_num_threads(2)
+    barrier = threading.Barrier(len(seeds))
+
+    def fit_on(seed, n_threads):
+        def target():
+            # Each thread's own count, which its fit must give back. Read
+            # first: torch sets a thread's count from the process's value
+            # when the thread first asks for it, undoing an earlier set.
+            torch.get_num_threads()
+            torch.set_num_threads(n_threads)
+            barrier.wait(timeout=10)
+            model = fit(curved, max_iter=3, random_state=seed)
+            return model.transform(curved), torch.get_num_threads()
+
+        return target
+
+    results = in_threads(
+        *(fit_on(seed, n) for seed, n in zip(seeds, (1, 2), strict=True))
+    )
+    for seed, (codes, n_threads), expected_count in zip(
+        seeds, results, (1, 2), strict=True
+    ):
+        assert n_threads == expected_count
+        assert_array_equal(
+            codes, fit(curved, max_iter=3, random_state=seed).transform(curved)
+        )
+    assert torch.get_num_threads() == 2
+
+
+def test_a_prefix_decode_changes_nothing_other_threads_see(curved, monkeypatch):
+    # inverse_transform of the first k columns of an ordered code used to
+    # set the shared network's kept width for its decode and put it back
+    # after: meanwhile other threads scored with the prefix, and two such
+    # calls restoring in the wrong order left the prefix for good.
+    model = fit(curved, n_components=4, ordered=True, max_iter=2)
+    codes = model.transform(curved)
+    expected = {k: model.inverse_transform(codes[:, :k]) for k in (2, 3)}
+    score = model.score(curved)
+    paused = {name: threading.Event() for name in ("two", "three")}
+    resume = {name: threading.Event() for name in ("two", "three")}
+    map_batches = AutoencoderNet.map_batches
+
+    def pausing(self, *args, **kwargs):
+        name = threading.current_thread().name
+        if name in paused:
+            paused[name].set()
+            assert resume[name].wait(timeout=10)
+        return map_batches(self, *args, **kwargs)
+
+    monkeypatch.setattr(AutoencoderNet, "map_batches", pausing)
+    threads = {
+        name: threading.Thread(
+            target=lambda k=k: results.__setitem__(
+                k, model.inverse_transform(codes[:, :k])
+            ),
+            name=name,
+        )
+        for name, k in (("two", 2), ("three", 3))
+    }
+    results = {}
+    try:
+        threads["two"].start()
+        assert paused["two"].wait(timeout=10)
+        threads["three"].start()
+        assert paused["three"].wait(timeout=10)
+        # Both decodes are under way: the model is as fitted for the others.
+        assert model.score(curved) == score
+        assert nested_dropout(model.module_).kept == 4
+    finally:
+        # The first to start ends first.
+        for name in ("two", "three"):
+            resume[name].set()
+            threads[name].join(timeout=10)
+    for k in (2, 3):
+        assert_array_equal(results[k], expected[k])
+    assert nested_dropout(model.module_).kept == 4
+    assert model.score(curved) == score
+
+
+@pytest.fixture
+def float64_default():
+    """Make float64 torch's default dtype for the test, float32 again after."""
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(torch.float32)
+
+
+class Hold(Callback):
+    """Call ``pause()`` at the end of each epoch.
+
+    A function, which skorch's copies of the callbacks share, rather than
+    the events it waits on, which do not copy.
+    """
+
+    def __init__(self, pause):
+        self.pause = pause
+
+    def on_epoch_end(self, net, **kwargs):
+        self.pause()
+
+
+def test_a_fit_ending_leaves_float32_to_fits_still_running(
+    float64_default, curved, monkeypatch
+):
+    # The default dtype is the process's. The first fit used to put the
+    # caller's float64 back when it ended, while a second fit in another
+    # thread was still to build its network: built in float64, it failed on
+    # the float32 rows ('mat1 and mat2 must have the same dtype').
+    expected = fit(curved, max_iter=2).transform(curved)
+    first_training, first_done = threading.Event(), threading.Event()
+    second_started = threading.Event()
+    setup = AutoencoderTransformer._setup
+
+    def waiting_setup(self, *args, **kwargs):
+        # The second fit has entered its fit, and builds its network only
+        # once the first has ended.
+        if threading.current_thread().name == "second":
+            second_started.set()
+            assert first_done.wait(timeout=10)
+        return setup(self, *args, **kwargs)
+
+    monkeypatch.setattr(AutoencoderTransformer, "_setup", waiting_setup)
+
+    def first():
+        try:
+
+            def pause():
+                first_training.set()
+                assert second_started.wait(timeout=10)
+
+            fit(curved, max_iter=2, random_state=1, callbacks=[("hold", Hold(pause))])
+        finally:
+            first_done.set()
+
+    def second():
+        assert first_training.wait(timeout=10)
+        return fit(curved, max_iter=2).transform(curved)
+
+    _, codes = in_threads(first, second, names=["first", "second"])
+    assert_array_equal(codes, expected)
+    assert torch.get_default_dtype() == torch.float64
+
+
+@pytest.mark.parametrize(
+    "estimator", [AutoencoderTransformer, AutoencoderOutlierDetector]
+)
+def test_a_search_on_threads_equals_one_on_one_thread(
+    caller_threads, curved, estimator
+):
+    torch.set_num_threads(2)
+    scores = []
+    for n_jobs in (1, 2):
+        search = GridSearchCV(
+            estimator(
+                hidden_layer_sizes=(8,), max_iter=2, random_state=0, device="cpu"
+            ),
+            {"n_components": [1, 2]},
+            cv=2,
+            n_jobs=n_jobs,
+        )
+        with joblib.parallel_config(backend="threading"):
+            search.fit(curved)
+        scores.append(search.cv_results_["mean_test_score"])
+    assert_array_equal(*scores)
+    assert torch.get_num_threads() == 2

@@ -596,8 +596,8 @@ def test_inference_flushes_denormals_and_restores_the_callers_mode(flush_before)
     net = make_net(n_features=3, max_epochs=1, batch_size=8).fit(row_ids(16))
     seen = net.map_batches(
         row_ids(4),
-        lambda module, batch: torch.tensor([_flushing_denormals()]),
+        lambda module, batch: torch.full((len(batch),), _flushing_denormals()),
         convert=None,
     )
-    assert seen.tolist() == [True]
+    assert seen.tolist() == [True] * 4
     assert _flushing_denormals() is flush_before
