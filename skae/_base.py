@@ -299,8 +299,11 @@ class _BaseAutoencoder(
         The explained variance of every prefix of the code is measured on
         the held-out rows when there are any, else on the rows given, at most
         ``CURVE_ROWS`` of them; with a float ``n_components``, an ordered
-        model keeps the shortest prefix that reaches it.
+        model keeps the shortest prefix that reaches it when it is set up
+        (a later partial_fit keeps the width).
         """
+        # A partial_fit after fit or a first partial_fit: rows seen before.
+        later_call = self.n_samples_seen_ > len(X)
         if valid_idx is not None:
             X = X[valid_idx]
         X = X[:: -(-len(X) // CURVE_ROWS)]
@@ -314,6 +317,11 @@ class _BaseAutoencoder(
         if isinstance(self.n_components, Integral):
             # A truncated model keeps its width through partial_fit.
             n_components = min(self.n_components, len(curve))
+        elif later_call:
+            # Training goes on at the fitted width: a width chosen anew on
+            # each chunk would change what transform returns from call to
+            # call (truncate narrows a model on purpose).
+            n_components = self.n_components_
         elif nested_dropout(self.net_.module_).ordered:
             # The fitted network's order, which ``ordered`` set after fit
             # does not change.

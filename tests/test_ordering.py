@@ -497,3 +497,21 @@ def test_grid_search_over_ordered_widths_keeps_each_models_spectrum():
     assert_allclose(
         best.explained_variance_ratio_.sum(), best.explained_variance_score_
     )
+
+
+@pytest.mark.parametrize("first", ["fit", "partial_fit"])
+def test_a_fraction_keeps_the_fitted_width_through_partial_fit(first):
+    # The fraction picks the width when the model is set up; a chunk unlike
+    # the first (rows along its first principal axis, which one unit
+    # explains to 0.9) must not change what transform returns.
+    X = spectrum()
+    ae = make_ae(n_components=0.9)
+    getattr(ae, first)(X)
+    width = ae.n_components_
+    axis = PCA(1).fit(X).components_[0]
+    line = X.mean(axis=0) + np.linspace(-6, 6, 150)[:, None] * axis
+    for chunk in (X[:150], line, X[150:]):
+        ae.partial_fit(chunk)
+        assert ae.n_components_ == width
+        assert ae.transform(X).shape == (len(X), width)
+        assert ae.explained_variance_ratio_.shape == (width,)
