@@ -36,7 +36,8 @@ test: $(STAMP)
 # denoising fits of 316 s and 808 s at k = 2, 8, 32, plus scoring); denoising 15 min (Fashion-MNIST 13 min: ten 60-epoch dense fits of
 # 32 to 37 s and five convolutional of 87 to 94 s); outliers 15 min (Fashion-MNIST 12 to 14 min at 8f8c291: 156 s and 149 s of
 # detector fits); VAE 8 min (Fashion-MNIST: 415 s of fits); overhead 5 min;
-# fit cost on digits 1 min; busy CPU 3 min; scale-out 3 min; ordered 10 min (537 s
+# fit cost on digits 1 min; busy CPU 3 min; scale-out 3 min; memory 2 min;
+# ordered 10 min (537 s
 # of fits on the Fashion-MNIST subset, 44 s on digits). Fashion-MNIST needs the Debian package
 # dataset-fashion-mnist or a download.
 bench: $(STAMP)
@@ -58,6 +59,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_fit_cost --dataset digits
 	$(BIN)/python -m benchmarks.bench_busy_cpu
 	$(BIN)/python -m benchmarks.bench_scale_out
+	$(BIN)/python -m benchmarks.bench_memory
 
 # Every benchmark's --quick mode, a check that the suite runs (written to
 # bench_quick_output/, never over the committed results): 2 min 40 s measured on
@@ -73,6 +75,7 @@ bench-quick: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_fit_cost --quick
 	$(BIN)/python -m benchmarks.bench_busy_cpu --quick
 	$(BIN)/python -m benchmarks.bench_scale_out --quick
+	$(BIN)/python -m benchmarks.bench_memory --quick
 
 # The GPU check (benchmarks/gpu_check.py): verifies the CUDA path and measures
 # training and inference speed on a GPU, within 8 minutes. GPU machines here

@@ -21,7 +21,7 @@ more than the rows it measures on.
 
 Commands and their durations on 2 CPU cores (one torch thread)::
 
-    python -m benchmarks.bench_memory                # ~3 min (100,000 rows)
+    python -m benchmarks.bench_memory                # ~2 min (100,000 rows)
     python -m benchmarks.bench_memory --quick        # ~1 min (20,000 rows)
 
 Results: ``benchmarks/results/bench_memory.{json,md}`` (``--dtype float64``:

@@ -389,7 +389,8 @@ explained_variance_ratio_ : ndarray of shape (n_components,)
     rows of ``explained_variance_score_``, which is their sum. Unlike
     PCA's, the entries need not fall with ``j``: a nonlinear network may
     put more in a later unit, even with ``ordered=True``, which only
-    trains every prefix to reconstruct.""",
+    trains every prefix to reconstruct; and an entry can be negative, where
+    a unit makes the held-out reconstruction worse.""",
     "n_components_pca_": """\
 n_components_pca_ : int or None
     For a float ``n_components``, the number of components PCA needs for

@@ -72,9 +72,11 @@ ax_cum.legend()
 # Keep the prefix that explains 80%
 # ---------------------------------
 # The smallest ``k`` whose cumulative ratio reaches 0.8, as
-# ``n_components=0.8`` would choose in the fit itself; ``truncate`` gives
-# that model, ready for a Pipeline.
-k = int(np.searchsorted(np.cumsum(ae.explained_variance_ratio_), 0.8) + 1)
+# ``n_components=0.8`` would choose in the fit itself (the whole code if
+# none does; the ratios can be negative, so the cumulative sum need not
+# rise); ``truncate`` gives that model, ready for a Pipeline.
+reached = np.cumsum(ae.explained_variance_ratio_) >= 0.8
+k = int(np.argmax(reached)) + 1 if reached.any() else ae.n_components_
 small = ae.truncate(k)
 print(f"k = {k}; held-out explained variance {small.explained_variance_score_:.3f}")
 print(f"PCA needs {PCA(0.8).fit(X_train).n_components_} components for 80%")
