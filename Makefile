@@ -84,7 +84,7 @@ bench-quick: $(STAMP)
 # folder to the GPU machine and run `make gpu-check GPU_OUT=<folder>` there,
 # with the machine's own python3 (it holds torch with CUDA).
 GPU_BUNDLE ?= .gpu-bundle
-GPU_WHEELS ?= skorch==1.4.0
+GPU_WHEELS ?= skorch==1.4.0 tabulate==0.10.0 tqdm==4.70.1
 GPU_PYTHON ?= python3
 GPU_SITE ?= /tmp/skae-gpu-site
 GPU_OUT ?= benchmarks/results

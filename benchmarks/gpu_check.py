@@ -62,14 +62,20 @@ RESULTS = REPO / "benchmarks" / "results"
 NAME = "gpu_check"
 # skae's own requirements, checked before anything runs so that a machine
 # that lacks one fails in the first second with the fix, not minutes later:
-# the floors in pyproject.toml (matplotlib aside: only plots import it).
+# the floors in pyproject.toml (matplotlib aside: only plots import it);
+# skorch's own (the bundle carries skorch without its dependencies, and
+# skorch imports them at once); pytest and pandas, which the test modules
+# import.
 REQUIREMENTS = {
     "numpy": "1.24",
     "scipy": "1.6",
     "scikit-learn": "1.6",
     "torch": "2.4",
     "skorch": "1.0",
+    "tabulate": "0.7.7",
+    "tqdm": "4.14",
     "pytest": "8",
+    "pandas": "2.0",
 }
 FASHION_KS = (2, 8, 32)
 
