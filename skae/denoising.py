@@ -1,5 +1,6 @@
 """DenoisingAutoencoder: an autoencoder trained to undo corruption."""
 
+import warnings
 from numbers import Real
 
 import numpy as np
@@ -22,6 +23,13 @@ from skae.noise import NOISE_KINDS, make_noise
 # Ridge penalty of the skip's start, relative to the mean variance of the
 # corrupted rows: enough to pin down pixels that never vary.
 _SKIP_RIDGE = 1e-3
+# Beyond this many features the skip warns of its memory: about 40 bytes per
+# weight (float32 weight, gradient and Adam's two moments; the float64
+# Gram matrix, right-hand side and solution of its start), measured as 1.0
+# GiB above the import for 5,000 features and 2.3 GiB for 8,000, so about
+# 3.7 GiB for 10,000 and 15 GiB for 20,000.
+_SKIP_WARN_FEATURES = 10_000
+_SKIP_BYTES_PER_WEIGHT = 40
 
 
 @fill_doc
@@ -72,8 +80,11 @@ class DenoisingAutoencoder(NoiseMixin, OrderedMixin, PartialFitMixin, _BaseAutoe
         ``skip=None``: the prefixes of a code that leaves part of every row
         to the linear map are not codes of the rows. The map is
         ``n_features`` by ``n_features`` and its start solves a system of
-        that size: on very wide rows (20,000 features: 400 million weights)
-        use ``skip=None``.
+        that size: on very wide rows (20,000 features: 400 million weights,
+        1.6 GB in float32 for the weights, as much for their gradient and
+        for each of Adam's two moments, and 3.2 GB for each float64 matrix
+        of the start) use ``skip=None``; beyond 10,000 features ``fit``
+        warns of the memory.
     %(ordered)s
     %(measured_hidden_layer_sizes, measured_activation, image_shape)s
     %(conv_channels, init, loss, batch_size)s
@@ -188,6 +199,21 @@ class DenoisingAutoencoder(NoiseMixin, OrderedMixin, PartialFitMixin, _BaseAutoe
         if self.skip is None:
             return module
         n_features = X.shape[1]
+        if n_features > _SKIP_WARN_FEATURES:
+            # Here, set up once, rather than at each partial_fit.
+            n_weights = n_features**2
+            warnings.warn(
+                f"skip={self.skip!r} on {n_features} features is a linear map "
+                f"of {n_features} x {n_features} ({n_weights:,} weights): with "
+                "its gradient, Adam's state and the ridge regression it starts "
+                f"from, about {n_weights * _SKIP_BYTES_PER_WEIGHT / 2**30:.1f} "
+                "GiB. Set skip=None to denoise through the code alone, or "
+                "reduce the features first (e.g. with PCA).",
+                UserWarning,
+                # _wrap_network <- _setup <- _fit <- fit <- _fit_context: the
+                # line calling fit (partial_fit's wrapper is a frame deeper).
+                stacklevel=6,
+            )
         # No random start to draw: it starts at zero or at the ridge fit.
         skip = nn.utils.skip_init(nn.Linear, n_features, n_features)
         nn.init.zeros_(skip.weight)

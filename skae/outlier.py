@@ -1,5 +1,6 @@
 """AutoencoderOutlierDetector: anomaly scores from reconstruction error."""
 
+import warnings
 from functools import partial
 from numbers import Integral, Real
 
@@ -38,6 +39,14 @@ _SCORE_DTYPE = torch.float64
 # the broad residuals in which other garments differ; digits below 0. The
 # bound lies between Fashion-MNIST's highest and breast cancer's lowest.
 _WHITENING_MIN_GAIN = 0.15
+# Whitening the residuals builds n_features x n_features float64 matrices
+# (the Ledoit-Wolf covariance, its eigenvectors, the precision) and
+# eigendecomposes them, in time cubic in the features: one eigh took 30 s
+# on one core for 5,000 features (a fit of 200 such rows 60 to 90 s, 2 s
+# with the diagonal), so 128 MiB and about 17 s for 4,096 features, 3.2 GB
+# and half an hour for 20,000. error_covariance='auto' keeps the diagonal
+# beyond this.
+_MAX_WHITENED_FEATURES = 4096
 # Code variances below this fraction of the codes' mean square are rounding.
 _CODE_VARIANCE_FLOOR = 1e-12
 # What the score needs from the training rows.
@@ -284,11 +293,15 @@ class AutoencoderOutlierDetector(
         and takes Ledoit-Wolf where it gives the other rows a higher
         Gaussian log-likelihood by at least 0.15 nats per feature; for
         image rows with ``error_window > 1`` it keeps the diagonal, as
-        whitening would undo the window. In the outlier benchmark it chose
-        Ledoit-Wolf on breast cancer (0.30 to 0.35 nats per feature), where
-        it lifted the mean AUC over 10 splits from 0.9565 to 0.9606, and the
-        diagonal on the digits (no gain) and on Fashion-MNIST's pixels as
-        flat rows (at most 0.13), where whitening lowered the AUC.
+        whitening would undo the window, and beyond 4,096 features, as
+        whitening builds ``n_features`` x ``n_features`` float64 matrices
+        (3.2 GB each for 20,000 features) and eigendecomposes them, in time
+        cubic in the features; ``'ledoit_wolf'`` there warns.
+        In the outlier benchmark it chose Ledoit-Wolf on breast cancer
+        (0.30 to 0.35 nats per feature), where it lifted the mean AUC over
+        10 splits from 0.9565 to 0.9606, and the diagonal on the digits (no
+        gain) and on Fashion-MNIST's pixels as flat rows (at most 0.13),
+        where whitening lowered the AUC.
     input_components : int, 'auto' or None, default='auto'
         Train the network on the rows' coordinates along their first
         ``input_components`` principal axes (``input_components_``), as
@@ -366,7 +379,8 @@ class AutoencoderOutlierDetector(
         model predicted each half of the training rows (even, odd) than the
         features one by one, fitted on the other half: what
         ``error_covariance='auto'`` compared with 0.15. None where
-        ``error_covariance`` is explicit, or image rows keep the diagonal.
+        ``error_covariance`` is explicit, where image rows keep the
+        diagonal, or where X has more than 4,096 features.
     input_components_ : ndarray of shape (n_axes, n_features) or None
         The principal axes the network sees (orthonormal rows), or None
         where it sees every feature.
@@ -486,6 +500,24 @@ class AutoencoderOutlierDetector(
 
     def _check_data_params(self, X):
         super()._check_data_params(X)
+        n_features = X.shape[1]
+        if (
+            self.error_covariance == "ledoit_wolf"
+            and n_features > _MAX_WHITENED_FEATURES
+        ):
+            # Before training, rather than after it at the end of the fit.
+            warnings.warn(
+                f"error_covariance='ledoit_wolf' on {n_features} features "
+                f"builds {n_features} x {n_features} float64 matrices "
+                f"({n_features**2 * 8 / 2**30:.1f} GiB each, several at once) "
+                "and eigendecomposes them, in time cubic in the features. "
+                "Use error_covariance='diagonal' (what 'auto' takes beyond "
+                f"{_MAX_WHITENED_FEATURES} features) unless the memory and "
+                "time are there.",
+                UserWarning,
+                # _check_data_params <- _setup <- _fit <- fit <- _fit_context.
+                stacklevel=6,
+            )
         # Flat rows ignore the window, as documented.
         if self.image_shape is not None and self.error_window % 2 == 0:
             raise ValueError(
@@ -525,11 +557,13 @@ class AutoencoderOutlierDetector(
         # Measured on the CPU (the outlier benchmark); CUDA keeps every feature.
         return device.type != "cuda"
 
-    def _resolve_error_covariance(self):
+    def _resolve_error_covariance(self, n_features):
         # Whitening the windowed residual of image rows would undo the
-        # window, a linear map of the residual, which is why it is there.
+        # window, a linear map of the residual, which is why it is there;
+        # beyond _MAX_WHITENED_FEATURES its matrices would not fit.
         windowed = self.image_shape is not None and self.error_window != 1
-        if self.error_covariance == "auto" and windowed:
+        wide = n_features > _MAX_WHITENED_FEATURES
+        if self.error_covariance == "auto" and (windowed or wide):
             return "diagonal"
         return self.error_covariance
 
@@ -551,7 +585,7 @@ class AutoencoderOutlierDetector(
         scale = feature_errors + _SCALE_FLOOR * feature_errors.mean()
         # A constant X is reconstructed exactly: no feature has an error scale.
         error_scale = scale if scale.any() else np.ones_like(scale)
-        covariance, gain = self._resolve_error_covariance(), None
+        covariance, gain = self._resolve_error_covariance(X.shape[1]), None
         if covariance == "auto":
             covariance, gain = _auto_error_covariance(residuals)
         fitted = {

@@ -1,5 +1,6 @@
 import copy
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from skae import DenoisingAutoencoder
+from skae import DenoisingAutoencoder, denoising
 from skae.noise import GaussianNoise, MaskingNoise, SaltPepperNoise
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -301,6 +302,23 @@ def test_denoise_adds_the_skip_path_to_the_decoded_code():
     assert not np.allclose(skipped, 0)
     # score is the whole network's, as denoise is.
     assert dae.score(X) == pytest.approx(-np.mean((dae.denoise(X) - X) ** 2))
+
+
+def test_a_skip_too_wide_for_memory_warns_of_its_cost(monkeypatch):
+    # The skip is n_features x n_features: on 20,000 features 400 million
+    # weights, about 15 GiB with its training state and its start.
+    monkeypatch.setattr(denoising, "_SKIP_WARN_FEATURES", 7)
+    message = (
+        r"skip='linear' on 8 features is a linear map of 8 x 8 \(64 weights\)"
+        r".*about 0.0 GiB.*skip=None"
+    )
+    with pytest.warns(UserWarning, match=message):
+        make_dae().fit(uniform())
+    monkeypatch.setattr(denoising, "_SKIP_WARN_FEATURES", 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        make_dae().fit(uniform())
+        make_dae(skip=None).fit(uniform(n_features=9))
 
 
 def test_skip_starts_as_the_ridge_regression_of_the_residual():

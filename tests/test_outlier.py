@@ -6,7 +6,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.covariance import ledoit_wolf
 
-from skae import AutoencoderOutlierDetector
+from skae import AutoencoderOutlierDetector, outlier
 from skae.outlier import (
     _SCALE_FLOOR,
     _WHITENING_MIN_GAIN,
@@ -206,6 +206,30 @@ def test_auto_keeps_the_window_of_image_rows_diagonal(digits):
     assert windowed.error_covariance_gain_ is None
     whitened = make_detector(image_shape=(1, 8, 8), error_covariance="ledoit_wolf")
     assert whitened.fit(X).error_precision_.shape == (64, 64)
+
+
+def test_auto_keeps_the_diagonal_beyond_the_whitened_features(monkeypatch):
+    # Whitening needs n_features x n_features matrices and their
+    # eigendecompositions: on 20,000 features 3.2 GB each and hours. Beyond
+    # the bound 'auto' keeps the diagonal without measuring a gain.
+    monkeypatch.setattr(outlier, "_MAX_WHITENED_FEATURES", 7)
+    detector = make_detector().fit(plane())
+    assert detector.error_precision_ is None
+    assert detector.error_covariance_gain_ is None
+    monkeypatch.setattr(outlier, "_MAX_WHITENED_FEATURES", 8)
+    assert make_detector().fit(plane()).error_covariance_gain_ is not None
+
+
+def test_explicit_whitening_beyond_the_bound_warns_of_its_cost(monkeypatch):
+    monkeypatch.setattr(outlier, "_MAX_WHITENED_FEATURES", 7)
+    detector = make_detector(error_covariance="ledoit_wolf")
+    message = (
+        r"error_covariance='ledoit_wolf' on 8 features builds 8 x 8 float64 "
+        r"matrices \(0.0 GiB each, several at once\).*error_covariance='diagonal'"
+    )
+    with pytest.warns(UserWarning, match=message):
+        detector.fit(plane())
+    assert detector.error_precision_.shape == (8, 8)
 
 
 def test_code_distance_flags_rows_far_out_along_the_normal_directions():
