@@ -53,18 +53,21 @@ _CODE_VARIANCE_FLOOR = 1e-12
 _FITTED_SCALES = ("_error_scale", "error_precision_", "code_mean_", "code_precision_")
 
 
-def _column_mean_squares(rows, axes=None):
+def _column_mean_squares(rows, axes=None, *, indices=None):
     """Mean square of each column of ``rows`` (of ``rows @ axes`` with ``axes``).
 
-    In float64, a chunk of rows at a time: the squares of the whole of
-    ``rows`` would be another array of its size.
+    Over the rows ``indices`` only, if given. In float64, a chunk of rows
+    at a time: the squares of the whole of ``rows`` would be another array
+    of its size.
     """
     width = rows.shape[1] if axes is None else axes.shape[1]
+    n_rows = len(rows) if indices is None else len(indices)
     total = np.zeros(width)
-    for start in range(0, len(rows), CHUNK_ROWS):
-        chunk = rows[start : start + CHUNK_ROWS]
+    for start in range(0, n_rows, CHUNK_ROWS):
+        chunk = slice(start, start + CHUNK_ROWS)
+        chunk = rows[chunk] if indices is None else rows[indices[chunk]]
         total += np.sum((chunk if axes is None else chunk @ axes) ** 2, axis=0)
-    return total / len(rows)
+    return total / n_rows
 
 
 def _scores_by_chunks(residuals, codes, fitted, code_weight):
@@ -149,7 +152,11 @@ def _auto_error_covariance(residuals):
     Returns ``('ledoit_wolf' or 'diagonal', gain)``: the mean
     :func:`_likelihood_gain` of each half of the rows (even, odd) under the
     models fitted on the other, per feature, in nats; Ledoit-Wolf where it
-    reaches ``_WHITENING_MIN_GAIN``.
+    reaches ``_WHITENING_MIN_GAIN`` and each half has at least as many rows
+    as features. With fewer, the covariance of a half is mostly its
+    shrinkage target, and its gain on the other half measured nothing new
+    rows would share: on 200 rows of 1,000 features of noise the whitened
+    score flagged most new rows of the same noise.
     """
     halves = (slice(0, None, 2), slice(1, None, 2))
     gain = (
@@ -161,7 +168,9 @@ def _auto_error_covariance(residuals):
         )
         / residuals.shape[1]
     )
-    return ("ledoit_wolf" if gain >= _WHITENING_MIN_GAIN else "diagonal"), float(gain)
+    enough_rows = len(residuals) // 2 >= residuals.shape[1]
+    whiten = gain >= _WHITENING_MIN_GAIN and enough_rows
+    return ("ledoit_wolf" if whiten else "diagonal"), float(gain)
 
 
 def _likelihood_gain(fit, held):
@@ -289,9 +298,11 @@ class AutoencoderOutlierDetector(
         the training rows, which shrinks the sample covariance towards a
         multiple of the identity, the diagonal score, as far as the number
         of rows calls for. ``'auto'`` decides from the data: it fits both
-        models of the residuals on the even rows of X and on the odd ones,
-        and takes Ledoit-Wolf where it gives the other rows a higher
-        Gaussian log-likelihood by at least 0.15 nats per feature; for
+        models of the residuals on the even training rows and on the odd
+        ones, and takes Ledoit-Wolf where it gives the other rows a higher
+        Gaussian log-likelihood by at least 0.15 nats per feature and each
+        half has at least as many rows as features (with fewer, a half's
+        covariance is mostly its shrinkage target); for
         image rows with ``error_window > 1`` it keeps the diagonal, as
         whitening would undo the window, and beyond 4,096 features, as
         whitening builds ``n_features`` x ``n_features`` float64 matrices
@@ -368,7 +379,11 @@ class AutoencoderOutlierDetector(
     feature_errors_ : ndarray of shape (n_features,)
         Mean squared reconstruction error of each feature over the training
         rows, in the data's units: the denominators of the score. For image
-        rows, of the residual averaged over ``error_window``.
+        rows, of the residual averaged over ``error_window``. The score's
+        statistics (this, ``error_precision_``, ``code_mean_``,
+        ``code_precision_``) come from the rows the network trained on, not
+        from those held out for early stopping, which ``contamination='auto'``
+        then sees as new rows.
     error_precision_ : ndarray of shape (n_features, n_features) or None
         Inverse of the Ledoit-Wolf covariance of the training residuals,
         each feature divided by the square root of its error scale: the
@@ -581,19 +596,39 @@ class AutoencoderOutlierDetector(
             dtype=_SCORE_DTYPE,
         )
         codes, residuals = np.split(outputs[:, 1:], [self.n_components_], axis=1)
-        feature_errors = _column_mean_squares(residuals)
+        # The score's statistics come from the rows the network trained on:
+        # the rows held out for early stopping stay new to the whole score,
+        # so that contamination='auto' widens its fence by how much worse
+        # rows new to it score (fitted on them too, the whitening made them
+        # score as the training rows, and on 1,000 features of noise the
+        # fence flagged nearly every new row).
+        trained = (
+            None
+            if valid_idx is None
+            else np.setdiff1d(np.arange(len(X)), valid_idx, assume_unique=True)
+        )
+        feature_errors = _column_mean_squares(residuals, indices=trained)
         scale = feature_errors + _SCALE_FLOOR * feature_errors.mean()
         # A constant X is reconstructed exactly: no feature has an error scale.
         error_scale = scale if scale.any() else np.ones_like(scale)
         covariance, gain = self._resolve_error_covariance(X.shape[1]), None
+        # The training rows' residuals, copied where a covariance needs them.
+        fit_residuals = (
+            residuals
+            if trained is None or covariance == "diagonal"
+            else residuals[trained]
+        )
         if covariance == "auto":
-            covariance, gain = _auto_error_covariance(residuals)
+            covariance, gain = _auto_error_covariance(fit_residuals)
+        fit_codes = codes if trained is None else codes[trained]
         fitted = {
             "feature_errors_": feature_errors,
             "_error_scale": error_scale,
-            "error_precision_": _error_precision(residuals, error_scale, covariance),
-            "code_mean_": codes.mean(axis=0),
-            "code_precision_": _code_precision(codes),
+            "error_precision_": _error_precision(
+                fit_residuals, error_scale, covariance
+            ),
+            "code_mean_": fit_codes.mean(axis=0),
+            "code_precision_": _code_precision(fit_codes),
         }
         scores = _scores_by_chunks(residuals, codes, fitted, self.code_weight)
         if self.contamination == "auto":

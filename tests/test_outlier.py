@@ -1,9 +1,12 @@
+import copy
 import pickle
 import re
 
 import numpy as np
 import pytest
+import torch
 from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.base import clone
 from sklearn.covariance import ledoit_wolf
 
 from skae import AutoencoderOutlierDetector, outlier
@@ -117,15 +120,20 @@ def test_training_scores_average_about_minus_one():
 @pytest.mark.parametrize("code_weight", [0.0, 1.0, 3.0])
 def test_score_weighs_relative_error_and_code_distance(code_weight):
     X, X_new = plane(), np.vstack([plane(n_samples=30, seed=3), off_plane()])
-    detector = make_detector(code_weight=code_weight, error_covariance="diagonal")
+    # Without a hold-out every row trains: the statistics are over all of X
+    # (with one, over the training rows only).
+    detector = make_detector(
+        code_weight=code_weight, error_covariance="diagonal", early_stopping=False
+    )
     detector.fit(X)
     assert detector.error_precision_ is None
     residuals = X_new - detector.inverse_transform(detector.transform(X_new))
     errors = detector.feature_errors_
     relative = np.mean(residuals**2 / (errors + _SCALE_FLOOR * errors.mean()), axis=1)
     codes = detector.transform(X)
-    assert_allclose(detector.code_mean_, codes.mean(axis=0), rtol=1e-5)
-    assert_allclose(detector.code_precision_, np.linalg.inv(np.cov(codes.T)), rtol=1e-4)
+    assert_allclose(detector.code_mean_, codes.mean(axis=0), rtol=1e-5, atol=1e-6)
+    precision = np.linalg.inv(np.cov(codes.T))
+    assert_allclose(detector.code_precision_, precision, rtol=1e-4, atol=1e-6)
     centred = detector.transform(X_new) - codes.mean(axis=0)
     distance = np.sum(centred @ np.linalg.inv(np.cov(codes.T)) * centred, axis=1) / 2
     expected = -(relative + code_weight * distance) / (1 + code_weight)
@@ -137,7 +145,9 @@ def test_ledoit_wolf_scores_the_whitened_scaled_residuals():
     # scaled residuals, in the metric of their Ledoit-Wolf covariance about
     # zero on the training rows, divided by the number of features.
     X, X_new = plane(), np.vstack([plane(n_samples=30, seed=3), off_plane()])
-    detector = make_detector(code_weight=0.0, error_covariance="ledoit_wolf").fit(X)
+    detector = make_detector(
+        code_weight=0.0, error_covariance="ledoit_wolf", early_stopping=False
+    ).fit(X)
     errors = detector.feature_errors_
     scale = np.sqrt(errors + _SCALE_FLOOR * errors.mean())
     training = (X - detector.inverse_transform(detector.transform(X))) / scale
@@ -310,7 +320,10 @@ def box_mean(images, window):
 def test_image_rows_score_the_windowed_residual(digits, window):
     X_train, X_test = digits[0][:200] / 16, digits[0][200:260] / 16
     detector = make_detector(
-        image_shape=(1, 8, 8), error_window=window, code_weight=0.0
+        image_shape=(1, 8, 8),
+        error_window=window,
+        code_weight=0.0,
+        early_stopping=False,
     ).fit(X_train)
 
     def windowed_errors(X):
@@ -454,6 +467,7 @@ def test_scores_on_input_axes_see_the_residual_on_every_feature(digits):
         n_components=4,
         code_weight=0.0,
         error_covariance="diagonal",
+        early_stopping=False,
     ).fit(X)
     assert detector.input_components_.shape == (12, 64)
     assert detector.module_.encoder[0].in_features == 12
@@ -482,3 +496,53 @@ def test_auto_input_axes_need_the_dense_network_on_clean_rows(digits):
     assert wide.fit(X).input_components_ is None
     with pytest.raises(ValueError, match="no noise"):
         make_detector(noise="gaussian", input_components=10).fit(X)
+
+
+def test_scores_follow_the_weights_and_copies_score_alike(digits):
+    # Scores run a float64 copy of the network, made once for each state of
+    # its weights: it must follow a change of them, and copies of the
+    # detector must score as it does without carrying it.
+    X = digits[0][:200]
+    detector = make_detector().fit(X)
+    before = detector.score_samples(X[:10])
+    assert_array_equal(detector.score_samples(X[:10]), before)
+    for copied in (pickle.loads(pickle.dumps(detector)), copy.deepcopy(detector)):
+        assert "_float64_module" not in vars(copied.net_)
+        assert_array_equal(copied.score_samples(X[:10]), before)
+    assert not hasattr(clone(detector), "net_")
+    with torch.no_grad():
+        for parameter in detector.module_.parameters():
+            parameter.mul_(0.5)
+    after = detector.score_samples(X[:10])
+    assert not np.array_equal(after, before)
+    assert_array_equal(
+        after, pickle.loads(pickle.dumps(detector)).score_samples(X[:10])
+    )
+    # Refitted on other rows: a new network, new scores.
+    refitted = detector.fit(X[100:])
+    assert_array_equal(
+        refitted.score_samples(X[:10]),
+        make_detector().fit(X[100:]).score_samples(X[:10]),
+    )
+
+
+def test_whitened_threshold_does_not_flag_new_rows_like_the_training_rows():
+    # The whitening is fitted on the training rows alone, so that the rows
+    # held out for early stopping score as new rows do and widen the fence:
+    # fitted on them too, it flagged 34% of fresh rows of the same noise.
+    rng = np.random.RandomState(0)
+    X, new = rng.normal(size=(800, 300)), rng.normal(size=(300, 300))
+    detector = AutoencoderOutlierDetector(max_iter=10, random_state=0).fit(X)
+    assert detector.error_precision_ is not None  # whitened
+    assert np.mean(detector.predict(new) == -1) < 0.05
+
+
+def test_auto_keeps_the_diagonal_with_fewer_rows_per_half_than_features():
+    # A covariance of 90 rows in 1,000 features is mostly its shrinkage
+    # target: whitened by it, the score flagged every fresh row.
+    rng = np.random.RandomState(0)
+    X, new = rng.normal(size=(200, 1000)), rng.normal(size=(300, 1000))
+    detector = AutoencoderOutlierDetector(max_iter=5, random_state=0).fit(X)
+    assert detector.error_covariance_gain_ >= 0.15  # the gain alone would whiten
+    assert detector.error_precision_ is None
+    assert np.mean(detector.predict(new) == -1) < 0.05
