@@ -483,7 +483,10 @@ class _BaseAutoencoder(
         centred training data (and, where
         ``input_components_`` is set, projected on those axes); with
         ``loss='bce'`` on raw ``X``, returning logits. :meth:`transform` and
-        :meth:`inverse_transform` do these conversions.
+        :meth:`inverse_transform` do these conversions. Scores come from a
+        float64 copy made once for each state of its weights: change them
+        through torch (``load_state_dict``, in-place operations), not
+        through their ``.data``, which the copy does not follow.
         """
         check_is_fitted(self)
         return self.net_.module_

@@ -193,13 +193,33 @@ class ModelUnits:
         """Return the coordinates along the axes of rows from :meth:`to_rows`."""
         if self.axes is None:
             return rows
-        return rows @ torch.as_tensor(self.axes, dtype=rows.dtype, device=rows.device).T
+        return rows @ self._axes_like(rows).T
 
     def unproject(self, out):
         """Map the network's outputs (a tensor) back to every feature."""
         if self.axes is None:
             return out
-        return out @ torch.as_tensor(self.axes, dtype=out.dtype, device=out.device)
+        return out @ self._axes_like(out)
+
+    def _axes_like(self, tensor):
+        """Return the axes as a tensor of ``tensor``'s dtype and device.
+
+        Converted (and sent to a GPU) once for each, not for each batch:
+        the axes never change once fitted. Not pickled (``__getstate__``).
+        """
+        key = (tensor.dtype, tensor.device)
+        # One dict per object, never replaced once made; entries are only
+        # added, so threads at worst convert the same axes twice.
+        axes = self.__dict__.setdefault("_axes_tensors", {}).get(key)
+        if axes is None:
+            axes = torch.as_tensor(self.axes, dtype=tensor.dtype, device=tensor.device)
+            self._axes_tensors[key] = axes
+        return axes
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_axes_tensors", None)
+        return state
 
     def from_model(self, out, dtype):
         """Network outputs (an array in model units) as rows in data units."""

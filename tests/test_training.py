@@ -2,7 +2,9 @@ import os
 import pickle
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
+from copy import deepcopy
 
 import numpy as np
 import pytest
@@ -601,3 +603,80 @@ def test_inference_flushes_denormals_and_restores_the_callers_mode(flush_before)
     )
     assert seen.tolist() == [True] * 4
     assert _flushing_denormals() is flush_before
+
+
+def _float64_rows(net, X):
+    """Each row's float64 reconstruction by the net's cached copy."""
+    return net.map_batches(
+        X, lambda module, batch: module(batch), convert=None, dtype=torch.float64
+    )
+
+
+def _fresh_float64_rows(net, X):
+    """The same from a float64 copy made now, as every call made it before."""
+    module = deepcopy(net.module_).double().eval()
+    with torch.inference_mode():
+        return module(X.double()).numpy()
+
+
+def test_float64_copy_is_made_once_for_each_state_of_the_weights():
+    X = low_rank(64)
+    net = make_net(max_epochs=2).fit(X)
+    first = net._float64_copy(net.module_)
+    assert net._float64_copy(net.module_) is first
+    assert_array_equal(_float64_rows(net, X), _fresh_float64_rows(net, X))
+    # Training (fused Adam steps bump no version counter), loading weights,
+    # new or changed tensors and a setting of a layer each make a new copy.
+    first_layer, *_, last_layer = (
+        layer for layer in net.module_.modules() if isinstance(layer, nn.Linear)
+    )
+    changes = [
+        lambda: net.partial_fit(X, epochs=1),
+        lambda: net.module_.load_state_dict(
+            {k: v * 0.5 for k, v in net.module_.state_dict().items()}
+        ),
+        lambda: setattr(last_layer.bias, "data", last_layer.bias + 1.0),
+        lambda: torch.nn.init.zeros_(first_layer.weight),
+        lambda: setattr(net.module_.nested_dropout, "kept", 1),
+    ]
+    for change in changes:
+        before = _float64_rows(net, X)
+        change()
+        after = _float64_rows(net, X)
+        assert not np.array_equal(before, after)
+        assert_array_equal(after, _fresh_float64_rows(net, X))
+
+
+def test_float64_copy_is_neither_pickled_nor_copied():
+    X = low_rank(64)
+    net = make_net(max_epochs=2).fit(X)
+    expected = _float64_rows(net, X)
+    assert "_float64_module" in vars(net)
+    for copied in (pickle.loads(pickle.dumps(net)), deepcopy(net), net.snapshot(2)):
+        assert "_float64_module" not in vars(copied)
+        assert_array_equal(_float64_rows(copied, X), expected)
+
+
+def test_no_float64_copy_is_kept_while_training():
+    # A copy made by a callback during training would outlive the steps
+    # that follow, which a fused optimizer takes without a trace.
+    X = low_rank(64)
+
+    class ScoreEachEpoch(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            assert_array_equal(_float64_rows(net, X), _fresh_float64_rows(net, X))
+            assert vars(net)["_float64_module"] is None
+
+    net = make_net(max_epochs=3, callbacks=[ScoreEachEpoch()]).fit(X)
+    assert "_float64_module" not in vars(net)
+    assert_array_equal(_float64_rows(net, X), _fresh_float64_rows(net, X))
+
+
+def test_threads_score_alike_with_one_float64_copy():
+    X = low_rank(64)
+    net = make_net(max_epochs=2).fit(X)
+    expected = _fresh_float64_rows(net, X)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: _float64_rows(net, X), range(16)))
+    for result in results:
+        assert_array_equal(result, expected)

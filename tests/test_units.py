@@ -1,3 +1,5 @@
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -136,3 +138,22 @@ def test_units_with_axes_project_and_map_back_in_their_span(dtype):
         rtol=1e-4,
     )
     assert_allclose(ModelUnits(X, "mse").outside(X), 0.0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_axes_are_converted_once_and_not_pickled(dtype):
+    X = np.random.RandomState(0).normal(size=(40, 6))
+    units = ModelUnits(X, "mse", PCA(3).fit(X).components_)
+    rows = units.to_rows(X).to(dtype)
+    coordinates = units.project(rows)
+    assert_allclose(coordinates.numpy(), rows.double().numpy() @ units.axes.T, 1e-5)
+    assert_allclose(
+        units.unproject(coordinates).numpy(),
+        coordinates.double().numpy() @ units.axes,
+        1e-5,
+    )
+    converted = units._axes_tensors[dtype, torch.device("cpu")]
+    assert units._axes_like(rows) is converted
+    loaded = pickle.loads(pickle.dumps(units))
+    assert "_axes_tensors" not in vars(loaded)
+    assert torch.equal(loaded.project(rows), coordinates)

@@ -5,7 +5,8 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.base import clone
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 
@@ -247,3 +248,26 @@ def test_fit_leaves_global_torch_rng_alone():
     state = torch.get_rng_state()
     make_vae(random_state=0).fit(np.random.default_rng(0).normal(size=(60, 5)))
     assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_scores_follow_the_weights_through_partial_fit_and_copies(low_rank):
+    # score_samples runs a float64 copy of the network, made once for each
+    # state of its weights: it must follow every change, and copies of the
+    # model must score as it does without carrying it.
+    vae = make_vae(early_stopping=False).fit(low_rank)
+    before = vae.score_samples(low_rank[:20])
+    assert_array_equal(vae.score_samples(low_rank[:20]), before)
+    vae.partial_fit(low_rank)
+    after = vae.score_samples(low_rank[:20])
+    assert not np.array_equal(after, before)
+    fresh = pickle.loads(pickle.dumps(vae))
+    assert "_float64_module" not in vars(fresh.net_)
+    assert_array_equal(fresh.score_samples(low_rank[:20]), after)
+    assert_array_equal(copy.deepcopy(vae).score_samples(low_rank[:20]), after)
+    assert not hasattr(clone(vae), "net_")
+    with torch.no_grad():
+        vae.module_.log_noise_var.add_(1.0)
+    assert_array_equal(
+        vae.score_samples(low_rank[:20]),
+        pickle.loads(pickle.dumps(vae)).score_samples(low_rank[:20]),
+    )
