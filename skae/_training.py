@@ -405,7 +405,7 @@ class AutoencoderNet(NeuralNet):
         ``callbacks``, ``verbose``, ``device``).
     random_seed : int or None, default=0
         Seed of the generator that orders the training batches; None draws
-        one from torch's global generator at each fit.
+        one from torch's global generator for each epoch.
     precision : {'float32', 'bfloat16', 'float16'}, default='float32'
         Format of the forward computations: ``'bfloat16'`` and ``'float16'``
         run the module and the loss under :func:`torch.autocast` (weights,

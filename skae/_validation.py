@@ -218,10 +218,13 @@ def seeded_torch(seed: int):
     this makes them reproducible without changing the user's global state.
     The RNG is one for the process: fits in threads (a threading backend of
     joblib, a thread pool) take turns, or their seeds and restores would
-    interleave and their weights depend on timing.
+    interleave and their weights depend on timing. Only the CPU generator
+    is seeded, the one the constructors draw from on the host:
+    ``torch.manual_seed`` would also seed every CUDA device (at CUDA's first
+    use, where it has none yet), whose state the fork does not restore.
     """
     with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.random.default_generator.manual_seed(seed)
         yield
 
 

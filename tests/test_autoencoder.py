@@ -253,6 +253,30 @@ def test_same_random_state_gives_bit_identical_fits():
     assert first.loss_curve_ == second.loss_curve_
 
 
+def test_random_state_instance_and_none_follow_scikit_learn():
+    # A RandomState is consumed: successive fits differ, and the sequence
+    # repeats from a fresh one; None draws from NumPy's global RandomState,
+    # never from torch's.
+    X = gaussian()
+
+    def two_fits(random_state):
+        ae = make_ae(init="random", random_state=random_state)
+        return [ae.fit(X).transform(X) for _ in range(2)]
+
+    first, second = two_fits(np.random.RandomState(0))
+    assert not np.array_equal(first, second)
+    again = two_fits(np.random.RandomState(0))
+    assert_array_equal(again[0], first)
+    assert_array_equal(again[1], second)
+    np.random.seed(0)  # noqa: NPY002
+    unseeded = make_ae(init="random", random_state=None).fit(X).transform(X)
+    np.random.seed(0)  # noqa: NPY002
+    torch.manual_seed(1)
+    assert_array_equal(
+        make_ae(init="random", random_state=None).fit(X).transform(X), unseeded
+    )
+
+
 @pytest.mark.parametrize("init", ["pca", "random"])
 def test_different_random_state_gives_different_fits(init):
     X = gaussian()

@@ -97,6 +97,29 @@ def test_seeded_torch_restores_state_after_an_error():
     assert torch.equal(torch.get_rng_state(), state)
 
 
+def test_seeded_torch_leaves_device_generators_alone(monkeypatch):
+    # torch.manual_seed seeds every CUDA device too (lazily, at CUDA's first
+    # use, where it has none yet), which the CPU-only fork does not restore:
+    # a fit reset the caller's CUDA random stream to its own seed.
+    seeded = []
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", seeded.append)
+    monkeypatch.setattr(torch.cuda, "manual_seed", seeded.append)
+    with seeded_torch(7):
+        first = torch.rand(5)
+    assert seeded == []
+    with seeded_torch(7):
+        assert torch.equal(torch.rand(5), first)
+
+
+@requires_cuda
+def test_fit_leaves_global_cuda_rng_alone():
+    X = np.random.RandomState(0).normal(size=(40, 5))
+    torch.cuda.manual_seed_all(3)
+    state = torch.cuda.get_rng_state()
+    AutoencoderTransformer(2, max_iter=2, device="cuda", random_state=0).fit(X)
+    assert torch.equal(torch.cuda.get_rng_state(), state)
+
+
 def test_torch_seed_draws_from_the_random_state():
     seeds = [torch_seed(np.random.RandomState(0)) for _ in range(2)]
     assert seeds[0] == seeds[1]
