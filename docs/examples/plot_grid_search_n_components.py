@@ -20,7 +20,8 @@ you what each added component is worth to the task.
 # -------------------------
 # The 8x8 digits have 64 pixel features. A small network and a few epochs
 # keep this example fast; they are far from the defaults
-# (``hidden_layer_sizes=(512, 256, 128)``, ``max_iter=200``), which fit better.
+# (``hidden_layer_sizes=(512, 256, 128)``, and ``max_iter='auto'``: up to 200
+# epochs on data this size), which fit better.
 import warnings
 
 import matplotlib.pyplot as plt

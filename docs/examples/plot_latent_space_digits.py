@@ -44,6 +44,7 @@ plt.show()
 
 # %%
 # The map is a by-product: nothing asks the code to separate classes, and
-# a longer fit (the default ``max_iter=200``) changes the picture. For a
-# classifier, pick ``n_components`` by cross-validating the whole pipeline
+# a longer fit (the default ``max_iter='auto'`` allows up to 200 epochs on
+# these rows) changes the picture. For a classifier, pick ``n_components``
+# by cross-validating the whole pipeline
 # (see :ref:`sphx_glr_auto_examples_plot_grid_search_n_components.py`).

@@ -11,8 +11,9 @@ epoch of training.
 This example shows the three uses: a nested progress bar over a grid search,
 a :class:`~sklearn.callback.ScoringMonitor` that logs the reconstruction score
 at every epoch, and a small callback of our own that stops training once the
-autoencoder beats PCA by a margin. It needs scikit-learn >= 1.9, and ``rich``
-for the progress bar.
+autoencoder beats PCA by a margin, all on the 8x8 digits
+(:func:`~sklearn.datasets.load_digits`). It needs scikit-learn >= 1.9, and
+``rich`` for the progress bar.
 """
 
 # %%

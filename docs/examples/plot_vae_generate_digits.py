@@ -82,9 +82,10 @@ ppca_samples = pca.inverse_transform(codes * scales)
 # term plus ``beta`` times the KL divergence of each row's posterior from
 # the prior. ``beta=1`` (the default) is the true ELBO. A larger ``beta``
 # pulls the posteriors harder towards the prior: the codes carry less about
-# each digit, and the decoder falls back on what all digits share. The
-# fraction of the training data's variance that the reconstruction through
-# the posterior mean explains shows how much the codes keep.
+# each digit, and the decoder falls back on what all digits share. How much
+# the codes keep shows in ``explained_variance_score_``: the fraction of the
+# variance that the reconstruction through the posterior mean explains, on
+# the rows held out for early stopping.
 vae_beta = VariationalAutoencoder(
     n_components,
     beta=4.0,
@@ -130,10 +131,12 @@ plt.show()
 # rough shapes, as expected from where training started, but a little
 # greyer and more smudged: training on the ELBO sharpened them.
 #
-# With ``beta=4`` the printed explained variance is far lower: the codes say
-# little about the digit, and the samples drift towards one blurred average
-# digit. A ``beta`` below 1 goes the other way, towards a plain autoencoder
-# whose codes follow the prior less closely.
+# With ``beta=4`` the printed explained variance is far lower, here even
+# slightly below zero: reconstructed from their codes, the held-out rows come
+# out no closer than the mean image is, so the codes say next to nothing
+# about each digit. Its samples vary less from one draw to the next, and blur
+# towards an average digit. A ``beta`` below 1 goes the other way, towards a
+# plain autoencoder whose codes follow the prior less closely.
 #
 # ``n_components=2`` makes the whole latent space visible at once: see
 # :ref:`sphx_glr_auto_examples_plot_vae_latent_manifold.py`.
