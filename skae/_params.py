@@ -147,9 +147,10 @@ def resolve_n_components(n_components, init, X, n_train):
         if init == "pca":
             limit, what = min(n_train, n_features), "min(n_train_samples, n_features)"
         if n_components > limit:
+            # The held-out rows limit the PCA start only.
             held_out = (
                 f", of which {n_samples - n_train} are held out for early stopping"
-                if n_train < n_samples
+                if n_train < n_samples and init == "pca"
                 else ""
             )
             raise ValueError(
