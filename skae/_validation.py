@@ -16,7 +16,10 @@ from sklearn import get_config
 from sklearn.base import _fit_context
 from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import Hidden, Interval, StrOptions
-from sklearn.utils._set_output import _get_container_adapter
+from sklearn.utils._set_output import (
+    _get_adapter_from_container,
+    _get_container_adapter,
+)
 from sklearn.utils.validation import _is_fitted, _num_samples
 
 __all__ = [
@@ -35,6 +38,7 @@ __all__ = [
     "finite_float32",
     "generator_state",
     "host_tensor",
+    "in_container_of",
     "partial_fit_context",
     "resolve_device",
     "restore_generator",
@@ -239,6 +243,22 @@ def wrap_like_input(estimator, data, original_input, columns):
     if adapter is None or columns is None:
         return data
     return adapter.create_container(data, original_input, columns=columns)
+
+
+def in_container_of(rows, original):
+    """``rows`` in the container of ``original``, with its columns and index.
+
+    A DataFrame (pandas or polars) gets back a DataFrame of ``rows``, so
+    that an estimator fitted on named features sees their names; anything
+    else gets ``rows`` as they are. ``original`` has as many rows as ``rows``.
+    """
+    try:
+        adapter = _get_adapter_from_container(original)
+    except ValueError:
+        return rows
+    return adapter.create_container(
+        rows, original, columns=original.columns, inplace=False
+    )
 
 
 def check_sizes(name, value, *, allow_empty):

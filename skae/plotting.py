@@ -31,7 +31,7 @@ from skae._plotting import (
     _resolve_image_shape,
     _RowsDisplay,
 )
-from skae._validation import _num_samples, torch_seed
+from skae._validation import _num_samples, in_container_of, torch_seed
 from skae.noise import make_noise
 
 __all__ = [
@@ -747,7 +747,9 @@ class DenoisingDisplay(_RowsDisplay):
                 high=high,
                 random_state=random_state,
             )
-            noisy_input = noisy
+            # Back in X_clean's container, whose feature names the estimator
+            # checks.
+            noisy_input = in_container_of(noisy, _head(X_clean, len(clean)))
         return cls(
             clean,
             noisy,

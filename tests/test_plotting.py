@@ -619,6 +619,17 @@ def test_denoising_given_noisy_frame_keeps_feature_names(digits_data):
     assert_allclose(display.denoised, expected, rtol=1e-5)
 
 
+def test_denoising_own_noise_on_a_frame_keeps_feature_names(digits_data):
+    # The display corrupts the rows itself: they go back into the frame's
+    # container before the estimator sees them.
+    X = pd.DataFrame(digits_data[0]).add_prefix("pixel")
+    dae = DenoisingAutoencoder(4, noise_level=0.1, **TINY).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        display = DenoisingDisplay.from_estimator(dae, X, n_samples=2)
+    assert display.denoised.shape == (2, X.shape[1])
+
+
 def test_denoising_read_only_rows(dae, digits_data):
     X = digits_data[0].copy()
     X.flags.writeable = False
