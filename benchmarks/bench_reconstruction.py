@@ -34,7 +34,7 @@ Commands and their durations on 2 CPU cores (one torch thread)::
     python -m benchmarks.bench_reconstruction --dataset digits         # ~2 min
     python -m benchmarks.bench_reconstruction --dataset moons          # ~1 min
     python -m benchmarks.bench_reconstruction --dataset swiss_roll     # ~30 s
-    python -m benchmarks.bench_reconstruction --dataset fashion_mnist  # ~20 min
+    python -m benchmarks.bench_reconstruction --dataset fashion_mnist  # ~30 min
     python -m benchmarks.bench_reconstruction --quick   # ~15 s: PCA and dense, k = 2, 8
 
 ``--quick`` measures PCA and the dense network only, at 2 and 8 components
