@@ -63,8 +63,8 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_memory
 
 # Every benchmark's --quick mode, a check that the suite runs (written to
-# bench_quick_output/, never over the committed results): 2 min 40 s measured on
-# 2 busy CPU cores (load average 5.5, OMP_NUM_THREADS=1).
+# bench_quick_output/, never over the committed results): 4 min 33 s measured on
+# 2 idle CPU cores at commit f20519a (OMP_NUM_THREADS=1).
 bench-quick: $(STAMP)
 	$(BIN)/python -m pip install -q -e ".[bench]"
 	$(BIN)/python -m benchmarks.bench_reconstruction --quick
