@@ -221,15 +221,16 @@ class NoiseMixin:
     only, and early stopping watches held-out rows corrupted once.
     """
 
+    def _corruption(self, low, high):
+        """Return the corruption layer of the noise parameters, for [low, high]."""
+        # A constant X has no range to clip to.
+        clip = (low, high) if self.clip and low < high else None
+        return make_noise(self.noise, self.noise_level, clip=clip, low=low, high=high)
+
     def _wrap_network(self, network, start, X, device, rng):
         if self.noise is None:
             return super()._wrap_network(network, start, X, device, rng)
-        low, high = float(X.min()), float(X.max())
-        # A constant X has no range to clip to.
-        clip = (low, high) if self.clip and low < high else None
-        corruption = make_noise(
-            self.noise, self.noise_level, clip=clip, low=low, high=high
-        )
+        corruption = self._corruption(float(X.min()), float(X.max()))
         corruption.set_generator(
             torch.Generator(device=device).manual_seed(torch_seed(rng))
         )

@@ -18,7 +18,7 @@ from skae._validation import (
     torch_seed,
     wrap_like_input,
 )
-from skae.noise import NOISE_KINDS, make_noise
+from skae.noise import NOISE_KINDS
 
 # Ridge penalty of the skip's start, relative to the mean variance of the
 # corrupted rows: enough to pin down pixels that never vary.
@@ -232,14 +232,7 @@ class DenoisingAutoencoder(NoiseMixin, OrderedMixin, PartialFitMixin, _BaseAutoe
         # generator the earlier calls drew from goes on drawing.
         module = self.net_.module_
         previous = module.corruption
-        low, high = module.data_range
-        corruption = make_noise(
-            self.noise,
-            self.noise_level,
-            clip=(low, high) if self.clip and low < high else None,
-            low=low,
-            high=high,
-        )
+        corruption = self._corruption(*module.data_range)
         module.corruption = corruption.set_generator(previous.generator)
         try:
             super()._next_partial_fit(X)
