@@ -53,7 +53,7 @@ from skae._training import (
     torch_training_state,
     training_plan,
 )
-from skae._units import ModelUnits, total_squares
+from skae._units import ModelUnits, check_square_range, total_squares
 from skae._validation import (
     _fit_context,
     check_bce_range,
@@ -61,7 +61,6 @@ from skae._validation import (
     check_n_components,
     check_rows_ndim,
     check_sizes,
-    check_square_range,
     finite_float32,
     host_tensor,
     resolve_device,

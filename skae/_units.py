@@ -8,6 +8,8 @@ model units as one float32 tensor, and the network's outputs and residuals
 back.
 """
 
+import math
+
 import numpy as np
 import torch
 from scipy.special import expit
@@ -52,6 +54,31 @@ def total_squares(X, mean):
             for start in range(0, len(X), CHUNK_ROWS)
         )
     )
+
+
+# float64's largest value, past which a sum of squares overflows.
+_FLOAT64_MAX = float(np.finfo(np.float64).max)
+
+
+def check_square_range(X):
+    """Raise if the squared deviations of ``X`` from its mean overflow float64.
+
+    The scale of the model units, the PCA start and the explained variance
+    are sums of such squares: past about 1e154 they are inf, and the fit
+    gave all-zero codes and NaN scores, or failed inside LAPACK. Two
+    reductions clear any realistic X (a sum of ``X.size`` squares of its
+    span fits); the rest get the exact sum (:func:`total_squares`).
+    """
+    span = float(X.max()) - float(X.min())
+    if span <= math.sqrt(_FLOAT64_MAX / X.size):
+        return
+    with np.errstate(over="ignore"):
+        total = total_squares(X, X.mean(axis=0, dtype=np.float64))
+    if not np.isfinite(total):
+        raise ValueError(
+            "X deviates from its mean by more than float64 can square (about "
+            "1e154); rescale X (e.g. with a StandardScaler)."
+        )
 
 
 def input_axes(X, input_components, n_components, *, auto):

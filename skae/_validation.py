@@ -34,7 +34,6 @@ __all__ = [
     "check_n_components",
     "check_rows_ndim",
     "check_sizes",
-    "check_square_range",
     "finite_float32",
     "generator_state",
     "host_tensor",
@@ -117,35 +116,6 @@ def check_bce_range(X, loss):
             f"{negative}loss='bce' needs data in [0, 1], but X ranges over "
             f"[{X.min():.4g}, {X.max():.4g}]; scale X (e.g. MinMaxScaler) or "
             "use loss='mse'."
-        )
-
-
-# float64's largest value, past which a sum of squares overflows.
-_FLOAT64_MAX = float(np.finfo(np.float64).max)
-
-
-def check_square_range(X):
-    """Raise if the squared deviations of ``X`` from its mean overflow float64.
-
-    The scale of the model units, the PCA start and the explained variance
-    are sums of such squares: past about 1e154 they are inf, and the fit
-    gave all-zero codes and NaN scores, or failed inside LAPACK. Two
-    reductions clear any realistic X (a sum of ``X.size`` squares of its
-    span fits); the rest get the exact sum, a float64 chunk at a time.
-    """
-    span = float(X.max()) - float(X.min())
-    if span <= math.sqrt(_FLOAT64_MAX / X.size):
-        return
-    with np.errstate(over="ignore"):
-        mean = X.mean(axis=0, dtype=np.float64)
-        total = sum(
-            np.sum((X[start : start + 8_192].astype(np.float64) - mean) ** 2)
-            for start in range(0, len(X), 8_192)
-        )
-    if not np.isfinite(total):
-        raise ValueError(
-            "X deviates from its mean by more than float64 can square (about "
-            "1e154); rescale X (e.g. with a StandardScaler)."
         )
 
 

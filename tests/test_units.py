@@ -6,7 +6,7 @@ import torch
 from numpy.testing import assert_allclose
 from sklearn.decomposition import PCA
 
-from skae._units import _INPUT_TAIL, ModelUnits, input_axes
+from skae._units import _INPUT_TAIL, ModelUnits, check_square_range, input_axes
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -157,3 +157,11 @@ def test_axes_are_converted_once_and_not_pickled(dtype):
     loaded = pickle.loads(pickle.dumps(units))
     assert "_axes_tensors" not in vars(loaded)
     assert torch.equal(loaded.project(rows), coordinates)
+
+
+def test_check_square_range_sums_the_squares_where_the_span_is_large():
+    # A span of 2.5e153 over 100 values fails the quick bound, but the sum
+    # of squares, about 2.5e307, fits.
+    check_square_range(np.random.RandomState(0).normal(size=(20, 5)) * 5e152)
+    with pytest.raises(ValueError, match=r"^X deviates from its mean"):
+        check_square_range(np.random.RandomState(0).normal(size=(20, 5)) * 1e154)
