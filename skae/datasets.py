@@ -377,6 +377,13 @@ def _find_idx_files(directory, names):
     return paths
 
 
+def _corrupt_file(path, exc):
+    """Return the error for a data file that ``exc`` found damaged."""
+    return ValueError(
+        f"{path} is truncated or corrupt ({exc}); delete it and fetch it again."
+    )
+
+
 def _read_idx(path, magic):
     """Read an IDX file of unsigned bytes, gzipped or not, into an array.
 
@@ -432,9 +439,7 @@ def _read_idx(path, magic):
                 trailing = bool(f.read(1))
     # The header or a gzip stream cut short, or a damaged gzip stream.
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-        raise ValueError(
-            f"{path} is truncated or corrupt ({exc}); delete it and fetch it again."
-        ) from exc
+        raise _corrupt_file(path, exc) from exc
     if n_read != n_bytes or trailing:
         size = "more" if trailing else f"only {n_read}"
         raise ValueError(
@@ -679,9 +684,7 @@ def _read_cifar_batch(path):
     except _RefusedPickle:
         raise
     except (EOFError, pickle.UnpicklingError) as exc:
-        raise ValueError(
-            f"{path} is truncated or corrupt ({exc}); delete it and fetch it again."
-        ) from exc
+        raise _corrupt_file(path, exc) from exc
     try:
         data = np.asarray(batch[b"data"])
         labels = np.asarray(batch[b"labels"])
@@ -746,9 +749,7 @@ def _extract_cifar_batches(archive, cache):
     # The tar or gzip stream cut short or damaged; the batches extracted
     # before the damage are whole, each written by _atomic_file.
     except (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
-        raise ValueError(
-            f"{archive} is truncated or corrupt ({exc}); delete it and fetch it again."
-        ) from exc
+        raise _corrupt_file(archive, exc) from exc
 
 
 @_fetcher_doc(_CIFAR10_FOLDER, (3, 32, 32), 50000, 10000, _CIFAR10_TARGET_NAMES)
