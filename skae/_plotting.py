@@ -166,6 +166,16 @@ def _check_estimator(estimator, attributes, missing):
         raise ValueError(f"{type(estimator).__name__} has no {missing}.")
 
 
+def _check_reconstructor(estimator):
+    """Check that ``estimator`` is fitted and can reconstruct rows, or raise."""
+    _check_estimator(
+        estimator,
+        ("transform", "inverse_transform"),
+        "transform and inverse_transform to reconstruct rows with; pass a "
+        "fitted autoencoder (or e.g. PCA)",
+    )
+
+
 def _head(X, n_samples):
     """Return the first ``n_samples`` rows of X, in X's own container."""
     _check_positive_int("n_samples", n_samples)

@@ -19,6 +19,7 @@ from skae._plotting import (
     _check_estimator,
     _check_labels,
     _check_positive_int,
+    _check_reconstructor,
     _check_rows,
     _check_same_shape,
     _check_series,
@@ -170,12 +171,7 @@ class ReconstructionDisplay(_RowsDisplay):
         display : ReconstructionDisplay
             The drawn display.
         """
-        _check_estimator(
-            estimator,
-            ("transform", "inverse_transform"),
-            "transform and inverse_transform to reconstruct rows with; pass a "
-            "fitted autoencoder (or e.g. PCA)",
-        )
+        _check_reconstructor(estimator)
         X_shown = _head(X, n_samples)
         originals = np.asarray(X_shown, dtype=np.float64)
         labels = None
@@ -707,12 +703,7 @@ class DenoisingDisplay(_RowsDisplay):
         display : DenoisingDisplay
             The drawn display.
         """
-        _check_estimator(
-            estimator,
-            ("transform", "inverse_transform"),
-            "transform and inverse_transform to reconstruct rows with; pass a "
-            "fitted autoencoder (or e.g. PCA)",
-        )
+        _check_reconstructor(estimator)
         X_all = check_array(X_clean, dtype=np.float64, input_name="X_clean")
         clean = _head(X_all, n_samples)
         low, high = float(X_all.min()), float(X_all.max())
