@@ -177,6 +177,40 @@ class DenseAutoencoder(_Autoencoder):
             _zero_(self.decoder[-1])
 
 
+def _too_small_message(image_shape: tuple[int, int, int], n_stages: int) -> str:
+    """Why ``image_shape`` cannot take ``n_stages`` pooling stages, and what to do."""
+    n_channels, height, width = image_shape
+    message = (
+        f"image_shape={image_shape} is too small for {n_stages} pooling "
+        f"{'stage' if n_stages == 1 else 'stages'}: each halves the height and "
+        f"width, so both must be at least {2**n_stages}, got height {height} "
+        f"and width {width}."
+    )
+    # Stages that fit: each needs the smaller side to halve to at least 1.
+    fitting = min(height, width).bit_length() - 1
+    if fitting:
+        advice = (
+            f"use at most {fitting} conv {'stage' if fitting == 1 else 'stages'} "
+            "(entries of the channel list), or larger images."
+        )
+    else:
+        advice = (
+            "use the dense network (conv_channels=() in the estimators), as a "
+            "side of 1 takes no pooling."
+        )
+    # A last axis as short as a colour axis, after a longer first one, is
+    # what channels-last images, (H, W, C), give: the likelier mistake.
+    if width <= 4 < n_channels:
+        return (
+            f"{message} image_shape is (channels, height, width): for images "
+            f"with their channels last, pass image_shape="
+            f"{(width, n_channels, height)} and the rows flattened channels "
+            f"first, images.transpose(0, 3, 1, 2).reshape(n, -1). Otherwise, "
+            f"{advice}"
+        )
+    return f"{message} Instead, {advice}"
+
+
 def _conv_sizes(size: int, n_stages: int) -> list[int]:
     """Spatial sizes before each 2x2 max-pool, and after the last one."""
     sizes = [size]
@@ -258,11 +292,7 @@ class ConvAutoencoder(_Autoencoder):
         heights = _conv_sizes(height, len(channels))
         widths = _conv_sizes(width, len(channels))
         if min(heights[-1], widths[-1]) < 1:
-            raise ValueError(
-                f"image_shape={tuple(image_shape)} is too small for "
-                f"{len(channels)} pooling stages: each halves the height and "
-                "width. Use fewer conv channels or larger images."
-            )
+            raise ValueError(_too_small_message(image_shape, len(channels)))
         self.image_shape = tuple(image_shape)
         self._bottleneck = (channels[-1], heights[-1], widths[-1])
         n_bottleneck = channels[-1] * heights[-1] * widths[-1]

@@ -160,6 +160,27 @@ def test_conv_transposed_stages_restore_each_pooled_size():
     assert sizes == [(3, 3), (7, 7), (14, 14), (28, 28)]
 
 
+def test_conv_rows_are_channel_first_images():
+    # Entry c * H * W + h * W + w of a row is pixel (h, w) of channel c, going
+    # in and coming out, also in the channels-last layout the estimators use.
+    torch.manual_seed(0)
+    net = ConvAutoencoder((2, 5, 7), 3, channels=(4,))
+    net = net.to(memory_format=torch.channels_last)
+    x = torch.zeros(1, 70, requires_grad=True)
+    # The first convolution's output at (2, 3) sees the 3x3 square around it.
+    net.encoder[:2](x)[0, :, 2, 3].sum().backward()
+    seen = torch.zeros(5, 7, dtype=torch.bool)
+    seen[1:4, 2:5] = True
+    assert torch.equal(x.grad.reshape(2, 5, 7).abs().sum(0) > 0, seen)
+    # Output entry 52 is pixel (2, 3) of channel 1; the stride-2 transposed
+    # convolution (no padding: odd sides) makes it from cells (0, 1), (1, 1).
+    z = torch.zeros(1, 4, 2, 3, requires_grad=True)
+    net.decoder[2:](z)[0, 1 * 35 + 2 * 7 + 3].backward()
+    made = torch.zeros(2, 3, dtype=torch.bool)
+    made[0:2, 1] = True
+    assert torch.equal(z.grad.abs().sum((0, 1)) > 0, made)
+
+
 @pytest.mark.parametrize("image_shape", [(1, 8, 8), (3, 32, 32), (1, 28, 28)])
 def test_conv_linear_path_starts_exactly_linear(image_shape):
     torch.manual_seed(0)
@@ -190,13 +211,34 @@ def test_conv_sigmoid_output_in_unit_interval(activation):
     [
         (
             dict(image_shape=(1, 2, 3), channels=(4, 8)),
-            r"image_shape=\(1, 2, 3\) is too small for 2 pooling stages: each "
-            r"halves the height and width\. Use fewer conv channels or larger "
-            r"images\.",
+            r"^image_shape=\(1, 2, 3\) is too small for 2 pooling stages: each "
+            r"halves the height and width, so both must be at least 4, got "
+            r"height 2 and width 3\. Instead, use at most 1 conv stage \(entries "
+            r"of the channel list\), or larger images\.$",
+        ),
+        (
+            dict(image_shape=(1, 9, 9), channels=(1, 1, 1, 1)),
+            r"at least 16, got height 9 and width 9\. Instead, use at most 3 conv "
+            r"stages",
         ),
         (
             dict(image_shape=(1, 1, 8), channels=(4,)),
-            r"image_shape=\(1, 1, 8\) is too small for 1 pooling stages",
+            r"^image_shape=\(1, 1, 8\) is too small for 1 pooling stage: .* "
+            r"Instead, use the dense network \(conv_channels=\(\) in the "
+            r"estimators\), as a side of 1 takes no pooling\.$",
+        ),
+        (
+            dict(image_shape=(28, 28, 1), channels=(4, 8)),
+            r"got height 28 and width 1\. image_shape is \(channels, height, "
+            r"width\): for images with their channels last, pass "
+            r"image_shape=\(1, 28, 28\) and the rows flattened channels first, "
+            r"images\.transpose\(0, 3, 1, 2\)\.reshape\(n, -1\)\. Otherwise, use "
+            r"the dense network",
+        ),
+        (
+            dict(image_shape=(32, 32, 3), channels=(16, 32, 64)),
+            r"pass image_shape=\(3, 32, 32\) .* Otherwise, use at most 1 conv "
+            r"stage \(entries",
         ),
         (
             dict(image_shape=(1, 8, 8), channels=()),
@@ -211,7 +253,16 @@ def test_conv_sigmoid_output_in_unit_interval(activation):
             r"out_activation must be 'sigmoid' or None, got 'softmax'\.",
         ),
     ],
-    ids=["too_small", "too_flat", "no_channels", "sigmoid_linear", "bad_out"],
+    ids=[
+        "too_small",
+        "too_many_stages",
+        "too_flat",
+        "channels_last_gray",
+        "channels_last_color",
+        "no_channels",
+        "sigmoid_linear",
+        "bad_out",
+    ],
 )
 def test_conv_errors(params, message):
     with pytest.raises(ValueError, match=message):
