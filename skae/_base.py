@@ -19,9 +19,11 @@ from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
     TransformerMixin,
+    is_outlier_detector,
 )
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
@@ -456,12 +458,22 @@ class _BaseAutoencoder(
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         return -self._row_errors(X).astype(X.dtype)
 
+    @available_if(lambda self: not is_outlier_detector(self))
     def score(self, X, y=None):
         """Mean of :meth:`score_samples` over ``X``: higher is better.
 
-        Model selection (e.g. ``GridSearchCV``) can use it directly. For a
-        reconstruction error it always prefers larger ``n_components``; the
-        variational autoencoder's mean ELBO compares with ``PCA.score``.
+        Model selection without a ``scoring`` (e.g. ``GridSearchCV``) ranks
+        by it. :class:`~skae.AutoencoderTransformer` and
+        :class:`~skae.DenoisingAutoencoder` score the negative reconstruction
+        error, which always prefers larger ``n_components``, where
+        ``PCA.score``, an average log-likelihood, need not; the
+        :class:`~skae.VariationalAutoencoder`'s mean ELBO compares with
+        ``PCA.score``. :class:`~skae.AutoencoderOutlierDetector` has no
+        ``score``, as scikit-learn's outlier detectors have none: its
+        anomaly scores are relative to its own training errors, so their mean
+        would rank first the detector whose held-out rows look most like its
+        training rows, often the one that reconstructs worst. A search over
+        detectors needs a ``scoring``.
 
         %(parameters_X, y)s
 

@@ -435,8 +435,9 @@ def fill_doc(cls):
     """Class decorator: put the shared paragraphs into the docstrings.
 
     A line ``%(name, other_name)s`` of the docstring of ``cls`` or of a
-    method defined in its body becomes the paragraphs of those names in
-    :data:`_DOCS`, at the line's indentation.
+    method defined in its body (also one that scikit-learn's
+    ``available_if`` wraps, its ``fn``) becomes the paragraphs of those
+    names in :data:`_DOCS`, at the line's indentation.
     """
 
     def paragraphs(match):
@@ -444,7 +445,8 @@ def fill_doc(cls):
         text = "\n".join(_DOCS[name] for name in names)
         return "\n".join(indent + line if line else line for line in text.split("\n"))
 
-    for owner in [cls, *filter(inspect.isfunction, vars(cls).values())]:
+    methods = [getattr(value, "fn", value) for value in vars(cls).values()]
+    for owner in [cls, *filter(inspect.isfunction, methods)]:
         if owner.__doc__:
             owner.__doc__ = _PLACEHOLDER.sub(paragraphs, owner.__doc__)
     return cls

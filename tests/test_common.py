@@ -12,6 +12,7 @@ from conftest import requires_cuda
 from numpy.testing import assert_array_equal
 from sklearn.base import clone
 from sklearn.datasets import load_digits
+from sklearn.model_selection import GridSearchCV
 from sklearn.utils.estimator_checks import (
     check_global_output_transform_pandas,
     check_positive_only_tag_during_fit,
@@ -152,7 +153,8 @@ def test_mixed_precision_fits_close_to_float32_and_pickles(Estimator, precision)
     assert np.isfinite(Z).all()
     assert np.isfinite(mixed.score_samples(X)).all()
     # Reduced precision changes the numbers a little, not the model.
-    assert mixed.score(X) == pytest.approx(reference.score(X), rel=0.05)
+    mean_score = mixed.score_samples(X).mean()
+    assert mean_score == pytest.approx(reference.score_samples(X).mean(), rel=0.05)
     loaded = pickle.loads(pickle.dumps(mixed))
     assert_array_equal(loaded.transform(X), Z)
     assert all(p.dtype == torch.float32 for p in loaded.module_.parameters())
@@ -395,8 +397,9 @@ def test_3d_input_gets_a_reshape_hint(Estimator):
     with pytest.raises(ValueError, match=reshape_hint(name, 30)):
         Estimator(hidden_layer_sizes=(8,), **SMALL).fit(X)
     fitted = Estimator(hidden_layer_sizes=(8,), **SMALL).fit(X.reshape(30, -1))
-    methods = ["transform", "score_samples", "score"]
-    methods += ["partial_fit"] if hasattr(fitted, "partial_fit") else ["predict"]
+    methods = ["transform", "score_samples"]
+    # The detector has predict; the others partial_fit and score.
+    methods += ["predict"] if hasattr(fitted, "predict") else ["partial_fit", "score"]
     for method in methods:
         with pytest.raises(ValueError, match=reshape_hint(name, 3)):
             getattr(fitted, method)(X[:3])
@@ -480,3 +483,20 @@ def test_method_docstrings_are_filled_and_document_every_parameter_once(Estimato
             assert doc.count(f"\n        {parameter} : ") == 1, (name, parameter)
         if "X" in inspect.signature(method).parameters:
             assert re.search(r"\n        X : array-like of shape \(n_samples, ", doc)
+
+
+def test_search_over_detectors_without_scoring_is_refused(digits):
+    # As for scikit-learn's detectors: the mean of the detector's scores,
+    # relative to its own training errors, would rank n_components=1 above
+    # 16 on the digits, the worse reconstruction; a search needs a scoring.
+    X = digits[0][:120]
+    detector = AutoencoderOutlierDetector(**SMALL).fit(X)
+    assert not hasattr(detector, "score")
+    search = GridSearchCV(
+        AutoencoderOutlierDetector(**SMALL), {"n_components": [1, 2]}, cv=2
+    )
+    with pytest.raises(TypeError, match="should have a 'score' method"):
+        search.fit(X)
+    # The other estimators keep it: the mean of score_samples.
+    transformer = AutoencoderTransformer(**SMALL).fit(X)
+    assert transformer.score(X) == pytest.approx(transformer.score_samples(X).mean())

@@ -399,6 +399,9 @@ def test_a_search_on_threads_equals_one_on_one_thread(
                 hidden_layer_sizes=(8,), max_iter=2, random_state=0, device="cpu"
             ),
             {"n_components": [1, 2]},
+            # The detector has no score: any scoring shows whether the runs
+            # on threads and on one thread agree.
+            scoring=lambda model, X, y=None: float(model.score_samples(X).mean()),
             cv=2,
             n_jobs=n_jobs,
         )
