@@ -81,6 +81,30 @@ def check_square_range(X):
         )
 
 
+def _check_variation(rms, dtype):
+    """Raise if rows of ``dtype`` varying by ``rms`` are too small to compute on.
+
+    The other end of :func:`check_square_range`. float32 rows below
+    float32's normal range read as zeros where denormals are flushed, as
+    inference flushes them; float64 rows below about 1e-154 have squares of
+    0, a scale taken for that of rows all alike.
+    """
+    if dtype == np.float32:
+        bound = float(np.finfo(np.float32).tiny)
+        why = (
+            "float32's smallest normal number, below which the CPU flushes "
+            "numbers to zero"
+        )
+    else:
+        bound = math.sqrt(np.finfo(np.float64).tiny)
+        why = "below which float64 squares vanish"
+    if rms < bound:
+        raise ValueError(
+            f"X varies about its mean by less than {bound:.2g}, {why}; rescale X "
+            "(e.g. with a StandardScaler)."
+        )
+
+
 def input_axes(X, input_components, n_components, *, auto):
     """Principal axes of ``X`` the network sees, or None for every feature.
 
@@ -151,7 +175,9 @@ class ModelUnits:
             # Rows all alike (0.1 every time) differ from their mean by its
             # rounding alone: a scale of 1e-16 would blow every other row up.
             alike = not np.any(np.ptp(X, axis=0))
-            self.scale = float(rms) if rms > 0 and not alike else 1.0
+            if not alike:
+                _check_variation(rms, X.dtype)
+            self.scale = 1.0 if alike else float(rms)
         else:
             # BCE compares probabilities with data in [0, 1]: no rescaling.
             self.offset = np.zeros(X.shape[1])
@@ -276,11 +302,13 @@ class ModelUnits:
     def residuals(self, batch, out):
         """Residual ``batch - out`` of a batch in model units, in data units.
 
-        With ``loss='mse'`` model units are the data's divided by ``scale``;
-        with ``loss='bce'`` ``out`` holds logits. With axes, the residual's
-        coordinates along them, whose squared norm is the squared error
-        along the axes (:meth:`outside` gives the rest).
+        With ``loss='mse'`` model units are the data's divided by ``scale``,
+        and the residual is float64: data far from unit scale (1e40, 1e-40)
+        leave float32's range once multiplied back by it. With ``loss='bce'``
+        ``out`` holds logits. With axes, the residual's coordinates along
+        them, whose squared norm is the squared error along the axes
+        (:meth:`outside` gives the rest).
         """
         if self.loss == "bce":
             return batch - torch.sigmoid(out)
-        return (batch - out) * self.scale
+        return (batch - out).double() * self.scale

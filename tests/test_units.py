@@ -1,4 +1,5 @@
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -53,6 +54,20 @@ def test_residuals_are_in_data_units():
     batch = units.to_model(X[:3])
     out = units.to_model(X[:3] - 1.0)
     assert_allclose(units.residuals(batch, out).numpy(), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("factor", [1e40, 1e-40])
+def test_residuals_of_data_beyond_float32_range_are_in_float64(factor):
+    # float64 data in units far from 1 (luminosities of 1e40 erg/s): a
+    # float32 residual times their scale overflowed to inf, or vanished, and
+    # the explained variance of the fit was NaN, or 1 for any network.
+    X = np.random.RandomState(0).normal(0.0, 5.0, size=(100, 2)) * factor
+    units = ModelUnits(X, "mse")
+    batch = units.to_model(X[:3])
+    out = units.to_model(X[:3] - factor)
+    residuals = units.residuals(batch, out)
+    assert residuals.dtype == torch.float64
+    assert_allclose(residuals.numpy(), factor, rtol=1e-5)
 
 
 def test_read_only_and_negative_stride_input_is_converted():
@@ -157,6 +172,40 @@ def test_axes_are_converted_once_and_not_pickled(dtype):
     loaded = pickle.loads(pickle.dumps(units))
     assert "_axes_tensors" not in vars(loaded)
     assert torch.equal(loaded.project(rows), coordinates)
+
+
+@pytest.mark.parametrize(
+    "dtype, factor, bound, why",
+    [
+        (
+            np.float32,
+            1e-39,
+            "1.2e-38",
+            "float32's smallest normal number, below which the CPU flushes "
+            "numbers to zero",
+        ),
+        (np.float64, 1e-170, "1.5e-154", "below which float64 squares vanish"),
+    ],
+)
+def test_rows_varying_below_the_normal_range_are_refused(dtype, factor, bound, why):
+    # float32 rows of 1e-39 read as zeros where inference flushes denormals:
+    # fit raised that X held values "beyond float32's range". float64 rows
+    # of 1e-170 have squares of 0: the scale was 1, the network saw zeros,
+    # and every row got the same code.
+    X = (np.random.RandomState(0).normal(size=(20, 3)) * factor).astype(dtype)
+    message = (
+        f"X varies about its mean by less than {bound}, {why}; rescale X "
+        "(e.g. with a StandardScaler)."
+    )
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        ModelUnits(X, "mse")
+
+
+@pytest.mark.parametrize("dtype, factor", [(np.float32, 1e-37), (np.float64, 1e-150)])
+def test_rows_varying_just_above_the_normal_range_are_scaled(dtype, factor):
+    X = (np.random.RandomState(0).normal(size=(20, 3)) * factor).astype(dtype)
+    rows = ModelUnits(X, "mse").to_model(X)
+    assert float(rows.square().mean()) == pytest.approx(1.0, rel=1e-4)
 
 
 def test_check_square_range_sums_the_squares_where_the_span_is_large():
