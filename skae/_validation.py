@@ -301,6 +301,15 @@ def check_rows_ndim(X, estimator):
             " For the convolutional network, also pass "
             f"image_shape={(1, *shape[1:])} (channels, height, width)."
         )
+    elif ndim == 4 and shape[3] <= 4 < shape[1]:
+        # (n, H, W, C), as image libraries give them: the plain reshape
+        # would interleave the channels.
+        hint = (
+            " Its last axis looks like channels: flatten it channels first, "
+            "X.transpose(0, 3, 1, 2).reshape(len(X), -1), and for the "
+            "convolutional network pass "
+            f"image_shape={(shape[3], *shape[1:3])} (channels, height, width)."
+        )
     elif ndim == 4:
         hint = (
             " For the convolutional network, also pass "

@@ -179,6 +179,13 @@ class DenoisingAutoencoder(NoiseMixin, OrderedMixin, PartialFitMixin, _BaseAutoe
 
     def _check_data_params(self, X):
         super()._check_data_params(X)
+        largest = max(abs(float(X.min())), abs(float(X.max())))
+        if largest > np.finfo(np.float32).max:
+            raise ValueError(
+                f"noise={self.noise!r} corrupts the rows in their own units, in "
+                "float32, whose range (about 3.4e38) X leaves: its values "
+                f"reach {largest:.3g}. Rescale X (e.g. with a StandardScaler)."
+            )
         if self.ordered and self.skip is not None:
             raise ValueError(
                 f"ordered=True needs skip=None, got skip={self.skip!r}: with a "

@@ -158,6 +158,15 @@ def _auto_error_covariance(residuals):
     rows would share: on 200 rows of 1,000 features of noise the whitened
     score flagged most new rows of the same noise.
     """
+    if len(residuals) < 2:
+        # A single training row (two rows, one held out) has no half to
+        # measure the other on.
+        return "diagonal", 0.0
+    # Divided by their root mean square, which changes no gain: Ledoit-Wolf
+    # takes fourth powers, past float64's range for residuals beyond 1e77.
+    rms = np.sqrt(np.mean(residuals**2))
+    if rms > 0:
+        residuals = residuals / rms
     halves = (slice(0, None, 2), slice(1, None, 2))
     gain = (
         np.mean(

@@ -1,5 +1,6 @@
 import copy
 import pickle
+import re
 import warnings
 
 import numpy as np
@@ -706,3 +707,16 @@ def test_cuda_reproducible_and_loads_without_cuda(monkeypatch, early_stopping):
     assert all(p.device.type == "cpu" for p in loaded.module_.parameters())
     assert loaded.module_.offset.device.type == "cpu"
     assert_allclose(loaded.denoise(X), X_clean, rtol=1e-4, atol=1e-5)
+
+
+def test_rows_beyond_float32_range_are_refused():
+    # The noise corrupts the rows in their own units, in float32: a clamp
+    # crashed in torch, or with clip=False the fit "diverged".
+    X = np.random.RandomState(0).uniform(0, 16, size=(50, 4)) * 1e40
+    message = (
+        "noise='gaussian' corrupts the rows in their own units, in float32, "
+        "whose range (about 3.4e38) X leaves: its values reach "
+        f"{np.abs(X).max():.3g}. Rescale X (e.g. with a StandardScaler)."
+    )
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        make_dae(n_components=2).fit(X)

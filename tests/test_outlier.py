@@ -546,3 +546,23 @@ def test_auto_keeps_the_diagonal_with_fewer_rows_per_half_than_features():
     assert detector.error_covariance_gain_ >= 0.15  # the gain alone would whiten
     assert detector.error_precision_ is None
     assert np.mean(detector.predict(new) == -1) < 0.05
+
+
+def test_two_rows_fit_with_early_stopping():
+    # One row trains, one is held out: the whitening test has no half to
+    # measure the other on (LedoitWolf raised on 0 rows); PCA and
+    # IsolationForest fit two rows.
+    X = np.random.RandomState(0).normal(size=(2, 5))
+    detector = AutoencoderOutlierDetector(1, max_iter=2, random_state=0).fit(X)
+    assert detector.error_precision_ is None
+    assert detector.predict(X).shape == (2,)
+
+
+@pytest.mark.parametrize("factor", [1e-100, 1e100])
+def test_auto_error_covariance_is_the_same_at_any_scale(factor):
+    # Ledoit-Wolf takes fourth powers: residuals of 1e100 gave NaN.
+    residuals = np.random.RandomState(0).normal(size=(60, 5))
+    residuals[:, 1] += residuals[:, 0]
+    chosen, gain = _auto_error_covariance(residuals)
+    scaled = _auto_error_covariance(residuals * factor)
+    assert scaled == (chosen, pytest.approx(gain, rel=1e-9))

@@ -251,6 +251,18 @@ def test_check_rows_ndim_passes_what_it_need_not_refuse(X):
             "the reshape.",
         ),
         (
+            # Channels last, as image libraries give them: the plain reshape
+            # would interleave the channels, and image_shape=(28, 28, 1) read
+            # as 28 channels of 28x1 images.
+            (5, 28, 28, 1),
+            "X has shape (5, 28, 28, 1), but AutoencoderTransformer takes a 2-D "
+            "array of shape (n_samples, n_features), images as flat rows. Reshape "
+            "it with X.reshape(len(X), -1), to shape (5, 784). Its last axis looks "
+            "like channels: flatten it channels first, X.transpose(0, 3, 1, "
+            "2).reshape(len(X), -1), and for the convolutional network pass "
+            "image_shape=(1, 28, 28) (channels, height, width).",
+        ),
+        (
             (5, 2, 2, 2, 2),
             "X has shape (5, 2, 2, 2, 2), but AutoencoderTransformer takes a 2-D "
             "array of shape (n_samples, n_features), images as flat rows. Reshape "
