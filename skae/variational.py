@@ -34,9 +34,10 @@ class _Variational(nn.Module):
     """A network's encoder as the posterior mean, plus a log-variance head.
 
     In train mode the code is sampled with the reparameterisation trick from
-    the module's own generator. In eval mode the samples are fixed draws
-    (``score_eps``, shared by all rows), so held-out losses and scores are
-    deterministic and do not depend on how rows are batched.
+    the module's own generator. In eval mode the draw is fixed: the first of
+    ``score_eps`` (shared by all rows) for the held-out loss, or the one
+    given, so held-out losses and scores are deterministic and do not depend
+    on how rows are batched.
     """
 
     def __init__(self, network, n_features, n_components, log_noise_var=0.0):
@@ -67,18 +68,21 @@ class _Variational(nn.Module):
         logvar = self.logvar_head(x).clamp(_LOGVAR_MIN, _LOGVAR_MAX)
         return self.encode(x), logvar
 
-    def forward(self, x: torch.Tensor, sample: int = 0):
-        """Return ``(decoded, mean, logvar, log_noise_var)`` for the loss."""
+    def forward(self, x: torch.Tensor, eps: torch.Tensor | None = None):
+        """Return ``(decoded, mean, logvar, log_noise_var)`` for the loss.
+
+        ``eps``, if given, is the standard-normal draw of every row's code.
+        """
         mean, logvar = self.posterior(x)
-        if self.training:
+        if eps is None and self.training:
             eps = torch.randn(
                 mean.shape,
                 generator=self.generator,
                 device=mean.device,
                 dtype=mean.dtype,
             )
-        else:
-            eps = self.score_eps[sample]
+        elif eps is None:
+            eps = self.score_eps[0]
         z = mean + torch.exp(0.5 * logvar) * eps
         log_noise_var = self.log_noise_var.clamp(_LOGVAR_MIN, _LOGVAR_MAX)
         return self.decode(z), mean, logvar, log_noise_var
@@ -161,8 +165,9 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
     %(batch_size, measured_learning_rate, learning_rate_init, measured_alpha)s
     %(max_iter, tol)s
     early_stopping : bool, default=True
-        Stop when the held-out negative ELBO stops improving; restore the best
-        weights (the initial state included).
+        Stop when the held-out training loss (the negative ELBO, its KL term
+        weighted by ``beta``) stops improving; restore the best weights (the
+        initial state included).
     %(validation_fraction, n_iter_no_change, device, precision, callbacks)s
     random_state : int, RandomState instance or None, default=None
         Seeds the split, the weights, the batch order, the sampling during
@@ -180,10 +185,12 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
     %(held_out_explained_variance_score_, explained_variance_)s
     %(n_iter_, partial_fit_training_plan_, best_epoch_)s
     loss_curve_ : list of float
-        Training negative ELBO per epoch and feature (model units).
+        Training loss per epoch and feature (model units): the negative
+        ELBO, its KL term weighted by ``beta``.
     validation_loss_curve_ : list of float or None
-        Held-out negative ELBO per epoch and feature; None without early
-        stopping and once ``partial_fit`` has trained (it holds nothing out).
+        The same loss on the held-out rows, per epoch and feature; None
+        without early stopping and once ``partial_fit`` has trained (it
+        holds nothing out).
     %(net_)s
     module_ : torch.nn.Module
         The fitted variational network.
@@ -274,8 +281,10 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
         """Evidence lower bound of each row, in the data's units.
 
         A Monte Carlo estimate over fixed standard-normal draws shared by all
-        rows: deterministic, and independent of batching. Higher is more
-        likely; low values flag unusual rows.
+        rows: deterministic, and independent of batching. Each unit's draws
+        have the prior's mean and variance, so that the estimate is exact
+        for the untrained ``init='pca'`` start with ``loss='mse'``. Higher
+        is more likely; low values flag unusual rows.
 
         %(parameters_X)s
 
@@ -297,12 +306,19 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
         log_jacobian = X.shape[1] * math.log(self._units.scale)
 
         def elbo(module, batch):
+            # Each unit's draws get the prior's mean 0 and mean square 1.
+            # Raw, the few draws that every row shares shifted every row's
+            # ELBO alike, at the PCA start above PCA.score of the same rows,
+            # which bounds it; so set,
+            # the estimate is exact for a Gaussian likelihood with a linear
+            # decoder of orthogonal columns, such as the PCA start's.
+            draws = module.score_eps - module.score_eps.mean(dim=0)
+            draws = draws / draws.square().mean(dim=0).sqrt()
             nll = 0.0
-            for sample in range(N_SCORE_SAMPLES):
+            for eps in draws:
                 # A float64 network: the same for a row alone or in a batch.
-                output = module(batch, sample)
-                nll_s, kl = criterion.terms(output, batch)
-                nll = nll + nll_s / N_SCORE_SAMPLES
+                nll_s, kl = criterion.terms(module(batch, eps), batch)
+                nll = nll + nll_s / len(draws)
             return -(nll + kl)
 
         return (
@@ -330,7 +346,9 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
         Returns
         -------
         X_new : ndarray of shape (n_samples, n_features)
-            The decoder's mean for each draw, in the data's units.
+            The decoder's mean for each draw, in the data's units; float64
+            whatever the training data's dtype, as the codes are drawn in
+            float64.
         """
         check_is_fitted(self)
         if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)):

@@ -45,6 +45,23 @@ def test_pca_init_starts_near_probabilistic_pca(low_rank):
     assert elbo > ppca - 1.0
 
 
+@pytest.mark.parametrize("random_state", [0, 1, 2])
+def test_untrained_elbo_stays_below_pca_score(digits, random_state):
+    # The untrained model is probabilistic PCA fitted on the training split,
+    # whose log-likelihood PCA fitted on every row bounds; eight raw draws
+    # shared by all rows shifted every ELBO alike, here up to 0.8 nats above
+    # that bound, contradicting the guide's reading of ELBO > PCA.score.
+    X = digits[0][:400]
+    vae = make_vae(
+        n_components=8,
+        hidden_layer_sizes=(),
+        max_iter=1,
+        learning_rate_init=1e-12,
+        random_state=random_state,
+    ).fit(X)
+    assert vae.score(X) < PCA(n_components=8).fit(X).score(X)
+
+
 def test_training_improves_the_held_out_elbo(curved):
     train, test = curved[:300], curved[300:]
     start = make_vae(n_components=1, max_iter=1, learning_rate_init=1e-12).fit(train)
@@ -183,6 +200,14 @@ def test_constant_features_stay_finite():
     constant = np.ones((40, 4))
     vae = make_vae(init="pca", n_components=1).fit(constant)
     assert np.isfinite(vae.score_samples(constant)).all()
+
+
+def test_ignored_units_explain_nothing(low_rank):
+    # The guide's sign of unused units: three directions carry the data, the
+    # other three units add nothing to the reconstruction.
+    vae = make_vae(n_components=6, max_iter=20).fit(low_rank)
+    assert vae.explained_variance_ratio_[:3].sum() > 0.9
+    assert (vae.explained_variance_ratio_[3:] < 0.01).all()
 
 
 def test_beta_weights_the_kl_term(low_rank):
