@@ -234,8 +234,9 @@ class AutoencoderOutlierDetector(
     the row. It keeps :meth:`transform`, which encodes rows, e.g. to look at
     where the outliers lie.
 
-    The anomaly score is minus the mean of two terms, each about 1 for the
-    training rows. The relative reconstruction error: each feature's squared
+    The anomaly score is minus the mean of two terms, each averaging at most
+    1 over the rows trained on: about 1, less for the whitened error. The
+    relative reconstruction error: each feature's squared
     error divided by that feature's mean squared error on the training rows
     (``feature_errors_``, floored at ``0.03`` times their mean), averaged over
     the features, so that a row badly reconstructed where training rows are
@@ -249,7 +250,13 @@ class AutoencoderOutlierDetector(
     distance: the squared Mahalanobis distance of the row's code from the
     training rows' codes, divided by ``n_components_``, which flags rows the
     network reconstructs well but places far out along the directions normal
-    rows vary in (``code_weight`` weighs it). Training rows score about -1.
+    rows vary in (``code_weight`` weighs it). The rows trained on score -1
+    or a little above on average (further above with the whitened error).
+
+    It is a novelty detector first: fitted on normal rows, it scores new
+    ones. Outliers among the training rows shape the network and the score's
+    statistics as the normal rows do, so they score far less abnormal than
+    new rows like them would (:doc:`/user_guide/anomaly_scores`).
 
     Parameters
     ----------
@@ -263,14 +270,21 @@ class AutoencoderOutlierDetector(
     contamination : 'auto' or float, default='auto'
         The expected fraction of outliers in the training data, which sets
         ``offset_``. A float in (0, 0.5] puts the threshold at that quantile
-        of the training rows' scores, so ``predict`` flags that fraction of
-        them. ``'auto'`` flags rows whose anomaly score (minus
+        of the scores of the rows passed to fit, as
+        :class:`~sklearn.ensemble.IsolationForest` does, so ``predict`` flags
+        that fraction of them. With early stopping, the rows held out score
+        as new rows, lower where the network fits the rows it trains on
+        closely, and are flagged more often than those
+        (``early_stopping=False`` scores every row as one trained on).
+        ``'auto'`` flags rows whose anomaly score (minus
         :meth:`score_samples`: the relative error and, with ``code_weight``,
         the code distance) lies beyond Tukey's outer fence, ``Q3 + 3 *
         IQR``, of the training rows' scores, widened by the ratio of the
         held-out rows' median score to the training rows' (new rows
         reconstruct worse than the rows trained on; without early stopping
-        there are no held-out rows and the fence stays as is).
+        there are no held-out rows and the fence stays as is). Read by fit
+        only, as for IsolationForest: after ``set_params(contamination=...)``
+        the threshold changes at the next fit.
     noise : {'gaussian', 'masking', 'salt_pepper'}, callable or None, default=None
         Train as a denoising autoencoder: the network sees corrupted rows
         and learns to reconstruct the clean ones, as
@@ -687,7 +701,8 @@ class AutoencoderOutlierDetector(
             Mahalanobis distance of the scaled residuals, divided by the
             number of features) and the code distance (the squared
             Mahalanobis distance of the code from the training codes, divided
-            by ``n_components_``); about -1 for training rows.
+            by ``n_components_``); -1 or a little above on average for the
+            rows trained on.
         """
         check_is_fitted(self)
         check_rows_ndim(X, self)

@@ -83,6 +83,17 @@ def test_float_contamination_flags_that_fraction_of_training_rows(contamination)
     assert n_flagged == round(contamination * len(X))
 
 
+def test_contamination_set_after_fit_takes_effect_at_the_next_fit():
+    # As for IsolationForest: offset_ is fitted, the parameter only read by fit.
+    X = plane()
+    detector = make_detector(contamination=0.1).fit(X)
+    offset = detector.offset_
+    detector.set_params(contamination=0.25)
+    assert detector.offset_ == offset
+    assert np.sum(detector.predict(X) == -1) == 30
+    assert np.sum(detector.fit(X).predict(X) == -1) == 75
+
+
 def test_auto_flags_clear_outliers_and_few_inliers():
     X = plane(n_samples=600)
     detector = make_detector().fit(X)
@@ -156,6 +167,27 @@ def test_ledoit_wolf_scores_the_whitened_scaled_residuals():
     scaled = (X_new - detector.inverse_transform(detector.transform(X_new))) / scale
     expected = -np.sum(scaled @ precision * scaled, axis=1) / X.shape[1]
     assert_allclose(detector.score_samples(X_new), expected, rtol=1e-3)
+
+
+def test_whitened_relative_error_of_training_rows_averages_at_most_one():
+    # Over the rows it is fitted on, the whitened relative error averages
+    # trace(S @ inv(shrunk)) / p, with S their second moments about zero
+    # and shrunk = (1 - delta) S + delta mu I, mu the mean eigenvalue of S:
+    # the mean over those eigenvalues of a function concave in them and 1
+    # at mu, so at most 1, and less the more unequal they are.
+    X = plane()
+    detector = make_detector(
+        code_weight=0.0, error_covariance="ledoit_wolf", early_stopping=False
+    ).fit(X)
+    errors = detector.feature_errors_
+    scale = np.sqrt(errors + _SCALE_FLOOR * errors.mean())
+    scaled = (X - detector.inverse_transform(detector.transform(X))) / scale
+    eigenvalues = np.linalg.eigvalsh(scaled.T @ scaled / len(X))
+    delta = ledoit_wolf(scaled, assume_centered=True)[1]
+    shrunk = (1 - delta) * eigenvalues + delta * eigenvalues.mean()
+    relative = -detector.score_samples(X).mean()
+    assert relative == pytest.approx(np.mean(eigenvalues / shrunk), rel=1e-3)
+    assert relative < 0.9
 
 
 def heteroscedastic(seed, correlated):
