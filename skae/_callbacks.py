@@ -137,6 +137,9 @@ class EpochTasks(Callback):
         attributes = {
             "net_": snapshot,
             "n_iter_": n_epochs,
+            # The copy keeps the weights of its own epoch, not the best
+            # ones: a refit's copy would otherwise show the last fit's.
+            "best_epoch_": n_epochs,
             "loss_curve_": [row["train_loss"] for row in history],
             "validation_loss_curve_": (
                 [row["valid_loss"] for row in history]

@@ -26,7 +26,8 @@ def _isatty(stream):
 
 def format_duration(seconds):
     """Format a duration as ``'4.2s'``, ``'3m07s'`` or ``'2h05m'``."""
-    if seconds < 60:
+    # Compared as shown: 59.96 s is '1m00s', not '60.0s'.
+    if round(seconds, 1) < 60:
         return f"{seconds:.1f}s"
     minutes, seconds = divmod(round(seconds), 60)
     if minutes < 60:
@@ -54,7 +55,9 @@ class EpochLog(Callback):
     Unlike skorch's ``PrintLog``, which skorch runs after every other
     callback, it prints in its place among the net's callbacks: placed
     before early stopping, it prints the last epoch too, and the learning
-    rate the epoch trained with, before a scheduler changes it.
+    rate as the epoch ends, before a scheduler that steps once per epoch
+    (the plateau one) changes it; a one-cycle schedule, which steps once per
+    batch, shows the rate its last batch left.
 
     Parameters
     ----------

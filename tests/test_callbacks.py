@@ -175,6 +175,7 @@ def test_fitted_estimator_is_the_model_at_each_epoch(cls):
     for epoch, model in models.items():
         assert model is not est
         assert model.n_iter_ == epoch
+        assert model.best_epoch_ == epoch
         assert len(model.loss_curve_) == epoch
         assert model.module_ is not est.module_
         codes = model.transform(X)

@@ -173,7 +173,15 @@ def test_epoch_log_line_and_time_left(monkeypatch):
 
 @pytest.mark.parametrize(
     "seconds, text",
-    [(0.04, "0.0s"), (4.24, "4.2s"), (59.9, "59.9s"), (187, "3m07s"), (7500, "2h05m")],
+    [
+        (0.04, "0.0s"),
+        (4.24, "4.2s"),
+        (59.9, "59.9s"),
+        (59.96, "1m00s"),
+        (187, "3m07s"),
+        (3599.6, "1h00m"),
+        (7500, "2h05m"),
+    ],
 )
 def test_format_duration(seconds, text):
     assert format_duration(seconds) == text
