@@ -68,6 +68,7 @@ from skae._validation import (
     resolve_device,
     seeded_torch,
     torch_seed,
+    user_stacklevel,
     wrap_like_input,
 )
 
@@ -163,8 +164,7 @@ class _BaseAutoencoder(
                 f"{self.training_plan_['max_iter']} epochs "
                 "before the loss stopped improving; increase max_iter.",
                 ConvergenceWarning,
-                # _fit <- fit <- _fit_context: point at the caller's line.
-                stacklevel=4,
+                stacklevel=user_stacklevel(),
             )
 
     def _setup(self, X, rng, train_idx, valid_idx, *, stopping=True, epoch_tasks=None):

@@ -18,7 +18,13 @@ from contextlib import contextmanager
 import sklearn
 from skorch.callbacks import Callback
 
-__all__ = ["SKLEARN_CALLBACKS", "CallbackSupportMixin", "EpochTasks", "fit_task"]
+__all__ = [
+    "SKLEARN_CALLBACKS",
+    "CallbackSupportMixin",
+    "EpochTasks",
+    "fit_task",
+    "partial_fit_task",
+]
 
 
 class _NoTask:
@@ -197,6 +203,23 @@ def fit_task(estimator, X, y):
     else:
         context.call_on_fit_task_begin(estimator=estimator, X=X, y=y)
     yield epoch_tasks
+    context.call_on_fit_task_end(
+        estimator=estimator, X=X, y=y, reconstruction_attributes={}
+    )
+
+
+@contextmanager
+def partial_fit_task(estimator, X, y):
+    """Run a ``partial_fit`` call as scikit-learn's root task, a leaf.
+
+    As scikit-learn's own ``partial_fit`` methods do (``StandardScaler``),
+    each call, one epoch, is a task of its own: its ``on_fit_task_end``
+    hooks get the estimator as the call leaves it as ``fitted_estimator``.
+    ``X`` and ``y`` are the chunk as the user passed it.
+    """
+    context = estimator._init_callback_context()
+    context.call_on_fit_task_begin(estimator=estimator, X=X, y=y)
+    yield
     context.call_on_fit_task_end(
         estimator=estimator, X=X, y=y, reconstruction_attributes={}
     )

@@ -12,6 +12,7 @@ import torch
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
+from skae._callbacks import partial_fit_task
 from skae._ordering import nested_dropout
 from skae._training import (
     TrainingDivergedError,
@@ -84,6 +85,7 @@ class PartialFitMixin:
             The estimator, trained one more epoch.
         """
         first = not hasattr(self, "net_")
+        X_given = X
         check_rows_ndim(X, self)
         X = validate_data(
             self,
@@ -92,7 +94,7 @@ class PartialFitMixin:
             reset=first,
             ensure_min_samples=2 if first else 1,
         )
-        with torch_training_state():
+        with torch_training_state(), partial_fit_task(self, X_given, y):
             if first:
                 # A first call that fails leaves the estimator unfitted, as
                 # fit does.

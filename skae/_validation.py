@@ -6,11 +6,15 @@ in them touches one file.
 
 import functools
 import math
+import os
+import sys
 import threading
 from contextlib import contextmanager
 from numbers import Integral
 
 import numpy as np
+import sklearn
+import skorch
 import torch
 from sklearn import get_config
 from sklearn.base import _fit_context
@@ -43,8 +47,30 @@ __all__ = [
     "restore_generator",
     "seeded_torch",
     "torch_seed",
+    "user_stacklevel",
     "wrap_like_input",
 ]
+
+# Where the frames between a warning and the user's line live.
+_LIBRARY_DIRS = tuple(
+    os.path.dirname(module.__file__) + os.sep for module in (sklearn, skorch)
+) + (os.path.dirname(__file__) + os.sep,)
+
+
+def user_stacklevel():
+    """Return the ``stacklevel`` that points a warning at the user's line.
+
+    For ``warnings.warn`` in the function that calls this one: the first
+    frame outside skae, scikit-learn and skorch, whether the user called
+    ``fit``, scikit-learn's ``fit_transform`` or a Pipeline's ``fit``.
+    (Python 3.12's ``skip_file_prefixes`` does this; skae supports 3.10.)
+    """
+    frame, level = sys._getframe(1), 1
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(
+        _LIBRARY_DIRS
+    ):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def partial_fit_context(partial_fit):

@@ -16,6 +16,7 @@ from skae._validation import (
     StrOptions,
     check_rows_ndim,
     torch_seed,
+    user_stacklevel,
     wrap_like_input,
 )
 from skae.noise import NOISE_KINDS
@@ -217,9 +218,7 @@ class DenoisingAutoencoder(NoiseMixin, OrderedMixin, PartialFitMixin, _BaseAutoe
                 "GiB. Set skip=None to denoise through the code alone, or "
                 "reduce the features first (e.g. with PCA).",
                 UserWarning,
-                # _wrap_network <- _setup <- _fit <- fit <- _fit_context: the
-                # line calling fit (partial_fit's wrapper is a frame deeper).
-                stacklevel=6,
+                stacklevel=user_stacklevel(),
             )
         # No random start to draw: it starts at zero or at the ridge fit.
         skip = nn.utils.skip_init(nn.Linear, n_features, n_features)

@@ -14,7 +14,12 @@ from skae._base import _BaseAutoencoder
 from skae._mixins import InputAxesMixin, NoiseMixin
 from skae._params import MEASURED_DEFAULTS, fill_doc, make_init
 from skae._units import CHUNK_ROWS, total_squares
-from skae._validation import Interval, StrOptions, check_rows_ndim
+from skae._validation import (
+    Interval,
+    StrOptions,
+    check_rows_ndim,
+    user_stacklevel,
+)
 from skae.noise import NOISE_KINDS
 
 # Floor of each feature's error scale, relative to the mean scale: a feature
@@ -553,8 +558,7 @@ class AutoencoderOutlierDetector(
                 f"{_MAX_WHITENED_FEATURES} features) unless the memory and "
                 "time are there.",
                 UserWarning,
-                # _check_data_params <- _setup <- _fit <- fit <- _fit_context.
-                stacklevel=6,
+                stacklevel=user_stacklevel(),
             )
         # Flat rows ignore the window, as documented.
         if self.image_shape is not None and self.error_window % 2 == 0:

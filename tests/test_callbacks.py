@@ -154,6 +154,22 @@ def test_root_task_expects_max_iter_epochs(max_iter):
 
 
 @requires_callbacks
+def test_partial_fit_is_a_root_task_per_call():
+    # As scikit-learn's own partial_fit: each call, one epoch, is a leaf task.
+    X = gaussian()
+    recorder = Recorder()
+    make().set_callbacks(recorder).partial_fit(X[:20]).partial_fit(X[20:])
+    call = [
+        ("setup", "fit", None),
+        ("begin", "fit", 0),
+        ("end", "fit", 0),
+        ("teardown", "fit", None),
+    ]
+    assert recorder.calls == call * 2
+    assert_array_equal(recorder.data[0], X[20:])
+
+
+@requires_callbacks
 def test_without_callbacks_the_net_is_unchanged():
     est = make().fit(gaussian())
     assert "sklearn_epoch_tasks" not in dict(est.net_.callbacks_)

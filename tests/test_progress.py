@@ -145,6 +145,14 @@ def test_convergence_warning_at_max_iter_with_verbose(capsys):
     assert len(LINE.findall(capsys.readouterr().out)) == 2
 
 
+@pytest.mark.parametrize("method", ["fit", "fit_transform"])
+def test_convergence_warning_points_at_the_callers_line(method):
+    # fit_transform is scikit-learn's: the warning skips its frame too.
+    with pytest.warns(ConvergenceWarning) as record:
+        getattr(make_ae(max_iter=1, early_stopping=False), method)(gaussian())
+    assert record[0].filename == __file__
+
+
 def test_epoch_log_line_and_time_left(monkeypatch):
     # The time left is the mean epoch time so far times the epochs left.
     now = iter([0.0, 2.0, 5.0])
