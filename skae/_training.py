@@ -305,6 +305,40 @@ def _module_state(module):
     return tuple(state), objects
 
 
+# How far apart, relative to their scale, the checksums of the same rows may
+# be: rows in model units computed on other hardware (principal coordinates)
+# may differ in the last bits. Those of other rows differ by about the scale
+# over the square root of the number of values.
+_CHECKSUM_RTOL = 1e-5
+
+
+def _checksum(rows):
+    """Return a random linear function of ``rows`` and its scale, in float64.
+
+    The weights (one per feature, one per row) are drawn alike in every
+    process, so that the checksum tells other rows, or the same rows in
+    another order, from the same; ``scale`` is the checksum of the absolute
+    values, which bounds its rounding. A matrix-vector product per batch of
+    rows, on their device.
+    """
+    rows = rows.reshape(len(rows), -1)
+    generator = torch.Generator().manual_seed(0)
+    features = torch.randn(rows.shape[1], generator=generator, dtype=torch.float64)
+    features = features.to(rows.device)
+    total = torch.zeros(2, dtype=torch.float64, device=rows.device)
+    for start in range(0, len(rows), INFERENCE_BATCH_SIZE):
+        chunk = rows[start : start + INFERENCE_BATCH_SIZE].double()
+        weights = torch.randn(len(chunk), generator=generator, dtype=torch.float64)
+        weights = weights.to(rows.device)
+        total += torch.stack(
+            [
+                weights @ (chunk @ features),
+                weights.abs() @ (chunk.abs() @ features.abs()),
+            ]
+        )
+    return tuple(total.tolist())
+
+
 # The net's parameters that after initialize() are the very objects of the
 # fitted attribute of the same name plus "_": in a pickle each stands in as
 # "<name_>" (the fitted one is pickled through skorch's device-mapping stream).
@@ -405,7 +439,8 @@ class AutoencoderNet(NeuralNet):
         ``callbacks``, ``verbose``, ``device``).
     random_seed : int or None, default=0
         Seed of the generator that orders the training batches; None draws
-        one from torch's global generator for each epoch.
+        one from torch's global generator for each epoch (rank 0's, under
+        torch.distributed).
     precision : {'float32', 'bfloat16', 'float16'}, default='float32'
         Format of the forward computations: ``'bfloat16'`` and ``'float16'``
         run the module and the loss under :func:`torch.autocast` (weights,
@@ -556,6 +591,7 @@ class AutoencoderNet(NeuralNet):
         self._stop_requested = False
         data_parallel = None
         if process_group()[1] > 1:
+            self._check_same_training(X)
             device = torch.device(self.device)
             if device.type == "cuda" and device.index is None:
                 # 'cuda' is the process's current device: torchrun scripts
@@ -571,6 +607,46 @@ class AutoencoderNet(NeuralNet):
         if self.cuda_graphs and unsupported(self) is None:
             graphed = GraphedTrainStep(self)
         object.__setattr__(self, "_graphed_step", graphed)
+
+    def _check_same_training(self, X):
+        """Refuse to train data-parallel unless every process has the same rows.
+
+        Each process deals itself its share of the rows it is given (see
+        :class:`TensorBatches`), and the estimators set the scaling from
+        them: a shard of the rows in each process, as torch's
+        DistributedSampler would give, would train a model that differs
+        from process to process, and shards of different lengths (or a
+        different ``batch_size`` or ``max_epochs``) leave the processes at
+        different collectives, where gloo aborts and NCCL waits for ever. One
+        all-gather compares the shape of the rows, the settings that count
+        the steps, and a checksum of the values (:func:`_checksum`), in
+        every process, which all raise alike.
+        """
+        dataset = self.get_dataset(X)
+        rows = dataset[0] if isinstance(dataset, tuple) else dataset
+        total, scale = _checksum(rows)
+        mine = (tuple(rows.shape), self.batch_size, self.max_epochs, total, scale)
+        everyone = [None] * process_group()[1]
+        dist.all_gather_object(everyone, mine)
+        first = everyone[0]
+        for rank, theirs in enumerate(everyone):
+            if theirs[:3] != first[:3]:
+                what = (
+                    f"rank {rank} trains on rows of shape {theirs[0]} with "
+                    f"batch_size={theirs[1]} and max_iter={theirs[2]}, rank 0 "
+                    f"on rows of shape {first[0]} with batch_size={first[1]} "
+                    f"and max_iter={first[2]}"
+                )
+            elif abs(theirs[3] - first[3]) > _CHECKSUM_RTOL * max(first[4], theirs[4]):
+                what = f"rank {rank} trains on other rows than rank 0"
+            else:
+                continue
+            raise ValueError(
+                "Data-parallel training needs the same rows and parameters in "
+                f"every process, each of which trains on its share of them; {what}. "
+                "Pass every process all the rows: fit and partial_fit shard "
+                "them themselves."
+            )
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
         """Drop what exists only while training.
@@ -648,7 +724,8 @@ class AutoencoderNet(NeuralNet):
             # drawn from torch's global generator.
             seed = self.random_seed
             if seed is None:
-                seed = int(torch.randint(2**62, ()).item())
+                # Every process deals out the same order (TensorBatches).
+                seed = shared_seed(int(torch.randint(2**62, ()).item()))
             generator = torch.Generator().manual_seed(seed + len(self.history))
         if isinstance(dataset, torch.utils.data.Subset):
             rows = torch.as_tensor(np.asarray(dataset.indices), dtype=torch.long)
@@ -915,10 +992,19 @@ def shared_random_state(random_state):
     """
     rng = check_random_state(random_state)
     if process_group()[1] > 1 and not isinstance(random_state, numbers.Integral):
-        seed = [int(rng.randint(np.iinfo(np.int32).max))]
-        dist.broadcast_object_list(seed, src=0)
-        rng = np.random.RandomState(seed[0])
+        rng = np.random.RandomState(
+            shared_seed(int(rng.randint(np.iinfo(np.int32).max)))
+        )
     return rng
+
+
+def shared_seed(seed):
+    """Return ``seed``, or rank 0's under torch.distributed."""
+    if process_group()[1] > 1:
+        seeds = [seed]
+        dist.broadcast_object_list(seeds, src=0)
+        return seeds[0]
+    return seed
 
 
 def split_rows(n_samples, early_stopping, validation_fraction, rng):
@@ -1128,7 +1214,8 @@ def resume_training(net, estimator):
 
     Without early stopping, whose stopper watches held-out rows that
     partial_fit does not have, and with the estimator's current
-    ``batch_size`` (an int), ``alpha``, ``verbose`` and ``callbacks``, as
+    ``batch_size`` (``'auto'``: the one the fit or first call planned),
+    ``alpha``, ``verbose`` and ``callbacks``, as
     scikit-learn's ``MLPRegressor.partial_fit`` reads them at each call. A
     snapshot net (:meth:`AutoencoderNet.snapshot`, a callback's
     ``fitted_estimator``) gets an optimizer of its own first.
@@ -1148,12 +1235,15 @@ def resume_training(net, estimator):
         for group in net.optimizer_.param_groups:
             group["lr"] = group["initial_lr"]
     plan = estimator.training_plan_
-    if estimator.batch_size != "auto":
-        plan["batch_size"] = estimator.batch_size
+    # 'auto' is the batch size the plan resolved; the plan itself, a fitted
+    # attribute, stays as the fit or first call set it.
+    batch_size = estimator.batch_size
+    if batch_size == "auto":
+        batch_size = plan["batch_size"]
     for group in net.optimizer_.param_groups:
         group["weight_decay"] = estimator.alpha
     net.set_params(
-        batch_size=plan["batch_size"],
+        batch_size=batch_size,
         verbose=estimator.verbose,
         callbacks=_callbacks(estimator, plan, stopping=False, epoch_tasks=None),
     )

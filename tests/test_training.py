@@ -435,7 +435,14 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from skae import AutoencoderTransformer, VariationalAutoencoder
+from skorch.callbacks import Callback
+
+from skae import (
+    AutoencoderNet,
+    AutoencoderTransformer,
+    DenseAutoencoder,
+    VariationalAutoencoder,
+)
 
 torch.set_num_threads(1)
 dist.init_process_group("gloo")
@@ -448,17 +455,39 @@ unseeded = AutoencoderTransformer(**params, max_iter=3).fit(X)
 X01 = (X - X.min(axis=0)) / (X.max(axis=0) - X.min(axis=0))
 vae = VariationalAutoencoder(**params, loss="bce", max_iter=3, random_state=0)
 vae.fit(X01)
+
+
+class RowsSeen(Callback):
+    def initialize(self):
+        self.rows = []
+        return self
+
+    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+        if training:
+            self.rows += batch[0][:, 0].int().tolist()
+
+
+# An unseeded net draws each epoch's order from torch's generator, seeded
+# differently in each process here.
+torch.manual_seed(dist.get_rank())
+net = AutoencoderNet(
+    DenseAutoencoder(1, 1, hidden_layer_sizes=()), torch.nn.MSELoss(),
+    optimizer=torch.optim.Adam, max_epochs=2, batch_size=4, train_split=None,
+    random_seed=None, callbacks=[("rows", RowsSeen())], verbose=0,
+).fit(torch.arange(12.0).reshape(-1, 1))
+rows = dict(net.callbacks_)["rows"].rows
 with open(f"{sys.argv[2]}/rank{dist.get_rank()}.pkl", "wb") as f:
-    pickle.dump((seeded, unseeded, vae), f)
+    pickle.dump((seeded, unseeded, vae, rows), f)
 dist.destroy_process_group()
 """
 
 
-@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-def test_torchrun_trains_data_parallel_with_gloo(tmp_path, curved):
-    X_train, X_test = curved[:300], curved[300:]
-    np.save(tmp_path / "X.npy", X_train)
-    (tmp_path / "train.py").write_text(DDP_SCRIPT)
+def run_torchrun(tmp_path, script):
+    """Run ``script`` in two CPU processes under torchrun, with ``tmp_path``.
+
+    The script gets ``tmp_path / "X.npy"`` and ``tmp_path`` as arguments.
+    """
+    (tmp_path / "train.py").write_text(script)
     command = [
         sys.executable,
         "-m",
@@ -470,11 +499,34 @@ def test_torchrun_trains_data_parallel_with_gloo(tmp_path, curved):
         str(tmp_path),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    (seeded, unseeded, vae), (seeded_1, unseeded_1, vae_1) = (
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    ) as launcher:
+        try:
+            _, stderr = launcher.communicate(timeout=300)
+        except subprocess.TimeoutExpired:
+            # torchrun stops its processes (stuck at a collective) on SIGTERM;
+            # killed, it would leave them running.
+            launcher.terminate()
+            launcher.communicate(timeout=60)
+            raise
+    assert launcher.returncode == 0, stderr[-3000:]
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_torchrun_trains_data_parallel_with_gloo(tmp_path, curved):
+    X_train, X_test = curved[:300], curved[300:]
+    np.save(tmp_path / "X.npy", X_train)
+    run_torchrun(tmp_path, DDP_SCRIPT)
+    (seeded, unseeded, vae, rows), (seeded_1, unseeded_1, vae_1, rows_1) = (
         pickle.loads((tmp_path / f"rank{rank}.pkl").read_bytes()) for rank in (0, 1)
     )
+    # Each epoch the processes share out the rows, also when a net draws its
+    # order from torch's generator, whose seed differs by process: rank 0's
+    # draw is dealt out (the shares had overlapped, and rows went untrained).
+    for epoch in range(2):
+        shares = rows[epoch * 6 : epoch * 6 + 6] + rows_1[epoch * 6 : epoch * 6 + 6]
+        assert sorted(shares) == list(range(12))
     assert vae.n_iter_ == 3
     assert_array_equal(vae.transform(X_test), vae_1.transform(X_test))
     # The processes end with the same model, having seen the same losses.
@@ -510,6 +562,69 @@ def test_torchrun_trains_data_parallel_with_gloo(tmp_path, curved):
     pca = PCA(n_components=1).fit(X_train)
     pca_error = np.mean((X_test - pca.inverse_transform(pca.transform(X_test))) ** 2)
     assert -seeded.score(X_test) < 0.8 * pca_error
+
+
+DDP_OTHER_ROWS_SCRIPT = """
+import pickle
+import sys
+import warnings
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from skae import AutoencoderTransformer, DenoisingAutoencoder
+
+torch.set_num_threads(1)
+warnings.simplefilter("ignore")
+dist.init_process_group("gloo")
+rank = dist.get_rank()
+X = np.load(sys.argv[1])
+# Each process a shard of its own: half the rows, then a tenth for rank 1.
+shards = {"halves": X[rank::2], "uneven": X[:100] if rank == 0 else X[100:110]}
+params = dict(n_components=1, hidden_layer_sizes=(8,), max_iter=2, random_state=0)
+errors = {}
+for name, rows in shards.items():
+    for cls in (AutoencoderTransformer, DenoisingAutoencoder):
+        for method in ("fit", "partial_fit"):
+            estimator = cls(**params)
+            try:
+                getattr(estimator, method)(rows)
+            except ValueError as error:
+                errors[name, cls.__name__, method] = str(error), hasattr(
+                    estimator, "net_"
+                )
+# The processes are in step after the errors: all the rows train.
+model = AutoencoderTransformer(**params).fit(X)
+with open(f"{sys.argv[2]}/rank{rank}.pkl", "wb") as f:
+    pickle.dump((errors, model), f)
+dist.destroy_process_group()
+"""
+
+
+def test_torchrun_refuses_other_rows_in_each_process(tmp_path, curved):
+    # A shard per process, the usual way of torch's DistributedSampler, had
+    # trained models that differed by process; shards of different lengths
+    # stopped the processes at mismatched collectives (gloo aborted).
+    np.save(tmp_path / "X.npy", curved[:200])
+    run_torchrun(tmp_path, DDP_OTHER_ROWS_SCRIPT)
+    (errors, model), (errors_1, model_1) = (
+        pickle.loads((tmp_path / f"rank{rank}.pkl").read_bytes()) for rank in (0, 1)
+    )
+    assert errors == errors_1
+    assert len(errors) == 8
+    for (shards, _, _), (message, fitted) in errors.items():
+        assert not fitted
+        assert message.startswith(
+            "Data-parallel training needs the same rows and parameters in every process"
+        )
+        assert message.endswith(
+            "Pass every process all the rows: fit and partial_fit shard them "
+            "themselves."
+        )
+        expected = "rows of shape" if shards == "uneven" else "on other rows than"
+        assert expected in message
+    assert_array_equal(model.transform(curved), model_1.transform(curved))
 
 
 @pytest.mark.parametrize(
@@ -557,6 +672,22 @@ def test_auto_values_follow_an_explicit_schedule():
         "max_iter": 7,
         "batch_size": 500,
     }
+
+
+def test_partial_fit_with_auto_batch_size_again_takes_the_planned_one():
+    # A call with an int batch_size wrote it into training_plan_, so that
+    # 'auto' set back trained at that int from then on.
+    X = low_rank().numpy()
+    model = AutoencoderTransformer(
+        n_components=2, hidden_layer_sizes=(8,), device="cpu", random_state=0
+    ).partial_fit(X[:100])
+    planned = dict(model.training_plan_)
+    assert planned["batch_size"] == 32
+    model.set_params(batch_size=8).partial_fit(X[100:])
+    assert model.net_.history[-1, "train_batch_count"] == 13
+    model.set_params(batch_size="auto").partial_fit(X[100:])
+    assert model.net_.history[-1, "train_batch_count"] == 4
+    assert model.training_plan_ == planned
 
 
 def test_auto_keeps_the_graphed_adaptive_schedule_on_cuda():
