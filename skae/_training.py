@@ -1155,7 +1155,8 @@ def _callbacks(estimator, plan, *, stopping, epoch_tasks):
         if not isinstance(callback, Callback):
             raise TypeError(
                 "callbacks must hold skorch callbacks (skorch.callbacks."
-                f"Callback instances); got {callback!r}."
+                f"Callback instances); got {callback!r}. scikit-learn's "
+                "callbacks (sklearn.callback) are set with set_callbacks()."
             )
         if name in _OWN_CALLBACK_NAMES:
             raise ValueError(
@@ -1172,13 +1173,19 @@ def converged(net):
     """Whether the fit ended as planned: stopped early, or its one cycle run.
 
     A one-cycle schedule anneals the rate to almost zero over ``max_epochs``
-    epochs, which are the plan rather than a limit.
+    epochs, which are the plan rather than a limit. A stop a callback
+    requested (:meth:`AutoencoderNet.request_stop`) is a stop as planned,
+    also after the last epoch.
     """
     callbacks = dict(net.callbacks_)
     if isinstance(callbacks.get("lr_scheduler"), OneCycleSchedule):
         return True
     stopper = callbacks["early_stopping"]
-    return len(net.history) < net.max_epochs or stopper.misses_ >= stopper.patience
+    return (
+        net._stop_requested
+        or len(net.history) < net.max_epochs
+        or stopper.misses_ >= stopper.patience
+    )
 
 
 @contextmanager

@@ -170,6 +170,13 @@ def test_partial_fit_is_a_root_task_per_call():
 
 
 @requires_callbacks
+def test_sklearn_callback_in_callbacks_points_to_set_callbacks():
+    est = make(callbacks=[ProgressBar()])
+    with pytest.raises(TypeError, match=r"set with set_callbacks\(\)"):
+        est.fit(gaussian())
+
+
+@requires_callbacks
 def test_without_callbacks_the_net_is_unchanged():
     est = make().fit(gaussian())
     assert "sklearn_epoch_tasks" not in dict(est.net_.callbacks_)
@@ -298,14 +305,16 @@ def test_stopped_fit_restores_the_best_weights():
 
 
 @requires_callbacks
-def test_stop_does_not_warn_about_max_iter():
+@pytest.mark.parametrize("stop_at", [1, 5])
+def test_stop_does_not_warn_about_max_iter(stop_at):
+    # Also a stop requested after the last epoch: the callback ended it.
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
 
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
-        make(max_iter=5).set_callbacks(Recorder(stop_at=1)).fit(gaussian())
+        make(max_iter=5).set_callbacks(Recorder(stop_at=stop_at)).fit(gaussian())
 
 
 @requires_callbacks
