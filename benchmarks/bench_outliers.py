@@ -20,6 +20,22 @@ same rows:
 - ``fashion_mnist``: for each class c, fit on the training images of class c,
   score all 10,000 test images; abnormal means "not c".
 
+Outlier detection on rows that hold outliers (the unsupervised setting of
+PyOD's benchmarks): each method is fitted on normal rows with planted
+abnormal ones, a tenth of the rows, and scores those same rows:
+
+- ``digits_contaminated``: for each digit d, all of the digit's rows with
+  rows of the other digits drawn among them (``RandomState(d)``), a ninth as
+  many as the digit's.
+- ``breast_cancer_contaminated``: all the benign tumours with malignant ones
+  drawn among them, a ninth as many, after a StandardScaler fit on all of
+  them; repeated over 10 draws (seeds 0 to 9).
+
+There the detector is also fitted with ``trim_fraction`` at the planted
+fraction, 0.1 (``skae_trim10``), and at twice it (``skae_trim20``), on flat
+rows; LocalOutlierFactor is fitted without ``novelty`` and scores the rows
+by its ``negative_outlier_factor_``.
+
 Methods, all with their defaults: skae's AutoencoderOutlierDetector
 (``random_state=0``) on the rows as features (``skae``) and, for the image
 sets, told that the rows are images (``skae_image``: ``image_shape`` alone,
@@ -40,6 +56,8 @@ Commands and their durations on 2 CPU cores (one torch thread)::
 
     python -m benchmarks.bench_outliers --datasets breast_cancer digits  # ~30 s
     python -m benchmarks.bench_outliers --datasets fashion_mnist         # ~15 min
+    python -m benchmarks.bench_outliers \
+        --datasets digits_contaminated breast_cancer_contaminated        # ~2 min
     python -m benchmarks.bench_outliers --quick    # breast cancer and digits, 20 epochs
     python -m benchmarks.bench_outliers --set code_weight=0   # a candidate setting
     python -m benchmarks.bench_outliers --datasets fashion_mnist \
@@ -91,13 +109,23 @@ except ImportError as error:
     ) from error
 
 IMAGE_SHAPES = {"fashion_mnist": (1, 28, 28), "digits": (1, 8, 8)}
-DATASETS = ("breast_cancer", "digits", "fashion_mnist")
+DATASETS = (
+    "breast_cancer",
+    "digits",
+    "fashion_mnist",
+    "breast_cancer_contaminated",
+    "digits_contaminated",
+)
+# The fraction of planted outliers among the rows the contaminated
+# protocols fit on, and the trim_fraction values the detector gets there.
+CONTAMINATION = 0.1
+TRIMS = {"skae_trim10": 0.1, "skae_trim20": 0.2}
 # The random halvings of the benign tumours that breast cancer repeats.
 SPLITS = range(10)
 # The baselines the detector must match on every data set (issue 22).
 RIVALS = ("pyod_ae", "pyod_iforest", "pyod_pca")
 # The detector's two columns, then the baselines, in the tables' order.
-DETECTORS = ("skae", "skae_image")
+DETECTORS = ("skae", "skae_image", *TRIMS)
 BASELINES = (
     "pyod_ae",
     "pyod_vae",
@@ -124,6 +152,25 @@ class PCAReconstruction(BaseEstimator):
         return -np.mean((X - reconstruction) ** 2, axis=1)
 
 
+class LOFOnFitRows(BaseEstimator):
+    """LocalOutlierFactor without novelty: its scores of the rows it fitted.
+
+    ``score_samples`` takes those rows only (the contaminated protocols
+    score the rows they fit on), as ``novelty=True`` would count each row
+    among its own neighbours.
+    """
+
+    def fit(self, X, y=None):
+        self.X_ = np.array(X, copy=True)
+        self.scores_ = LocalOutlierFactor().fit(X).negative_outlier_factor_
+        return self
+
+    def score_samples(self, X):
+        if not np.array_equal(X, self.X_):
+            raise ValueError("LOFOnFitRows scores the rows it was fitted on only.")
+        return self.scores_
+
+
 class PyODScore(BaseEstimator):
     """A PyOD detector with scikit-learn's sign: high ``score_samples`` = inlier."""
 
@@ -139,18 +186,32 @@ class PyODScore(BaseEstimator):
 
 
 def make_methods(
-    n_features, image_shape, max_iter, candidate, device, scale, only=None
+    n_features,
+    image_shape,
+    max_iter,
+    candidate,
+    device,
+    scale,
+    only=None,
+    contaminated=False,
 ):
     """Fresh detectors, in a StandardScaler pipeline when ``scale``.
 
     ``candidate`` holds the detector's parameters that differ from its
-    defaults; ``only``, if given, the names of the methods to keep.
+    defaults; ``only``, if given, the names of the methods to keep;
+    ``contaminated``: the methods of the contaminated protocols (the
+    detector on flat rows, also trimmed, and LOF without novelty).
     """
     params = {"random_state": 0, "device": device, **candidate}
     if max_iter is not None:
         params["max_iter"] = max_iter
     methods = {"skae": AutoencoderOutlierDetector(**params)}
-    if image_shape is not None:
+    if contaminated:
+        for name, fraction in TRIMS.items():
+            methods[name] = AutoencoderOutlierDetector(
+                **{**params, "trim_fraction": fraction}
+            )
+    elif image_shape is not None:
         methods["skae_image"] = AutoencoderOutlierDetector(
             image_shape=image_shape, **params
         )
@@ -164,7 +225,7 @@ def make_methods(
         pyod_pca=PyODScore(PyODPCA(random_state=0)),
         pyod_ecod=PyODScore(ECOD()),
         pca=PCAReconstruction(32 if n_features >= 64 else n_features // 2),
-        lof=LocalOutlierFactor(novelty=True),
+        lof=LOFOnFitRows() if contaminated else LocalOutlierFactor(novelty=True),
     )
     if only is not None:
         methods = {name: m for name, m in methods.items() if name in only}
@@ -184,7 +245,12 @@ def add_best_baseline(row):
 def run_task(dataset, task, X_train, X_test, abnormal, **params):
     """Fit every method on ``X_train``; one record of AUCs and fit times."""
     record = {"dataset": dataset, "normal": task}
-    methods = make_methods(X_train.shape[1], IMAGE_SHAPES.get(dataset), **params)
+    methods = make_methods(
+        X_train.shape[1],
+        IMAGE_SHAPES.get(dataset),
+        contaminated=dataset.endswith("_contaminated"),
+        **params,
+    )
     for name, model in methods.items():
         record[f"{name}_fit_s"] = timed_fit(model, X_train)
         record[f"{name}_auc"] = roc_auc_score(abnormal, -model.score_samples(X_test))
@@ -243,6 +309,52 @@ def breast_cancer(**params):
             "benign",
             X_fit,
             X_test,
+            abnormal,
+            **{**params, "scale": True},
+        )
+        records.append({"split": seed, **record})
+    return records
+
+
+def planted(normal, others, n_planted, seed):
+    """``normal`` with ``n_planted`` rows of ``others`` drawn among them.
+
+    Returns the rows and which of them are planted (abnormal).
+    """
+    rng = np.random.RandomState(seed)
+    drawn = others[rng.choice(len(others), n_planted, replace=False)]
+    abnormal = np.r_[np.zeros(len(normal), bool), np.ones(n_planted, bool)]
+    return np.vstack([normal, drawn]), abnormal
+
+
+def n_planted(n_normal):
+    """How many outliers make CONTAMINATION of the rows with ``n_normal``."""
+    return round(n_normal * CONTAMINATION / (1 - CONTAMINATION))
+
+
+def digits_contaminated(**params):
+    X, y = load_digits(return_X_y=True)
+    X = X / 16
+    records = []
+    for d in range(10):
+        rows, abnormal = planted(X[y == d], X[y != d], n_planted(np.sum(y == d)), d)
+        records.append(
+            run_task("digits_contaminated", d, rows, rows, abnormal, **params)
+        )
+    return records
+
+
+def breast_cancer_contaminated(**params):
+    X, y = load_breast_cancer(return_X_y=True)
+    benign, malignant = X[y == 1], X[y == 0]
+    records = []
+    for seed in SPLITS:
+        rows, abnormal = planted(benign, malignant, n_planted(len(benign)), seed)
+        record = run_task(
+            "breast_cancer_contaminated",
+            "benign",
+            rows,
+            rows,
             abnormal,
             **{**params, "scale": True},
         )
@@ -335,8 +447,18 @@ def summarise(dataset, records, candidate):
         mean = {c: float(np.mean([r[c] for r in records])) for c in columns[1:]}
         rows.append({"normal": "**mean**", **mean})
     setting = f" The detector with {format_params(candidate)}." if candidate else ""
+    if dataset.endswith("_contaminated"):
+        protocol = (
+            f"Outlier detection on {dataset}: every method fitted on normal "
+            f"rows with planted abnormal ones ({CONTAMINATION:.0%} of the "
+            "rows), scoring those same rows (the 'test' rows below); "
+            "skae_trim10 and skae_trim20: the detector with trim_fraction "
+            f"{TRIMS['skae_trim10']} and {TRIMS['skae_trim20']}"
+        )
+    else:
+        protocol = f"One-class anomaly detection on {dataset}"
     return (
-        f"One-class anomaly detection on {dataset}: ROC AUC of 'abnormal' "
+        f"{protocol}: ROC AUC of 'abnormal' "
         "against minus score_samples (higher is better); best_baseline_auc: "
         "the best of PyOD's AutoEncoder, IForest and PCA; *_fit_s: seconds "
         "to fit; *_flags_*: fraction of the normal and abnormal test rows that "
@@ -396,6 +518,8 @@ def main(argv=None):
         "fashion_mnist": fashion_mnist,
         "digits": digits,
         "breast_cancer": breast_cancer,
+        "digits_contaminated": digits_contaminated,
+        "breast_cancer_contaminated": breast_cancer_contaminated,
     }
     warm_up(args.device, args.methods)
     for dataset in datasets:

@@ -54,6 +54,11 @@ _WHITENING_MIN_GAIN = 0.15
 _MAX_WHITENED_FEATURES = 4096
 # Code variances below this fraction of the codes' mean square are rounding.
 _CODE_VARIANCE_FLOOR = 1e-12
+# With trim_fraction, the statistics are refitted this many times, each
+# time on the rows trained on but the worst-scoring trim_fraction of them
+# under the statistics before (concentration steps, as in the minimum
+# covariance determinant's C-steps).
+_TRIM_STEPS = 2
 # What the score needs from the training rows.
 _FITTED_SCALES = ("_error_scale", "error_precision_", "code_mean_", "code_precision_")
 
@@ -210,6 +215,41 @@ def _likelihood_gain(fit, held):
     return -0.5 * (full - diagonal)
 
 
+def _score_statistics(residuals, codes, rows, covariance):
+    """Return the score's statistics of the rows ``rows``, and the whitening gain.
+
+    ``residuals`` and ``codes`` hold every row's; ``rows`` indexes those the
+    statistics come from (sorted); ``covariance`` is ``error_covariance``
+    resolved for the data (``'auto'`` is decided on these rows). Returns
+    ``(fitted, gain)``: the attributes ``_anomaly_scores`` reads, with
+    ``feature_errors_``, and ``error_covariance_gain_`` (None unless
+    ``'auto'``).
+    """
+    every_row = len(rows) == len(residuals)
+    feature_errors = _column_mean_squares(
+        residuals, indices=None if every_row else rows
+    )
+    scale = feature_errors + _SCALE_FLOOR * feature_errors.mean()
+    # A constant X is reconstructed exactly: no feature has an error scale.
+    error_scale = scale if scale.any() else np.ones_like(scale)
+    gain = None
+    # The rows' residuals, copied where a covariance needs them.
+    fit_residuals = (
+        residuals if every_row or covariance == "diagonal" else residuals[rows]
+    )
+    if covariance == "auto":
+        covariance, gain = _auto_error_covariance(fit_residuals)
+    fit_codes = codes if every_row else codes[rows]
+    fitted = {
+        "feature_errors_": feature_errors,
+        "_error_scale": error_scale,
+        "error_precision_": _error_precision(fit_residuals, error_scale, covariance),
+        "code_mean_": fit_codes.mean(axis=0),
+        "code_precision_": _code_precision(fit_codes),
+    }
+    return fitted, gain
+
+
 def _window_mean(rows, image_shape, window):
     """Mean of each pixel's ``window`` x ``window`` square, in each channel.
 
@@ -222,6 +262,37 @@ def _window_mean(rows, image_shape, window):
         images, window, stride=1, padding=window // 2, count_include_pad=False
     )
     return means.reshape(len(rows), -1)
+
+
+class _TrimmedLoss(torch.nn.Module):
+    """Mean loss of a batch's rows but the worst ``trim_fraction`` of them.
+
+    Each row's loss is the mean over its features of the elementwise
+    ``loss``; the ``floor(trim_fraction * n_rows)`` rows with the largest
+    are left out (a trimmed mean, as in least trimmed squares), so that
+    outliers among the training rows, which reconstruct worst, do not steer
+    the network towards reconstructing them.
+
+    Parameters
+    ----------
+    loss : torch.nn.Module
+        An elementwise loss with a ``reduction`` (``MSELoss``,
+        ``BCEWithLogitsLoss``); it is set to ``'none'``.
+    trim_fraction : float in (0, 0.5)
+        The fraction of each batch's rows left out.
+    """
+
+    def __init__(self, loss, trim_fraction):
+        super().__init__()
+        self.loss = loss
+        self.loss.reduction = "none"
+        self.trim_fraction = trim_fraction
+
+    def forward(self, output, rows):
+        """Mean of the rows' losses, the largest left out."""
+        errors = self.loss(output, rows).mean(dim=1)
+        kept = len(errors) - int(self.trim_fraction * len(errors))
+        return torch.topk(errors, kept, largest=False, sorted=False).values.mean()
 
 
 @fill_doc
@@ -261,7 +332,9 @@ class AutoencoderOutlierDetector(
     It is a novelty detector first: fitted on normal rows, it scores new
     ones. Outliers among the training rows shape the network and the score's
     statistics as the normal rows do, so they score far less abnormal than
-    new rows like them would (:doc:`/user_guide/anomaly_scores`).
+    new rows like them would, unless ``trim_fraction`` leaves the worst rows
+    out of the training loss and the statistics
+    (:doc:`/user_guide/anomaly_scores`).
 
     Parameters
     ----------
@@ -341,6 +414,22 @@ class AutoencoderOutlierDetector(
         10 splits from 0.9565 to 0.9606, and the diagonal on the digits (no
         gain) and on Fashion-MNIST's pixels as flat rows (at most 0.13),
         where whitening lowered the AUC.
+    trim_fraction : float in [0, 0.5), default=0.0
+        For training rows that hold outliers: the fraction of each batch's
+        rows with the largest reconstruction errors left out of its loss
+        (a trimmed mean), and of the rows trained on
+        with the lowest scores left out of the score's statistics, which
+        are refitted without them twice (as the minimum covariance
+        determinant's concentration steps do). Outliers among the rows it
+        is fitted on otherwise shape the network and the statistics as
+        normal rows do, and score almost as normal. Set it to about the
+        fraction of outliers expected, or up to twice it: a few normal rows
+        left out cost less than outliers kept. In the outlier benchmark,
+        fitted on rows of which a tenth were planted outliers and scoring
+        those rows, 0.2 lifted the mean AUC from 0.904 to 0.983 on the
+        digits and from 0.890 to 0.922 on the breast cancer data (0.1:
+        0.970 and 0.916). ``0`` trains on every row, for rows known to be
+        normal (novelty detection), where nothing is left to trim.
     input_components : int, 'auto' or None, default='auto'
         Train the network on the rows' coordinates along their first
         ``input_components`` principal axes (``input_components_``), as
@@ -517,6 +606,7 @@ class AutoencoderOutlierDetector(
         "error_window": [Interval(Integral, 1, None, closed="left")],
         "code_weight": [Interval(Real, 0, None, closed="left")],
         "error_covariance": [StrOptions({"auto", "ledoit_wolf", "diagonal"})],
+        "trim_fraction": [Interval(Real, 0, 0.5, closed="left")],
         **InputAxesMixin._parameter_constraints,
     }
 
@@ -529,6 +619,7 @@ class AutoencoderOutlierDetector(
             "error_window": 3,
             "code_weight": 1.0,
             "error_covariance": "auto",
+            "trim_fraction": 0.0,
             "input_components": "auto",
         },
         {
@@ -609,6 +700,10 @@ class AutoencoderOutlierDetector(
             return "diagonal"
         return self.error_covariance
 
+    def _criterion(self, n_features):
+        loss = super()._criterion(n_features)
+        return _TrimmedLoss(loss, self.trim_fraction) if self.trim_fraction else loss
+
     def _training_pass(self, X, valid_idx):
         # The score's settings as fitted (kept below): the scales and the
         # threshold hold for them, whatever set_params changes before a refit.
@@ -629,35 +724,21 @@ class AutoencoderOutlierDetector(
         # rows new to it score (fitted on them too, the whitening made them
         # score as the training rows, and on 1,000 features of noise the
         # fence flagged nearly every new row).
-        trained = (
-            None
-            if valid_idx is None
-            else np.setdiff1d(np.arange(len(X)), valid_idx, assume_unique=True)
-        )
-        feature_errors = _column_mean_squares(residuals, indices=trained)
-        scale = feature_errors + _SCALE_FLOOR * feature_errors.mean()
-        # A constant X is reconstructed exactly: no feature has an error scale.
-        error_scale = scale if scale.any() else np.ones_like(scale)
-        covariance, gain = self._resolve_error_covariance(X.shape[1]), None
-        # The training rows' residuals, copied where a covariance needs them.
-        fit_residuals = (
-            residuals
-            if trained is None or covariance == "diagonal"
-            else residuals[trained]
-        )
-        if covariance == "auto":
-            covariance, gain = _auto_error_covariance(fit_residuals)
-        fit_codes = codes if trained is None else codes[trained]
-        fitted = {
-            "feature_errors_": feature_errors,
-            "_error_scale": error_scale,
-            "error_precision_": _error_precision(
-                fit_residuals, error_scale, covariance
-            ),
-            "code_mean_": fit_codes.mean(axis=0),
-            "code_precision_": _code_precision(fit_codes),
-        }
+        trained = np.arange(len(X))
+        if valid_idx is not None:
+            trained = np.setdiff1d(trained, valid_idx, assume_unique=True)
+        covariance = self._resolve_error_covariance(X.shape[1])
+        fitted, gain = _score_statistics(residuals, codes, trained, covariance)
         scores = _scores_by_chunks(residuals, codes, fitted, self.code_weight)
+        for _ in range(_TRIM_STEPS if self.trim_fraction else 0):
+            # The worst-scoring trim_fraction of the rows trained on are left
+            # out of the statistics too, which are refitted without them.
+            n_kept = len(trained) - int(self.trim_fraction * len(trained))
+            kept = trained[np.argsort(-scores[trained], kind="stable")[:n_kept]]
+            fitted, gain = _score_statistics(
+                residuals, codes, np.sort(kept), covariance
+            )
+            scores = _scores_by_chunks(residuals, codes, fitted, self.code_weight)
         if self.contamination == "auto":
             offset = -self._auto_threshold(-scores, valid_idx)
         else:

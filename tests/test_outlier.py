@@ -8,6 +8,7 @@ import torch
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
 from sklearn.covariance import ledoit_wolf
+from sklearn.metrics import roc_auc_score
 
 from skae import AutoencoderOutlierDetector, outlier
 from skae.outlier import (
@@ -598,3 +599,61 @@ def test_auto_error_covariance_is_the_same_at_any_scale(factor):
     chosen, gain = _auto_error_covariance(residuals)
     scaled = _auto_error_covariance(residuals * factor)
     assert scaled == (chosen, pytest.approx(gain, rel=1e-9))
+
+
+def test_trimmed_loss_leaves_out_the_worst_rows():
+    # Row errors 0, 1, 4, 9 (squared); a quarter trimmed leaves out the 9.
+    loss = outlier._TrimmedLoss(torch.nn.MSELoss(), 0.25)
+    rows = torch.zeros(4, 2)
+    output = torch.tensor([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0], [3.0, 3.0]])
+    assert loss(output, rows).item() == pytest.approx((0 + 1 + 4) / 3)
+    # Fewer rows than one trimmed: every row counts.
+    assert loss(output[:3], rows[:3]).item() == pytest.approx((0 + 1 + 4) / 3)
+
+
+def test_trim_fraction_fits_the_statistics_without_the_worst_rows():
+    # A tenth of the rows lie far out along the plane: the code distance's
+    # mean and spread, fitted on every row, follow them; trimmed, they are
+    # the normal rows'.
+    rng = np.random.RandomState(0)
+    normal = plane(270)
+    far = (rng.normal(size=(30, 2)) * 0.1 + [8.0, 0.0]) @ BASIS
+    X = np.vstack([normal, far])
+    params = dict(n_components=2, early_stopping=False, max_iter=20)
+    abnormal = np.r_[np.zeros(270, bool), np.ones(30, bool)]
+    shift, auc = {}, {}
+    for trim in (0.0, 0.2):
+        detector = make_detector(trim_fraction=trim, **params).fit(X)
+        codes = detector.transform(normal)
+        off = np.linalg.norm(detector.code_mean_ - codes.mean(axis=0))
+        shift[trim] = off / codes.std(axis=0).mean()
+        auc[trim] = roc_auc_score(abnormal, -detector.score_samples(X))
+    assert shift[0.0] > 0.3
+    assert shift[0.2] < 0.1
+    assert auc[0.2] > auc[0.0]
+
+
+def test_trim_fraction_ranks_outliers_among_the_training_rows(digits):
+    # Twenty other digits among the ones: the plain loss learns them.
+    X, y = digits
+    X = X / 16
+    rng = np.random.RandomState(0)
+    others = X[y != 1][rng.choice(np.sum(y != 1), 20, replace=False)]
+    rows = np.vstack([X[y == 1], others])
+    abnormal = np.r_[np.zeros(np.sum(y == 1), bool), np.ones(20, bool)]
+    aucs = [
+        roc_auc_score(
+            abnormal,
+            -make_detector(
+                n_components=0.8,
+                hidden_layer_sizes=(64,),
+                max_iter=20,
+                trim_fraction=trim,
+            )
+            .fit(rows)
+            .score_samples(rows),
+        )
+        for trim in (0.0, 0.1)
+    ]
+    assert aucs[1] > 0.99
+    assert aucs[1] > aucs[0]
