@@ -429,7 +429,8 @@ class AutoencoderOutlierDetector(
         those rows, 0.2 lifted the mean AUC from 0.904 to 0.983 on the
         digits and from 0.890 to 0.922 on the breast cancer data (0.1:
         0.970 and 0.916). ``0`` trains on every row, for rows known to be
-        normal (novelty detection), where nothing is left to trim.
+        normal (novelty detection): fitted on half the benign tumours alone,
+        0.05 lowered the AUC from 0.960 to 0.952 (:ref:`defaults_chosen`).
     input_components : int, 'auto' or None, default='auto'
         Train the network on the rows' coordinates along their first
         ``input_components`` principal axes (``input_components_``), as
