@@ -36,9 +36,9 @@ _SCORE_DTYPE = torch.float64
 # error_covariance='auto' whitens the residuals when their Ledoit-Wolf model
 # gives held-out rows at least this much more log-likelihood per feature
 # than the features one by one (error_covariance_gain_). In the outlier
-# benchmark (its *_whitening_gain columns): breast cancer 0.30 to 0.35 on
+# benchmark (its *_whitening_gain columns): breast cancer 0.26 to 0.36 on
 # every halving, where whitening lifted the mean AUC from 0.9565 to 0.9606;
-# Fashion-MNIST's pixels as flat rows -0.08 to 0.13, where it lowered the
+# Fashion-MNIST's pixels as flat rows -0.08 to 0.11, where it lowered the
 # mean from 0.9252 to 0.9206 (0.9225 to 0.9098 on class 0, 0.822 to 0.802
 # on class 6): many weakly correlated features, whose whitening weighs down
 # the broad residuals in which other garments differ; digits below 0. The
@@ -410,9 +410,9 @@ class AutoencoderOutlierDetector(
         (3.2 GB each for 20,000 features) and eigendecomposes them, in time
         cubic in the features; ``'ledoit_wolf'`` there warns.
         In the outlier benchmark it chose Ledoit-Wolf on breast cancer
-        (0.30 to 0.35 nats per feature), where it lifted the mean AUC over
+        (0.26 to 0.36 nats per feature), where it lifted the mean AUC over
         10 splits from 0.9565 to 0.9606, and the diagonal on the digits (no
-        gain) and on Fashion-MNIST's pixels as flat rows (at most 0.13),
+        gain) and on Fashion-MNIST's pixels as flat rows (at most 0.11),
         where whitening lowered the AUC.
     trim_fraction : float in [0, 0.5), default=0.0
         For training rows that hold outliers: the fraction of each batch's
