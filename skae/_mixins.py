@@ -350,6 +350,12 @@ class InputAxesMixin:
 
     def _check_data_params(self, X):
         super()._check_data_params(X)
+        # The constraints take True for the int 1, as for n_components.
+        if isinstance(self.input_components, bool | np.bool_):
+            raise TypeError(
+                "input_components must be an int, 'auto' or None, got the bool "
+                f"{self.input_components!r}; pass input_components=1 for one axis."
+            )
         if isinstance(self.input_components, Integral) and not self._axes_possible():
             raise ValueError(
                 "input_components needs a dense network, loss='mse' and no "

@@ -384,6 +384,18 @@ def build_network(
     )
 
 
+def spectrum_solver(X):
+    """PCA's ``svd_solver`` for the exact spectrum of ``X``.
+
+    From the covariance matrix where there are more rows than features (a
+    fourth of the SVD's time on 6,000 Fashion-MNIST rows), else from the
+    SVD of the rows. Never PCA's ``'auto'``, which on data over 500 rows or
+    features often takes a randomized, approximate SVD.
+    """
+    n_samples, n_features = X.shape
+    return "covariance_eigh" if n_samples >= n_features else "full"
+
+
 def logit_decoder(codes, X_train):
     """Least-squares linear map from ``codes`` to the logits of ``X_train``.
 
@@ -411,12 +423,18 @@ def set_linear_path(network, encoder, decoder):
 def pca_start(network, X_train, n_components, *, loss, random_state):
     """Set the network's linear paths to the PCA solution of ``X_train``.
 
-    With ``loss='mse'`` the network then reconstructs exactly as PCA does.
-    With ``loss='bce'`` the decoder outputs logits, so its linear path is the
-    least-squares map from PCA's codes to the logits of the (clipped) data:
-    the best linear logit decoder for those codes.
+    With ``loss='mse'`` the network then reconstructs exactly as PCA does:
+    PCA with an exact solver (:func:`spectrum_solver`), which leaves
+    ``random_state`` unused. With ``loss='bce'`` the decoder outputs logits,
+    so its linear path is the least-squares map from PCA's codes to the
+    logits of the (clipped) data: the best linear logit decoder for those
+    codes.
     """
-    pca = PCA(n_components=n_components, random_state=random_state).fit(X_train)
+    pca = PCA(
+        n_components=n_components,
+        svd_solver=spectrum_solver(X_train),
+        random_state=random_state,
+    ).fit(X_train)
     components = pca.components_
     enc_weight, enc_bias = components, -components @ pca.mean_
     if loss == "mse":
@@ -433,8 +451,13 @@ def ppca_start(network, X_train, n_components, *, loss, random_state):
     ``U (Lambda - sigma^2)^(1/2)``. Returns ``(noise_var, logvar)``: PCA's
     ``noise_variance_`` and the posterior log-variances
     ``log(sigma^2 / lambda)``, for the rest of a variational network.
+    PCA is fitted as in :func:`pca_start`.
     """
-    pca = PCA(n_components=n_components, random_state=random_state).fit(X_train)
+    pca = PCA(
+        n_components=n_components,
+        svd_solver=spectrum_solver(X_train),
+        random_state=random_state,
+    ).fit(X_train)
     # Floors keep constant or rank-deficient data finite, and a single row,
     # whose variances PCA leaves undefined (0 / 0).
     variances = np.maximum(np.nan_to_num(pca.explained_variance_), 1e-6)

@@ -15,6 +15,7 @@ import torch
 from scipy.special import expit
 from sklearn.decomposition import PCA
 
+from skae._networks import spectrum_solver
 from skae._validation import finite_float32, host_tensor
 
 # input_components='auto' keeps the principal axes that leave at most this
@@ -29,17 +30,6 @@ _RESCALE = "rescale X (e.g. with a StandardScaler)."
 # temporaries then take a chunk's memory, not X's. A multiple of the
 # inference batch, so that chunked inference batches the rows as whole.
 CHUNK_ROWS = 8192
-
-
-def spectrum_solver(X):
-    """PCA's ``svd_solver`` for the whole spectrum of ``X``.
-
-    From the covariance matrix where there are more rows than features (a
-    fourth of the SVD's time on 6,000 Fashion-MNIST rows), else from the
-    SVD of the rows.
-    """
-    n_samples, n_features = X.shape
-    return "covariance_eigh" if n_samples >= n_features else "full"
 
 
 def total_squares(X, mean):
@@ -127,7 +117,7 @@ def input_axes(X, input_components, n_components, *, auto):
     if input_components != "auto" and input_components < n_components:
         raise ValueError(
             f"input_components={input_components} must be >= the code's width, "
-            f"n_components={n_components}: the network cannot encode more "
+            f"n_components_={n_components}: the network cannot encode more "
             "directions than it sees."
         )
     solver = spectrum_solver(X)

@@ -35,7 +35,9 @@ class AutoencoderTransformer(
     %(n_components, ordered)s
     input_components : int, 'auto' or None, default='auto'
         Train the network on the rows' coordinates along their first
-        ``input_components`` principal axes (PCA of the training rows)
+        ``input_components`` principal axes (PCA of the rows passed to fit,
+        those held out for early stopping included, as a PCA step before the
+        autoencoder in a Pipeline would be)
         instead of on every feature: its first and last layers shrink, and
         its reconstructions lie in the span of those axes
         (``input_components_``), which must not be fewer than

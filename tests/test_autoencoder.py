@@ -1355,6 +1355,12 @@ def test_input_components_need_a_dense_mse_network(digits, params):
         make_ae(input_components=10, **params).fit(X)
 
 
+def test_input_components_refuse_a_bool(digits):
+    # The constraints take True for the int 1, as they do for n_components.
+    with pytest.raises(TypeError, match="input_components must be an int, 'auto'"):
+        make_ae(n_components=1, input_components=True).fit(digits[0])
+
+
 def test_partial_fit_keeps_the_first_chunks_axes(digits):
     X = digits[0]
     ae = make_ae(n_components=4, input_components=10).partial_fit(X[:900])

@@ -1,11 +1,14 @@
 import math
 
+import numpy as np
 import pytest
 import torch
+from numpy.testing import assert_allclose
+from sklearn.decomposition import PCA
 from torch import nn
 
 from skae import ConvAutoencoder, DenseAutoencoder
-from skae._networks import ACTIVATIONS
+from skae._networks import ACTIVATIONS, pca_start, ppca_start
 
 
 def rows(n_rows, n_features, seed=0):
@@ -89,6 +92,22 @@ def test_dense_residual_trains_away_from_zero():
     ((net(x) - x) ** 2).mean().backward()
     assert net.encoder[-1].weight.grad.abs().sum() > 0
     assert net.decoder[-1].weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("start", [pca_start, ppca_start])
+@pytest.mark.parametrize("shape", [(100, 600), (700, 600), (600, 100)])
+def test_pca_start_is_exact_pca(start, shape):
+    # Over 500 rows or features, and fewer than ten rows per feature: PCA's
+    # 'auto' solver is randomized there, and on a flat spectrum misses the
+    # leading axes.
+    X = np.random.RandomState(0).normal(size=shape)
+    net = DenseAutoencoder(shape[1], 5, linear_path=True)
+    start(net, X, 5, loss="mse", random_state=0)
+    weight = net.encoder_linear.weight.detach().double().numpy()
+    # The encoder's rows span the exact PCA's leading axes.
+    axes = np.linalg.qr(weight.T)[0]
+    exact = PCA(5, svd_solver="full").fit(X).components_
+    assert_allclose(axes @ axes.T, exact.T @ exact, atol=1e-5)
 
 
 # ---------------------------------------------------------------------- conv

@@ -124,7 +124,7 @@ def test_auto_input_axes_are_at_least_the_code_width():
     "n_axes, n_components, message",
     [
         (13, 2, "must not exceed n_samples=400 nor n_features=12"),
-        (1, 2, "must be >= the code's width"),
+        (1, 2, "must be >= the code's width, n_components_=2"),
     ],
 )
 def test_input_axes_reject_bad_counts(n_axes, n_components, message):
