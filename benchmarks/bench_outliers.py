@@ -299,18 +299,27 @@ def digits(**params):
 def breast_cancer(**params):
     X, y = load_breast_cancer(return_X_y=True)
     benign, malignant = X[y == 1], X[y == 0]
-    records = []
-    for seed in SPLITS:
+
+    def split(seed):
         X_fit, X_held = train_test_split(benign, test_size=0.5, random_state=seed)
         X_test = np.vstack([X_held, malignant])
         abnormal = np.r_[np.zeros(len(X_held), bool), np.ones(len(malignant), bool)]
+        return X_fit, X_test, abnormal
+
+    return over_benign_splits("breast_cancer", split, params)
+
+
+def over_benign_splits(dataset, split, params):
+    """One record per seed of SPLITS: ``split(seed)`` gives its rows.
+
+    ``split`` returns the rows to fit, the rows to score and which of those
+    are abnormal; every method runs after a StandardScaler.
+    """
+    records = []
+    for seed in SPLITS:
+        X_fit, X_test, abnormal = split(seed)
         record = run_task(
-            "breast_cancer",
-            "benign",
-            X_fit,
-            X_test,
-            abnormal,
-            **{**params, "scale": True},
+            dataset, "benign", X_fit, X_test, abnormal, **{**params, "scale": True}
         )
         records.append({"split": seed, **record})
     return records
@@ -347,19 +356,12 @@ def digits_contaminated(**params):
 def breast_cancer_contaminated(**params):
     X, y = load_breast_cancer(return_X_y=True)
     benign, malignant = X[y == 1], X[y == 0]
-    records = []
-    for seed in SPLITS:
+
+    def split(seed):
         rows, abnormal = planted(benign, malignant, n_planted(len(benign)), seed)
-        record = run_task(
-            "breast_cancer_contaminated",
-            "benign",
-            rows,
-            rows,
-            abnormal,
-            **{**params, "scale": True},
-        )
-        records.append({"split": seed, **record})
-    return records
+        return rows, rows, abnormal
+
+    return over_benign_splits("breast_cancer_contaminated", split, params)
 
 
 def over_splits(records, columns):
