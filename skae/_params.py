@@ -16,9 +16,8 @@ from numbers import Integral, Real
 import torch
 from sklearn.decomposition import PCA
 
-from skae._networks import ACTIVATIONS
+from skae._networks import ACTIVATIONS, spectrum_solver
 from skae._training import AUTOCAST_DTYPES
-from skae._units import spectrum_solver
 from skae._validation import Hidden, Interval, StrOptions
 
 DEFAULTS = {
@@ -235,7 +234,8 @@ batch_size : int or 'auto', default='auto'
     Rows per training batch. ``'auto'`` is ``n_train // 16`` clipped to
     [32, 256]: at least 16 steps per epoch on small data sets; 512 for a
     run that ``learning_rate='auto'`` planned (256 on input axes), the
-    batches that plan was measured with.""",
+    batches that plan was measured with. A batch is at most the training
+    rows (``training_plan_`` holds the size used).""",
     "learning_rate": """\
 learning_rate : {'auto', 'adaptive', 'one_cycle', 'constant'}, default='auto'
     Schedule of Adam's learning rate. ``'auto'`` picks by the number of
@@ -252,14 +252,14 @@ learning_rate : {'auto', 'adaptive', 'one_cycle', 'constant'}, default='auto'
     changes every step and trains eagerly, several times slower there.
     ``'adaptive'`` starts at ``learning_rate_init`` and multiplies the rate
     by 0.3 each time the loss that early stopping monitors has not
-    improved by ``tol`` for ``n_iter_no_change // 4`` epochs (skorch's
-    ``LRScheduler`` with ``ReduceLROnPlateau``). ``'one_cycle'`` plans the
-    whole run: the rate
-    rises to ``learning_rate_init``, its peak, over the first 30% of
+    improved by ``tol`` for more than ``n_iter_no_change // 4`` epochs
+    (skorch's ``LRScheduler`` with torch's ``ReduceLROnPlateau``).
+    ``'one_cycle'`` plans the whole run: the rate rises to
+    ``learning_rate_init``, its peak, over the first 30% of
     ``max_iter`` epochs' batches and then anneals to almost zero (torch's
     ``OneCycleLR``, stepped every batch); the fit runs all ``max_iter``
-    epochs, keeps the best of them on held-out rows, and does not warn
-    when it reaches ``max_iter``. ``'constant'`` keeps
+    epochs, keeps the best of them on held-out rows (whatever ``tol``), and
+    does not warn when it reaches ``max_iter``. ``'constant'`` keeps
     ``learning_rate_init``; choose it when ``callbacks`` bring their own
     schedule. :meth:`partial_fit` trains on at the rate ``fit`` ended with
     (after ``'one_cycle'``: at the rate the cycle started from,
@@ -306,10 +306,15 @@ max_iter : int or 'auto', default='auto'
     200 for the other schedules, which stop early.""",
     "tol": """\
 tol : float, default=1e-4
-    Relative improvement of the monitored loss that counts as progress.""",
+    Relative improvement of the monitored loss that counts as progress: an
+    epoch improves when its loss is below the best so far by ``tol`` times
+    that best's magnitude (also for a negative loss, such as a VAE's).
+    Early stopping and the ``'adaptive'`` rate count epochs without such
+    progress; a ``'one_cycle'`` run keeps its best epoch whatever ``tol``.""",
     "validation_fraction": """\
 validation_fraction : float, default=0.1
-    Fraction of rows held out for early stopping.""",
+    Fraction of rows held out for early stopping, rounded to a number of
+    rows, at least one; at least one row must be left to train.""",
     "n_iter_no_change": """\
 n_iter_no_change : int, default=20
     Epochs without improvement before training stops (twice

@@ -30,7 +30,7 @@ from skorch.callbacks import (
 from skorch.helper import predefined_split
 from skorch.history import History
 from skorch.utils import TeeGenerator, to_tensor
-from torch.optim.lr_scheduler import OneCycleLR
+from torch.optim.lr_scheduler import OneCycleLR, ReduceLROnPlateau
 
 from skae._graphs import GraphedTrainStep, unsupported
 from skae._progress import EpochLog, TerminalProgressBar
@@ -399,6 +399,51 @@ class _BestOfRunEarlyStopping(EarlyStopping):
         self.dynamic_threshold_ = self._calc_new_threshold(score)
         self.best_model_weights_ = deepcopy(net.module_.state_dict())
 
+    def on_epoch_end(self, net, **kwargs):
+        # skorch's stopper ends the loop by raising KeyboardInterrupt, which
+        # skipped the callbacks after it (the rate's schedule, the user's)
+        # for the last epoch; a requested stop lets them see it.
+        try:
+            super().on_epoch_end(net, **kwargs)
+        except KeyboardInterrupt:
+            net.request_stop()
+
+    def _calc_new_threshold(self, score):
+        """Return the score to beat: ``score`` bettered by ``threshold``.
+
+        In ``'rel'`` mode by ``threshold * |score|``: skorch's
+        ``threshold * score`` moves the bar the wrong way for a negative
+        loss (a VAE's negative log-likelihood), where a worse epoch then
+        counted as progress, took the best weights' place and kept the
+        run from stopping.
+        """
+        change = self.threshold
+        if self.threshold_mode == "rel":
+            change *= abs(score)
+        return score - change if self.lower_is_better else score + change
+
+
+class _RelativePlateau(ReduceLROnPlateau):
+    """torch's ReduceLROnPlateau (mode ``'min'``) with a sign-safe relative threshold.
+
+    A loss counts as better than ``best`` when it is lower by
+    ``threshold * |best|``; torch's ``'rel'`` mode asks for lower than
+    ``best * (1 - threshold)``, which for a negative loss lies above
+    ``best``, so that a rate never fell on a plateau below zero.
+    """
+
+    def __init__(self, optimizer, *, last_epoch=-1, **kwargs):
+        # skorch's LRScheduler passes last_epoch to every policy but
+        # ReduceLROnPlateau itself; a plateau schedule has no use for it.
+        super().__init__(optimizer, **kwargs)
+
+    def _is_better(self, a, best):
+        # Multiplied rather than subtracted: best starts at infinity.
+        return a < best * (1 - self.threshold if best >= 0 else 1 + self.threshold)
+
+    # torch before 2.9 calls it is_better.
+    is_better = _is_better
+
 
 class OneCycleSchedule(LRScheduler):
     """skorch's LRScheduler with torch's OneCycleLR over the whole run.
@@ -407,12 +452,15 @@ class OneCycleSchedule(LRScheduler):
     scheduler's own arguments (``max_lr``, ``pct_start``), as an
     LRScheduler is; ``total_steps`` is counted from the training iterator
     at the start of each fit, ``net.max_epochs`` epochs of it, so the
-    schedule fits any batch size, shard or number of rows.
+    schedule fits any batch size, shard or number of rows. A run of one
+    step is scheduled as the first of two: OneCycleLR takes its last step
+    at the annealed rate, almost zero, so that a single step (one epoch of
+    one batch) trained nothing.
     """
 
     def on_train_begin(self, net, X=None, **kwargs):
         steps = len(net.get_iterator(net.get_dataset(X), training=True))
-        self.total_steps = net.max_epochs * steps
+        self.total_steps = max(2, net.max_epochs * steps)
         super().on_train_begin(net, X=X, **kwargs)
 
 
@@ -1116,7 +1164,8 @@ def _callbacks(estimator, plan, *, stopping, epoch_tasks):
                 if plan["learning_rate"] == "one_cycle"
                 else estimator.n_iter_no_change
             ),
-            threshold=estimator.tol,
+            # The best epoch of a one-cycle run is the best, whatever tol.
+            threshold=0 if plan["learning_rate"] == "one_cycle" else estimator.tol,
             threshold_mode="rel",
             load_best=True,
             # A random start is never kept: do not score it.
@@ -1133,12 +1182,11 @@ def _callbacks(estimator, plan, *, stopping, epoch_tasks):
         callbacks.append(("lr_scheduler", scheduler))
     if stopping and plan["learning_rate"] == "adaptive":
         scheduler = LRScheduler(
-            policy="ReduceLROnPlateau",
+            policy=_RelativePlateau,
             monitor=monitor,
             factor=_ADAPTIVE_FACTOR,
             patience=max(1, estimator.n_iter_no_change // 4),
             threshold=estimator.tol,
-            threshold_mode="rel",
         )
         callbacks.append(("lr_scheduler", scheduler))
     for entry in estimator.callbacks or []:

@@ -948,8 +948,9 @@ def test_no_convergence_warning_when_stopped_early(recwarn):
 
 @pytest.mark.parametrize("early_stopping", [True, False])
 def test_adaptive_learning_rate_drops_on_plateaus(early_stopping):
-    # tol=0.5: no epoch counts as progress, so every n_iter_no_change // 4 = 2
-    # epochs without it the rate is multiplied by 0.3, until training stops.
+    # tol=0.5: no epoch counts as progress, so once more than
+    # n_iter_no_change // 4 = 2 epochs go without it the rate is multiplied
+    # by 0.3, and again after as many more, until training stops.
     ae = make_ae(
         max_iter=50,
         n_iter_no_change=8,

@@ -25,7 +25,9 @@ from skae import (
 from skae._training import (
     TensorBatches,
     _BestOfRunEarlyStopping,
+    _callbacks,
     _flushing_denormals,
+    split_rows,
     training_plan,
 )
 
@@ -313,6 +315,114 @@ def test_early_stopping_counts_improvement_over_the_initial_state():
     losses = net.history[:, "valid_loss"]
     assert callback.best_epoch_ == int(np.argmin(losses)) + 1
     assert net.evaluate_loss(low_rank(40, seed=1)) == pytest.approx(min(losses))
+
+
+class ConstantLoss(nn.Module):
+    """A loss of ``level`` with zero gradients: a plateau from the start."""
+
+    def __init__(self, level):
+        super().__init__()
+        self.level = level
+
+    def forward(self, y_pred, y_true):
+        return (y_pred * 0).sum() + self.level
+
+
+@pytest.mark.parametrize("level", [1.0, -1.0])
+def test_a_plateau_is_a_plateau_whatever_the_sign_of_the_loss(level):
+    # A VAE's loss can be negative, where a relative threshold of tol * loss
+    # counted a flat (or worse) loss as progress: the rate never fell and
+    # early stopping never stopped.
+    estimator = AutoencoderTransformer(learning_rate="adaptive", n_iter_no_change=8)
+    plan = training_plan(estimator, 200, CPU)
+    net = make_net(
+        criterion=ConstantLoss,
+        criterion__level=level,
+        max_epochs=30,
+        train_split=predefined_split(low_rank(40, seed=1)),
+        callbacks=_callbacks(estimator, plan, stopping=True, epoch_tasks=None),
+    )
+    net.fit(low_rank())
+    # Stopped after n_iter_no_change epochs no better than the initial state.
+    assert len(net.history) == 8
+    assert dict(net.callbacks_)["early_stopping"].best_epoch_ == 0
+    # The rate falls by 0.3 once more than n_iter_no_change // 4 = 2 epochs
+    # after the best one have not improved on it.
+    assert_allclose(net.history[:, "event_lr"], [1e-2] * 4 + [3e-3] * 3 + [9e-4])
+
+
+class EpochsSeen(Callback):
+    def on_train_begin(self, net, **kwargs):
+        self.epochs = []
+
+    def on_epoch_end(self, net, **kwargs):
+        self.epochs.append(net.history[-1, "epoch"])
+
+
+def test_callbacks_after_early_stopping_see_the_last_epoch():
+    # The stopper ended the loop by raising in the last epoch's
+    # on_epoch_end, before the user's callbacks had seen it.
+    model = AutoencoderTransformer(
+        hidden_layer_sizes=(8,),
+        learning_rate_init=0.1,
+        n_iter_no_change=2,
+        callbacks=[("seen", EpochsSeen)],
+        device="cpu",
+        random_state=0,
+    ).fit(low_rank().numpy())
+    assert model.n_iter_ < 200
+    assert dict(model.net_.callbacks_)["seen"].epochs == list(
+        range(1, model.n_iter_ + 1)
+    )
+
+
+def test_one_cycle_keeps_its_best_epoch_whatever_tol():
+    # tol applied to the one-cycle run's best epoch: a later, better epoch
+    # that did not improve on it by tol was not kept.
+    X = low_rank().numpy()
+    model = AutoencoderTransformer(
+        hidden_layer_sizes=(8,),
+        init="random",
+        learning_rate="one_cycle",
+        learning_rate_init=0.01,
+        max_iter=8,
+        tol=0.5,
+        device="cpu",
+        random_state=0,
+    ).fit(X)
+    losses = model.validation_loss_curve_
+    assert model.best_epoch_ == int(np.argmin(losses)) + 1 > 1
+
+
+class StepRates(Callback):
+    def on_train_begin(self, net, **kwargs):
+        self.rates = []
+
+    def on_batch_begin(self, net, training=False, **kwargs):
+        if training:
+            self.rates.append(net.optimizer_.param_groups[0]["lr"])
+
+
+@pytest.mark.parametrize("max_iter", [1, 2])
+def test_a_one_cycle_run_of_one_batch_an_epoch_trains(max_iter):
+    # A run of one step took it at the annealed rate, the peak / 250,000,
+    # and left the model as it started.
+    X = low_rank().numpy()
+    model = AutoencoderTransformer(
+        hidden_layer_sizes=(8,),
+        init="random",
+        learning_rate="one_cycle",
+        learning_rate_init=0.01,
+        max_iter=max_iter,
+        batch_size=len(X),
+        early_stopping=False,
+        callbacks=[("rates", StepRates)],
+        device="cpu",
+        random_state=0,
+    ).fit(X)
+    rates = dict(model.net_.callbacks_)["rates"].rates
+    assert len(rates) == max_iter
+    assert rates[0] > 0.01 / 2
 
 
 # ------------------------------------------------------------ mixed precision
@@ -688,6 +798,20 @@ def test_partial_fit_with_auto_batch_size_again_takes_the_planned_one():
     model.set_params(batch_size="auto").partial_fit(X[100:])
     assert model.net_.history[-1, "train_batch_count"] == 4
     assert model.training_plan_ == planned
+
+
+@pytest.mark.parametrize(
+    "n_samples, fraction, n_valid", [(100, 0.001, 1), (100, 0.1, 10), (100, 0.99, 99)]
+)
+def test_early_stopping_holds_out_at_least_one_row(n_samples, fraction, n_valid):
+    train, valid = split_rows(n_samples, True, fraction, np.random.RandomState(0))
+    assert (len(train), len(valid)) == (n_samples - n_valid, n_valid)
+    assert_array_equal(np.sort(np.r_[train, valid]), np.arange(n_samples))
+
+
+def test_early_stopping_refuses_a_fraction_that_leaves_no_training_row():
+    with pytest.raises(ValueError, match="validation_fraction=0.995 leaves no"):
+        split_rows(100, True, 0.995, np.random.RandomState(0))
 
 
 def test_auto_keeps_the_graphed_adaptive_schedule_on_cuda():
