@@ -376,20 +376,23 @@ def test_callbacks_after_early_stopping_see_the_last_epoch():
     )
 
 
-def test_one_cycle_keeps_its_best_epoch_whatever_tol():
-    # tol applied to the one-cycle run's best epoch: a later, better epoch
-    # that did not improve on it by tol was not kept.
-    X = low_rank().numpy()
-    model = AutoencoderTransformer(
+def one_cycle(**params):
+    """A small transformer on a one-cycle schedule from a random start."""
+    return AutoencoderTransformer(
         hidden_layer_sizes=(8,),
         init="random",
         learning_rate="one_cycle",
         learning_rate_init=0.01,
-        max_iter=8,
-        tol=0.5,
         device="cpu",
         random_state=0,
-    ).fit(X)
+        **params,
+    )
+
+
+def test_one_cycle_keeps_its_best_epoch_whatever_tol():
+    # tol applied to the one-cycle run's best epoch: a later, better epoch
+    # that did not improve on it by tol was not kept.
+    model = one_cycle(max_iter=8, tol=0.5).fit(low_rank().numpy())
     losses = model.validation_loss_curve_
     assert model.best_epoch_ == int(np.argmin(losses)) + 1 > 1
 
@@ -408,17 +411,11 @@ def test_a_one_cycle_run_of_one_batch_an_epoch_trains(max_iter):
     # A run of one step took it at the annealed rate, the peak / 250,000,
     # and left the model as it started.
     X = low_rank().numpy()
-    model = AutoencoderTransformer(
-        hidden_layer_sizes=(8,),
-        init="random",
-        learning_rate="one_cycle",
-        learning_rate_init=0.01,
+    model = one_cycle(
         max_iter=max_iter,
         batch_size=len(X),
         early_stopping=False,
         callbacks=[("rates", StepRates)],
-        device="cpu",
-        random_state=0,
     ).fit(X)
     rates = dict(model.net_.callbacks_)["rates"].rates
     assert len(rates) == max_iter
