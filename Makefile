@@ -35,7 +35,7 @@ test: $(STAMP)
 # digits, moons and swiss roll 4 min, of Fashion-MNIST 30 min (dense and
 # denoising fits of 308 s and 887 s at k = 2, 8, 32, NMF's 61 s and kernel
 # PCA's 219 s, plus scoring); denoising 19 min (Fashion-MNIST 17 min: ten 60-epoch dense fits of
-# 35 to 41 s and five convolutional of 113 to 146 s); outliers 17 min (Fashion-MNIST 12 to 14 min at 8f8c291: 156 s and 149 s of
+# 27 to 39 s and five convolutional of 110 to 142 s); outliers 17 min (Fashion-MNIST 12 to 14 min at 8f8c291: 156 s and 149 s of
 # detector fits; the two sets with planted outliers 2 min); VAE 7 min (Fashion-MNIST: 331 s of fits); overhead 5 min;
 # fit cost on digits 1 min; busy CPU 3 min; scale-out 3 min; memory 2 min;
 # ordered 10 min (537 s
