@@ -18,13 +18,7 @@ from contextlib import contextmanager
 import sklearn
 from skorch.callbacks import Callback
 
-__all__ = [
-    "SKLEARN_CALLBACKS",
-    "CallbackSupportMixin",
-    "EpochTasks",
-    "fit_task",
-    "partial_fit_task",
-]
+__all__ = ["SKLEARN_CALLBACKS", "CallbackSupportMixin", "EpochTasks", "fit_task"]
 
 
 class _NoTask:
@@ -183,7 +177,7 @@ class EpochTasks(Callback):
 
 
 @contextmanager
-def fit_task(estimator, X, y):
+def fit_task(estimator, X, y, *, epochs=True):
     """Run a fit as scikit-learn's root task, with one sub-task per epoch.
 
     Yields the :class:`EpochTasks` callback for the net, or None when the
@@ -192,34 +186,22 @@ def fit_task(estimator, X, y):
     (:meth:`EpochTasks.on_train_begin`), when ``max_iter='auto'`` has been
     resolved for the data. The callbacks are torn down by ``_fit_context``,
     also when the fit raises.
+
+    ``epochs=False``: a ``partial_fit`` call, one epoch, as scikit-learn's
+    own ``partial_fit`` methods (``StandardScaler``) run it: a root task
+    without sub-tasks, whose ``on_fit_task_end`` hooks get the estimator as
+    the call leaves it as ``fitted_estimator``; it yields None.
     """
     # The count of epochs is set when training begins (EpochTasks); without
     # scikit-learn callbacks nothing reads it.
-    context = estimator._init_callback_context(max_subtasks=None)
+    context = estimator._init_callback_context(max_subtasks=None if epochs else 0)
     epoch_tasks = None
-    if getattr(estimator, "_skl_callbacks", None):
+    if epochs and getattr(estimator, "_skl_callbacks", None):
         # The epochs are skorch's: the tasks run as a callback of the net.
         epoch_tasks = EpochTasks(estimator, context, X, y)
     else:
         context.call_on_fit_task_begin(estimator=estimator, X=X, y=y)
     yield epoch_tasks
-    context.call_on_fit_task_end(
-        estimator=estimator, X=X, y=y, reconstruction_attributes={}
-    )
-
-
-@contextmanager
-def partial_fit_task(estimator, X, y):
-    """Run a ``partial_fit`` call as scikit-learn's root task, a leaf.
-
-    As scikit-learn's own ``partial_fit`` methods do (``StandardScaler``),
-    each call, one epoch, is a task of its own: its ``on_fit_task_end``
-    hooks get the estimator as the call leaves it as ``fitted_estimator``.
-    ``X`` and ``y`` are the chunk as the user passed it.
-    """
-    context = estimator._init_callback_context()
-    context.call_on_fit_task_begin(estimator=estimator, X=X, y=y)
-    yield
     context.call_on_fit_task_end(
         estimator=estimator, X=X, y=y, reconstruction_attributes={}
     )

@@ -12,7 +12,7 @@ import torch
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
-from skae._callbacks import partial_fit_task
+from skae._callbacks import fit_task
 from skae._ordering import nested_dropout
 from skae._training import (
     TrainingDivergedError,
@@ -94,7 +94,7 @@ class PartialFitMixin:
             reset=first,
             ensure_min_samples=2 if first else 1,
         )
-        with torch_training_state(), partial_fit_task(self, X_given, y):
+        with torch_training_state(), fit_task(self, X_given, y, epochs=False):
             if first:
                 # A first call that fails leaves the estimator unfitted, as
                 # fit does.
