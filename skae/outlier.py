@@ -741,7 +741,7 @@ class AutoencoderOutlierDetector(
             )
             scores = _scores_by_chunks(residuals, codes, fitted, self.code_weight)
         if self.contamination == "auto":
-            offset = -self._auto_threshold(-scores, valid_idx)
+            offset = -self._auto_threshold(-scores, trained, valid_idx)
         else:
             offset = float(np.percentile(scores, 100.0 * self.contamination))
         sse = float(np.sum(outputs[:, 0])) * X.shape[1]
@@ -756,17 +756,16 @@ class AutoencoderOutlierDetector(
         }
 
     @staticmethod
-    def _auto_threshold(errors, held_out):
+    def _auto_threshold(errors, trained, held_out):
         """Anomaly score above which contamination='auto' flags a row.
 
-        ``errors`` are the rows' anomaly scores (minus ``score_samples``).
-        Tukey's outer fence, Q3 + 3 IQR, of the training rows' scores,
-        widened by the ratio of the held-out rows' median score to theirs:
-        rows the network never saw reconstruct worse than those it trained on.
+        ``errors`` are the rows' anomaly scores (minus ``score_samples``);
+        ``trained`` and ``held_out`` index the rows trained on and those held
+        out (None without early stopping). Tukey's outer fence, Q3 + 3 IQR,
+        of the training rows' scores, widened by the ratio of the held-out
+        rows' median score to theirs: rows the network never saw reconstruct
+        worse than those it trained on.
         """
-        trained = np.ones(len(errors), dtype=bool)
-        if held_out is not None:
-            trained[held_out] = False
         q1, median, q3 = np.percentile(errors[trained], [25, 50, 75])
         fence = q3 + _AUTO_FENCE * (q3 - q1)
         if held_out is not None and median > 0:
