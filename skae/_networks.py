@@ -17,7 +17,7 @@ from sklearn.decomposition import PCA
 from torch import nn
 
 from skae._ordering import NestedDropout
-from skae._validation import check_image_shape, check_sizes
+from skae._validation import check_image_shape, check_sizes, looks_channels_last
 
 ACTIVATIONS = {
     "elu": nn.ELU,
@@ -198,9 +198,8 @@ def _too_small_message(image_shape: tuple[int, int, int], n_stages: int) -> str:
             "use the dense network (conv_channels=() in the estimators), as a "
             "side of 1 takes no pooling."
         )
-    # A last axis as short as a colour axis, after a longer first one, is
-    # what channels-last images, (H, W, C), give: the likelier mistake.
-    if width <= 4 < n_channels:
+    # Channels-last images, (H, W, C), are the likelier mistake.
+    if looks_channels_last(image_shape):
         return (
             f"{message} image_shape is (channels, height, width): for images "
             f"with their channels last, pass image_shape="

@@ -42,6 +42,7 @@ __all__ = [
     "generator_state",
     "host_tensor",
     "in_container_of",
+    "looks_channels_last",
     "partial_fit_context",
     "resolve_device",
     "restore_generator",
@@ -309,6 +310,15 @@ def check_image_shape(image_shape, n_features=None, *, input_name="X"):
     return shape
 
 
+def looks_channels_last(image_axes):
+    """Return whether image axes read as (H, W, C), as image libraries give them.
+
+    A last axis as short as a colour axis (at most 4) after a longer first
+    one.
+    """
+    return image_axes[-1] <= 4 < image_axes[0]
+
+
 def check_rows_ndim(X, estimator):
     """Refuse arrays of more than 2 dimensions with a hint to flatten them.
 
@@ -327,7 +337,7 @@ def check_rows_ndim(X, estimator):
             " For the convolutional network, also pass "
             f"image_shape={(1, *shape[1:])} (channels, height, width)."
         )
-    elif ndim == 4 and shape[3] <= 4 < shape[1]:
+    elif ndim == 4 and looks_channels_last(shape[1:]):
         # (n, H, W, C), as image libraries give them: the plain reshape
         # would interleave the channels.
         hint = (
