@@ -152,20 +152,30 @@ def test_score_weighs_relative_error_and_code_distance(code_weight):
     assert_allclose(detector.score_samples(X_new), expected, rtol=1e-4)
 
 
+def whitened_detector():
+    """A detector scored by its whitened relative error alone, on every row."""
+    return make_detector(
+        code_weight=0.0, error_covariance="ledoit_wolf", early_stopping=False
+    )
+
+
+def scaled_residuals(detector, X):
+    """Residuals of ``X`` divided by the square root of each feature's scale."""
+    errors = detector.feature_errors_
+    scale = np.sqrt(errors + _SCALE_FLOOR * errors.mean())
+    return (X - detector.inverse_transform(detector.transform(X))) / scale
+
+
 def test_ledoit_wolf_scores_the_whitened_scaled_residuals():
     # The relative error becomes the squared Mahalanobis distance of the
     # scaled residuals, in the metric of their Ledoit-Wolf covariance about
     # zero on the training rows, divided by the number of features.
     X, X_new = plane(), np.vstack([plane(n_samples=30, seed=3), off_plane()])
-    detector = make_detector(
-        code_weight=0.0, error_covariance="ledoit_wolf", early_stopping=False
-    ).fit(X)
-    errors = detector.feature_errors_
-    scale = np.sqrt(errors + _SCALE_FLOOR * errors.mean())
-    training = (X - detector.inverse_transform(detector.transform(X))) / scale
+    detector = whitened_detector().fit(X)
+    training = scaled_residuals(detector, X)
     precision = np.linalg.inv(ledoit_wolf(training, assume_centered=True)[0])
     assert_allclose(detector.error_precision_, precision, rtol=1e-3)
-    scaled = (X_new - detector.inverse_transform(detector.transform(X_new))) / scale
+    scaled = scaled_residuals(detector, X_new)
     expected = -np.sum(scaled @ precision * scaled, axis=1) / X.shape[1]
     assert_allclose(detector.score_samples(X_new), expected, rtol=1e-3)
 
@@ -177,12 +187,8 @@ def test_whitened_relative_error_of_training_rows_averages_at_most_one():
     # the mean over those eigenvalues of a function concave in them and 1
     # at mu, so at most 1, and less the more unequal they are.
     X = plane()
-    detector = make_detector(
-        code_weight=0.0, error_covariance="ledoit_wolf", early_stopping=False
-    ).fit(X)
-    errors = detector.feature_errors_
-    scale = np.sqrt(errors + _SCALE_FLOOR * errors.mean())
-    scaled = (X - detector.inverse_transform(detector.transform(X))) / scale
+    detector = whitened_detector().fit(X)
+    scaled = scaled_residuals(detector, X)
     eigenvalues = np.linalg.eigvalsh(scaled.T @ scaled / len(X))
     delta = ledoit_wolf(scaled, assume_centered=True)[1]
     shrunk = (1 - delta) * eigenvalues + delta * eigenvalues.mean()
