@@ -309,9 +309,9 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
             # Each unit's draws get the prior's mean 0 and mean square 1.
             # Raw, the few draws that every row shares shifted every row's
             # ELBO alike, at the PCA start above PCA.score of the same rows,
-            # which bounds it; so set,
-            # the estimate is exact for a Gaussian likelihood with a linear
-            # decoder of orthogonal columns, such as the PCA start's.
+            # which bounds it; so set, the estimate is exact for a Gaussian
+            # likelihood with a linear decoder of orthogonal columns, such as
+            # the PCA start's.
             draws = module.score_eps - module.score_eps.mean(dim=0)
             draws = draws / draws.square().mean(dim=0).sqrt()
             nll = 0.0
