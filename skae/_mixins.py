@@ -16,6 +16,7 @@ from skae._callbacks import fit_task
 from skae._ordering import nested_dropout
 from skae._training import (
     TrainingDivergedError,
+    rank_seed,
     resume_training,
     rows_to_device,
     shared_random_state,
@@ -234,7 +235,7 @@ class NoiseMixin:
             return super()._wrap_network(network, start, X, device, rng)
         corruption = self._corruption(float(X.min()), float(X.max()))
         corruption.set_generator(
-            torch.Generator(device=device).manual_seed(torch_seed(rng))
+            torch.Generator(device=device).manual_seed(rank_seed(torch_seed(rng)))
         )
         units = self._units
         return CorruptedInput(network, corruption, units.offset, units.scale)

@@ -1055,6 +1055,18 @@ def shared_seed(seed):
     return seed
 
 
+def rank_seed(seed):
+    """Return ``seed``, offset by this process's rank under torch.distributed.
+
+    For the generators of training draws (input noise, a VAE's codes): each
+    process trains on its own rows and must draw for them independently, or
+    every process would corrupt its ``i``-th row of a step exactly as the
+    others do. The weights stay the same in every process, as the gradients
+    are averaged.
+    """
+    return seed + process_group()[0]
+
+
 def split_rows(n_samples, early_stopping, validation_fraction, rng):
     """Return training and validation row indices.
 

@@ -13,6 +13,7 @@ from skae._base import _BaseAutoencoder
 from skae._mixins import PartialFitMixin
 from skae._networks import ppca_start
 from skae._params import MEASURED_DEFAULTS, fill_doc, make_init
+from skae._training import rank_seed
 from skae._validation import (
     Interval,
     check_bce_range,
@@ -259,7 +260,9 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
         module.score_eps.copy_(
             torch.as_tensor(score_rng.standard_normal(module.score_eps.shape))
         )
-        module.generator = torch.Generator(device=device).manual_seed(torch_seed(rng))
+        module.generator = torch.Generator(device=device).manual_seed(
+            rank_seed(torch_seed(rng))
+        )
         return module
 
     def _next_partial_fit(self, X):

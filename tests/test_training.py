@@ -547,6 +547,7 @@ from skorch.callbacks import Callback
 from skae import (
     AutoencoderNet,
     AutoencoderTransformer,
+    DenoisingAutoencoder,
     DenseAutoencoder,
     VariationalAutoencoder,
 )
@@ -562,6 +563,7 @@ unseeded = AutoencoderTransformer(**params, max_iter=3).fit(X)
 X01 = (X - X.min(axis=0)) / (X.max(axis=0) - X.min(axis=0))
 vae = VariationalAutoencoder(**params, loss="bce", max_iter=3, random_state=0)
 vae.fit(X01)
+denoiser = DenoisingAutoencoder(**params, max_iter=3, random_state=0).fit(X)
 
 
 class RowsSeen(Callback):
@@ -584,7 +586,7 @@ net = AutoencoderNet(
 ).fit(torch.arange(12.0).reshape(-1, 1))
 rows = dict(net.callbacks_)["rows"].rows
 with open(f"{sys.argv[2]}/rank{dist.get_rank()}.pkl", "wb") as f:
-    pickle.dump((seeded, unseeded, vae, rows), f)
+    pickle.dump((seeded, unseeded, vae, denoiser, rows), f)
 dist.destroy_process_group()
 """
 
@@ -625,9 +627,10 @@ def test_torchrun_trains_data_parallel_with_gloo(tmp_path, curved):
     X_train, X_test = curved[:300], curved[300:]
     np.save(tmp_path / "X.npy", X_train)
     run_torchrun(tmp_path, DDP_SCRIPT)
-    (seeded, unseeded, vae, rows), (seeded_1, unseeded_1, vae_1, rows_1) = (
-        pickle.loads((tmp_path / f"rank{rank}.pkl").read_bytes()) for rank in (0, 1)
-    )
+    (
+        (seeded, unseeded, vae, denoiser, rows),
+        (seeded_1, unseeded_1, vae_1, denoiser_1, rows_1),
+    ) = (pickle.loads((tmp_path / f"rank{rank}.pkl").read_bytes()) for rank in (0, 1))
     # Each epoch the processes share out the rows, also when a net draws its
     # order from torch's generator, whose seed differs by process: rank 0's
     # draw is dealt out (the shares had overlapped, and rows went untrained).
@@ -636,6 +639,13 @@ def test_torchrun_trains_data_parallel_with_gloo(tmp_path, curved):
         assert sorted(shares) == list(range(12))
     assert vae.n_iter_ == 3
     assert_array_equal(vae.transform(X_test), vae_1.transform(X_test))
+    # Each process draws its own training noise and codes for its own rows
+    # (they had drawn the same), and the processes keep one model.
+    assert_array_equal(denoiser.transform(X_test), denoiser_1.transform(X_test))
+    noise, noise_1 = (m.module_.corruption.generator for m in (denoiser, denoiser_1))
+    assert not torch.equal(noise.get_state(), noise_1.get_state())
+    codes, codes_1 = vae.module_.generator, vae_1.module_.generator
+    assert not torch.equal(codes.get_state(), codes_1.get_state())
     # The processes end with the same model, having seen the same losses.
     assert_array_equal(seeded.transform(X_test), seeded_1.transform(X_test))
     assert seeded.loss_curve_ == seeded_1.loss_curve_
