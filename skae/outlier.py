@@ -779,7 +779,7 @@ class AutoencoderOutlierDetector(
 
         Returns
         -------
-        scores : ndarray of shape (n_samples,)
+        scores : ndarray of shape (n_samples,), dtype float64
             Minus the weighted mean of the relative reconstruction error (the
             mean over features of the squared error divided by that feature's
             training error scale, or with ``error_precision_`` the squared
@@ -787,7 +787,9 @@ class AutoencoderOutlierDetector(
             number of features) and the code distance (the squared
             Mahalanobis distance of the code from the training codes, divided
             by ``n_components_``); -1 or a little above on average for the
-            rows trained on.
+            rows trained on. In float64 whatever the dtype of ``X``, as
+            scikit-learn's detectors score: a float32 row far from the
+            training rows can score beyond float32's range.
         """
         check_is_fitted(self)
         check_rows_ndim(X, self)
@@ -805,7 +807,7 @@ class AutoencoderOutlierDetector(
             dtype=_SCORE_DTYPE,
             finish=batch_scores,
         )
-        return scores.astype(X.dtype, copy=False)
+        return scores
 
     def decision_function(self, X):
         """Score shifted by the threshold: negative for outliers.

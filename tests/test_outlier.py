@@ -61,6 +61,20 @@ def test_a_value_beyond_float32_is_an_error_not_a_nan_inlier():
         detector.predict(rows)
 
 
+def test_float32_rows_far_out_score_finite_in_float64():
+    # Cast back to X's dtype, a float32 row 1e30 out scored -inf, tied with
+    # any other beyond float32's range.
+    X = plane().astype(np.float32)
+    detector = make_detector().fit(X)
+    rows = X[:3].copy()
+    rows[0, 0], rows[1, 0] = 1e30, 1e18
+    scores = detector.score_samples(rows)
+    assert scores.dtype == np.float64
+    assert np.isfinite(scores).all()
+    assert scores[0] < scores[1] < scores[2]
+    assert detector.decision_function(rows).dtype == np.float64
+
+
 def test_predict_and_decision_function_agree():
     X = plane()
     detector = make_detector().fit(X)
