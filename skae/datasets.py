@@ -752,6 +752,21 @@ def _extract_cifar_batches(archive, cache):
         raise _corrupt_file(archive, exc) from exc
 
 
+def _check_archive_md5(archive):
+    """Raise if ``archive`` is not the published CIFAR-10 archive."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(archive, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    checksum = digest.hexdigest()
+    if checksum != _CIFAR10_MD5:
+        raise _corrupt_file(
+            archive,
+            f"its MD5 checksum is {checksum}, expected {_CIFAR10_MD5}, the "
+            "published archive's",
+        )
+
+
 @_fetcher_doc(_CIFAR10_FOLDER, (3, 32, 32), 50000, 10000, _CIFAR10_TARGET_NAMES)
 def fetch_cifar10(
     *, data_home=None, subset="train", return_X_y=False, download_if_missing=True
@@ -766,8 +781,8 @@ def fetch_cifar10(
     directory itself, extracted in ``cifar-10-batches-py/`` or not), then in
     the cache under :func:`get_data_home`. Failing that, they are extracted
     into the cache from ``cifar-10-python.tar.gz`` found in the same
-    directories, or else downloaded (163 MiB) from the publisher, its MD5
-    checksum verified.
+    directories, or else downloaded (163 MiB) from the publisher; either
+    way, the archive's MD5 checksum is verified first.
 
     %(parameters)s
 
@@ -795,6 +810,10 @@ def fetch_cifar10(
             None,
         )
         if archive is not None:
+            # Verified as a download is: tarfile stops at the archive's end
+            # marker, before the gzip trailer's CRC, so a damaged member
+            # would otherwise be extracted, and cached, without a word.
+            _check_archive_md5(archive)
             _extract_cifar_batches(archive, cache)
         else:
             help_message = (

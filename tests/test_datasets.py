@@ -615,7 +615,9 @@ def test_fetch_cifar10_from_archive(tmp_path, monkeypatch):
         ("cifar-10-batches-py/../../evil_parent", b"x"),
         ("cifar-10-batches-py/other", b"x"),
     ]
-    (source / "cifar-10-python.tar.gz").write_bytes(cifar_tar_bytes(batches, evil))
+    archive = cifar_tar_bytes(batches, evil)
+    (source / "cifar-10-python.tar.gz").write_bytes(archive)
+    monkeypatch.setattr(datasets, "_CIFAR10_MD5", hashlib.md5(archive).hexdigest())
     monkeypatch.setenv("SKAE_DATA", str(source))
 
     bunch = fetch_cifar10(data_home=cache, subset="all", download_if_missing=False)
@@ -628,6 +630,30 @@ def test_fetch_cifar10_from_archive(tmp_path, monkeypatch):
     assert os.listdir(cache / "cifar-10") == ["cifar-10-batches-py"]
     assert sorted(os.listdir(tmp_path)) == ["cache", "source"]
     assert (source / "cifar-10-python.tar.gz").is_file()
+
+
+def test_fetch_cifar10_verifies_a_local_archive(tmp_path, monkeypatch):
+    # A byte flipped in a member: tarfile stops at the end-of-archive
+    # marker, before the gzip trailer's CRC would catch it, so the damaged
+    # batches were extracted into the cache and returned without a word.
+    batches = make_cifar_batches()
+    archive = cifar_tar_bytes(batches)
+    monkeypatch.setattr(datasets, "_CIFAR10_MD5", hashlib.md5(archive).hexdigest())
+    damaged = bytearray(archive)
+    damaged[len(damaged) // 2] ^= 0xFF
+    source, cache = tmp_path / "source", tmp_path / "cache"
+    source.mkdir()
+    path = source / "cifar-10-python.tar.gz"
+    path.write_bytes(damaged)
+    monkeypatch.setenv("SKAE_DATA", str(source))
+    msg = (
+        re.escape(str(path)) + r" is truncated or corrupt \(its MD5 checksum is "
+        rf"{hashlib.md5(damaged).hexdigest()}, expected {datasets._CIFAR10_MD5}"
+    )
+    with pytest.raises(ValueError, match=msg):
+        fetch_cifar10(data_home=cache, subset="all", download_if_missing=False)
+    # Nothing was extracted to be found by the next fetch.
+    assert not (cache / "cifar-10" / "cifar-10-batches-py").exists()
 
 
 def test_fetch_cifar10_downloads_and_verifies(tmp_path, monkeypatch):
