@@ -677,14 +677,18 @@ class _RefusedPickle(pickle.UnpicklingError):
 
 def _read_cifar_batch(path):
     """Read a pickled CIFAR-10 batch into images (n, 3, 32, 32) and labels."""
-    try:
-        with open(path, "rb") as f:
+    with open(path, "rb") as f:
+        try:
             # The batches were pickled by Python 2: its str are read as bytes.
             batch = _CifarUnpickler(f, encoding="bytes").load()
-    except _RefusedPickle:
-        raise
-    except (EOFError, pickle.UnpicklingError) as exc:
-        raise _corrupt_file(path, exc) from exc
+        # Not the file's damage: a refused class, or the system's trouble.
+        except (_RefusedPickle, MemoryError, OSError):
+            raise
+        # Damaged bytes make the unpickler, or the constructors it calls,
+        # raise nearly anything: EOFError and UnpicklingError, but also
+        # UnicodeDecodeError, TypeError, AttributeError...
+        except Exception as exc:
+            raise _corrupt_file(path, exc) from exc
     try:
         data = np.asarray(batch[b"data"])
         labels = np.asarray(batch[b"labels"])

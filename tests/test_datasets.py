@@ -756,6 +756,19 @@ def test_fetch_cifar10_damaged_batch(tmp_path, cut):
         fetch_cifar10(data_home=tmp_path, subset="test", download_if_missing=False)
 
 
+def test_fetch_cifar10_damaged_byte_in_a_batch(tmp_path):
+    # A module name no longer UTF-8: the unpickler raised UnicodeDecodeError,
+    # which named neither the file nor what to do.
+    write_cifar_batches(tmp_path, make_cifar_batches())
+    path = tmp_path / "test_batch"
+    content = bytearray(path.read_bytes())
+    content[content.index(b"numpy")] = 0xFF
+    path.write_bytes(content)
+    msg = re.escape(str(path)) + r" is truncated or corrupt \(.*codec can't decode"
+    with pytest.raises(ValueError, match=msg):
+        fetch_cifar10(data_home=tmp_path, subset="test", download_if_missing=False)
+
+
 def test_fetch_cifar10_refuses_foreign_pickles(tmp_path):
     batches = make_cifar_batches()
     batches["test_batch"][b"labels"] = OrderedDict()
