@@ -227,8 +227,25 @@ def _new_figure(fig, figsize):
     if fig is None:
         import matplotlib.pyplot as plt
 
-        fig = plt.figure(figsize=figsize, layout="constrained")
+        return plt.figure(figsize=figsize, layout="constrained")
+    from matplotlib.figure import FigureBase
+
+    if not isinstance(fig, FigureBase):
+        raise TypeError(
+            "fig must be a matplotlib Figure or SubFigure, got "
+            f"{type(fig).__name__}. The display lays out axes of its own: pass "
+            "a figure, or fig.subfigures() to embed it in a larger one."
+        )
     return fig
+
+
+def _check_axes(name, axes):
+    """Raise unless every element of ``axes`` is a matplotlib Axes."""
+    from matplotlib.axes import Axes
+
+    for ax in axes:
+        if not isinstance(ax, Axes):
+            raise TypeError(f"{name} must be matplotlib Axes, got {type(ax).__name__}.")
 
 
 def _plot_rows(fig, series, image_shape, *, column_titles, cmap):

@@ -16,6 +16,7 @@ from sklearn.decomposition import PCA
 from sklearn.utils import check_array, check_random_state
 
 from skae._plotting import (
+    _check_axes,
     _check_estimator,
     _check_labels,
     _check_positive_int,
@@ -284,6 +285,7 @@ class LatentSpaceDisplay:
             fig = _new_figure(None, (4.2 * len(panels) + 1.4, 4.2))
             axes = fig.subplots(1, len(panels), squeeze=False)
         axes = np.ravel(np.asarray(axes, dtype=object))
+        _check_axes("axes", axes)
         if len(axes) != len(panels):
             raise ValueError(
                 f"axes holds {len(axes)} axes, but {len(panels)} panel(s) are "
@@ -507,6 +509,7 @@ class LossCurveDisplay:
 
         if ax is None:
             ax = _new_figure(None, None).subplots()
+        _check_axes("ax", [ax])
         epochs = np.arange(1, n_epochs + 1)
         marker = "o" if n_epochs <= _MAX_MARKED_EPOCHS else None
         lines = {"train": None, "validation": None, "best_epoch": None}

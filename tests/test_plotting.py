@@ -289,6 +289,43 @@ def test_estimator_of_the_wrong_kind(from_estimator, missing, tabular):
         from_estimator(regressor, tabular)
 
 
+@pytest.mark.parametrize(
+    "draw, message",
+    [
+        (
+            lambda fig, ax: ReconstructionDisplay(
+                np.zeros((2, 6)), np.zeros((2, 6))
+            ).plot(fig=ax),
+            "fig must be a matplotlib Figure or SubFigure, got Axes.",
+        ),
+        (
+            lambda fig, ax: ReconstructionDisplay(
+                np.zeros((2, 64)), np.zeros((2, 64)), image_shape=(1, 8, 8)
+            ).plot(fig=ax),
+            "fig must be a matplotlib Figure or SubFigure, got Axes.",
+        ),
+        (
+            lambda fig, ax: SamplesDisplay(np.zeros((2, 6))).plot(fig=ax),
+            "fig must be a matplotlib Figure or SubFigure, got Axes.",
+        ),
+        (
+            lambda fig, ax: LossCurveDisplay([1.0, 0.5]).plot(ax=fig),
+            "ax must be matplotlib Axes, got Figure.",
+        ),
+        (
+            lambda fig, ax: LatentSpaceDisplay(np.zeros((3, 2))).plot(axes=fig),
+            "axes must be matplotlib Axes, got Figure.",
+        ),
+    ],
+)
+def test_the_wrong_matplotlib_object_to_draw_into(draw, message):
+    # An Axes for fig, or a Figure for ax, failed in matplotlib with an
+    # AttributeError ("'Axes' object has no attribute 'subplots'").
+    fig, ax = plt.subplots()
+    with pytest.raises(TypeError, match=re.escape(message)):
+        draw(fig, ax)
+
+
 # --------------------------------------------------------- latent space
 
 
