@@ -8,7 +8,7 @@ something is drawn.
 
 import re
 import textwrap
-from math import isqrt
+from math import isqrt, prod
 from numbers import Integral
 
 import numpy as np
@@ -16,7 +16,7 @@ from scipy.sparse import issparse
 from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted
 
-from skae._validation import _safe_indexing, check_image_shape
+from skae._validation import _safe_indexing, check_image_shape, looks_channels_last
 
 # Paragraphs several displays document alike, written once: a docstring line
 # ``%(name)s`` of a class decorated with _fill_doc, or of one of its methods,
@@ -77,8 +77,29 @@ def _fill_doc(cls):
     return cls
 
 
-def _check_rows(name, rows):
-    """Return ``rows`` as a 2-D float array, or raise naming ``name``."""
+def _check_rows(name, rows, *, images=False):
+    """Return ``rows`` as a 2-D float array, or raise naming ``name``.
+
+    With ``images``, an array of images (3-D, or 4-D with channels) is refused
+    with the reshape and the ``image_shape`` that draw it: scikit-learn's
+    message ("Found array with dim 3") names neither. Only containers with an
+    ``ndim`` are looked at, as the estimators do.
+    """
+    ndim = getattr(rows, "ndim", None)
+    if images and ndim in (3, 4):
+        shape = tuple(rows.shape)
+        flatten = f"{name}.reshape(len({name}), -1)"
+        image_shape = (1, *shape[1:]) if ndim == 3 else shape[1:]
+        if ndim == 4 and looks_channels_last(shape[1:]):
+            # (n, H, W, C): the plain reshape would interleave the channels.
+            flatten = f"{name}.transpose(0, 3, 1, 2).reshape(len({name}), -1)"
+            image_shape = (shape[3], *shape[1:3])
+        raise ValueError(
+            f"{name} has shape {shape}, but the display takes images as flat "
+            f"rows, of shape (n_samples, n_features). Pass {flatten}, to shape "
+            f"({shape[0]}, {prod(shape[1:])}), with "
+            f"image_shape={image_shape} (channels, height, width)."
+        )
     return check_array(rows, dtype=np.float64, input_name=name)
 
 
@@ -130,7 +151,7 @@ def _check_series(display, names):
     Each array must have the shape of the first, whose rows the image shape
     must fit.
     """
-    rows = [_check_rows(name, getattr(display, name)) for name in names]
+    rows = [_check_rows(name, getattr(display, name), images=True) for name in names]
     for name, other in zip(names[1:], rows[1:], strict=True):
         _check_same_shape(names[0], rows[0], name, other)
     image_shape = display.image_shape

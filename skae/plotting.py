@@ -13,7 +13,7 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from sklearn.decomposition import PCA
-from sklearn.utils import check_array, check_random_state
+from sklearn.utils import check_random_state
 
 from skae._plotting import (
     _check_axes,
@@ -707,7 +707,7 @@ class DenoisingDisplay(_RowsDisplay):
             The drawn display.
         """
         _check_reconstructor(estimator)
-        X_all = check_array(X_clean, dtype=np.float64, input_name="X_clean")
+        X_all = _check_rows("X_clean", X_clean, images=True)
         clean = _head(X_all, n_samples)
         low, high = float(X_all.min()), float(X_all.max())
         if X_noisy is not None:
@@ -716,7 +716,7 @@ class DenoisingDisplay(_RowsDisplay):
                     "Pass either X_noisy or noise/noise_level, not both: the rows "
                     "in X_noisy are already corrupted."
                 )
-            noisy = _check_rows("X_noisy", X_noisy)
+            noisy = _check_rows("X_noisy", X_noisy, images=True)
             _check_same_shape("X_clean", X_all, "X_noisy", noisy)
             noisy = noisy[: len(clean)]
             # The user's container, whose feature names the estimator checks.

@@ -326,6 +326,43 @@ def test_the_wrong_matplotlib_object_to_draw_into(draw, message):
         draw(fig, ax)
 
 
+@pytest.mark.parametrize(
+    "draw, message",
+    [
+        (
+            lambda dae, X: SamplesDisplay(np.zeros((2, 28, 28))).plot(),
+            "samples has shape (2, 28, 28), but the display takes images as flat "
+            "rows, of shape (n_samples, n_features). Pass "
+            "samples.reshape(len(samples), -1), to shape (2, 784), with "
+            "image_shape=(1, 28, 28) (channels, height, width).",
+        ),
+        (
+            lambda dae, X: ReconstructionDisplay(
+                np.zeros((2, 3, 32, 32)), np.zeros((2, 3, 32, 32))
+            ).plot(),
+            "Pass originals.reshape(len(originals), -1), to shape (2, 3072), with "
+            "image_shape=(3, 32, 32)",
+        ),
+        (
+            lambda dae, X: SamplesDisplay(np.zeros((2, 32, 32, 3))).plot(),
+            "Pass samples.transpose(0, 3, 1, 2).reshape(len(samples), -1), to "
+            "shape (2, 3072), with image_shape=(3, 32, 32)",
+        ),
+        (
+            lambda dae, X: DenoisingDisplay.from_estimator(dae, X.reshape(-1, 8, 8)),
+            "X_clean has shape (300, 8, 8), but the display takes images as flat rows",
+        ),
+    ],
+)
+def test_arrays_of_images_get_the_reshape_that_draws_them(
+    dae, digits_data, draw, message
+):
+    # Images as the fetchers' ``images`` hold them: scikit-learn's message,
+    # "Found array with dim 3", said neither how to flatten nor image_shape.
+    with pytest.raises(ValueError, match=re.escape(message)):
+        draw(dae, digits_data[0])
+
+
 # --------------------------------------------------------- latent space
 
 
