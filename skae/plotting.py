@@ -592,7 +592,7 @@ class DenoisingDisplay(_RowsDisplay):
     %(image_shape)s
     data_range : float, default=None
         The data's range, ``max - min``, in the PSNR. None takes the range of
-        ``clean``.
+        ``clean``, which must then not be constant.
 
     Attributes
     ----------
@@ -633,6 +633,12 @@ class DenoisingDisplay(_RowsDisplay):
         data_range = self.data_range
         if data_range is None:
             data_range = float(clean.max() - clean.min())
+            if data_range == 0:
+                # The PSNR would be -inf dB, or nan where the MSE is 0 too.
+                raise ValueError(
+                    f"clean is constant (every entry is {clean.flat[0]:g}): it has "
+                    "no range to give the PSNR; pass data_range."
+                )
         elif (
             isinstance(data_range, bool)
             or not isinstance(data_range, Real)
@@ -710,6 +716,11 @@ class DenoisingDisplay(_RowsDisplay):
         X_all = _check_rows("X_clean", X_clean, images=True)
         clean = _head(X_all, n_samples)
         low, high = float(X_all.min()), float(X_all.max())
+        if low == high:
+            raise ValueError(
+                f"X_clean is constant (every entry is {low:g}): it has no range "
+                "to give the PSNR, nor to clip the noise to."
+            )
         if X_noisy is not None:
             if noise is not None or noise_level is not None:
                 raise ValueError(

@@ -781,6 +781,17 @@ def test_denoising_data_range_is_checked(data_range):
         display.plot()
 
 
+def test_denoising_constant_rows_have_no_data_range(dae):
+    # The PSNR over a range of 0 was -inf dB (nan for rows denoised exactly),
+    # and from_estimator blamed data_range, which it does not take.
+    rows = np.full((3, 64), 0.5)
+    message = "clean is constant (every entry is 0.5): it has no range to give "
+    with pytest.raises(ValueError, match=re.escape(message + "the PSNR; pass")):
+        DenoisingDisplay(rows, rows + 0.1, rows).plot()
+    with pytest.raises(ValueError, match=re.escape("X_" + message)):
+        DenoisingDisplay.from_estimator(dae, rows)
+
+
 def test_denoising_plain_estimator_needs_noise(tabular):
     with pytest.raises(ValueError, match="PCA has no noise or noise_level"):
         DenoisingDisplay.from_estimator(PCA(2).fit(tabular), tabular)
