@@ -61,6 +61,16 @@ def _psnr(clean, other, data_range):
         return float(10 * np.log10(data_range**2 / mse))
 
 
+def _losses(name, values):
+    """Return ``values`` as a float array, or raise naming ``name``."""
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"{name} must be a sequence of numbers, one loss per epoch: {exc}."
+        ) from exc
+
+
 def _corrupt(rows, noise, noise_level, *, clip, low, high, random_state):
     """Corrupt rows with the corruption layer a denoising estimator trains with.
 
@@ -481,7 +491,7 @@ class LossCurveDisplay:
         """
         from matplotlib.ticker import MaxNLocator, NullFormatter, StrMethodFormatter
 
-        loss = np.asarray(self.loss_curve, dtype=np.float64)
+        loss = _losses("loss_curve", self.loss_curve)
         if loss.ndim != 1 or len(loss) == 0:
             raise ValueError(
                 "loss_curve must be a non-empty 1-D sequence of losses, got shape "
@@ -490,7 +500,7 @@ class LossCurveDisplay:
         n_epochs = len(loss)
         validation = None
         if self.validation_loss_curve is not None:
-            validation = np.asarray(self.validation_loss_curve, dtype=np.float64)
+            validation = _losses("validation_loss_curve", self.validation_loss_curve)
             if validation.shape != loss.shape:
                 raise ValueError(
                     f"validation_loss_curve has shape {validation.shape}, but "
@@ -843,7 +853,10 @@ class SamplesDisplay:
         if self.value_range is None:
             value_range = _display_range(samples)
         else:
-            value_range = tuple(float(v) for v in np.ravel(self.value_range))
+            try:
+                value_range = tuple(float(v) for v in np.ravel(self.value_range))
+            except (TypeError, ValueError):
+                value_range = ()  # not numbers: refused below
             if (
                 len(value_range) != 2
                 or not value_range[0] < value_range[1]

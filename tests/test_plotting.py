@@ -604,6 +604,15 @@ def test_loss_curve_of_a_variational_autoencoder():
         ),
         (dict(best_epoch=3), "best_epoch must be an int in [0, 2]"),
         (dict(best_epoch=1.0), "best_epoch must be an int in [0, 2]"),
+        (
+            dict(loss_curve=["a", "b"]),
+            "loss_curve must be a sequence of numbers, one loss per epoch: could "
+            "not convert string to float: 'a'.",
+        ),
+        (
+            dict(validation_loss_curve=[1.0, {}]),
+            "validation_loss_curve must be a sequence of numbers",
+        ),
     ],
 )
 def test_loss_curve_bad_inputs(params, message):
@@ -892,6 +901,17 @@ def test_samples_need_a_sample_method(tabular):
         (
             dict(value_range=(0, np.inf)),
             "value_range must be a pair (low, high) of finite numbers",
+        ),
+        # Not numbers: float() failed, naming neither value_range nor a pair.
+        (
+            dict(value_range=(None, 1)),
+            "value_range must be a pair (low, high) of finite numbers with "
+            "low < high, got (None, 1).",
+        ),
+        (
+            dict(value_range="ab"),
+            "value_range must be a pair (low, high) of finite numbers with "
+            "low < high, got 'ab'.",
         ),
         (
             dict(image_shape=(4, 4)),
