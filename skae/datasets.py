@@ -357,7 +357,9 @@ def _search_dirs(data_home, folder, system_dirs=()):
 
 
 def _check_subset(subset):
-    if subset not in _SUBSETS:
+    # A str first: `in` compares an array elementwise, and raised numpy's
+    # "truth value of an array is ambiguous".
+    if not isinstance(subset, str) or subset not in _SUBSETS:
         raise ValueError(
             f"subset must be one of {', '.join(map(repr, _SUBSETS))}; got {subset!r}."
         )

@@ -470,10 +470,18 @@ def test_fetch_idx_image_label_count_mismatch(tmp_path):
 
 
 @pytest.mark.parametrize("fetch", [*IDX_FETCHERS, fetch_cifar10])
-def test_fetch_bad_subset(tmp_path, fetch):
-    msg = "subset must be one of 'train', 'test', 'all'; got 'valid'"
+@pytest.mark.parametrize(
+    "subset, got",
+    [
+        ("valid", "'valid'"),
+        # Several subsets at once: numpy's "truth value ... is ambiguous".
+        (np.array(["train", "test"]), re.escape("array(['train', 'test']")),
+    ],
+)
+def test_fetch_bad_subset(tmp_path, fetch, subset, got):
+    msg = "subset must be one of 'train', 'test', 'all'; got " + got
     with pytest.raises(ValueError, match=msg):
-        fetch(data_home=tmp_path, subset="valid")
+        fetch(data_home=tmp_path, subset=subset)
 
 
 @pytest.mark.skipif(
