@@ -392,7 +392,8 @@ def _read_idx(path, magic):
     Parameters
     ----------
     path : Path
-        The file; gzip-compressed if its name ends in ``.gz``.
+        The file, gzip-compressed or not: told by its first bytes, whatever
+        its name says.
     magic : int
         The expected magic number: ``0x00000803`` for images, ``0x00000801``
         for labels. Its last byte is the number of dimensions.
@@ -403,7 +404,11 @@ def _read_idx(path, magic):
         The array, with the shape the header gives.
     """
     n_dims = magic & 0xFF
-    compressed = path.name.endswith(".gz")
+    # By content, not by name: a browser may save a .gz decompressed under
+    # its name (gzip refused it as "not a gzipped file"), and a compressed
+    # copy may have lost its .gz.
+    with open(path, "rb") as f:
+        compressed = f.read(2) == b"\x1f\x8b"
     opener = gzip.open if compressed else open
     try:
         with opener(path, "rb") as f:

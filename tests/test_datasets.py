@@ -415,17 +415,25 @@ def _bad_crc(content):
     return bytes(packed)
 
 
-@pytest.mark.parametrize(
-    "make",
-    [_corrupt_deflate, _bad_crc, lambda content: content],
-    ids=["deflate", "crc", "not_gzip"],
-)
+@pytest.mark.parametrize("make", [_corrupt_deflate, _bad_crc], ids=["deflate", "crc"])
 def test_read_idx_damaged_gzip(tmp_path, make):
     content = idx_bytes(np.random.default_rng(0).integers(0, 256, (5, 28, 28)))
     path = tmp_path / "images.gz"
     path.write_bytes(make(content))
     with pytest.raises(ValueError, match=r"images\.gz is truncated or corrupt \("):
         datasets._read_idx(path, 0x00000803)
+
+
+@pytest.mark.parametrize("name, compress", [("images.gz", False), ("images", True)])
+def test_read_idx_tells_gzip_by_content(tmp_path, name, compress):
+    # A .gz a browser saved decompressed was refused as "truncated or
+    # corrupt (Not a gzipped file)", and a compressed file without .gz as
+    # not an IDX file (magic number 0x1F8B...).
+    array = np.random.default_rng(0).integers(0, 256, (5, 28, 28), dtype=np.uint8)
+    content = idx_bytes(array)
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(content) if compress else content)
+    np.testing.assert_array_equal(datasets._read_idx(path, 0x00000803), array)
 
 
 @pytest.mark.parametrize("gz", [False, True])
