@@ -273,6 +273,13 @@ class LatentSpaceDisplay:
         from matplotlib.colors import ListedColormap
         from matplotlib.lines import Line2D
 
+        if "ax" in kwargs:
+            # scikit-learn's displays take ax; here it would reach scatter,
+            # which failed with "got multiple values for argument 'ax'".
+            raise TypeError(
+                "LatentSpaceDisplay draws one panel per axis: pass axes=, one "
+                "axis per panel (two with PCA's codes), not ax=."
+            )
         codes = _check_rows("codes", self.codes)
         n_samples, n_components = codes.shape
         if n_components < 2:

@@ -494,6 +494,17 @@ def test_latent_space_from_estimator_passes_kwargs_to_scatter(ae, digits_data):
         assert_array_equal(scatter.get_sizes(), [3])
 
 
+def test_latent_space_refuses_ax(ae, digits_data):
+    # scikit-learn's name for it; passed on to scatter, it failed there with
+    # "Axes.scatter() got multiple values for argument 'ax'".
+    _, ax = plt.subplots()
+    message = "pass axes=, one axis per panel (two with PCA's codes), not ax="
+    with pytest.raises(TypeError, match=re.escape(message)):
+        LatentSpaceDisplay(np.zeros((3, 2))).plot(ax=ax)
+    with pytest.raises(TypeError, match=re.escape(message)):
+        LatentSpaceDisplay.from_estimator(ae, digits_data[0], compare_pca=False, ax=ax)
+
+
 def test_latent_space_many_text_labels_have_no_legend():
     # A legend of one entry per label stops being readable (and takes
     # seconds to lay out with thousands); colours still follow the labels.
