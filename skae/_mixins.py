@@ -317,9 +317,11 @@ class OrderedMixin:
         truncated = copy.deepcopy(self)
         truncated.n_components = truncated.n_components_ = int(n_components)
         truncated.n_components_pca_ = None
-        ratio = self.explained_variance_ratio_[:n_components]
+        # Cut from the copy's arrays: slices of this model's would be views,
+        # through which changing one model's spectrum changes the other's.
+        ratio = truncated.explained_variance_ratio_[:n_components]
         truncated.explained_variance_ratio_ = ratio
-        truncated.explained_variance_ = self.explained_variance_[:n_components]
+        truncated.explained_variance_ = truncated.explained_variance_[:n_components]
         truncated.explained_variance_score_ = float(np.sum(ratio))
         nested_dropout(truncated.net_.module_).kept = int(n_components)
         return truncated

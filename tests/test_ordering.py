@@ -276,6 +276,17 @@ def test_truncate_is_the_prefix_model():
     assert make_pipeline(small).transform(X).shape == (len(X), 2)
 
 
+def test_truncated_model_shares_no_array_with_the_original():
+    ae = make_ae(n_components=4).fit(spectrum())
+    ratio = ae.explained_variance_ratio_.copy()
+    variance = ae.explained_variance_.copy()
+    small = ae.truncate(2)
+    small.explained_variance_ratio_ *= 100  # as percentages
+    small.explained_variance_[:] = 0
+    assert_array_equal(ae.explained_variance_ratio_, ratio)
+    assert_array_equal(ae.explained_variance_, variance)
+
+
 def test_truncated_model_keeps_its_width_through_partial_fit():
     X = spectrum()
     small = make_ae(n_components=4).fit(X).truncate(2)
