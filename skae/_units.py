@@ -229,7 +229,9 @@ class ModelUnits:
 
     def _centred(self, X):
         rows = host_tensor(X)
-        offset = torch.from_numpy(self.offset).to(rows.dtype)
+        # host_tensor: a model loaded with joblib's mmap_mode='r' holds a
+        # read-only offset, on which torch.from_numpy warns.
+        offset = host_tensor(self.offset).to(rows.dtype)
         return rows.sub(offset).div_(self.scale)
 
     def project(self, rows):
@@ -255,7 +257,7 @@ class ModelUnits:
         # added, so threads at worst convert the same axes twice.
         axes = self.__dict__.setdefault("_axes_tensors", {}).get(key)
         if axes is None:
-            axes = torch.as_tensor(self.axes, dtype=tensor.dtype, device=tensor.device)
+            axes = host_tensor(self.axes).to(dtype=tensor.dtype, device=tensor.device)
             self._axes_tensors[key] = axes
         return axes
 

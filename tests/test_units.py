@@ -1,6 +1,8 @@
 import pickle
 import re
+import warnings
 
+import joblib
 import numpy as np
 import pytest
 import torch
@@ -172,6 +174,22 @@ def test_axes_are_converted_once_and_not_pickled(dtype):
     loaded = pickle.loads(pickle.dumps(units))
     assert "_axes_tensors" not in vars(loaded)
     assert torch.equal(loaded.project(rows), coordinates)
+
+
+def test_read_only_offset_and_axes_convert_without_warning(tmp_path):
+    # joblib.load(..., mmap_mode='r') gives a fitted model read-only arrays,
+    # on which torch.from_numpy warns that writing would be undefined.
+    X = np.random.RandomState(0).normal(size=(40, 6))
+    units = ModelUnits(X, "mse", PCA(3).fit(X).components_)
+    expected = units.to_model(X)
+    joblib.dump(units, tmp_path / "units.joblib")
+    loaded = joblib.load(tmp_path / "units.joblib", mmap_mode="r")
+    assert not loaded.offset.flags.writeable and not loaded.axes.flags.writeable
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert torch.equal(loaded.to_model(X), expected)
+        rows = loaded.to_rows(X).double()
+        assert_allclose(loaded.project(rows).numpy(), rows.numpy() @ units.axes.T)
 
 
 @pytest.mark.parametrize(
