@@ -326,9 +326,10 @@ device : str or torch.device, default='auto'
     ValueError.""",
     "precision": """\
 precision : {'float32', 'bfloat16', 'float16'}, default='float32'
-    Format of the network's computations in training, and in inference on
-    the CPU (on a GPU, inference runs a float64 copy of the network, whose
-    outputs do not depend on the batch).
+    Format of the network's computations in training, and in ``transform``
+    and ``inverse_transform`` on the CPU (on a GPU these, and the scores on
+    any device, run a float64 copy of the network, whose outputs do not
+    depend on the batch).
     ``'bfloat16'`` and ``'float16'`` are mixed precision
     (:func:`torch.autocast`): weights, gradients and optimizer state stay
     float32, so the fitted model pickles and loads like any other.
