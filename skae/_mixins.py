@@ -273,8 +273,9 @@ class OrderedMixin:
         :meth:`transform` returns the first ``n_components`` columns of this
         one's and whose decoder sees the other units dropped, as in
         training; its ``explained_variance_ratio_`` is this one's, cut. Use
-        it to keep the width chosen from ``explained_variance_ratio_``, e.g.
-        in a Pipeline.
+        it to keep the width chosen from ``explained_variance_ratio_``. In a
+        Pipeline, wrap it in :class:`~sklearn.frozen.FrozenEstimator`: the
+        Pipeline's ``fit`` would otherwise train it anew, from scratch.
 
         Parameters
         ----------

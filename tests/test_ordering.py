@@ -484,6 +484,21 @@ def test_truncated_model_clones_pickles_and_names_its_features():
     )
 
 
+def test_frozen_truncated_model_keeps_its_fit_in_a_pipeline():
+    # A Pipeline's fit trains its steps anew, a truncated model at its width
+    # from scratch; FrozenEstimator, as the docs advise, keeps the prefix.
+    from sklearn.frozen import FrozenEstimator
+    from sklearn.linear_model import LinearRegression
+
+    X = spectrum()
+    small = make_ae(n_components=4, init="random").fit(X).truncate(2)
+    pipe = make_pipeline(FrozenEstimator(small), LinearRegression()).fit(X, X[:, 0])
+    assert_array_equal(pipe[0].transform(X), small.transform(X))
+    assert_array_equal(pipe[:-1].get_feature_names_out(), small.get_feature_names_out())
+    refitted = make_pipeline(small, LinearRegression()).fit(X, X[:, 0])
+    assert nested_dropout(refitted[0].module_).n_units == 2
+
+
 def test_set_params_n_components_then_partial_fit_keeps_a_prefix():
     X = spectrum()
     ae = make_ae(n_components=4).fit(X)

@@ -74,7 +74,9 @@ ax_cum.legend()
 # The smallest ``k`` whose cumulative ratio reaches 0.8, as
 # ``n_components=0.8`` would choose in the fit itself (the whole code if
 # none does; the ratios can be negative, so the cumulative sum need not
-# rise); ``truncate`` gives that model, ready for a Pipeline.
+# rise); ``truncate`` gives that model. In a Pipeline, wrap it in
+# ``sklearn.frozen.FrozenEstimator``, or the Pipeline's ``fit`` trains a
+# ``k``-unit network anew, from scratch.
 reached = np.cumsum(ae.explained_variance_ratio_) >= 0.8
 k = int(np.argmax(reached)) + 1 if reached.any() else ae.n_components_
 small = ae.truncate(k)
