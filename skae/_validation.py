@@ -9,6 +9,7 @@ import math
 import os
 import sys
 import threading
+import zlib
 from contextlib import contextmanager
 from numbers import Integral
 
@@ -188,15 +189,16 @@ def generator_state(generator):
 def restore_generator(saved):
     """Rebuild the generator :func:`generator_state` saved, or return None.
 
-    None also where the generator's device is not there (a CUDA generator
-    loaded on a CPU-only machine): the copy then draws from torch's global
-    RNG until it is given a generator again.
+    A CUDA generator loaded on a CPU-only machine, where its module lands
+    on the CPU, comes back as a CPU generator seeded from its state: the
+    copy goes on drawing noise of its own, the same at every load, rather
+    than from torch's global RNG, which training would then advance.
     """
     if saved is None:
         return None
     device, state = saved
     if torch.device(device).type == "cuda" and not torch.cuda.is_available():
-        return None
+        return torch.Generator().manual_seed(zlib.crc32(state.numpy().tobytes()))
     generator = torch.Generator(device=device)
     generator.set_state(state)
     return generator

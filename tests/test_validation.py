@@ -1,3 +1,4 @@
+import pickle
 import re
 
 import numpy as np
@@ -7,6 +8,7 @@ import torch
 from conftest import requires_cuda
 from numpy.testing import assert_array_equal
 
+import skae.noise
 from skae import AutoencoderTransformer, DenoisingAutoencoder
 from skae._validation import (
     check_image_shape,
@@ -117,6 +119,28 @@ def test_fit_leaves_global_cuda_rng_alone():
     state = torch.cuda.get_rng_state()
     AutoencoderTransformer(2, max_iter=2, device="cuda", random_state=0).fit(X)
     assert torch.equal(torch.cuda.get_rng_state(), state)
+
+
+def test_cuda_generator_loads_without_cuda_as_a_seeded_cpu_one(monkeypatch):
+    # A denoiser (or a VAE) fitted on CUDA pickles its noise generator as a
+    # CUDA one. Loaded without CUDA it drew from torch's global RNG, so a
+    # partial_fit there advanced the caller's random stream and drew other
+    # noise at each load.
+    dae = DenoisingAutoencoder(2, hidden_layer_sizes=(4,), max_iter=1, random_state=0)
+    X = np.random.RandomState(0).normal(size=(30, 4))
+    dae.fit(X)
+    monkeypatch.setattr(
+        skae.noise, "generator_state", lambda g: ("cuda:0", g.get_state())
+    )
+    saved = pickle.dumps(dae)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    first, second = pickle.loads(saved), pickle.loads(saved)
+    generator = first.module_.corruption.generator
+    assert generator.device.type == "cpu"
+    state = torch.get_rng_state()
+    first.partial_fit(X)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert_array_equal(first.transform(X), second.partial_fit(X).transform(X))
 
 
 def test_torch_seed_draws_from_the_random_state():
