@@ -8,7 +8,9 @@ same rows:
 - ``breast_cancer``: fit on half of the benign tumours, score the other
   half against all malignant ones, after a StandardScaler fit in the same
   pipeline; repeated over 10 random halvings (seeds 0 to 9), every method on
-  the same ones, as one halving leaves differences of 0.005 in AUC to chance.
+  the same ones and seeded with the halving's seed (``random_state``), as one
+  halving, or one draw of a network's weights, leaves differences of 0.005
+  in AUC to chance.
   The results report each method's mean AUC, the standard deviation of its
   AUC across the halvings and its mean fit seconds (the JSON keeps each
   halving's). It is the one tabular set bundled with scikit-learn that has a
@@ -29,7 +31,8 @@ abnormal ones, a tenth of the rows, and scores those same rows:
   many as the digit's.
 - ``breast_cancer_contaminated``: all the benign tumours with malignant ones
   drawn among them, a ninth as many, after a StandardScaler fit on all of
-  them; repeated over 10 draws (seeds 0 to 9).
+  them; repeated over 10 draws (seeds 0 to 9), every method seeded with the
+  draw's seed.
 
 There the detector is also fitted with ``trim_fraction`` at the planted
 fraction, 0.1 (``skae_trim10``), and at twice it (``skae_trim20``), on flat
@@ -37,20 +40,20 @@ rows; LocalOutlierFactor is fitted without ``novelty`` and scores the rows
 by its ``negative_outlier_factor_``.
 
 Methods, all with their defaults: skae's AutoencoderOutlierDetector
-(``random_state=0``) on the rows as features (``skae``) and, for the image
-sets, told that the rows are images (``skae_image``: ``image_shape`` alone,
-which scores the residual averaged over each pixel's ``error_window``
-square); PyOD's AutoEncoder, VAE, IForest (scikit-learn's IsolationForest),
-PCA (the distance to the mean along every principal axis, divided by that
-axis's variance: a Mahalanobis distance) and ECOD, each with
-``random_state=0`` where it takes one (``pip install skae[bench]`` installs
-PyOD; it is no dependency of skae); PCA's reconstruction error
-(``n_components=32``, or half the features when there are fewer than 64) and
-LocalOutlierFactor (``novelty=True``). Each method's fit seconds stand
-beside its AUC, and ``best_baseline_auc`` is the best of PyOD's AutoEncoder,
-IForest and PCA (for breast cancer, the best of their mean AUCs). For the
-detector it also reports the fraction of normal and of abnormal test rows
-that its ``contamination='auto'`` threshold flags.
+(``random_state=0``, or the split's seed) on the rows as features (``skae``)
+and, for the image sets, told that the rows are images (``skae_image``:
+``image_shape`` alone, which scores the residual averaged over each pixel's
+``error_window`` square); PyOD's AutoEncoder, VAE, IForest (scikit-learn's
+IsolationForest), PCA (the distance to the mean along every principal axis,
+divided by that axis's variance: a Mahalanobis distance) and ECOD, each with
+``random_state=0`` (or the split's seed) where it takes one (``pip install
+skae[bench]`` installs PyOD; it is no dependency of skae); PCA's
+reconstruction error (``n_components=32``, or half the features when there
+are fewer than 64) and LocalOutlierFactor (``novelty=True``). Each method's
+fit seconds stand beside its AUC, and ``best_baseline_auc`` is the best of
+PyOD's AutoEncoder, IForest and PCA (for breast cancer, the best of their
+mean AUCs). For the detector it also reports the fraction of normal and of
+abnormal test rows that its ``contamination='auto'`` threshold flags.
 
 Commands and their durations on 2 CPU cores (one torch thread)::
 
@@ -194,15 +197,17 @@ def make_methods(
     scale,
     only=None,
     contaminated=False,
+    seed=0,
 ):
     """Fresh detectors, in a StandardScaler pipeline when ``scale``.
 
     ``candidate`` holds the detector's parameters that differ from its
     defaults; ``only``, if given, the names of the methods to keep;
     ``contaminated``: the methods of the contaminated protocols (the
-    detector on flat rows, also trimmed, and LOF without novelty).
+    detector on flat rows, also trimmed, and LOF without novelty); ``seed``:
+    the ``random_state`` of every method that takes one.
     """
-    params = {"random_state": 0, "device": device, **candidate}
+    params = {"random_state": seed, "device": device, **candidate}
     if max_iter is not None:
         params["max_iter"] = max_iter
     methods = {"skae": AutoencoderOutlierDetector(**params)}
@@ -219,10 +224,12 @@ def make_methods(
     # fit times compare like with like.
     pyod_device = resolve_device(device).type
     methods.update(
-        pyod_ae=PyODScore(AutoEncoder(device=pyod_device, random_state=0, verbose=0)),
-        pyod_vae=PyODScore(VAE(device=pyod_device, random_state=0, verbose=0)),
-        pyod_iforest=PyODScore(IForest(random_state=0)),
-        pyod_pca=PyODScore(PyODPCA(random_state=0)),
+        pyod_ae=PyODScore(
+            AutoEncoder(device=pyod_device, random_state=seed, verbose=0)
+        ),
+        pyod_vae=PyODScore(VAE(device=pyod_device, random_state=seed, verbose=0)),
+        pyod_iforest=PyODScore(IForest(random_state=seed)),
+        pyod_pca=PyODScore(PyODPCA(random_state=seed)),
         pyod_ecod=PyODScore(ECOD()),
         pca=PCAReconstruction(32 if n_features >= 64 else n_features // 2),
         lof=LOFOnFitRows() if contaminated else LocalOutlierFactor(novelty=True),
@@ -318,8 +325,16 @@ def over_benign_splits(dataset, split, params):
     records = []
     for seed in SPLITS:
         X_fit, X_test, abnormal = split(seed)
+        # Each split's methods seeded with its seed: the mean then also
+        # covers the draws of the networks' weights, whose spread on these
+        # few hundred rows is that of the halvings.
         record = run_task(
-            dataset, "benign", X_fit, X_test, abnormal, **{**params, "scale": True}
+            dataset,
+            "benign",
+            X_fit,
+            X_test,
+            abnormal,
+            **{**params, "scale": True, "seed": seed},
         )
         records.append({"split": seed, **record})
     return records
