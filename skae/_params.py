@@ -341,7 +341,10 @@ callbacks : list of skorch callbacks or (name, callback) tuples, default=None
     Extra skorch callbacks (instances or classes), cloned at each fit. The
     names ``'epoch_timer'``, ``'intra_op_threads'``, ``'print_log'``,
     ``'progress_bar'``, ``'epoch_log'``, ``'sklearn_epoch_tasks'``,
-    ``'early_stopping'`` and ``'lr_scheduler'`` are the estimator's own.""",
+    ``'early_stopping'`` and ``'lr_scheduler'`` are the estimator's own.
+    A callback that monitors a ``valid_*`` key (skorch's ``EarlyStopping``
+    and ``Checkpoint`` by default) needs rows held out: a ``fit`` with
+    ``early_stopping=True``; ``partial_fit`` holds none out.""",
     "verbose": """\
 verbose : int, default=0
     0 is silent; 1 prints a line per epoch (losses, learning rate, time

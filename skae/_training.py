@@ -1150,10 +1150,12 @@ _OWN_CALLBACK_NAMES = (
 )
 
 
-def _callbacks(estimator, plan, *, stopping, epoch_tasks):
+def _callbacks(estimator, plan, *, stopping, epoch_tasks, held_out):
     """Return the skorch callbacks of an estimator's parameters, in order.
 
-    ``plan`` is the estimator's :func:`training_plan`.
+    ``plan`` is the estimator's :func:`training_plan`; ``held_out``: whether
+    the fit holds rows out, and so records ``valid_*`` keys that a user's
+    callback may monitor.
     """
     monitor = "valid_loss" if estimator.early_stopping else "train_loss"
     callbacks = []
@@ -1222,6 +1224,17 @@ def _callbacks(estimator, plan, *, stopping, epoch_tasks):
             raise ValueError(
                 f"callback name {name!r} is skae's own; the names "
                 f"{list(_OWN_CALLBACK_NAMES)} are taken. Choose another."
+            )
+        watched = getattr(callback, "monitor", None)
+        if not held_out and isinstance(watched, str) and watched.startswith("valid"):
+            # skorch's history would raise a KeyError at the first epoch's
+            # end, deep in the callback.
+            raise ValueError(
+                f"callback {name or type(callback).__name__!r} monitors "
+                f"{watched!r}, which this fit does not record: it holds no "
+                "rows out (partial_fit never does; fit does with "
+                "early_stopping=True). Monitor a training key such as "
+                "'train_loss', or fit with early_stopping=True."
             )
         # Cloned, so fitting never changes the user's callback objects.
         callback = clone(callback)
@@ -1312,7 +1325,9 @@ def resume_training(net, estimator):
     net.set_params(
         batch_size=batch_size,
         verbose=estimator.verbose,
-        callbacks=_callbacks(estimator, plan, stopping=False, epoch_tasks=None),
+        callbacks=_callbacks(
+            estimator, plan, stopping=False, epoch_tasks=None, held_out=False
+        ),
     )
     net.initialize_callbacks()
 
@@ -1367,7 +1382,11 @@ def build_net(
         batch_size=plan["batch_size"],
         train_split=None if valid is None else predefined_split(valid),
         callbacks=_callbacks(
-            estimator, plan, stopping=stopping, epoch_tasks=epoch_tasks
+            estimator,
+            plan,
+            stopping=stopping,
+            epoch_tasks=epoch_tasks,
+            held_out=valid is not None,
         ),
         # EpochLog (in the callbacks) prints the epochs instead.
         callbacks__print_log=None,

@@ -16,7 +16,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from skorch.callbacks import Callback, LRScheduler
+from skorch.callbacks import Callback, EarlyStopping, LRScheduler
 
 import skae._base
 import skae._training
@@ -927,6 +927,23 @@ def test_a_callback_class_is_instantiated():
 def test_bad_callbacks_are_named(entry, error, message):
     with pytest.raises(error, match=message):
         make_ae(max_iter=1, callbacks=[entry]).fit(gaussian())
+
+
+def test_a_callback_on_held_out_rows_needs_rows_held_out():
+    # skorch's history raised KeyError "Key 'valid_loss' was not found in
+    # history" at the first epoch's end, from inside the callback.
+    callbacks = [("stop", EarlyStopping(monitor="valid_loss"))]
+    message = r"callback 'stop' monitors 'valid_loss', which this fit does not"
+    with pytest.raises(ValueError, match=message):
+        make_ae(max_iter=2, early_stopping=False, callbacks=callbacks).fit(gaussian())
+    ae = make_ae(max_iter=2, callbacks=callbacks).fit(gaussian())
+    codes = ae.transform(gaussian())
+    with pytest.raises(ValueError, match=r"partial_fit never does"):
+        ae.partial_fit(gaussian())
+    assert_array_equal(ae.transform(gaussian()), codes)
+    # A key that partial_fit records is watched as usual.
+    ae.set_params(callbacks=[EarlyStopping(monitor="train_loss")])
+    ae.partial_fit(gaussian())
 
 
 def test_convergence_warning_at_max_iter():

@@ -340,7 +340,9 @@ def test_a_plateau_is_a_plateau_whatever_the_sign_of_the_loss(level):
         criterion__level=level,
         max_epochs=30,
         train_split=predefined_split(low_rank(40, seed=1)),
-        callbacks=_callbacks(estimator, plan, stopping=True, epoch_tasks=None),
+        callbacks=_callbacks(
+            estimator, plan, stopping=True, epoch_tasks=None, held_out=True
+        ),
     )
     net.fit(low_rank())
     # Stopped after n_iter_no_change epochs no better than the initial state.
