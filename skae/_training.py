@@ -555,6 +555,21 @@ class AutoencoderNet(NeuralNet):
             if getattr(self, name) == f"<{name}_>":
                 setattr(self, name, getattr(self, f"{name}_"))
 
+    def __deepcopy__(self, memo):
+        # Not through __getstate__: skorch pickles the module there, to map
+        # its device when loading, which a copy in memory does not need, and
+        # pickle refuses a lambda (a denoiser's noise function) that
+        # deepcopy keeps as it is. One memo keeps module and module_ one.
+        copied = object.__new__(type(self))
+        memo[id(self)] = copied
+        state = {
+            key: value
+            for key, value in self.__dict__.items()
+            if key not in ("_data_parallel", "_graphed_step", "_float64_module")
+        }
+        copied.__dict__.update(deepcopy(state, memo))
+        return copied
+
     @property
     def _default_callbacks(self):
         return [

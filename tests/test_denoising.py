@@ -223,6 +223,23 @@ def test_partial_fit_of_a_copy_draws_the_noise_the_original_would(copier):
     )
 
 
+def test_a_lambda_noise_is_copied_and_truncated():
+    # A lambda cannot be pickled, but deepcopy keeps it as it is: copying a
+    # fitted model and truncate (which copies) went through skorch's pickle
+    # of the module and failed with "Can't pickle local object".
+    X = uniform()
+    dae = make_dae(
+        noise=lambda x, generator: x, n_components=3, ordered=True, skip=None
+    ).fit(X)
+    copied = copy.deepcopy(dae)
+    assert copied.module_ is not dae.module_
+    assert copied.net_.module is copied.net_.module_
+    assert_array_equal(
+        copied.partial_fit(X).transform(X), dae.partial_fit(X).transform(X)
+    )
+    assert_allclose(dae.truncate(2).transform(X), dae.transform(X)[:, :2])
+
+
 def test_denoise_keeps_pandas_output_like_inverse_transform():
     # Rows in, rows out: the input's columns and index, as inverse_transform.
     pd = pytest.importorskip("pandas")
