@@ -5,7 +5,8 @@ it overrides; the estimators import them from here, never from each other.
 """
 
 import copy
-from numbers import Integral
+import warnings
+from numbers import Integral, Real
 
 import numpy as np
 import torch
@@ -31,6 +32,7 @@ from skae._validation import (
     check_sizes,
     partial_fit_context,
     torch_seed,
+    user_stacklevel,
 )
 from skae.noise import make_noise
 
@@ -223,6 +225,27 @@ class NoiseMixin:
     the network gets a corruption layer in front that works in train mode
     only, and early stopping watches held-out rows corrupted once.
     """
+
+    def _check_data_params(self, X):
+        super()._check_data_params(X)
+        # Levels that are no fraction are refused by make_noise, later.
+        level, n_features = self.noise_level, X.shape[1]
+        if (
+            isinstance(self.noise, str)
+            and self.noise in ("masking", "salt_pepper")
+            and isinstance(level, Real)
+            and not isinstance(level, bool)
+            and 0 < level <= 1
+            and round(float(level) * n_features) == 0
+        ):
+            warnings.warn(
+                f"noise={self.noise!r} replaces round(noise_level * n_features) "
+                f"entries of each row, and noise_level={level!r} on {n_features} "
+                "features replaces none: the network trains on clean rows. Set "
+                f"noise_level to at least {1 / n_features:.3g} (one entry a row).",
+                UserWarning,
+                stacklevel=user_stacklevel(),
+            )
 
     def _corruption(self, low, high):
         """Return the corruption layer of the noise parameters, for [low, high]."""

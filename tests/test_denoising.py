@@ -11,7 +11,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from skae import DenoisingAutoencoder, denoising
+from skae import AutoencoderOutlierDetector, DenoisingAutoencoder, denoising
 from skae.noise import GaussianNoise, MaskingNoise, SaltPepperNoise
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -458,6 +458,31 @@ def test_masking_masks_the_fraction_of_each_row(fraction):
     masked = np.abs(X_noisy) < 1e-5
     assert_array_equal(masked.sum(axis=1), round(fraction * 20))
     assert_allclose(X_noisy[~masked], X[~masked], rtol=1e-5)
+
+
+@pytest.mark.parametrize("noise", ["masking", "salt_pepper"])
+def test_a_level_that_replaces_no_entry_warns(noise):
+    # round(0.1 * 4) = 0: the default level on 4 features trained on clean
+    # rows without a word.
+    X = uniform(n_features=4)
+    message = (
+        rf"noise='{noise}' replaces round\(noise_level \* n_features\) entries "
+        r"of each row, and noise_level=0.1 on 4 features replaces none: .* "
+        r"at least 0.25 \(one entry a row\)"
+    )
+    with pytest.warns(UserWarning, match=message):
+        dae = make_dae(noise=noise, max_iter=1).fit(X)
+    with pytest.warns(UserWarning, match=message):
+        dae.partial_fit(X)
+    detector = AutoencoderOutlierDetector(
+        noise=noise, hidden_layer_sizes=(8,), max_iter=1, random_state=0
+    )
+    with pytest.warns(UserWarning, match=message):
+        detector.fit(X)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="noise=")
+        make_dae(noise=noise, noise_level=0.25, max_iter=1).fit(X)
+        make_dae(noise=noise, noise_level=0.0, max_iter=1).fit(X)
 
 
 def test_salt_pepper_flips_the_fraction_of_each_row():
