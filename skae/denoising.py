@@ -62,7 +62,8 @@ class DenoisingAutoencoder(NoiseMixin, OrderedMixin, PartialFitMixin, _BaseAutoe
         does ``alpha``: set them between calls to anneal the noise.
     clip : bool, default=True
         Clip corrupted inputs to the training data's range ``[min(X),
-        max(X)]``, so images in [0, 1] stay in [0, 1]. Clipping comes after
+        max(X)]`` (with :meth:`partial_fit`, of every chunk so far), so
+        images in [0, 1] stay in [0, 1]. Clipping comes after
         corruption: where 0 lies outside that range, masked entries end up at
         the nearest bound.
     skip : {'linear'} or None, default='linear'
@@ -202,7 +203,7 @@ class DenoisingAutoencoder(NoiseMixin, OrderedMixin, PartialFitMixin, _BaseAutoe
 
     def _wrap_network(self, network, start, X, device, rng):
         module = super()._wrap_network(network, start, X, device, rng)
-        # Where a later partial_fit's corruption clips and flips to.
+        # Where a later partial_fit clips and flips to, widened by its rows.
         module.data_range = (float(X.min()), float(X.max()))
         if self.skip is None:
             return module
@@ -237,14 +238,20 @@ class DenoisingAutoencoder(NoiseMixin, OrderedMixin, PartialFitMixin, _BaseAutoe
         # alpha is, so set_params between calls can anneal the noise. The
         # generator the earlier calls drew from goes on drawing.
         module = self.net_.module_
-        previous = module.corruption
-        corruption = self._corruption(*module.data_range)
+        previous, previous_range = module.corruption, module.data_range
+        # The range of every row trained on, as fit's is of all its rows:
+        # the first chunk's alone would clip a later chunk's wider rows,
+        # even without noise.
+        low, high = previous_range
+        data_range = (min(low, float(X.min())), max(high, float(X.max())))
+        corruption = self._corruption(*data_range)
         module.corruption = corruption.set_generator(previous.generator)
+        module.data_range = data_range
         try:
             super()._next_partial_fit(X)
         except BaseException:
             # A call that fails changes nothing.
-            module.corruption = previous
+            module.corruption, module.data_range = previous, previous_range
             raise
 
     def denoise(self, X):

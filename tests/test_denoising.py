@@ -275,14 +275,32 @@ def test_partial_fit_reads_the_noise_parameters_at_each_call():
     assert layer.generator is generator
 
 
+def test_partial_fit_clips_to_the_range_of_every_chunk_so_far():
+    # The first chunk's range alone clipped the wider rows of later chunks,
+    # even without noise: the network saw them cut, the loss wanted them whole.
+    X = np.random.RandomState(0).normal(size=(60, 4))
+    first, later = X[np.abs(X).max(axis=1) < 1.5], X
+    dae = make_dae(noise_level=0.0, learning_rate_init=1e-3).partial_fit(first)
+    assert dae.module_.data_range == (first.min(), first.max())
+    dae.partial_fit(later)
+    layer = dae.module_.corruption.train()
+    assert layer.clip == (X.min(), X.max())
+    rows = torch.from_numpy(X)
+    assert_array_equal(layer(rows), rows)
+    # Nor does a narrower chunk narrow it.
+    dae.partial_fit(first)
+    assert dae.module_.corruption.clip == (X.min(), X.max())
+
+
 def test_partial_fit_with_bad_noise_parameters_changes_nothing():
     X = uniform()
     dae = make_dae().fit(X)
     layer = dae.module_.corruption
     dae.set_params(noise="masking", noise_level=1.5)
     with pytest.raises(ValueError, match=r"noise_level \(the fraction masked\)"):
-        dae.partial_fit(X)
+        dae.partial_fit(X + 1)
     assert dae.module_.corruption is layer
+    assert dae.module_.data_range == (X.min(), X.max())
     assert dae.n_iter_ == 3
 
 
