@@ -53,7 +53,9 @@ class DenoisingAutoencoder(NoiseMixin, OrderedMixin, PartialFitMixin, _BaseAutoe
         The corruption: additive Gaussian noise, a fraction of each row's
         entries set to 0, or a fraction set to the data's minimum or maximum
         (salt and pepper). A callable ``fn(x, generator) -> x_noisy`` works on
-        torch tensors in data units and should draw its noise from
+        torch tensors in data units, rows of shape ``(batch, n_features)``
+        also with ``image_shape`` (``x.view(len(x), *image_shape)`` gives
+        the images; return the rows' shape), and should draw its noise from
         ``generator``.
     noise_level : float, default=0.1
         Gaussian standard deviation in data units, or the fraction of each

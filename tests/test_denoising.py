@@ -717,6 +717,27 @@ def test_bad_noise_function(fn, error, message):
 # ------------------------------------------------ parameters, clone, pickle
 
 
+def test_noise_function_gets_rows_also_with_image_shape():
+    # As documented: rows, which the function views as images itself.
+    shapes = []
+
+    def cutout(x, generator):
+        shapes.append(x.shape[1:])
+        images = x.view(len(x), 1, 4, 4).clone()
+        images[:, :, 1:3, 1:3] = 0
+        return images.view(x.shape)
+
+    dae = make_dae(
+        noise=cutout,
+        image_shape=(1, 4, 4),
+        conv_channels=(2,),
+        hidden_layer_sizes=(8,),
+        max_iter=1,
+    ).fit(uniform(n_samples=20, n_features=16))
+    assert set(shapes) == {torch.Size([16])}
+    assert dae.denoise(uniform(n_samples=2, n_features=16)).shape == (2, 16)
+
+
 def test_get_params_and_clone():
     dae = make_dae(noise=add_noise, noise_level=0.5, clip=False)
     params = dae.get_params()
