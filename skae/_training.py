@@ -1041,9 +1041,19 @@ class AutoencoderNet(NeuralNet):
     def _check_finite(self, loss, prefix):
         if not np.isfinite(loss):
             epoch = self.history[-1, "epoch"] if len(self.history) else 0
+            if prefix == "initial":
+                # Measured before any step: no learning rate is to blame.
+                advice = (
+                    "It is the untrained network's, before any step, so "
+                    "learning_rate_init is not the cause: look at the rows it "
+                    "is given, e.g. noise far beyond the data's range "
+                    "overflows float32 (lower noise_level, or set clip=True)."
+                )
+            else:
+                advice = f"Lower learning_rate_init (the optimizer's lr is {self.lr})."
             raise TrainingDivergedError(
-                f"Training diverged: the {prefix} loss is {loss} at epoch {epoch}. "
-                f"Lower learning_rate_init (the optimizer's lr is {self.lr})."
+                f"Training diverged: the {prefix} loss is {loss} at epoch "
+                f"{epoch}. {advice}"
             )
 
 

@@ -11,7 +11,12 @@ from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from skae import AutoencoderOutlierDetector, DenoisingAutoencoder, denoising
+from skae import (
+    AutoencoderOutlierDetector,
+    DenoisingAutoencoder,
+    TrainingDivergedError,
+    denoising,
+)
 from skae.noise import GaussianNoise, MaskingNoise, SaltPepperNoise
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -788,6 +793,16 @@ def test_cuda_reproducible_and_loads_without_cuda(monkeypatch, early_stopping):
     assert all(p.device.type == "cpu" for p in loaded.module_.parameters())
     assert loaded.module_.offset.device.type == "cpu"
     assert_allclose(loaded.denoise(X), X_clean, rtol=1e-4, atol=1e-5)
+
+
+def test_noise_that_overflows_before_training_does_not_blame_the_rate():
+    # The untrained network's loss: "Lower learning_rate_init" misled.
+    with pytest.raises(
+        TrainingDivergedError,
+        match=r"initial loss is inf .* learning_rate_init is not the cause: .* "
+        r"noise far beyond the data's range",
+    ):
+        make_dae(noise_level=1e30, clip=False).fit(uniform())
 
 
 def test_rows_beyond_float32_range_are_refused():
