@@ -222,6 +222,21 @@ class GaussianNoise(_Corruption):
         return f"std={self.std}{self._clip_repr()}"
 
 
+def _check_fill(layer: nn.Module, x: torch.Tensor, **values: float) -> None:
+    """Refuse fill values that an integer or bool ``x`` would store changed."""
+    if x.is_floating_point() or x.is_complex():
+        return
+    for name, value in values.items():
+        # masked_fill truncates, wraps or saturates without a word.
+        stored = torch.tensor(value, dtype=torch.float64).to(x.dtype).item()
+        if stored != value:
+            raise ValueError(
+                f"{type(layer).__name__} cannot write {name}={value!r} into an "
+                f"input of dtype {x.dtype}, which would store {stored!r}. Pass a "
+                f"floating point input, or a {name} that {x.dtype} holds."
+            )
+
+
 class _FractionCorruption(_Corruption):
     """Base class of the layers that replace a fraction of each row's entries."""
 
@@ -291,6 +306,7 @@ class MaskingNoise(_FractionCorruption):
         self.value = _check_real(value, "value")
 
     def _corrupt(self, x: torch.Tensor) -> torch.Tensor:
+        _check_fill(self, x, value=self.value)
         return x.masked_fill(self._choose(x), self.value)
 
     def extra_repr(self) -> str:
@@ -353,6 +369,7 @@ class SaltPepperNoise(_FractionCorruption):
             raise ValueError(f"low={low!r} must not exceed high={high!r}.")
 
     def _corrupt(self, x: torch.Tensor) -> torch.Tensor:
+        _check_fill(self, x, low=self.low, high=self.high)
         chosen = self._choose(x)
         salt = torch.rand(x.shape, generator=self.generator, device=x.device) < 0.5
         return x.masked_fill(chosen & salt, self.high).masked_fill(

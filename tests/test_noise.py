@@ -140,6 +140,30 @@ def test_gaussian_needs_floating_input():
 
 
 @pytest.mark.parametrize(
+    ("layer", "dtype", "message"),
+    [
+        (MaskingNoise(0.5, value=0.5), torch.int64, r"value=0.5 .* store 0\. "),
+        (MaskingNoise(0.5, value=-1.0), torch.uint8, r"value=-1.0 .* store 255\. "),
+        (SaltPepperNoise(0.5, high=2.0), torch.bool, r"high=2.0 .* store True\. "),
+        (SaltPepperNoise(0.5, low=0.0, high=255.5), torch.uint8, r"high=255.5"),
+    ],
+)
+def test_fill_values_an_integer_input_would_change_are_refused(layer, dtype, message):
+    # masked_fill truncated, wrapped or saturated them without a word.
+    with pytest.raises(ValueError, match=rf"cannot write {message}"):
+        layer(torch.ones(2, 4, dtype=dtype))
+
+
+def test_fill_values_an_integer_input_holds_are_written():
+    x = torch.full((2, 4), 7, dtype=torch.uint8)
+    out = SaltPepperNoise(1.0, low=0.0, high=255.0).set_generator(generator())(x)
+    assert out.dtype == torch.uint8
+    assert set(out.flatten().tolist()) <= {0, 255}
+    out = MaskingNoise(1.0)(torch.ones(2, 4, dtype=torch.bool))
+    assert not out.any()
+
+
+@pytest.mark.parametrize(
     ("fraction", "n_features", "n_replaced"),
     [(0.0, 10, 0), (0.3, 10, 3), (0.25, 6, 2), (0.5, 7, 4), (1.0, 10, 10)],
 )
