@@ -56,7 +56,8 @@ class DenoisingAutoencoder(NoiseMixin, OrderedMixin, PartialFitMixin, _BaseAutoe
         torch tensors in data units, rows of shape ``(batch, n_features)``
         also with ``image_shape`` (``x.view(len(x), *image_shape)`` gives
         the images; return the rows' shape), and should draw its noise from
-        ``generator``.
+        ``generator``. To pickle the model (``joblib.dump``), make it a
+        module-level function, not a lambda.
     noise_level : float, default=0.1
         Gaussian standard deviation in data units, or the fraction of each
         row's entries masked or flipped (in [0, 1]). :meth:`partial_fit`
