@@ -446,7 +446,12 @@ class FunctionNoise(_Corruption):
                 f"fn must be a callable fn(x, generator) -> tensor, got {fn!r}."
             )
         try:
-            signature = inspect.signature(fn)
+            # A module's __call__ takes (*args, **kwargs): its forward says
+            # what it takes (nn.Dropout failed in the first epoch with
+            # "forward() takes 2 positional arguments but 3 were given").
+            signature = inspect.signature(
+                fn.forward if isinstance(fn, nn.Module) else fn
+            )
         except (TypeError, ValueError):
             # Some builtins have none: they are called as they are.
             signature = None

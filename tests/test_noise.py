@@ -4,6 +4,7 @@ import pickle
 
 import pytest
 import torch
+from torch import nn
 
 from skae.noise import (
     FunctionNoise,
@@ -300,6 +301,23 @@ def test_function_noise_non_finite_input_passes_through():
 def test_make_noise_refuses_a_layer():
     with pytest.raises(TypeError, match=r"is a corruption layer; pass its kind"):
         make_noise(GaussianNoise(0.1), 0.1)
+
+
+def test_function_noise_reads_a_modules_signature_from_its_forward():
+    # A module's __call__ takes anything: nn.Dropout was accepted, then failed
+    # in the first epoch with "forward() takes 2 positional arguments".
+    with pytest.raises(
+        TypeError,
+        match=r"The noise function Dropout\(p=0.2, inplace=False\) must take "
+        r"\(x, generator\), but its signature is \(input",
+    ):
+        FunctionNoise(nn.Dropout(0.2))
+
+    class Shift(nn.Module):
+        def forward(self, x, generator):
+            return x + 1
+
+    torch.testing.assert_close(FunctionNoise(Shift())(data()), data() + 1)
 
 
 def test_function_noise_return_type_checked():
