@@ -49,7 +49,7 @@ ESTIMATORS = [
     ),
     DenoisingAutoencoder(hidden_layer_sizes=(8,), max_iter=3, random_state=0),
     DenoisingAutoencoder(
-        noise="masking", noise_level=0.2, init="random", max_iter=3, random_state=0
+        noise="masking", noise_level=0.5, init="random", max_iter=3, random_state=0
     ),
     VariationalAutoencoder(hidden_layer_sizes=(8,), max_iter=3, random_state=0),
     VariationalAutoencoder(init="random", beta=0.5, max_iter=3, random_state=0),
