@@ -22,6 +22,11 @@ import skae
 # times slower. One thread keeps their run times short and steady.
 torch.set_num_threads(1)
 
+# Outside a terminal rich draws 80 columns, which cut every line of the
+# callbacks example's ProgressBar before its bar; 150 fit the nested names
+# and their bars.
+os.environ.setdefault("COLUMNS", "150")
+
 project = "skae"
 author = "the skae developers"
 copyright = "the skae developers"
