@@ -387,12 +387,12 @@ explained_variance_score_ : float
     most 1,024 of them, evenly spread; compare with
     ``PCA(...).explained_variance_ratio_.sum()``.""",
     "explained_variance_": """\
-explained_variance_ : ndarray of shape (n_components_,)
+explained_variance_ : ndarray of shape (n_components,)
     What each code unit adds to the explained variance of the
     reconstruction, in the data's squared units, given the units before
     it (the later ones dropped): ``explained_variance_ratio_`` times the
     total variance of the same rows, like PCA's per-component variances.
-explained_variance_ratio_ : ndarray of shape (n_components_,)
+explained_variance_ratio_ : ndarray of shape (n_components,)
     The same as fractions of the total variance: entry ``j`` is the
     explained variance of the first ``j + 1`` units' reconstruction minus
     that of the first ``j``'s (the first entry that of unit 0 alone), on the
