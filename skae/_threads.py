@@ -15,10 +15,18 @@ most it uses; :func:`restored_threads` gives the caller's setting back when
 training ends, also when it ends with an error. With a fixed seed, the thread
 count does not change the fitted weights: PyTorch's CPU kernels split the
 work between threads without changing the order of the sums.
+
+``torch.set_num_threads`` sets the calling thread's count, and also the
+count that every thread takes when it first uses torch: the count chosen for
+a fit would reach the threads that start meanwhile or later (a server's
+request threads, a search's workers), for their lifetime. :func:`set_threads`
+changes the calling thread's count only.
 """
 
 import math
+import os
 import statistics
+import threading
 import time
 from collections import deque
 from contextlib import contextmanager
@@ -37,8 +45,8 @@ def training_threads(net):
     chooser = dict(getattr(net, "callbacks_", [])).get("intra_op_threads")
     n_threads = getattr(chooser, "n_threads_", None)
     with restored_threads():
-        if n_threads is not None and n_threads != torch.get_num_threads():
-            torch.set_num_threads(n_threads)
+        if n_threads is not None:
+            set_threads(n_threads)
         yield
 
 
@@ -49,8 +57,47 @@ def restored_threads():
     try:
         yield
     finally:
-        if torch.get_num_threads() != n_threads:
-            torch.set_num_threads(n_threads)
+        set_threads(n_threads)
+
+
+# Serialises skae's changes, so that none reads another's passing count as
+# the one new threads take. A child forked while another thread held it gets
+# it unheld, or its first fit would wait for ever.
+_set_threads_lock = threading.Lock()
+
+
+def _unlock_after_fork():
+    global _set_threads_lock
+    _set_threads_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_unlock_after_fork)
+
+
+def set_threads(n_threads):
+    """Set the calling thread's intra-op count, and no other thread's.
+
+    The count new threads take is read first in a new thread and put back
+    after from another: a thread that first uses torch in between, a tenth
+    of a millisecond, still takes ``n_threads``.
+    """
+    if n_threads == torch.get_num_threads():
+        return
+    with _set_threads_lock:
+        new_threads = _in_new_thread(torch.get_num_threads)
+        torch.set_num_threads(n_threads)
+        if new_threads != n_threads:
+            _in_new_thread(torch.set_num_threads, new_threads)
+
+
+def _in_new_thread(function, *args):
+    """Return ``function(*args)`` called in a thread started for it."""
+    result = []
+    thread = threading.Thread(target=lambda: result.append(function(*args)))
+    thread.start()
+    thread.join()
+    return result[0]
 
 
 class IntraOpThreads(Callback):
@@ -121,7 +168,7 @@ class IntraOpThreads(Callback):
         self.n_threads_ = 1 if on_cpu else None
         if on_cpu:
             # Also the passes before the first batch (the starting loss).
-            torch.set_num_threads(1)
+            set_threads(1)
         self._times = {}
         self._trial_end = 2 * self.window
         self._next_probe = None
@@ -189,8 +236,7 @@ class IntraOpThreads(Callback):
 
     @staticmethod
     def _set(n_threads):
-        if n_threads != torch.get_num_threads():
-            torch.set_num_threads(n_threads)
+        set_threads(n_threads)
 
     def _other(self):
         """Return the count not in use."""

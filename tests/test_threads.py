@@ -1,4 +1,7 @@
+import os
+import signal
 import threading
+import time
 
 import joblib
 import pytest
@@ -6,15 +9,17 @@ import torch
 from numpy.testing import assert_array_equal
 from sklearn.model_selection import GridSearchCV
 from skorch.callbacks import Callback
+from threadpoolctl import threadpool_limits
 
 from skae import (
     AutoencoderNet,
     AutoencoderOutlierDetector,
     AutoencoderTransformer,
     TrainingDivergedError,
+    _threads,
 )
 from skae._ordering import nested_dropout
-from skae._threads import IntraOpThreads, restored_threads
+from skae._threads import IntraOpThreads, restored_threads, set_threads
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -205,6 +210,107 @@ def test_validation_batches_do_not_count(caller_threads):
     callback.on_batch_end(FakeNet(), batch=torch.zeros(4, 2), training=False)
     assert callback.n_batches_ == 0
     assert callback.seconds_per_row_ == {}
+
+
+def new_thread_count():
+    """Return the count that a thread starting now takes."""
+    counts = []
+    thread = threading.Thread(target=lambda: counts.append(torch.get_num_threads()))
+    thread.start()
+    thread.join()
+    return counts[0]
+
+
+class RecordNewThreads(Callback):
+    """This thread's count and a new thread's, at the end of each epoch."""
+
+    def __init__(self, set_elsewhere=None):
+        self.set_elsewhere = set_elsewhere
+
+    def on_train_begin(self, net, **kwargs):
+        self.counts_ = []
+
+    def on_epoch_end(self, net, **kwargs):
+        if self.set_elsewhere is not None:
+            # Another thread of the program sets its count meanwhile.
+            thread = threading.Thread(
+                target=torch.set_num_threads, args=(self.set_elsewhere,)
+            )
+            thread.start()
+            thread.join()
+        self.counts_.append((torch.get_num_threads(), new_thread_count()))
+
+
+@pytest.fixture
+def trains_on_one_thread(monkeypatch):
+    """Make fits choose one thread, whatever the timings on a busy machine."""
+    monkeypatch.setattr(IntraOpThreads, "_choose", lambda self: 1)
+    monkeypatch.setattr(IntraOpThreads, "_choose_best", lambda self: None)
+
+
+def test_threads_starting_during_a_fit_take_the_process_count(
+    caller_threads, trains_on_one_thread, curved
+):
+    # torch.set_num_threads also sets the count that threads take when they
+    # first use torch: a thread started during a fit (a server's request, a
+    # search's worker) used to take the fit's one thread, for its lifetime.
+    torch.set_num_threads(2)
+    model = fit(curved, max_iter=2, callbacks=[("record", RecordNewThreads())])
+    assert dict(model.net_.callbacks_)["record"].counts_ == [(1, 2), (1, 2)]
+    assert torch.get_num_threads() == 2
+    assert new_thread_count() == 2
+
+
+def test_a_fit_keeps_a_count_another_thread_set_meanwhile(
+    caller_threads, trains_on_one_thread, curved
+):
+    # The fit's restore used to put back its caller's count for new threads
+    # too, over the one another thread had set during the fit.
+    torch.set_num_threads(2)
+    fit(curved, max_iter=2, callbacks=[("record", RecordNewThreads(3))])
+    assert torch.get_num_threads() == 2
+    assert new_thread_count() == 3
+
+
+def test_a_fit_under_a_limit_leaves_new_threads_the_process_count(
+    caller_threads, curved
+):
+    # The limit is this thread's; a fit under it used to set one thread for
+    # every thread started after it, the limit long gone.
+    torch.set_num_threads(2)
+    with threadpool_limits(limits=1, user_api="openmp"):
+        if torch.get_num_threads() != 1:  # pragma: no cover
+            pytest.skip("threadpoolctl does not limit torch's OpenMP here")
+        fit(curved, max_iter=2)
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == 2
+    assert new_thread_count() == 2
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_child_forked_while_a_count_is_set_can_set_its_own(caller_threads):
+    # As if another thread were setting its count when the process forked
+    # (joblib's multiprocessing backend): the child's first fit used to wait
+    # for ever on a lock nobody in the child would release.
+    torch.set_num_threads(2)
+    with _threads._set_threads_lock:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            try:
+                set_threads(1)
+                os._exit(0 if torch.get_num_threads() == 1 else 1)
+            finally:
+                os._exit(2)
+    for _ in range(200):
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.05)
+    else:  # pragma: no cover
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung on setting its count")
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 # Fits and inference in threads of one process. torch's thread count, grad
