@@ -12,9 +12,11 @@ faster per row right now, and tries the other one again now and then.
 The caller's count (``torch.set_num_threads``, or the limit that joblib's
 workers and :func:`threadpoolctl.threadpool_limits` put on OpenMP) is the
 most it uses; :func:`restored_threads` gives the caller's setting back when
-training ends, also when it ends with an error. With a fixed seed, the thread
-count does not change the fitted weights: PyTorch's CPU kernels split the
-work between threads without changing the order of the sums.
+training ends, also when it ends with an error. The count can change a
+fit's last digits: some of PyTorch's CPU kernels (MKL's matrix products of
+some shapes, the loss of a batch of over 32,768 entries) round differently
+on different counts, so with a fixed seed only fits on one thread are sure
+to be identical.
 
 ``torch.set_num_threads`` sets the calling thread's count, and also the
 count that every thread takes when it first uses torch: the count chosen for

@@ -87,6 +87,8 @@ def test_the_held_out_scores_run_on_the_trained_count(
 
 
 def test_the_fit_does_not_depend_on_the_callers_count(caller_threads, digits):
+    # True of a problem this small only: on 784 features some of MKL's
+    # matrix products round differently on two threads (user guide).
     X = digits[0][:600]
     models = []
     for n_threads in (1, 2):
