@@ -68,7 +68,8 @@ class PartialFitMixin:
         ``partial_fit`` goes on training the fitted model, at its width: an
         int ``n_components`` other than ``n_components_`` raises a
         ValueError, except for a prefix of an ordered model's code (see
-        :meth:`truncate`). No schedule
+        :meth:`truncate`), and so does a ``loss`` other than the fitted
+        one. No schedule
         applies either: calls on an unfitted estimator train at
         ``learning_rate_init`` throughout, which for ``'one_cycle'`` is the
         peak of a planned run, higher than a constant rate should be: pass
@@ -117,6 +118,7 @@ class PartialFitMixin:
 
     def _next_partial_fit(self, X):
         """Train the fitted model one epoch on a further chunk."""
+        self._check_loss()
         self._check_data_params(X)
         self._check_width()
         resume_training(self.net_, self)
@@ -138,6 +140,23 @@ class PartialFitMixin:
             len(X) / self.n_samples_seen_
         )
         self._record_training(X, None)
+
+    def _check_loss(self):
+        """Refuse a ``loss`` other than the one the fitted network trains with.
+
+        Its criterion and scaling were set up for the fitted loss: checking
+        the chunk against another one would let a chunk outside [0, 1] into
+        ``'bce'``'s cross-entropy, whose value then falls below zero without
+        bound.
+        """
+        fitted = self._units.loss
+        if self.loss != fitted:
+            raise ValueError(
+                f"loss={self.loss!r} differs from the fitted model's "
+                f"loss={fitted!r}: partial_fit goes on training the fitted "
+                f"network with its loss. Set loss={fitted!r} again, or fit "
+                "anew for another loss."
+            )
 
     def _check_width(self):
         """Refuse an int ``n_components`` the fitted network cannot give.

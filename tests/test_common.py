@@ -238,6 +238,25 @@ def test_a_later_partial_fit_that_fails_changes_nothing(Estimator):
     assert model.loss_curve_ == untouched.loss_curve_
 
 
+@pytest.mark.parametrize(
+    "Estimator", [AutoencoderTransformer, DenoisingAutoencoder, VariationalAutoencoder]
+)
+def test_a_later_partial_fit_refuses_another_loss(Estimator):
+    # The fitted network trains with its own loss: after set_params(loss=
+    # 'mse'), rows outside [0, 1] would reach the cross-entropy unchecked.
+    X = load_digits().data[:60] / 16
+    model = Estimator(n_components=2, hidden_layer_sizes=(8,), loss="bce")
+    model.set_params(random_state=0).partial_fit(X)
+    untouched = pickle.loads(pickle.dumps(model))
+    model.set_params(loss="mse")
+    with pytest.raises(
+        ValueError, match=r"loss='mse' differs from the fitted model's loss='bce'"
+    ):
+        model.partial_fit(X * 16)
+    assert_array_equal(model.transform(X), untouched.transform(X))
+    assert model.set_params(loss="bce").partial_fit(X).n_iter_ == 2
+
+
 class InterruptAt(Callback):
     """A skorch callback that raises KeyboardInterrupt at a batch of an epoch."""
 
