@@ -59,7 +59,12 @@ class PartialFitMixin:
         Each call reads the parameters of the training loss and loop as
         they stand (``alpha``, ``batch_size``, ``verbose``, ``callbacks``,
         a denoiser's ``noise``, ``noise_level`` and ``clip``, a VAE's
-        ``beta``): :meth:`set_params` between calls anneals them.
+        ``beta``): :meth:`set_params` between calls anneals them. The
+        model's own parameters (``hidden_layer_sizes``, ``activation``,
+        ``image_shape``, ``conv_channels``, ``init``, ``input_components``,
+        ``device``, ``precision``, ``random_state``) are read when the model
+        is set up, by :meth:`fit` or a first call: set between calls, they
+        take effect at the next :meth:`fit`.
 
         No rows are held out and nothing stops early: ``early_stopping``,
         ``validation_fraction``, ``n_iter_no_change``, ``tol`` and
