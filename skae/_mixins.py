@@ -139,11 +139,11 @@ class PartialFitMixin:
                 "for extreme values in this chunk."
             ) from error
         # After training, which may fail: the running mean of every row seen
-        # (the model's own offset stays the one it was set up with).
+        # (the model's own offset stays the one it was set up with), in the
+        # dtype the setup gave it, whatever the dtype of this chunk.
         self.n_samples_seen_ += len(X)
-        self.mean_ = self.mean_ + (X.mean(axis=0) - self.mean_) * (
-            len(X) / self.n_samples_seen_
-        )
+        step = (X.mean(axis=0) - self.mean_) * (len(X) / self.n_samples_seen_)
+        self.mean_ = (self.mean_ + step).astype(self.mean_.dtype, copy=False)
         self._record_training(X, None)
 
     def _check_loss(self):

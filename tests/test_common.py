@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import requires_cuda
-from numpy.testing import assert_array_equal
+from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.model_selection import GridSearchCV
@@ -255,6 +255,19 @@ def test_a_later_partial_fit_refuses_another_loss(Estimator):
         model.partial_fit(X * 16)
     assert_array_equal(model.transform(X), untouched.transform(X))
     assert model.set_params(loss="bce").partial_fit(X).n_iter_ == 2
+
+
+@pytest.mark.parametrize(
+    "Estimator", [AutoencoderTransformer, DenoisingAutoencoder, VariationalAutoencoder]
+)
+def test_partial_fit_keeps_the_running_mean_in_the_first_chunks_dtype(Estimator):
+    # As fit does, the first chunk's dtype sets mean_'s: a float64 chunk
+    # later does not turn it into float64.
+    X = load_digits().data[:60].astype(np.float32) / 16
+    model = Estimator(n_components=2, hidden_layer_sizes=(8,), random_state=0)
+    model.partial_fit(X[:30]).partial_fit(X[30:].astype(np.float64))
+    assert model.mean_.dtype == np.float32
+    assert_allclose(model.mean_, X.mean(axis=0), rtol=1e-5)
 
 
 class InterruptAt(Callback):
