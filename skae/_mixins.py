@@ -34,7 +34,7 @@ from skae._validation import (
     torch_seed,
     user_stacklevel,
 )
-from skae.noise import make_noise
+from skae.noise import _n_replaced, make_noise
 
 
 class PartialFitMixin:
@@ -260,7 +260,7 @@ class NoiseMixin:
             and isinstance(level, Real)
             and not isinstance(level, bool)
             and 0 < level <= 1
-            and round(float(level) * n_features) == 0
+            and _n_replaced(float(level), n_features) == 0
         ):
             warnings.warn(
                 f"noise={self.noise!r} replaces round(noise_level * n_features) "

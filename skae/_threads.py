@@ -181,7 +181,7 @@ class IntraOpThreads(Callback):
         """Set the count for this training batch and start its clock."""
         if not training or self.n_threads_ is None:
             return
-        self._set(self._choose())
+        set_threads(self._choose())
         self._start = time.perf_counter()
 
     def on_batch_end(self, net, batch=None, training=False, **kwargs):
@@ -209,7 +209,7 @@ class IntraOpThreads(Callback):
                     self._choose_best()
         self.n_batches_ += 1
         # Validation and the next epoch's first passes run on the best count.
-        self._set(self.n_threads_)
+        set_threads(self.n_threads_)
 
     def _choose(self):
         """One thread, then the caller's count, then the best or a try."""
@@ -235,10 +235,6 @@ class IntraOpThreads(Callback):
             wait = min(max(wait, self.probe_every), self.max_probe_every)
             self._next_probe = self.n_batches_ + wait
         self.n_threads_ = faster
-
-    @staticmethod
-    def _set(n_threads):
-        set_threads(n_threads)
 
     def _other(self):
         """Return the count not in use."""

@@ -343,6 +343,10 @@ def _checksum(rows):
 # fitted attribute of the same name plus "_": in a pickle each stands in as
 # "<name_>" (the fitted one is pickled through skorch's device-mapping stream).
 _SAME_AS_FITTED = ("module", "criterion")
+# What a net holds only while training (the data-parallel wrapper, the
+# graphed step) or makes again where needed (the float64 copy for scoring):
+# neither pickled nor copied.
+_TRANSIENT = ("_data_parallel", "_graphed_step", "_float64_module")
 
 
 class TrainingDivergedError(ValueError):
@@ -541,12 +545,8 @@ class AutoencoderNet(NeuralNet):
         for name in _SAME_AS_FITTED:
             if state.get(name) is self.__dict__.get(f"{name}_", object()):
                 state[name] = f"<{name}_>"
-        # The data-parallel wrapper and the graphed step exist only while
-        # training.
-        state.pop("_data_parallel", None)
-        state.pop("_graphed_step", None)
-        # The float64 copy for scoring is made again where it is needed.
-        state.pop("_float64_module", None)
+        for name in _TRANSIENT:
+            state.pop(name, None)
         return state
 
     def __setstate__(self, state):
@@ -563,9 +563,7 @@ class AutoencoderNet(NeuralNet):
         copied = object.__new__(type(self))
         memo[id(self)] = copied
         state = {
-            key: value
-            for key, value in self.__dict__.items()
-            if key not in ("_data_parallel", "_graphed_step", "_float64_module")
+            key: value for key, value in self.__dict__.items() if key not in _TRANSIENT
         }
         copied.__dict__.update(deepcopy(state, memo))
         return copied

@@ -237,6 +237,11 @@ def _check_fill(layer: nn.Module, x: torch.Tensor, **values: float) -> None:
             )
 
 
+def _n_replaced(fraction: float, n_features: int) -> int:
+    """How many of a row's ``n_features`` entries a fraction corruption replaces."""
+    return round(fraction * n_features)
+
+
 class _FractionCorruption(_Corruption):
     """Base class of the layers that replace a fraction of each row's entries."""
 
@@ -253,7 +258,7 @@ class _FractionCorruption(_Corruption):
         for all rows at once.
         """
         rows = _rows(x)
-        n_chosen = round(self.fraction * rows.shape[1])
+        n_chosen = _n_replaced(self.fraction, rows.shape[1])
         keys = torch.rand(rows.shape, generator=self.generator, device=x.device)
         chosen = keys.argsort(dim=1)[:, :n_chosen]
         mask = torch.zeros(rows.shape, dtype=torch.bool, device=x.device)
