@@ -28,6 +28,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
 from skae._callbacks import CallbackSupportMixin, fit_task
+from skae._losses import RowMeanLoss
 from skae._networks import build_network, pca_start
 from skae._ordering import (
     CURVE_ROWS,
@@ -276,7 +277,9 @@ class _BaseAutoencoder(
 
     def _criterion(self, n_features):
         """Return the training loss: a module ``loss(module_output, clean_rows)``."""
-        return nn.MSELoss() if self.loss == "mse" else nn.BCEWithLogitsLoss()
+        return RowMeanLoss(
+            nn.MSELoss() if self.loss == "mse" else nn.BCEWithLogitsLoss()
+        )
 
     def _start(self, network, X_train, rng):
         """Start the linear path at PCA; return what ``_wrap_network`` needs."""

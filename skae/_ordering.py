@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from skae._threads import one_thread
+
 # The explained-variance curve decodes every prefix of the code, a decoder
 # pass per unit: it is measured on at most this many rows, evenly spread, so
 # that its cost does not grow with the data.
@@ -138,7 +140,8 @@ def prefix_weights(
     :class:`~skae._units.ModelUnits`), part of every prefix's residual.
     """
     centred = rows - rows.mean(dim=0)
-    eigenvalues = torch.linalg.eigvalsh(centred.T @ centred / len(rows)).flip(0)
+    with one_thread():
+        eigenvalues = torch.linalg.eigvalsh(centred.T @ centred / len(rows)).flip(0)
     total = eigenvalues.clamp_min(0).sum() + outside
     if total <= 0:
         # Constant rows: every prefix reconstructs them alike (the floor
@@ -160,9 +163,8 @@ class PrefixLoss(nn.Module):
 
     Parameters
     ----------
-    loss : torch.nn.Module
-        An elementwise loss with a ``reduction`` (``MSELoss``,
-        ``BCEWithLogitsLoss``); it is set to ``'none'``.
+    loss : RowMeanLoss
+        The reconstruction loss of a row.
     weights : torch.Tensor of shape (n_units,)
         The weight of a prefix of each length.
     """
@@ -170,15 +172,14 @@ class PrefixLoss(nn.Module):
     def __init__(self, loss: nn.Module, weights: torch.Tensor) -> None:
         super().__init__()
         self.loss = loss
-        self.loss.reduction = "none"
         self.register_buffer("weights", weights)
 
     def forward(self, output: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """Mean loss over the whole codes' and the prefixes' reconstructions."""
         n_rows = len(rows)
         if len(output) == n_rows:
-            return self.loss(output, rows).mean()
-        errors = self.loss(output, rows.repeat(2, 1)).mean(dim=1)
+            return self.loss(output, rows)
+        errors = self.loss.rows(output, rows.repeat(2, 1))
         lengths = prefix_lengths(n_rows, len(self.weights), rows.device)
         prefix = errors[n_rows:] * self.weights[lengths - 1]
         return (errors[:n_rows].mean() + prefix.mean()) / 2

@@ -12,11 +12,13 @@ faster per row right now, and tries the other one again now and then.
 The caller's count (``torch.set_num_threads``, or the limit that joblib's
 workers and :func:`threadpoolctl.threadpool_limits` put on OpenMP) is the
 most it uses; :func:`restored_threads` gives the caller's setting back when
-training ends, also when it ends with an error. The count can change a
-fit's last digits: some of PyTorch's CPU kernels (MKL's matrix products of
-some shapes, the loss of a batch of over 32,768 entries) round differently
-on different counts, so with a fixed seed only fits on one thread are sure
-to be identical.
+training ends, also when it ends with an error. The count does not change a
+dense network's fit: MKL's matrix products run in its strict reproducible
+mode (set below), the loss sums each row then the rows
+(:class:`~skae._losses.RowMeanLoss`), and the decompositions of a fit's
+set-up run on :func:`one_thread`. oneDNN's convolutions sum their weight
+gradients in one part per thread, so a convolutional fit is sure to be
+identical on one thread only.
 
 ``torch.set_num_threads`` sets the calling thread's count, and also the
 count that every thread takes when it first uses torch: the count chosen for
@@ -35,6 +37,13 @@ from contextlib import contextmanager
 
 import torch
 from skorch.callbacks import Callback
+
+# MKL's strict conditional numerical reproducibility: its matrix products
+# then round the same on any thread count (by default it splits some
+# products in one part per thread: a thin one with 784 inputs, for
+# instance). MKL reads the variable when torch first multiplies matrices, so
+# it holds where that comes after skae's import; a value set before is kept.
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
 
 @contextmanager
@@ -60,6 +69,19 @@ def restored_threads():
         yield
     finally:
         set_threads(n_threads)
+
+
+@contextmanager
+def one_thread():
+    """Run the block on one intra-op thread, then restore the count.
+
+    For the decompositions of a fit's set-up (LAPACK's eigenvalues, for
+    one): MKL's strict reproducibility covers its matrix products only, and
+    a decomposition on two threads rounds differently than on one.
+    """
+    with restored_threads():
+        set_threads(1)
+        yield
 
 
 # Serialises skae's changes, so that none reads another's passing count as

@@ -65,7 +65,8 @@ class AutoencoderTransformer(
     %(validation_fraction, n_iter_no_change, device, precision, callbacks)s
     random_state : int, RandomState instance or None, default=None
         Seeds the validation split, the weights and the batch order through
-        local generators; a fixed value gives bit-identical fits on the CPU.
+        local generators; a fixed value gives bit-identical fits on the CPU,
+        on any thread count (convolutional networks: on one thread).
     %(verbose)s
 
     Attributes

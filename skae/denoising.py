@@ -11,6 +11,7 @@ from torch import nn
 from skae._base import _BaseAutoencoder
 from skae._mixins import NoiseMixin, OrderedMixin, PartialFitMixin
 from skae._params import MEASURED_DEFAULTS, fill_doc, make_init
+from skae._threads import one_thread
 from skae._validation import (
     Interval,
     StrOptions,
@@ -322,6 +323,7 @@ def _linear_denoiser(module, X_train, seed):
     gram = noisy.T @ noisy
     ridge = _SKIP_RIDGE * gram.diagonal().mean().clamp_min(1e-12)
     gram.diagonal().add_(ridge)
-    weight = torch.linalg.solve(gram, noisy.T @ residual)
+    with one_thread():
+        weight = torch.linalg.solve(gram, noisy.T @ residual)
     bias = residual_mean - noisy_mean @ weight
     return weight.float(), bias.float()

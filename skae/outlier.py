@@ -275,9 +275,8 @@ class _TrimmedLoss(torch.nn.Module):
 
     Parameters
     ----------
-    loss : torch.nn.Module
-        An elementwise loss with a ``reduction`` (``MSELoss``,
-        ``BCEWithLogitsLoss``); it is set to ``'none'``.
+    loss : RowMeanLoss
+        The reconstruction loss of a row.
     trim_fraction : float in (0, 0.5)
         The fraction of each batch's rows left out.
     """
@@ -285,12 +284,11 @@ class _TrimmedLoss(torch.nn.Module):
     def __init__(self, loss, trim_fraction):
         super().__init__()
         self.loss = loss
-        self.loss.reduction = "none"
         self.trim_fraction = trim_fraction
 
     def forward(self, output, rows):
         """Mean of the rows' losses, the largest left out."""
-        errors = self.loss(output, rows).mean(dim=1)
+        errors = self.loss.rows(output, rows)
         kept = len(errors) - int(self.trim_fraction * len(errors))
         return torch.topk(errors, kept, largest=False, sorted=False).values.mean()
 

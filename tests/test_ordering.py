@@ -15,6 +15,7 @@ from skae import (
     DenseAutoencoder,
     VariationalAutoencoder,
 )
+from skae._losses import RowMeanLoss
 from skae._ordering import (
     NestedDropout,
     PrefixLoss,
@@ -111,7 +112,7 @@ def test_prefix_weights_follow_pca_residual_variance(outside):
 
 
 def test_prefix_loss_weighs_the_whole_codes_and_the_prefixes_alike():
-    loss = PrefixLoss(torch.nn.MSELoss(), torch.tensor([0.5, 1.0]))
+    loss = PrefixLoss(RowMeanLoss(torch.nn.MSELoss()), torch.tensor([0.5, 1.0]))
     rows = torch.zeros(2, 3)
     whole, prefixes = torch.ones(2, 3), torch.full((2, 3), 2.0)
     # Two rows: prefix lengths 1 and 2, weights 0.5 and 1.

@@ -11,6 +11,7 @@ from sklearn.covariance import ledoit_wolf
 from sklearn.metrics import roc_auc_score
 
 from skae import AutoencoderOutlierDetector, outlier
+from skae._losses import RowMeanLoss
 from skae.outlier import (
     _SCALE_FLOOR,
     _WHITENING_MIN_GAIN,
@@ -623,7 +624,7 @@ def test_auto_error_covariance_is_the_same_at_any_scale(factor):
 
 def test_trimmed_loss_leaves_out_the_worst_rows():
     # Row errors 0, 1, 4, 9 (squared); a quarter trimmed leaves out the 9.
-    loss = outlier._TrimmedLoss(torch.nn.MSELoss(), 0.25)
+    loss = outlier._TrimmedLoss(RowMeanLoss(torch.nn.MSELoss()), 0.25)
     rows = torch.zeros(4, 2)
     output = torch.tensor([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0], [3.0, 3.0]])
     assert loss(output, rows).item() == pytest.approx((0 + 1 + 4) / 3)
