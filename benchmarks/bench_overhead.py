@@ -11,6 +11,13 @@ its whole ``fit`` (validation, scaling, building the net, training, one pass
 to compute ``explained_variance_score_``); the loop's is its conversion of
 the rows to model units, building its network and its training.
 
+MKL's strict reproducible mode: importing skae sets ``MKL_CBWR=AUTO,STRICT``
+so that a fit does not depend on the thread count (user guide). The same
+fits as above, each in a fresh process under that mode and under MKL's own
+(``MKL_CBWR=AUTO``), alternating (which mode goes first alternates too); the
+median of the per-pair ratios (``strict_over_default``) is what the mode
+costs, the processes' start and data loading left out.
+
 Throughput: ``transform``, ``inverse_transform`` and ``score_samples`` of a
 fitted 784 -> 32 dense model against PCA's ``transform``, and the bare torch
 module encoding rows already converted to model units (``module_encode``).
@@ -23,8 +30,8 @@ faster than that on the machine.
 
 Commands and their durations on 2 CPU cores::
 
-    python -m benchmarks.bench_overhead          # ~5 min (11 pairs of fits)
-    python -m benchmarks.bench_overhead --quick  # ~1 min (3 pairs, 3 epochs)
+    python -m benchmarks.bench_overhead          # ~11 min (11 pairs of fits)
+    python -m benchmarks.bench_overhead --quick  # ~2 min (3 pairs, 3 epochs)
 
 Needs Fashion-MNIST (:func:`skae.fetch_fashion_mnist`). Results:
 ``benchmarks/results/bench_overhead.{json,md}`` (``--device cuda``:
@@ -32,7 +39,10 @@ Needs Fashion-MNIST (:func:`skae.fetch_fashion_mnist`). Results:
 """
 
 import argparse
+import os
 import statistics
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -97,6 +107,43 @@ def overhead(name, X, epochs, repeats, device):
         "skae_fit_s": statistics.median(skae_times),
         "hand_loop_s": statistics.median(loop_times),
         "median_ratio": statistics.median(ratios),
+        "pairs": repeats,
+    }
+    print(record, flush=True)
+    return record
+
+
+# MKL_CBWR of skae's import, and MKL's own mode.
+MKL_MODES = {"strict": "AUTO,STRICT", "default": "AUTO"}
+
+
+def fit_in_child(name, epochs, quick, mode):
+    """Seconds of one loop-matched fit on ``name``'s rows in a fresh process."""
+    command = [sys.executable, "-m", "benchmarks.bench_overhead", "--time-one-fit"]
+    command += [name, "--epochs", str(epochs)] + (["--quick"] if quick else [])
+    env = {**os.environ, "MKL_CBWR": MKL_MODES[mode]}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    return float(done.stdout.split()[-1])
+
+
+def mkl_mode_cost(name, X, epochs, repeats, quick):
+    """Fit time under skae's strict MKL mode over that under MKL's own."""
+    times = {mode: [] for mode in MKL_MODES}
+    ratios = []
+    for pair in range(repeats):
+        order = list(MKL_MODES) if pair % 2 == 0 else list(MKL_MODES)[::-1]
+        for mode in order:
+            times[mode].append(fit_in_child(name, epochs, quick, mode))
+        ratios.append(times["strict"][-1] / times["default"][-1])
+    record = {
+        "benchmark": "mkl_mode",
+        "dataset": name,
+        "rows": len(X),
+        "features": X.shape[1],
+        "epochs": epochs,
+        "strict_fit_s": statistics.median(times["strict"]),
+        "default_fit_s": statistics.median(times["default"]),
+        "strict_over_default": statistics.median(ratios),
         "pairs": repeats,
     }
     print(record, flush=True)
@@ -199,23 +246,44 @@ def main(argv=None):
         "--repeats", type=positive_int, default=None, help="pairs of runs (default 11)"
     )
     parser.add_argument("--out", default=None)
+    parser.add_argument(
+        "--time-one-fit",
+        metavar="DATASET",
+        help="print the seconds of one CPU fit on DATASET's rows (for mkl_mode)",
+    )
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
     repeats = args.repeats or (3 if args.quick else 11)
     epochs = args.epochs or (3 if args.quick else 10)
-    records = [
-        overhead(name, X, epochs, repeats, device)
-        for name, X in datasets(args.quick).items()
-    ]
+    data = datasets(args.quick)
+    if args.time_one_fit:
+        X = data[args.time_one_fit]
+        print(skae_fit(X, skae_model(X, epochs, torch.device("cpu"))))
+        return
+    records = [overhead(name, X, epochs, repeats, device) for name, X in data.items()]
+    if device.type == "cpu":
+        records += [
+            mkl_mode_cost(name, X, epochs, repeats, args.quick)
+            for name, X in data.items()
+        ]
     fashion = fetch_fashion_mnist(subset="train").data
     records += throughput(fashion, device, repeats)
     fit_rows = [r for r in records if r["benchmark"] == "fit_overhead"]
+    mode_rows = [r for r in records if r["benchmark"] == "mkl_mode"]
     inference_rows = [r for r in records if r["benchmark"] == "inference"]
     table = (
         "skae fit / hand-written loop (median of alternating runs; "
         "learning_rate='constant', as in the loop):\n\n"
         + markdown_table(fit_rows, [k for k in fit_rows[0] if k != "benchmark"])
-        + "\n\nInference throughput, dense 784 -> 32 (defaults), "
+    )
+    if mode_rows:
+        table += (
+            "\n\nThe same fits under MKL_CBWR=AUTO,STRICT (skae's) and "
+            "MKL_CBWR=AUTO (MKL's own), in fresh processes, alternating:\n\n"
+            + markdown_table(mode_rows, [k for k in mode_rows[0] if k != "benchmark"])
+        )
+    table += (
+        "\n\nInference throughput, dense 784 -> 32 (defaults), "
         "Fashion-MNIST train rows:\n\n"
         + markdown_table(
             inference_rows, [k for k in inference_rows[0] if k != "benchmark"]
