@@ -89,6 +89,17 @@ def skae_fit(X, model):
     return time.perf_counter() - start
 
 
+def workload(benchmark, name, X, epochs):
+    """The first columns of a fit record: what was trained, how long."""
+    return {
+        "benchmark": benchmark,
+        "dataset": name,
+        "rows": len(X),
+        "features": X.shape[1],
+        "epochs": epochs,
+    }
+
+
 def overhead(name, X, epochs, repeats, device):
     ratios, skae_times, loop_times = [], [], []
     for _ in range(repeats):
@@ -97,11 +108,7 @@ def overhead(name, X, epochs, repeats, device):
         loop_times.append(hand_written_fit(X, model, epochs, device))
         ratios.append(skae_times[-1] / loop_times[-1])
     record = {
-        "benchmark": "fit_overhead",
-        "dataset": name,
-        "rows": len(X),
-        "features": X.shape[1],
-        "epochs": epochs,
+        **workload("fit_overhead", name, X, epochs),
         "batch_size": BATCH_SIZE,
         "device": str(device),
         "skae_fit_s": statistics.median(skae_times),
@@ -136,11 +143,7 @@ def mkl_mode_cost(name, X, epochs, repeats, quick):
             times[mode].append(fit_in_child(name, epochs, quick, mode))
         ratios.append(times["strict"][-1] / times["default"][-1])
     record = {
-        "benchmark": "mkl_mode",
-        "dataset": name,
-        "rows": len(X),
-        "features": X.shape[1],
-        "epochs": epochs,
+        **workload("mkl_mode", name, X, epochs),
         "strict_fit_s": statistics.median(times["strict"]),
         "default_fit_s": statistics.median(times["default"]),
         "strict_over_default": statistics.median(ratios),
