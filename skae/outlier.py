@@ -7,7 +7,11 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from sklearn.base import OutlierMixin
-from sklearn.covariance import ledoit_wolf
+from sklearn.covariance import (
+    empirical_covariance,
+    ledoit_wolf,
+    ledoit_wolf_shrinkage,
+)
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skae._base import _BaseAutoencoder
@@ -63,19 +67,19 @@ _TRIM_STEPS = 2
 _FITTED_SCALES = ("_error_scale", "error_precision_", "code_mean_", "code_precision_")
 
 
-def _column_mean_squares(rows, axes=None, *, indices=None):
-    """Mean square of each column of ``rows`` (of ``rows @ axes`` with ``axes``).
+def _column_mean_squares(rows, axes=None, *, indices=None, scale=1.0):
+    """Mean square of each column of ``rows / scale`` (of ``rows / scale @ axes``).
 
     Over the rows ``indices`` only, if given. In float64, a chunk of rows
     at a time: the squares of the whole of ``rows`` would be another array
-    of its size.
+    of its size, and so would ``rows / scale``.
     """
     width = rows.shape[1] if axes is None else axes.shape[1]
     n_rows = len(rows) if indices is None else len(indices)
     total = np.zeros(width)
     for start in range(0, n_rows, CHUNK_ROWS):
         chunk = slice(start, start + CHUNK_ROWS)
-        chunk = rows[chunk] if indices is None else rows[indices[chunk]]
+        chunk = (rows[chunk] if indices is None else rows[indices[chunk]]) / scale
         total += np.sum((chunk if axes is None else chunk @ axes) ** 2, axis=0)
     return total / n_rows
 
@@ -139,26 +143,48 @@ def _code_precision(codes):
     )
 
 
-def _error_precision(residuals, error_scale, error_covariance):
-    """Precision of the scaled residuals, or None for the diagonal score.
+def _ledoit_wolf(rows):
+    """Ledoit-Wolf covariance of ``rows`` about zero.
 
-    ``residuals`` (rows) are divided by the square root of ``error_scale``.
-    ``'ledoit_wolf'`` inverts their Ledoit-Wolf covariance, about zero, as
-    the relative error is a mean square: shrunk towards the identity, which
-    gives back each feature's own relative error, by as much as Ledoit and
-    Wolf's estimate of the sample covariance's error calls for.
-    ``'diagonal'`` keeps each feature alone (None).
+    ``ledoit_wolf(rows, assume_centered=True)[0]``, computed as sklearn's
+    ``_ledoit_wolf`` does, from the public shrinkage and empirical
+    covariance: ``ledoit_wolf`` first subtracts a location of zeros, a copy
+    of ``rows`` (of the residuals of half of 90,000 training rows of 784
+    features, 270 MiB).
+    """
+    if rows.shape[1] == 1:
+        return ledoit_wolf(rows, assume_centered=True)[0]
+    shrinkage = ledoit_wolf_shrinkage(rows, assume_centered=True)
+    covariance = empirical_covariance(rows, assume_centered=True)
+    mu = np.trace(covariance) / rows.shape[1]
+    shrunk = (1.0 - shrinkage) * covariance
+    shrunk.flat[:: rows.shape[1] + 1] += shrinkage * mu
+    return shrunk
+
+
+def _error_precision(residuals, rows, error_scale, error_covariance):
+    """Precision of the scaled residuals of the rows ``rows``, or None.
+
+    ``residuals`` (every row's) are divided by the square root of
+    ``error_scale``. ``'ledoit_wolf'`` inverts their Ledoit-Wolf covariance,
+    about zero, as the relative error is a mean square: shrunk towards the
+    identity, which gives back each feature's own relative error, by as much
+    as Ledoit and Wolf's estimate of the sample covariance's error calls
+    for. ``'diagonal'`` keeps each feature alone (None, the diagonal score).
     """
     if error_covariance == "diagonal":
         return None
-    scaled = residuals / np.sqrt(error_scale)
-    covariance, _ = ledoit_wolf(scaled, assume_centered=True)
+    # One copy of the rows' residuals, scaled in place.
+    scaled = residuals[rows]
+    scaled /= np.sqrt(error_scale)
+    covariance = _ledoit_wolf(scaled)
     return _pseudo_inverse(covariance, _CODE_VARIANCE_FLOOR * np.mean(scaled**2))
 
 
-def _auto_error_covariance(residuals):
+def _auto_error_covariance(residuals, rows=None):
     """Return what ``error_covariance='auto'`` takes, and the gain it decided on.
 
+    Decided on the rows ``rows`` of ``residuals`` (every row by default).
     Returns ``('ledoit_wolf' or 'diagonal', gain)``: the mean
     :func:`_likelihood_gain` of each half of the rows (even, odd) under the
     models fitted on the other, per feature, in nats; Ledoit-Wolf where it
@@ -168,50 +194,60 @@ def _auto_error_covariance(residuals):
     rows would share: on 200 rows of 1,000 features of noise the whitened
     score flagged most new rows of the same noise.
     """
-    if len(residuals) < 2:
+    if rows is None:
+        rows = np.arange(len(residuals))
+    if len(rows) < 2:
         # A single training row (two rows, one held out) has no half to
         # measure the other on.
         return "diagonal", 0.0
     # Divided by their root mean square, which changes no gain: Ledoit-Wolf
     # takes fourth powers, past float64's range for residuals beyond 1e77.
-    rms = np.sqrt(np.mean(residuals**2))
-    if rms > 0:
-        residuals = residuals / rms
-    halves = (slice(0, None, 2), slice(1, None, 2))
+    rms = np.sqrt(np.mean(_column_mean_squares(residuals, indices=rows)))
+    rms = rms if rms > 0 else 1.0
+    halves = (rows[0::2], rows[1::2])
     gain = (
         np.mean(
             [
-                _likelihood_gain(residuals[fit], residuals[held])
+                _likelihood_gain(residuals, fit, held, rms)
                 for fit, held in (halves, halves[::-1])
             ]
         )
         / residuals.shape[1]
     )
-    enough_rows = len(residuals) // 2 >= residuals.shape[1]
+    enough_rows = len(rows) // 2 >= residuals.shape[1]
     whiten = gain >= _WHITENING_MIN_GAIN and enough_rows
     return ("ledoit_wolf" if whiten else "diagonal"), float(gain)
 
 
-def _likelihood_gain(fit, held):
+def _likelihood_gain(residuals, fit, held, scale):
     """How much better the residuals' correlations predict ``held`` than none.
 
-    The mean Gaussian log-likelihood of the rows ``held`` under the
-    Ledoit-Wolf covariance of the rows ``fit``, minus that under their
-    mean squares alone, both about zero and with the score's floor,
-    ``_SCALE_FLOOR`` times the mean variance, added to every variance: the
-    diagonal model is then the one the diagonal score uses.
+    The mean Gaussian log-likelihood of the rows ``held`` of ``residuals /
+    scale`` under the Ledoit-Wolf covariance of the rows ``fit``, minus that
+    under their mean squares alone, both about zero and with the score's
+    floor, ``_SCALE_FLOOR`` times the mean variance, added to every
+    variance: the diagonal model is then the one the diagonal score uses.
+    The rows ``fit`` are copied, which Ledoit-Wolf needs; the rows ``held``
+    are read a chunk at a time.
     """
+    fit = residuals[fit]
+    fit /= scale
     errors = _column_mean_squares(fit)
     floor = _SCALE_FLOOR * errors.mean()
     if floor == 0:
         return 0.0
-    covariance, _ = ledoit_wolf(fit, assume_centered=True)
+    covariance = _ledoit_wolf(fit)
+    # Freed before the chunks of the rows held are made, which are the size
+    # of the whole copy where the rows are fewer than a chunk.
+    del fit
     variances, axes = np.linalg.eigh(covariance + floor * np.eye(len(errors)))
     full = np.sum(np.log(variances)) + np.sum(
-        _column_mean_squares(held, axes) / variances
+        _column_mean_squares(residuals, axes, indices=held, scale=scale) / variances
     )
-    scale = errors + floor
-    diagonal = np.sum(np.log(scale)) + np.sum(_column_mean_squares(held) / scale)
+    scale_held = errors + floor
+    diagonal = np.sum(np.log(scale_held)) + np.sum(
+        _column_mean_squares(residuals, indices=held, scale=scale) / scale_held
+    )
     return -0.5 * (full - diagonal)
 
 
@@ -223,27 +259,21 @@ def _score_statistics(residuals, codes, rows, covariance):
     resolved for the data (``'auto'`` is decided on these rows). Returns
     ``(fitted, gain)``: the attributes ``_anomaly_scores`` reads, with
     ``feature_errors_``, and ``error_covariance_gain_`` (None unless
-    ``'auto'``).
+    ``'auto'``). The residuals of ``rows`` are never copied whole but where
+    a Ledoit-Wolf covariance needs them, one copy at a time.
     """
-    every_row = len(rows) == len(residuals)
-    feature_errors = _column_mean_squares(
-        residuals, indices=None if every_row else rows
-    )
+    feature_errors = _column_mean_squares(residuals, indices=rows)
     scale = feature_errors + _SCALE_FLOOR * feature_errors.mean()
     # A constant X is reconstructed exactly: no feature has an error scale.
     error_scale = scale if scale.any() else np.ones_like(scale)
     gain = None
-    # The rows' residuals, copied where a covariance needs them.
-    fit_residuals = (
-        residuals if every_row or covariance == "diagonal" else residuals[rows]
-    )
     if covariance == "auto":
-        covariance, gain = _auto_error_covariance(fit_residuals)
-    fit_codes = codes if every_row else codes[rows]
+        covariance, gain = _auto_error_covariance(residuals, rows)
+    fit_codes = codes[rows]
     fitted = {
         "feature_errors_": feature_errors,
         "_error_scale": error_scale,
-        "error_precision_": _error_precision(fit_residuals, error_scale, covariance),
+        "error_precision_": _error_precision(residuals, rows, error_scale, covariance),
         "code_mean_": fit_codes.mean(axis=0),
         "code_precision_": _code_precision(fit_codes),
     }
