@@ -1,6 +1,7 @@
 import copy
 import pickle
 import re
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -10,12 +11,13 @@ from sklearn.base import clone
 from sklearn.covariance import ledoit_wolf
 from sklearn.metrics import roc_auc_score
 
-from skae import AutoencoderOutlierDetector, outlier
+from skae import AutoencoderOutlierDetector, _units, outlier
 from skae._losses import RowMeanLoss
 from skae.outlier import (
     _SCALE_FLOOR,
     _WHITENING_MIN_GAIN,
     _auto_error_covariance,
+    _ledoit_wolf_by_chunks,
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -678,3 +680,43 @@ def test_trim_fraction_ranks_outliers_among_the_training_rows(digits):
     ]
     assert aucs[1] > 0.99
     assert aucs[1] > aucs[0]
+
+
+@pytest.mark.parametrize("n_features", [1, 6])
+def test_ledoit_wolf_by_chunks_is_ledoit_wolfs_covariance(monkeypatch, n_features):
+    monkeypatch.setattr(outlier, "CHUNK_ROWS", 7)
+    rows = np.random.RandomState(0).normal(size=(50, n_features)) * 3.0
+    indices = np.arange(1, 50, 2)
+    scale = np.linspace(1.0, 2.0, n_features)
+    expected = ledoit_wolf(rows[indices] / scale, assume_centered=True)[0]
+    assert_allclose(_ledoit_wolf_by_chunks(rows, indices, scale), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "error_covariance, bound", [("auto", 2.0), ("ledoit_wolf", 3.5)]
+)
+def test_statistics_allocate_little_beyond_the_residuals(
+    monkeypatch, error_covariance, bound
+):
+    # The pass after training holds every row's codes and float64 residuals
+    # (1.05 times X here), and works a chunk of rows at a time beyond them,
+    # copying the training rows' residuals only for the whitened score's
+    # covariance. Copies of them (and Ledoit-Wolf's copies of each half)
+    # took 3.1 to 3.8 times X with 'auto', 4.1 to 4.8 with 'ledoit_wolf':
+    # 5 times X on 100,000 rows of 784 float32 features in the benchmark.
+    # Chunks of 512 rows, so that 4,000 rows are many chunks.
+    monkeypatch.setattr(outlier, "CHUNK_ROWS", 512)
+    monkeypatch.setattr(_units, "CHUNK_ROWS", 512)
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(4000, 4)) @ rng.normal(size=(4, 100))
+    X += 0.1 * rng.normal(size=X.shape)
+    detector = make_detector(
+        n_components=4, max_iter=2, error_covariance=error_covariance
+    ).fit(X)
+    tracemalloc.start()
+    try:
+        detector._training_pass(X, np.arange(0, len(X), 10))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < bound * X.nbytes
