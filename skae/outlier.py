@@ -172,10 +172,10 @@ def _ledoit_wolf_by_chunks(rows, indices, scale):
     features. The shrinkage needs only the second moments and the sum over
     the rows of each one's squared norm squared, which is the sum of the
     entries of ``X2.T @ X2`` that ``ledoit_wolf_shrinkage`` adds up (``X2``
-    the squared rows). For the gain of ``error_covariance='auto'``, which
-    rounding does not change; ``error_precision_`` keeps sklearn's sums
-    (:func:`_ledoit_wolf`), whose entries about zero would otherwise
-    differ in every digit.
+    the squared rows). It serves the gain of ``error_covariance='auto'``, a
+    number compared with a bound; ``error_precision_`` keeps sklearn's sums
+    (:func:`_ledoit_wolf`): summed in this order, its entries about zero
+    differed in every digit (by 9e-14, on the digits, from entries up to 24).
     """
     n_rows, width = len(indices), rows.shape[1]
     gram = np.zeros((width, width))
@@ -277,9 +277,9 @@ def _likelihood_gain(residuals, fit, held, scale):
     full = np.sum(np.log(variances)) + np.sum(
         _column_mean_squares(residuals, axes, indices=held, scale=scale) / variances
     )
-    scale_held = errors + floor
-    diagonal = np.sum(np.log(scale_held)) + np.sum(
-        _column_mean_squares(residuals, indices=held, scale=scale) / scale_held
+    diagonal_variances = errors + floor
+    diagonal = np.sum(np.log(diagonal_variances)) + np.sum(
+        _column_mean_squares(residuals, indices=held, scale=scale) / diagonal_variances
     )
     return -0.5 * (full - diagonal)
 
