@@ -10,9 +10,10 @@ class RowMeanLoss(nn.Module):
     The value is the elementwise loss's own mean (every row has as many
     entries), but PyTorch sums a tensor of over 32,768 entries in one part
     per intra-op thread, so the mean of a whole batch in one go rounds
-    differently on different thread counts. A row of features and a batch's
-    rows are each summed in one part whatever the count: the losses early
-    stopping compares come out the same on any count.
+    differently on different thread counts. Each row's features, and then
+    the rows' losses (up to 32,768 rows a batch), are summed in one part
+    whatever the count: the gradients and the losses early stopping
+    compares come out the same on any count.
 
     Parameters
     ----------
