@@ -29,6 +29,14 @@ from skae._validation import (
 _LOGVAR_MIN, _LOGVAR_MAX = -14.0, 10.0
 # Fixed standard-normal draws used to score rows (eval mode).
 N_SCORE_SAMPLES = 8
+# The largest beta. The loss and its gradients are float32: at beta=1e25 (6
+# features, a random start) beta times the KL term's gradients overflowed
+# Adam's second moments and the weights silently stopped moving, and past
+# 3.4e38 the loss itself is inf, blamed on learning_rate_init or on input
+# noise. The KL term already swamps the likelihood by beta=1e6 (the training
+# loss over beta is then the same to four digits as at 1e20), so the bound
+# loses no model.
+_BETA_MAX = 1e10
 
 
 class _Variational(nn.Module):
@@ -153,9 +161,11 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
     ----------
     %(n_components)s
     beta : float, default=1.0
-        Weight of the KL term in the training loss (beta-VAE). Scores always
-        use the true ELBO (weight 1). :meth:`partial_fit` reads it at each
-        call, as it does ``alpha``.
+        Weight of the KL term in the training loss (beta-VAE), at most 1e10:
+        the KL term outweighs the likelihood long before, and much larger
+        weights overflow float32's gradients. Scores always use the true
+        ELBO (weight 1). :meth:`partial_fit` reads it at each call, as it
+        does ``alpha``.
     %(measured_hidden_layer_sizes, measured_activation, image_shape)s
     %(conv_channels)s
     init : {'pca', 'random'}, default='pca'
@@ -224,7 +234,7 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
 
     _parameter_constraints: dict = {
         **_BaseAutoencoder._parameter_constraints,
-        "beta": [Interval(Real, 0, None, closed="left")],
+        "beta": [Interval(Real, 0, _BETA_MAX, closed="both")],
     }
 
     __init__ = make_init({"beta": 1.0}, MEASURED_DEFAULTS)

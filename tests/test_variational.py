@@ -239,6 +239,24 @@ def test_bad_beta():
         make_vae(beta=-1.0).fit(np.random.RandomState(0).rand(20, 4))
 
 
+@pytest.mark.parametrize("beta", [1e25, 1e40])
+def test_beta_beyond_float32_training_is_refused(low_rank, beta):
+    # At 1e25 the float32 gradients overflowed Adam's second moments and the
+    # weights silently stayed at their random start; at 1e40 the loss was
+    # inf and the error blamed learning_rate_init or input noise.
+    message = r"'beta' parameter .* range \[0\.0, 10000000000\.0\]"
+    with pytest.raises(ValueError, match=message):
+        make_vae(beta=beta, init="random").fit(low_rank)
+    vae = make_vae(early_stopping=False).fit(low_rank)
+    with pytest.raises(ValueError, match=message):
+        vae.set_params(beta=beta).partial_fit(low_rank)
+
+
+def test_largest_beta_still_trains(low_rank):
+    vae = make_vae(beta=1e10, init="random", early_stopping=False).fit(low_rank)
+    assert np.all(np.diff(vae.loss_curve_) < 0)
+
+
 def test_pickle_round_trip(low_rank):
     vae = make_vae(n_components=2).fit(low_rank)
     loaded = pickle.loads(pickle.dumps(vae))
