@@ -1,5 +1,6 @@
 """AutoencoderOutlierDetector: anomaly scores from reconstruction error."""
 
+import math
 import warnings
 from functools import partial
 from numbers import Integral, Real
@@ -478,7 +479,9 @@ class AutoencoderOutlierDetector(
     trim_fraction : float in [0, 0.5), default=0.0
         For training rows that hold outliers: the fraction of each batch's
         rows with the largest reconstruction errors left out of its loss
-        (a trimmed mean), and of the rows trained on
+        (a trimmed mean: ``floor(trim_fraction * batch_size)`` rows, so
+        batches need at least ``1 / trim_fraction`` rows, else fit warns),
+        and of the rows trained on
         with the lowest scores left out of the score's statistics, which
         are refitted without them twice (as the minimum covariance
         determinant's concentration steps do). Outliers among the rows it
@@ -765,6 +768,24 @@ class AutoencoderOutlierDetector(
     def _criterion(self, n_features):
         loss = super()._criterion(n_features)
         return _TrimmedLoss(loss, self.trim_fraction) if self.trim_fraction else loss
+
+    def _setup(self, X, rng, train_idx, valid_idx, **kwargs):
+        train = super()._setup(X, rng, train_idx, valid_idx, **kwargs)
+        batch_size = self.training_plan_["batch_size"]
+        if self.trim_fraction and int(self.trim_fraction * batch_size) == 0:
+            # The loss leaves out floor(trim_fraction * rows) of each batch:
+            # of small batches, none, and outliers train as normal rows do.
+            warnings.warn(
+                f"trim_fraction={self.trim_fraction} leaves no row out of the "
+                f"training loss: batches of {batch_size} rows lose "
+                f"floor({self.trim_fraction} * {batch_size}) = 0 rows each, so "
+                "only the score's statistics are trimmed. Use batches of at "
+                f"least {math.ceil(1 / self.trim_fraction)} rows (batch_size) "
+                "or a larger trim_fraction.",
+                UserWarning,
+                stacklevel=user_stacklevel(),
+            )
+        return train
 
     def _training_pass(self, X, valid_idx):
         # The score's settings as fitted (kept below): the scales and the

@@ -2,6 +2,7 @@ import copy
 import pickle
 import re
 import tracemalloc
+import warnings
 
 import numpy as np
 import pytest
@@ -632,6 +633,28 @@ def test_trimmed_loss_leaves_out_the_worst_rows():
     assert loss(output, rows).item() == pytest.approx((0 + 1 + 4) / 3)
     # Fewer rows than one trimmed: every row counts.
     assert loss(output[:3], rows[:3]).item() == pytest.approx((0 + 1 + 4) / 3)
+
+
+@pytest.mark.parametrize(
+    "params, batch_size",
+    [(dict(trim_fraction=0.1, batch_size=8), 8), (dict(trim_fraction=0.02), 32)],
+)
+def test_trim_fraction_too_small_for_the_batches_warns(params, batch_size):
+    # floor(trim_fraction * batch_size) rows of each batch leave the loss:
+    # none here, and the outliers trained as normal rows did, silently.
+    message = (
+        f"trim_fraction={params['trim_fraction']} leaves no row out of the "
+        f"training loss: batches of {batch_size} rows lose "
+        f"floor({params['trim_fraction']} * {batch_size}) = 0 rows each"
+    )
+    with pytest.warns(UserWarning, match=f"^{re.escape(message)}"):
+        make_detector(**params).fit(plane())
+
+
+def test_trim_fraction_that_trims_each_batch_fits_without_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        make_detector(trim_fraction=0.1, batch_size=10).fit(plane())
 
 
 def test_trim_fraction_fits_the_statistics_without_the_worst_rows():
