@@ -373,7 +373,8 @@ class AutoencoderOutlierDetector(
     where the outliers lie.
 
     The anomaly score is minus the mean of two terms, each averaging at most
-    1 over the rows trained on: about 1, less for the whitened error. The
+    1 over the rows trained on (with ``trim_fraction``, over those the
+    statistics kept): about 1, less for the whitened error. The
     relative reconstruction error: each feature's squared
     error divided by that feature's mean squared error on the training rows
     (``feature_errors_``, floored at ``0.03`` times their mean), averaged over
@@ -389,7 +390,9 @@ class AutoencoderOutlierDetector(
     training rows' codes, divided by ``n_components_``, which flags rows the
     network reconstructs well but places far out along the directions normal
     rows vary in (``code_weight`` weighs it). The rows trained on score -1
-    or a little above on average (further above with the whitened error).
+    or a little above on average (further above with the whitened error);
+    with ``trim_fraction``, the rows the statistics kept do, and the rows
+    left out of them score lower.
 
     It is a novelty detector first: fitted on normal rows, it scores new
     ones. Outliers among the training rows shape the network and the score's
@@ -565,7 +568,8 @@ class AutoencoderOutlierDetector(
         statistics (this, ``error_precision_``, ``code_mean_``,
         ``code_precision_``) come from the rows the network trained on, not
         from those held out for early stopping, which ``contamination='auto'``
-        then sees as new rows.
+        then sees as new rows; with ``trim_fraction``, from those rows but
+        the worst-scoring ``trim_fraction`` of them.
     error_precision_ : ndarray of shape (n_features, n_features) or None
         Inverse of the Ledoit-Wolf covariance of the training residuals,
         each feature divided by the square root of its error scale: the
@@ -869,9 +873,10 @@ class AutoencoderOutlierDetector(
             number of features) and the code distance (the squared
             Mahalanobis distance of the code from the training codes, divided
             by ``n_components_``); -1 or a little above on average for the
-            rows trained on. In float64 whatever the dtype of ``X``, as
-            scikit-learn's detectors score: a float32 row far from the
-            training rows can score beyond float32's range.
+            rows trained on (with ``trim_fraction``, for those the statistics
+            kept, the others scoring lower). In float64 whatever the dtype of
+            ``X``, as scikit-learn's detectors score: a float32 row far from
+            the training rows can score beyond float32's range.
         """
         check_is_fitted(self)
         check_rows_ndim(X, self)

@@ -679,6 +679,21 @@ def test_trim_fraction_fits_the_statistics_without_the_worst_rows():
     assert auc[0.2] > auc[0.0]
 
 
+def test_with_trim_fraction_the_rows_kept_average_minus_one_or_above():
+    # The docs said every row trained on scores -1 or a little above on
+    # average: with trim_fraction only the rows the statistics kept do; the
+    # rows left out of them (planted far out here) pull the mean below -1.
+    rng = np.random.RandomState(0)
+    far = (rng.normal(size=(30, 2)) * 0.1 + [8.0, 0.0]) @ BASIS
+    X = np.vstack([plane(270), far])
+    detector = make_detector(trim_fraction=0.2, early_stopping=False, max_iter=20)
+    scores = detector.fit(X).score_samples(X)
+    n_kept = len(X) - int(0.2 * len(X))
+    # The best n_kept scores average at least what the rows kept do.
+    assert np.sort(scores)[::-1][:n_kept].mean() >= -1
+    assert scores.mean() < -1
+
+
 def test_trim_fraction_ranks_outliers_among_the_training_rows(digits):
     # Twenty other digits among the ones: the plain loss learns them.
     X, y = digits
