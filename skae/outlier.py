@@ -139,6 +139,10 @@ def _pseudo_inverse(covariance, floor):
 
 def _code_precision(codes):
     """Pseudo-inverse of the covariance of ``codes`` (rows)."""
+    if len(codes) < 2:
+        # One row (two fitted, one held out) varies along no direction, as
+        # a constant code does: np.cov's NaNs failed to converge in eigh.
+        return np.zeros((codes.shape[1], codes.shape[1]))
     return _pseudo_inverse(
         np.cov(codes, rowvar=False), _CODE_VARIANCE_FLOOR * np.mean(codes**2)
     )

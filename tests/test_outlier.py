@@ -615,6 +615,20 @@ def test_two_rows_fit_with_early_stopping():
     assert detector.predict(X).shape == (2,)
 
 
+def test_one_training_row_fits_a_code_wider_than_one():
+    # Two rows with early stopping leave one to train on, whose code has no
+    # covariance: with a random start and a 3-wide code, eigh of np.cov's
+    # NaNs raised "Eigenvalues did not converge" (and numpy warned of the
+    # degrees of freedom). The code distance counts for nothing, as for a
+    # constant code.
+    X = np.random.RandomState(0).normal(size=(2, 5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        detector = make_detector(init="random", n_components=3).fit(X)
+    assert_array_equal(detector.code_precision_, np.zeros((3, 3)))
+    assert np.isfinite(detector.score_samples(X)).all()
+
+
 @pytest.mark.parametrize("factor", [1e-100, 1e100])
 def test_auto_error_covariance_is_the_same_at_any_scale(factor):
     # Ledoit-Wolf takes fourth powers: residuals of 1e100 gave NaN.
