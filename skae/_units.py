@@ -24,7 +24,10 @@ _INPUT_TAIL = 0.15
 # Residual variance below this fraction of the total is rounding.
 _ROUNDING = 1e-12
 # What to do about rows beyond float32's range once centred and scaled.
-_RESCALE = "rescale X (e.g. with a StandardScaler)."
+_RESCALE = (
+    "rescale X (e.g. with a StandardScaler), or leave out rows that far from "
+    "the training rows."
+)
 # Rows per chunk where work over every row goes a chunk at a time (the
 # conversion to model units, sums in NumPy, the detector's statistics): its
 # temporaries then take a chunk's memory, not X's. A multiple of the
@@ -213,9 +216,7 @@ class ModelUnits:
         for start in range(0, n_rows, CHUNK_ROWS):
             chunk = slice(start, start + CHUNK_ROWS)
             rows = X[chunk] if indices is None else X[indices[chunk]]
-            result[chunk] = finite_float32(
-                self.project(self._centred(rows)), "X", _RESCALE
-            )
+            result[chunk] = self._finite(self.project(self._centred(rows)))
         return result
 
     def to_rows(self, X):
@@ -225,7 +226,16 @@ class ModelUnits:
         units over every feature come from them and ``unproject`` of its
         output. Without axes, the same as :meth:`to_model`.
         """
-        return finite_float32(self._centred(X), "X", _RESCALE)
+        return self._finite(self._centred(X))
+
+    def _finite(self, rows):
+        """Centred, scaled ``rows`` as float32, or an error giving the scale.
+
+        Beyond float32's range once divided by the scale, not in X itself:
+        with training rows of scale 1e-20, a new row of 1e30 is out.
+        """
+        name = f"X, centred and divided by its training rows' scale ({self.scale:.3g}),"
+        return finite_float32(rows, name, _RESCALE)
 
     def _centred(self, X):
         rows = host_tensor(X)

@@ -219,6 +219,22 @@ def test_rows_varying_below_the_normal_range_are_refused(dtype, factor, bound, w
         ModelUnits(X, "mse")
 
 
+def test_rows_beyond_float32_once_scaled_name_the_scale():
+    # Rows of 1e30 are within float32's range; divided by training rows'
+    # scale of 1e-20 they are not. The message said X held values beyond
+    # float32's range, which X did not.
+    X = np.random.RandomState(0).normal(size=(20, 3)) * 1e-20
+    units = ModelUnits(X, "mse")
+    far = np.full((1, 3), 1e30)
+    message = (
+        f"X, centred and divided by its training rows' scale ({units.scale:.3g}), "
+        "holds values beyond float32's range"
+    )
+    for convert in (units.to_model, units.to_rows):
+        with pytest.raises(ValueError, match=f"^{re.escape(message)}"):
+            convert(far)
+
+
 @pytest.mark.parametrize("dtype, factor", [(np.float32, 1e-37), (np.float64, 1e-150)])
 def test_rows_varying_just_above_the_normal_range_are_scaled(dtype, factor):
     X = (np.random.RandomState(0).normal(size=(20, 3)) * factor).astype(dtype)
