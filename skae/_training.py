@@ -312,6 +312,29 @@ def _module_state(module):
 _CHECKSUM_RTOL = 1e-5
 
 
+# Settings of a torch optimizer's parameter groups that choose its
+# implementation, not its steps' values.
+_OPTIMIZER_IMPLEMENTATION = frozenset(
+    ("params", "fused", "foreach", "capturable", "differentiable")
+)
+
+
+def _optimizer_settings(optimizer):
+    """Return the settings of ``optimizer``'s steps (``lr``, ``weight_decay``...).
+
+    One dict per parameter group, sorted by name, without the parameters;
+    tensors (a capturable optimizer's ``lr``) as numbers, to compare.
+    """
+    return [
+        {
+            key: value.tolist() if isinstance(value, torch.Tensor) else value
+            for key, value in sorted(group.items())
+            if key not in _OPTIMIZER_IMPLEMENTATION
+        }
+        for group in optimizer.param_groups
+    ]
+
+
 def _checksum(rows):
     """Return a random linear function of ``rows`` and its scale, in float64.
 
@@ -678,15 +701,30 @@ class AutoencoderNet(NeuralNet):
         DistributedSampler would give, would train a model that differs
         from process to process, and shards of different lengths (or a
         different ``batch_size`` or ``max_epochs``) leave the processes at
-        different collectives, where gloo aborts and NCCL waits for ever. One
+        different collectives, where gloo aborts and NCCL waits for ever. A
+        network of other shapes (another ``n_components``) failed in
+        DDP's set-up in some processes while the others waited; another
+        seed deals out overlapping shares of the rows, and other optimizer
+        settings (``learning_rate_init``) train the weights apart. One
         all-gather compares the shape of the rows, the settings that count
-        the steps, and a checksum of the values (:func:`_checksum`), in
-        every process, which all raise alike.
+        the steps, the network's parameter shapes, the seed, the
+        optimizer's settings, and a checksum of the values
+        (:func:`_checksum`), in every process, which all raise alike.
         """
         dataset = self.get_dataset(X)
         rows = dataset[0] if isinstance(dataset, tuple) else dataset
         total, scale = _checksum(rows)
-        mine = (tuple(rows.shape), self.batch_size, self.max_epochs, total, scale)
+        shapes = tuple(tuple(weight.shape) for weight in self.module_.parameters())
+        mine = (
+            tuple(rows.shape),
+            self.batch_size,
+            self.max_epochs,
+            total,
+            scale,
+            shapes,
+            self.random_seed,
+            _optimizer_settings(self.optimizer_),
+        )
         everyone = [None] * process_group()[1]
         dist.all_gather_object(everyone, mine)
         first = everyone[0]
@@ -697,6 +735,27 @@ class AutoencoderNet(NeuralNet):
                     f"batch_size={theirs[1]} and max_iter={theirs[2]}, rank 0 "
                     f"on rows of shape {first[0]} with batch_size={first[1]} "
                     f"and max_iter={first[2]}"
+                )
+            elif theirs[5] != first[5]:
+                what = (
+                    f"rank {rank} trains a network of other shapes than rank 0 "
+                    f"(parameters of shapes {list(theirs[5])} against "
+                    f"{list(first[5])}): give every process the same "
+                    "n_components, hidden_layer_sizes and the other parameters "
+                    "of the network"
+                )
+            elif theirs[6] != first[6]:
+                what = (
+                    f"rank {rank} seeds training with random_seed={theirs[6]}, rank 0 "
+                    f"with random_seed={first[6]}: give every process the same int "
+                    "random_state, "
+                    "or None (rank 0's seed is then shared)"
+                )
+            elif theirs[7] != first[7]:
+                what = (
+                    f"rank {rank} trains with the optimizer settings {theirs[7]}, "
+                    f"rank 0 with {first[7]}: give every process the same "
+                    "learning_rate_init and alpha"
                 )
             elif abs(theirs[3] - first[3]) > _CHECKSUM_RTOL * max(first[4], theirs[4]):
                 what = f"rank {rank} trains on other rows than rank 0"

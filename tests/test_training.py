@@ -746,6 +746,73 @@ def test_torchrun_refuses_other_rows_in_each_process(tmp_path, curved):
     assert_array_equal(model.transform(curved), model_1.transform(curved))
 
 
+DDP_OTHER_SETTINGS_SCRIPT = """
+import pickle
+import sys
+import warnings
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from skae import AutoencoderTransformer
+
+torch.set_num_threads(1)
+warnings.simplefilter("ignore")
+dist.init_process_group("gloo")
+rank = dist.get_rank()
+X = np.load(sys.argv[1])
+params = dict(n_components=1, hidden_layer_sizes=(8,), max_iter=2, random_state=0)
+# The same rows in each process, other settings on rank 1.
+others = {
+    "network": dict(n_components=1 + rank),
+    "seed": dict(random_state=rank, early_stopping=False),
+    "optimizer": dict(learning_rate_init=1e-3 * (1 + rank)),
+}
+errors = {}
+for name, other in others.items():
+    for method in ("fit", "partial_fit"):
+        try:
+            getattr(AutoencoderTransformer(**{**params, **other}), method)(X)
+        except ValueError as error:
+            errors[name, method] = str(error)
+# The processes are in step after the errors.
+model = AutoencoderTransformer(**params).fit(X)
+with open(f"{sys.argv[2]}/rank{rank}.pkl", "wb") as f:
+    pickle.dump((errors, model), f)
+dist.destroy_process_group()
+"""
+
+
+def test_torchrun_refuses_other_settings_in_each_process(tmp_path, curved):
+    # Another n_components on rank 1 raised torch's RuntimeError in one
+    # process while the other waited for ever; another seed dealt out
+    # overlapping shares of the rows, and another learning_rate_init trained
+    # a different model in each process, both silently.
+    np.save(tmp_path / "X.npy", curved[:100])
+    run_torchrun(tmp_path, DDP_OTHER_SETTINGS_SCRIPT)
+    (errors, model), (errors_1, model_1) = (
+        pickle.loads((tmp_path / f"rank{rank}.pkl").read_bytes()) for rank in (0, 1)
+    )
+    assert errors == errors_1
+    assert set(errors) == {
+        (name, method)
+        for name in ("network", "seed", "optimizer")
+        for method in ("fit", "partial_fit")
+    }
+    expected = {
+        "network": "rank 1 trains a network of other shapes than rank 0",
+        "seed": "give every process the same int random_state",
+        "optimizer": "give every process the same learning_rate_init and alpha",
+    }
+    for (name, _), message in errors.items():
+        assert message.startswith(
+            "Data-parallel training needs the same rows and parameters in every process"
+        )
+        assert expected[name] in message
+    assert_array_equal(model.transform(curved), model_1.transform(curved))
+
+
 @pytest.mark.parametrize(
     "n_train, expected",
     [
