@@ -1319,7 +1319,20 @@ def _callbacks(estimator, plan, *, stopping, epoch_tasks, held_out):
                 "'train_loss', or fit with early_stopping=True."
             )
         # Cloned, so fitting never changes the user's callback objects.
-        callback = clone(callback)
+        try:
+            callback = clone(callback)
+        except TypeError as error:
+            # copy.deepcopy's own words ("cannot pickle '_thread.lock'
+            # object") name neither the callback nor the copy.
+            raise TypeError(
+                f"callback {name or type(callback).__name__!r} cannot be "
+                "cloned: skae clones the callbacks at each fit (sklearn.base."
+                "clone, which deep-copies their parameters), so that fitting "
+                f"never changes them, and one of its parameters cannot be "
+                f"copied ({error}). Give it parameters that copy.deepcopy can "
+                "copy, such as a file's path rather than an open file or a "
+                "writer, and open that in the callback's on_train_begin."
+            ) from error
         callbacks.append(callback if name is None else (name, callback))
     return callbacks
 

@@ -1,5 +1,6 @@
 import io
 import pickle
+import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
@@ -929,6 +930,23 @@ def test_a_callback_class_is_instantiated():
 def test_bad_callbacks_are_named(entry, error, message):
     with pytest.raises(error, match=message):
         make_ae(max_iter=1, callbacks=[entry]).fit(gaussian())
+
+
+class WritesTo(Callback):
+    def __init__(self, stream=None):
+        self.stream = stream
+
+
+def test_a_callback_that_cannot_be_cloned_is_named():
+    # A callback holding a lock (a TensorBoard SummaryWriter, an open file)
+    # failed in copy.deepcopy with "cannot pickle '_thread.lock' object",
+    # which named neither the callback nor why it was copied.
+    callbacks = [("log", WritesTo(threading.Lock()))]
+    message = r"callback 'log' cannot be cloned: skae clones the callbacks .*_thread"
+    ae = make_ae(max_iter=1, callbacks=callbacks)
+    with pytest.raises(TypeError, match=message):
+        ae.fit(gaussian())
+    assert not hasattr(ae, "net_")
 
 
 def test_a_callback_on_held_out_rows_needs_rows_held_out():
