@@ -419,6 +419,24 @@ def set_linear_path(network, encoder, decoder):
             layer.bias.copy_(torch.as_tensor(bias))
 
 
+def _fitted_pca(X_train, n_components, random_state):
+    """Return PCA fitted to ``X_train`` with an exact solver (:func:`spectrum_solver`).
+
+    One training row (early stopping's split of two rows, or a
+    ``validation_fraction`` that leaves one) has variances of 0 / 0, for
+    which PCA's division raised NumPy's "invalid value encountered in
+    divide" RuntimeWarning from inside scikit-learn; its components and
+    mean, which the start reads, are finite, and :func:`ppca_start` floors
+    the variances.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return PCA(
+            n_components=n_components,
+            svd_solver=spectrum_solver(X_train),
+            random_state=random_state,
+        ).fit(X_train)
+
+
 def pca_start(network, X_train, n_components, *, loss, random_state):
     """Set the network's linear paths to the PCA solution of ``X_train``.
 
@@ -429,11 +447,7 @@ def pca_start(network, X_train, n_components, *, loss, random_state):
     logits of the (clipped) data: the best linear logit decoder for those
     codes.
     """
-    pca = PCA(
-        n_components=n_components,
-        svd_solver=spectrum_solver(X_train),
-        random_state=random_state,
-    ).fit(X_train)
+    pca = _fitted_pca(X_train, n_components, random_state)
     components = pca.components_
     enc_weight, enc_bias = components, -components @ pca.mean_
     if loss == "mse":
@@ -452,11 +466,7 @@ def ppca_start(network, X_train, n_components, *, loss, random_state):
     ``log(sigma^2 / lambda)``, for the rest of a variational network.
     PCA is fitted as in :func:`pca_start`.
     """
-    pca = PCA(
-        n_components=n_components,
-        svd_solver=spectrum_solver(X_train),
-        random_state=random_state,
-    ).fit(X_train)
+    pca = _fitted_pca(X_train, n_components, random_state)
     # Floors keep constant or rank-deficient data finite, and a single row,
     # whose variances PCA leaves undefined (0 / 0).
     variances = np.maximum(np.nan_to_num(pca.explained_variance_), 1e-6)

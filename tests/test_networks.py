@@ -1,4 +1,5 @@
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -108,6 +109,19 @@ def test_pca_start_is_exact_pca(start, shape):
     axes = np.linalg.qr(weight.T)[0]
     exact = PCA(5, svd_solver="full").fit(X).components_
     assert_allclose(axes @ axes.T, exact.T @ exact, atol=1e-5)
+
+
+@pytest.mark.parametrize("start", [pca_start, ppca_start])
+def test_pca_start_on_one_row_is_finite_and_silent(start):
+    # Early stopping's split of two rows leaves one to train: PCA's variances
+    # are then 0 / 0, and its division warned "invalid value encountered in
+    # divide" from inside scikit-learn.
+    X = np.random.RandomState(0).normal(size=(1, 6))
+    net = DenseAutoencoder(6, 1, linear_path=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        start(net, X, 1, loss="mse", random_state=0)
+    assert all(torch.isfinite(p).all() for p in net.parameters())
 
 
 # ---------------------------------------------------------------------- conv
