@@ -291,12 +291,17 @@ learning_rate_init : float or 'auto', default='auto'
     schedules.""",
     "alpha": """\
 alpha : float, default=0.0
-    L2 penalty (Adam's weight decay), as in MLPRegressor. Off by default:
+    L2 penalty (Adam's weight decay): ``alpha`` times each parameter, biases
+    included, added to its gradient of the mean loss. Not MLPRegressor's
+    scale: its ``alpha`` is divided by the batch's rows and spares the
+    biases, so the same value penalises far harder here. Off by default:
     early stopping on held-out rows regularises, and a penalty held the
     reconstruction back in the benchmarks (:ref:`pca_vs_autoencoder`).""",
     "measured_alpha": """\
 alpha : float, default=1e-4
-    L2 penalty (Adam's weight decay), as in MLPRegressor. On, where
+    L2 penalty (Adam's weight decay): ``alpha`` times each parameter, biases
+    included, added to its gradient of the mean loss (MLPRegressor's is
+    divided by the batch's rows and spares the biases). On, where
     :class:`AutoencoderTransformer` has none, because this estimator's
     benchmarks were measured with it.""",
     "max_iter": """\
