@@ -252,8 +252,8 @@ learning_rate : {'auto', 'adaptive', 'one_cycle', 'constant'}, default='auto'
     changes every step and trains eagerly, several times slower there.
     ``'adaptive'`` starts at ``learning_rate_init`` and multiplies the rate
     by 0.3 each time the loss that early stopping monitors has not
-    improved by ``tol`` for more than ``n_iter_no_change // 4`` epochs
-    (skorch's ``LRScheduler`` with torch's ``ReduceLROnPlateau``).
+    improved by ``tol`` for more than ``max(1, n_iter_no_change // 4)``
+    epochs (skorch's ``LRScheduler`` with torch's ``ReduceLROnPlateau``).
     ``'one_cycle'`` plans the whole run: the rate rises to
     ``learning_rate_init``, its peak, over the first 30% of
     ``max_iter`` epochs' batches and then anneals to almost zero (torch's
