@@ -662,6 +662,22 @@ class AutoencoderNet(NeuralNet):
         """
         self._stop_requested = True
 
+    def notify(self, method_name, **cb_kwargs):
+        """Call ``method_name`` of the net and of each callback, as skorch does.
+
+        A ``KeyboardInterrupt`` from an ``on_epoch_end`` (skorch's way for a
+        callback to end the loop, as its ``EarlyStopping`` does) counts as a
+        requested stop (:meth:`request_stop`): skorch's loop swallows it,
+        and a stop at the last epoch then looked like a fit that ran out of
+        ``max_iter``, which warned of non-convergence (:func:`converged`).
+        """
+        try:
+            super().notify(method_name, **cb_kwargs)
+        except KeyboardInterrupt:
+            if method_name == "on_epoch_end":
+                self._stop_requested = True
+            raise
+
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         """Forget a stop requested in an earlier fit; set up the training step.
 

@@ -2,6 +2,7 @@ import os
 import pickle
 import subprocess
 import sys
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from copy import deepcopy
@@ -11,7 +12,8 @@ import pytest
 import torch
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.decomposition import PCA
-from skorch.callbacks import Callback
+from sklearn.exceptions import ConvergenceWarning
+from skorch.callbacks import Callback, EarlyStopping
 from skorch.dataset import ValidSplit
 from skorch.helper import predefined_split
 from torch import nn
@@ -359,6 +361,25 @@ class EpochsSeen(Callback):
 
     def on_epoch_end(self, net, **kwargs):
         self.epochs.append(net.history[-1, "epoch"])
+
+
+@pytest.mark.parametrize("max_iter", [2, 5])
+def test_a_callback_that_stops_at_the_last_epoch_does_not_warn(max_iter):
+    # skorch's EarlyStopping ends the loop by raising KeyboardInterrupt, which
+    # skorch swallows: a stop at epoch max_iter warned that the fit reached
+    # max_iter before the loss stopped improving, one epoch earlier did not.
+    stop = EarlyStopping(monitor="train_loss", patience=1, threshold=10)
+    model = AutoencoderTransformer(
+        hidden_layer_sizes=(8,),
+        max_iter=max_iter,
+        callbacks=[("stop", stop)],
+        device="cpu",
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model.fit(low_rank().numpy())
+    assert model.n_iter_ == 2
 
 
 def test_callbacks_after_early_stopping_see_the_last_epoch():
