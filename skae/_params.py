@@ -232,7 +232,8 @@ loss : {'mse', 'bce'}, default='mse'
     "batch_size": """\
 batch_size : int or 'auto', default='auto'
     Rows per training batch. ``'auto'`` is ``n_train // 16`` clipped to
-    [32, 256]: at least 16 steps per epoch on small data sets; 512 for a
+    [32, 256]: 16 steps per epoch from 512 to 4,096 training rows, more
+    above, fewer below (batches of 32: 4 steps on 128 rows); 512 for a
     run that ``learning_rate='auto'`` planned (256 on input axes), the
     batches that plan was measured with. A batch is at most the training
     rows (``training_plan_`` holds the size used).""",

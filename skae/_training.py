@@ -1228,7 +1228,8 @@ def training_plan(estimator, n_train, device):
     elif estimator.learning_rate == "auto" and learning_rate == "one_cycle":
         batch_size = values["batch_size"]
     else:
-        # Small sets get at least 16 steps per epoch, large ones 256 rows.
+        # 16 steps per epoch from 512 to 4,096 rows; batches of at least 32
+        # rows below (fewer steps), of 256 above.
         batch_size = min(256, max(32, n_train // 16))
     plan["batch_size"] = min(batch_size, n_train)
     return plan
