@@ -487,7 +487,7 @@ class OneCycleSchedule(LRScheduler):
 
     def on_train_begin(self, net, X=None, **kwargs):
         steps = len(net.get_iterator(net.get_dataset(X), training=True))
-        self.total_steps = max(2, net.max_epochs * steps)
+        self.total_steps = max(2, int(net.max_epochs) * steps)
         super().on_train_begin(net, X=X, **kwargs)
 
 
@@ -1220,9 +1220,11 @@ def training_plan(estimator, n_train, device):
     if learning_rate == "one_cycle":
         values = _PLANNED_ON_AXES if on_axes else _PLANNED
     plan = {"learning_rate": learning_rate}
-    for name in ("learning_rate_init", "max_iter"):
+    # Python numbers: NumPy's (a search's grid from np.arange) reached
+    # torch's OneCycleLR, which refuses an np.int64 count of steps.
+    for name, kind in (("learning_rate_init", float), ("max_iter", int)):
         value = getattr(estimator, name)
-        plan[name] = values[name] if value == "auto" else value
+        plan[name] = kind(values[name] if value == "auto" else value)
     if estimator.batch_size != "auto":
         batch_size = estimator.batch_size
     elif estimator.learning_rate == "auto" and learning_rate == "one_cycle":
@@ -1231,7 +1233,7 @@ def training_plan(estimator, n_train, device):
         # 16 steps per epoch from 512 to 4,096 rows; batches of at least 32
         # rows below (fewer steps), of 256 above.
         batch_size = min(256, max(32, n_train // 16))
-    plan["batch_size"] = min(batch_size, n_train)
+    plan["batch_size"] = int(min(batch_size, n_train))
     return plan
 
 

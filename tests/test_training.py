@@ -21,6 +21,7 @@ from torch import nn
 from skae import (
     AutoencoderNet,
     AutoencoderTransformer,
+    DenoisingAutoencoder,
     DenseAutoencoder,
     TrainingDivergedError,
 )
@@ -858,6 +859,36 @@ def test_a_planned_run_on_input_axes_takes_smaller_batches_over_fewer_epochs():
     ae.input_components_ = None
     plan = training_plan(ae, 54_000, CPU)
     assert tuple(plan[key] for key in keys) == ("one_cycle", 4e-3, 60, 512)
+
+
+@pytest.mark.parametrize(
+    "cls, params",
+    [
+        (AutoencoderTransformer, {"learning_rate": "one_cycle"}),
+        # A planned run by default.
+        (DenoisingAutoencoder, {}),
+    ],
+)
+def test_numpy_training_numbers_plan_a_run(cls, params):
+    # A search's grid from np.arange gives np.int64: torch's OneCycleLR
+    # refused the count of steps ("Expected positive integer total_steps,
+    # but got 18").
+    model = cls(
+        hidden_layer_sizes=(8,),
+        max_iter=np.int64(3),
+        batch_size=np.int64(64),
+        learning_rate_init=np.float32(4e-3),
+        device="cpu",
+        random_state=0,
+        **params,
+    ).fit(low_rank().numpy())
+    assert model.n_iter_ == 3
+    plan = model.training_plan_
+    assert [type(plan[key]) for key in ("learning_rate_init", "max_iter")] == [
+        float,
+        int,
+    ]
+    assert type(plan["batch_size"]) is int
 
 
 def test_auto_values_follow_an_explicit_schedule():
