@@ -705,7 +705,10 @@ def test_torchrun_trains_data_parallel_with_gloo(tmp_path, curved):
     assert -seeded.score(X_test) < 0.8 * pca_error
 
 
-DDP_OTHER_ROWS_SCRIPT = """
+# The refusal scripts: each process records the errors of its fits in
+# ``errors``, then fits alike and saves both (argv: the rows' .npy, the
+# output folder).
+DDP_REFUSAL_HEAD = """
 import pickle
 import sys
 import warnings
@@ -721,10 +724,21 @@ warnings.simplefilter("ignore")
 dist.init_process_group("gloo")
 rank = dist.get_rank()
 X = np.load(sys.argv[1])
-# Each process a shard of its own: half the rows, then a tenth for rank 1.
-shards = {"halves": X[rank::2], "uneven": X[:100] if rank == 0 else X[100:110]}
 params = dict(n_components=1, hidden_layer_sizes=(8,), max_iter=2, random_state=0)
 errors = {}
+"""
+DDP_REFUSAL_TAIL = """
+# The processes are in step after the errors: all the rows train.
+model = AutoencoderTransformer(**params).fit(X)
+with open(f"{sys.argv[2]}/rank{rank}.pkl", "wb") as f:
+    pickle.dump((errors, model), f)
+dist.destroy_process_group()
+"""
+DDP_OTHER_ROWS_SCRIPT = (
+    DDP_REFUSAL_HEAD
+    + """
+# Each process a shard of its own: half the rows, then a tenth for rank 1.
+shards = {"halves": X[rank::2], "uneven": X[:100] if rank == 0 else X[100:110]}
 for name, rows in shards.items():
     for cls in (AutoencoderTransformer, DenoisingAutoencoder):
         for method in ("fit", "partial_fit"):
@@ -735,12 +749,9 @@ for name, rows in shards.items():
                 errors[name, cls.__name__, method] = str(error), hasattr(
                     estimator, "net_"
                 )
-# The processes are in step after the errors: all the rows train.
-model = AutoencoderTransformer(**params).fit(X)
-with open(f"{sys.argv[2]}/rank{rank}.pkl", "wb") as f:
-    pickle.dump((errors, model), f)
-dist.destroy_process_group()
 """
+    + DDP_REFUSAL_TAIL
+)
 
 
 def test_torchrun_refuses_other_rows_in_each_process(tmp_path, curved):
@@ -768,42 +779,24 @@ def test_torchrun_refuses_other_rows_in_each_process(tmp_path, curved):
     assert_array_equal(model.transform(curved), model_1.transform(curved))
 
 
-DDP_OTHER_SETTINGS_SCRIPT = """
-import pickle
-import sys
-import warnings
-
-import numpy as np
-import torch
-import torch.distributed as dist
-
-from skae import AutoencoderTransformer
-
-torch.set_num_threads(1)
-warnings.simplefilter("ignore")
-dist.init_process_group("gloo")
-rank = dist.get_rank()
-X = np.load(sys.argv[1])
-params = dict(n_components=1, hidden_layer_sizes=(8,), max_iter=2, random_state=0)
+DDP_OTHER_SETTINGS_SCRIPT = (
+    DDP_REFUSAL_HEAD
+    + """
 # The same rows in each process, other settings on rank 1.
 others = {
     "network": dict(n_components=1 + rank),
     "seed": dict(random_state=rank, early_stopping=False),
     "optimizer": dict(learning_rate_init=1e-3 * (1 + rank)),
 }
-errors = {}
 for name, other in others.items():
     for method in ("fit", "partial_fit"):
         try:
             getattr(AutoencoderTransformer(**{**params, **other}), method)(X)
         except ValueError as error:
             errors[name, method] = str(error)
-# The processes are in step after the errors.
-model = AutoencoderTransformer(**params).fit(X)
-with open(f"{sys.argv[2]}/rank{rank}.pkl", "wb") as f:
-    pickle.dump((errors, model), f)
-dist.destroy_process_group()
 """
+    + DDP_REFUSAL_TAIL
+)
 
 
 def test_torchrun_refuses_other_settings_in_each_process(tmp_path, curved):
