@@ -625,9 +625,13 @@ class AutoencoderNet(NeuralNet):
         # user's Ctrl-C) and returns; one raised inside an epoch leaves that
         # epoch's row without its losses. The epochs run are the complete
         # ones; with none, nothing was trained to keep: the interrupt goes on.
+        # A run of no epochs (max_epochs=0, as skorch allows) ran none by
+        # request, and returns as skorch's does.
         if len(self.history) > n_epochs and "train_loss" not in self.history[-1]:
             del self.history[-1]
-        if len(self.history) == n_epochs:
+        epochs = fit_params.get("epochs")
+        requested = self.max_epochs if epochs is None else epochs
+        if len(self.history) == n_epochs and requested > 0:
             raise KeyboardInterrupt("training interrupted before an epoch ended")
         return self
 

@@ -1056,3 +1056,18 @@ def test_threads_score_alike_with_one_float64_copy():
         results = list(pool.map(lambda _: _float64_rows(net, X), range(16)))
     for result in results:
         assert_array_equal(result, expected)
+
+
+@pytest.mark.parametrize("fit", ["max_epochs", "epochs"])
+def test_a_run_of_no_epochs_returns_untrained(fit):
+    # skorch trains no epoch and returns; the net raised KeyboardInterrupt
+    # ("training interrupted before an epoch ended"), as for a Ctrl-C.
+    X = low_rank()
+    if fit == "max_epochs":
+        net = make_net(max_epochs=0).fit(X)
+    else:
+        net = make_net().initialize()
+        net.partial_fit(X, epochs=0)
+    assert net.initialized_
+    assert len(net.history) == 0
+    assert net.predict(X).shape == X.shape
