@@ -9,6 +9,7 @@ reconstruction and training can only move away from it where that helps.
 :func:`pca_start` and :func:`ppca_start` put that solution there.
 """
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -76,10 +77,12 @@ class _Autoencoder(nn.Module):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Map rows of shape (n, n_features) to codes of shape (n, n_components)."""
+        self._check_rows(x, self._n_features(), "encode", "rows")
         return self._sum(self.encoder_linear, self.encoder, x, x)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Map codes of shape (n, n_components) back to rows (n, n_features)."""
+        self._check_rows(z, self.nested_dropout.n_units, "decode", "codes")
         # The linear path decodes the kept units; the residual also sees
         # which units are kept (an ordered layer's mask).
         z = self.nested_dropout(z)
@@ -89,6 +92,40 @@ class _Autoencoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Reconstruct ``x``: ``decode(encode(x))``."""
         return self.decode(self.encode(x))
+
+    def _n_features(self) -> int:
+        """Width of the rows: the first layer's input."""
+        if self.encoder_linear is not None:
+            return self.encoder_linear.in_features
+        return self.encoder[0].in_features
+
+    def _check_rows(self, x, width: int, method: str, what: str) -> None:
+        """Refuse anything but a 2-D tensor ``width`` wide, naming the shapes.
+
+        Else torch failed deep inside: an IndexError for a single 1-D row,
+        "mat1 and mat2 shapes cannot be multiplied" or an Unflatten error for
+        a wrong width or for images not flattened into rows. Shapes only, a
+        host-side look that costs no device sync.
+        """
+        name = f"{type(self).__name__}.{method}"
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(
+                f"{name} takes a torch tensor of {what}, got {type(x).__name__}. "
+                "Convert with torch.as_tensor(x, dtype=torch.float32)."
+            )
+        if x.ndim == 2 and x.shape[1] == width:
+            return
+        hint, arg = "", "x" if what == "rows" else "z"
+        if x.ndim == 1 and len(x) == width:
+            hint = f" For a single one, pass {arg}[None]."
+        elif x.ndim > 2 and math.prod(x.shape[1:]) == width:
+            hint = f" Flatten each sample into a row: {arg}.flatten(1)."
+            if hasattr(self, "image_shape"):
+                hint += " Images with their channels last need a permute first."
+        raise ValueError(
+            f"{name} takes {what} of shape (n, {width}), got a tensor of shape "
+            f"{tuple(x.shape)}.{hint}"
+        )
 
     @staticmethod
     def _sum(linear, residual, linear_input, residual_input):
@@ -346,6 +383,10 @@ class ConvAutoencoder(_Autoencoder):
             _zero_(self.encoder[-1])
             last_conv = [m for m in self.decoder if isinstance(m, nn.ConvTranspose2d)]
             _zero_(last_conv[-1])
+
+    def _n_features(self) -> int:
+        """Width of the rows: one flat image."""
+        return math.prod(self.image_shape)
 
 
 def build_network(

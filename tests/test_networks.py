@@ -333,3 +333,43 @@ def test_conv_errors(params, message):
 def test_network_arguments_are_checked(build, message):
     with pytest.raises(ValueError, match=message):
         build()
+
+
+DENSE = DenseAutoencoder(4, 2, hidden_layer_sizes=(8,))
+LINEAR = DenseAutoencoder(4, 2, linear_path=True)
+CONV = ConvAutoencoder((3, 8, 8), 2, channels=(4,))
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        # Torch's errors were a deep "mat1 and mat2 shapes cannot be
+        # multiplied", an IndexError for one row, an Unflatten size error.
+        (lambda: DENSE(torch.zeros(3, 5)), ValueError, r"shape \(n, 4\), got a"),
+        (lambda: LINEAR(torch.zeros(3, 5)), ValueError, r"shape \(n, 4\), got a"),
+        (
+            lambda: DENSE.decode(torch.zeros(3, 3)),
+            ValueError,
+            r"codes of shape \(n, 2\)",
+        ),
+        (lambda: DENSE(torch.zeros(4)), ValueError, r"shape \(4,\)\. .* x\[None\]"),
+        (lambda: DENSE.decode(torch.zeros(2)), ValueError, r"pass z\[None\]"),
+        (lambda: DENSE(torch.zeros(3, 1, 4)), ValueError, r"x\.flatten\(1\)"),
+        (lambda: CONV(torch.zeros(2, 100)), ValueError, r"shape \(n, 192\)"),
+        (
+            lambda: CONV(torch.zeros(2, 3, 8, 8)),
+            ValueError,
+            r"ConvAutoencoder\.encode takes rows of shape \(n, 192\), got a tensor "
+            r"of shape \(2, 3, 8, 8\)\. Flatten each sample into a row",
+        ),
+        (lambda: DENSE(np.zeros((3, 4), np.float32)), TypeError, r"got ndarray"),
+    ],
+)
+def test_inputs_of_the_wrong_shape_are_named(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_rows_of_the_right_shape_pass_the_check():
+    assert DENSE(torch.zeros(0, 4)).shape == (0, 4)
+    assert CONV.decode(torch.zeros(3, 2)).shape == (3, 192)
