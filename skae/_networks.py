@@ -53,7 +53,9 @@ def _check_width(name: str, value) -> int:
 
 
 def _check_activation(activation: str) -> None:
-    if activation not in ACTIVATIONS:
+    # A str first: an unhashable value (a list) made the lookup raise
+    # "unhashable type".
+    if not isinstance(activation, str) or activation not in ACTIVATIONS:
         raise ValueError(
             f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}."
         )

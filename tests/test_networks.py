@@ -317,6 +317,14 @@ def test_conv_errors(params, message):
             r"activation must be one of \['elu', ",
         ),
         (
+            lambda: DenseAutoencoder(8, 2, activation=["relu"]),
+            r"activation must be one of .*, got \['relu'\]\.",
+        ),
+        (
+            lambda: ConvAutoencoder((1, 8, 8), 2, channels=(4,), activation={}),
+            r"activation must be one of .*, got \{\}\.",
+        ),
+        (
             lambda: ConvAutoencoder((8, 8), 2),
             r"image_shape must be \(channels, height, width\)",
         ),
