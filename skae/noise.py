@@ -94,6 +94,30 @@ def _rows(x: torch.Tensor) -> torch.Tensor:
     return x.flatten(1) if x.ndim > 1 else x.reshape(1, -1)
 
 
+def _clamp(out: torch.Tensor, clip: tuple[float, float]) -> torch.Tensor:
+    """Clamp ``out`` to ``clip`` in its own dtype.
+
+    Float bounds made an integer or bool tensor's clamp return float32; such
+    a tensor is clamped to the values of its dtype within ``[low, high]``.
+    """
+    if out.is_floating_point() or out.is_complex():
+        return out.clamp(*clip)
+    low, high = clip
+    # A bool tensor holds 0 and 1; torch clamps it only as a number.
+    info = torch.iinfo(torch.uint8 if out.dtype == torch.bool else out.dtype)
+    dtype_low, dtype_high = (0, 1) if out.dtype == torch.bool else (info.min, info.max)
+    low = dtype_low if low == -math.inf else max(math.ceil(low), dtype_low)
+    high = dtype_high if high == math.inf else min(math.floor(high), dtype_high)
+    if low > high:
+        raise ValueError(
+            f"clip={clip} holds no value of the input's dtype {out.dtype}. Pass "
+            "a floating point input, or a clip range that holds one."
+        )
+    if out.dtype == torch.bool:
+        return out.to(torch.uint8).clamp(low, high).bool()
+    return out.clamp(low, high)
+
+
 class _Corruption(nn.Module):
     """Base class: train/eval switch, optional generator, optional clipping.
 
@@ -148,7 +172,7 @@ class _Corruption(nn.Module):
             )
         out = self._corrupt(x)
         if self.clip is not None:
-            out = out.clamp(*self.clip)
+            out = _clamp(out, self.clip)
         return out
 
     def _corrupt(self, x: torch.Tensor) -> torch.Tensor:

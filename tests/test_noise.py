@@ -1,5 +1,6 @@
 import copy
 import inspect
+import math
 import pickle
 
 import pytest
@@ -528,3 +529,26 @@ def test_cuda(layer, dtype):
     torch.testing.assert_close(first, second, rtol=0, atol=0)
     with pytest.raises(ValueError, match="generator is on device 'cpu'"):
         layer.set_generator(generator())(x)
+
+
+@pytest.mark.parametrize(
+    ("clip", "dtype", "expected"),
+    [
+        ((0, 1), torch.int64, {0, 1}),
+        ((0.5, 2.5), torch.int64, {1, 2}),
+        ((-1e9, 1e9), torch.uint8, {0, 3}),
+        ((0.5, 1), torch.bool, {True}),
+        ((-math.inf, 0.5), torch.bool, {False}),
+    ],
+)
+def test_clip_keeps_an_integer_input_in_its_dtype(clip, dtype, expected):
+    # Float bounds made the clamp of an integer or bool input return float32.
+    x = torch.full((2, 4), 3).to(dtype)
+    out = MaskingNoise(0.5, clip=clip).set_generator(generator())(x)
+    assert out.dtype == dtype
+    assert set(out.flatten().tolist()) == expected
+
+
+def test_clip_without_a_value_of_the_integer_dtype_is_refused():
+    with pytest.raises(ValueError, match=r"clip=\(0.2, 0.8\) holds no value of the"):
+        MaskingNoise(0.5, clip=(0.2, 0.8))(torch.ones(2, 4, dtype=torch.int64))
