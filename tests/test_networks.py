@@ -343,6 +343,23 @@ def test_network_arguments_are_checked(build, message):
         build()
 
 
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda flags: DenseAutoencoder(8, 2, **flags),
+        lambda flags: ConvAutoencoder((1, 8, 8), 2, channels=(4,), **flags),
+    ],
+)
+@pytest.mark.parametrize("name", ["linear_path", "ordered"])
+def test_flags_must_be_bools(build, name):
+    # The string "no" was true: an ordered network, returning twice the rows.
+    with pytest.raises(TypeError, match=rf"^{name} must be a bool, got 'no'\.$"):
+        build({name: "no"})
+    network = build({name: np.True_})
+    assert network.nested_dropout.ordered is (name == "ordered")
+    assert (network.encoder_linear is not None) is (name == "linear_path")
+
+
 DENSE = DenseAutoencoder(4, 2, hidden_layer_sizes=(8,))
 LINEAR = DenseAutoencoder(4, 2, linear_path=True)
 CONV = ConvAutoencoder((3, 8, 8), 2, channels=(4,))
