@@ -19,6 +19,7 @@ variance of each prefix: the spectrum of the model, as PCA's
 """
 
 import copy
+import numbers
 
 import numpy as np
 import torch
@@ -98,6 +99,17 @@ class NestedDropout(nn.Module):
         training (or eval while ``kept`` is None), ``z`` itself comes first,
         with a full mask, then the prefixes.
         """
+        if self.kept is not None and (
+            isinstance(self.kept, bool)
+            or not isinstance(self.kept, numbers.Integral)
+            or self.kept < 1
+        ):
+            # A negative or zero width kept no unit, a fraction compared as
+            # a count: codes decoded from nothing, silently.
+            raise ValueError(
+                "kept must be None or an int of at least 1 (the leading code "
+                f"units kept), got {self.kept!r}."
+            )
         whole = self.training or self.kept is None or self.kept >= self.n_units
         if not self.ordered and whole:
             # The common case, every forward pass of an unordered network.

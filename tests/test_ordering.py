@@ -53,6 +53,16 @@ def prefix_explained_variance(model, X, k):
 # -------------------------------------------------------------- the layer
 
 
+@pytest.mark.parametrize("kept", [0, -1, 1.5, True, "2"])
+def test_nested_dropout_refuses_a_kept_width_that_is_not_a_count(kept):
+    # kept=-1 or 0 decoded every row from no unit, 1.5 kept the first unit
+    # only, silently (the network's docstring has users set it).
+    layer = NestedDropout(4, ordered=True).eval()
+    layer.kept = kept
+    with pytest.raises(ValueError, match="kept must be None or an int of at least 1"):
+        layer(torch.ones(2, 4))
+
+
 def test_nested_dropout_keeps_a_prefix_in_eval_and_says_which():
     layer = NestedDropout(4, ordered=True).eval()
     z = torch.arange(1.0, 9.0).reshape(2, 4)
