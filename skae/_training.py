@@ -1330,12 +1330,14 @@ def _callbacks(estimator, plan, *, stopping, epoch_tasks, held_out):
                 f"callback name {name!r} is skae's own; the names "
                 f"{list(_OWN_CALLBACK_NAMES)} are taken. Choose another."
             )
+        # How the messages below name it.
+        label = name or type(callback).__name__
         watched = getattr(callback, "monitor", None)
         if not held_out and isinstance(watched, str) and watched.startswith("valid"):
             # skorch's history would raise a KeyError at the first epoch's
             # end, deep in the callback.
             raise ValueError(
-                f"callback {name or type(callback).__name__!r} monitors "
+                f"callback {label!r} monitors "
                 f"{watched!r}, which this fit does not record: it holds no "
                 "rows out (partial_fit never does; fit does with "
                 "early_stopping=True). Monitor a training key such as "
@@ -1348,7 +1350,7 @@ def _callbacks(estimator, plan, *, stopping, epoch_tasks, held_out):
             # copy.deepcopy's own words ("cannot pickle '_thread.lock'
             # object") name neither the callback nor the copy.
             raise TypeError(
-                f"callback {name or type(callback).__name__!r} cannot be "
+                f"callback {label!r} cannot be "
                 "cloned: skae clones the callbacks at each fit (sklearn.base."
                 "clone, which deep-copies their parameters), so that fitting "
                 f"never changes them, and one of its parameters cannot be "
