@@ -565,6 +565,13 @@ def _fetch_idx(dataset, data_home, subset, return_X_y, download_if_missing):
                 f"{images_path} holds {len(images[-1])} images but "
                 f"{labels_path} holds {len(target[-1])} labels."
             )
+        # Unsigned bytes, so only the top can be out of the 10 classes.
+        if target[-1].max() > 9:
+            raise ValueError(
+                f"{labels_path} holds a label {target[-1].max()}; expected the "
+                "classes 0 to 9. The file is corrupt or not of this dataset; "
+                "delete it and fetch it again."
+            )
     images = images[0] if len(images) == 1 else np.concatenate(images)
     target = np.concatenate(target).astype(np.int64)
     return _bunch(

@@ -477,6 +477,18 @@ def test_fetch_idx_image_label_count_mismatch(tmp_path):
         fetch_mnist(data_home=tmp_path, download_if_missing=False)
 
 
+@pytest.mark.parametrize("gz", [True, False])
+def test_fetch_idx_labels_out_of_the_classes(tmp_path, gz):
+    # A label past 9 (a flipped byte in an uncompressed file, which has no
+    # checksum) was returned as the target without a word.
+    write_idx_set(tmp_path, gz=gz)
+    name = "train-labels-idx1-ubyte" + (".gz" if gz else "")
+    path = write_idx(tmp_path / name, np.array([0, 1, 200, 3, 4], np.uint8))
+    msg = re.escape(f"{path} holds a label 200; expected the classes 0 to 9.")
+    with pytest.raises(ValueError, match=msg):
+        fetch_mnist(data_home=tmp_path, download_if_missing=False)
+
+
 @pytest.mark.parametrize("fetch", [*IDX_FETCHERS, fetch_cifar10])
 @pytest.mark.parametrize(
     "subset, got",
