@@ -504,6 +504,22 @@ def test_fetch_bad_subset(tmp_path, fetch, subset, got):
         fetch(data_home=tmp_path, subset=subset)
 
 
+@pytest.mark.parametrize("fetch", [*IDX_FETCHERS, fetch_cifar10])
+@pytest.mark.parametrize("flag", ["return_X_y", "download_if_missing"])
+def test_fetch_flags_must_be_bools(tmp_path, fetch, flag):
+    # Read by truthiness, download_if_missing="False" downloaded, and
+    # return_X_y="False" returned a tuple.
+    with pytest.raises(TypeError, match=f"{flag} must be a bool, got 'False'."):
+        fetch(data_home=tmp_path, **{flag: "False"})
+
+
+@pytest.mark.parametrize("fetch", IDX_FETCHERS)
+def test_fetch_flags_take_numpy_bools(tmp_path, fetch):
+    write_idx_set(tmp_path)
+    X, _ = fetch(data_home=tmp_path, return_X_y=np.True_, download_if_missing=np.False_)
+    assert X.shape == (N_TRAIN, 784)
+
+
 @pytest.mark.skipif(
     not Path("/usr/share/datasets/fashion-mnist").is_dir(),
     reason="needs the Debian package dataset-fashion-mnist",
