@@ -568,6 +568,12 @@ def _fetch_idx(dataset, data_home, subset, return_X_y, download_if_missing):
     for images_path, labels_path in zip(paths[::2], paths[1::2], strict=True):
         images.append(_read_idx(images_path, _IDX_IMAGES_MAGIC))
         target.append(_read_idx(labels_path, _IDX_LABELS_MAGIC))
+        if images[-1].shape[1:] != (28, 28):
+            raise ValueError(
+                f"{images_path} holds images of shape {images[-1].shape[1:]}; "
+                f"{dataset.name}'s are (28, 28). The file is not of this "
+                "dataset; delete it and fetch it again."
+            )
         if len(images[-1]) != len(target[-1]):
             raise ValueError(
                 f"{images_path} holds {len(images[-1])} images but "

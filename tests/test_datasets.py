@@ -477,6 +477,22 @@ def test_fetch_idx_image_label_count_mismatch(tmp_path):
         fetch_mnist(data_home=tmp_path, download_if_missing=False)
 
 
+@pytest.mark.parametrize("fetch", IDX_FETCHERS)
+@pytest.mark.parametrize("subset", ["test", "all"])
+def test_fetch_idx_images_not_28x28(tmp_path, fetch, subset):
+    # 32x32 images were returned as 1024 features against the documented
+    # 784, and with 28x28 training images, subset='all' failed in numpy's
+    # concatenate ("all the input array dimensions ... must match").
+    write_idx_set(tmp_path)
+    path = write_idx(
+        tmp_path / "t10k-images-idx3-ubyte.gz", np.zeros((N_TEST, 32, 32), np.uint8)
+    )
+    name = "MNIST" if fetch is fetch_mnist else "Fashion-MNIST"
+    msg = re.escape(f"{path} holds images of shape (32, 32); {name}'s are (28, 28).")
+    with pytest.raises(ValueError, match=msg):
+        fetch(data_home=tmp_path, subset=subset, download_if_missing=False)
+
+
 @pytest.mark.parametrize("gz", [True, False])
 def test_fetch_idx_labels_out_of_the_classes(tmp_path, gz):
     # A label past 9 (a flipped byte in an uncompressed file, which has no
