@@ -720,7 +720,8 @@ def _read_cifar_batch(path):
     try:
         data = np.asarray(batch[b"data"])
         labels = np.asarray(batch[b"labels"])
-    except (TypeError, KeyError) as exc:
+    # ValueError: ragged lists, which numpy cannot make an array of.
+    except (TypeError, KeyError, ValueError) as exc:
         raise ValueError(
             f"{path} is not a CIFAR-10 batch: expected a dict with keys "
             f"b'data' and b'labels'; got {type(batch).__name__} ({exc!r})."

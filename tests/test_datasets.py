@@ -856,6 +856,13 @@ def test_fetch_cifar10_refuses_foreign_pickles(tmp_path):
             {b"data": np.zeros((2, 3072)), b"labels": [0, 1]},
             r"got float64 data",
         ),
+        # Ragged lists: numpy's "setting an array element with a sequence",
+        # which named no file.
+        ({b"data": [[0], [1, 2]], b"labels": [0, 1]}, r"got dict \(ValueError"),
+        (
+            {b"data": np.zeros((2, 3072), np.uint8), b"labels": [[0], [1, 2]]},
+            r"got dict \(ValueError",
+        ),
     ],
 )
 def test_fetch_cifar10_bad_batch(tmp_path, batch, msg):
