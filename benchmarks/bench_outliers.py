@@ -35,9 +35,10 @@ abnormal ones, a tenth of the rows, and scores those same rows:
   draw's seed.
 
 There the detector is also fitted with ``trim_fraction`` at the planted
-fraction, 0.1 (``skae_trim10``), and at twice it (``skae_trim20``), on flat
-rows; LocalOutlierFactor is fitted without ``novelty`` and scores the rows
-by its ``negative_outlier_factor_``.
+fraction, 0.1 (``skae_trim10``), at twice it (``skae_trim20``), and at
+``'auto'``, which knows no fraction (``skae_trim_auto``), on flat rows;
+LocalOutlierFactor is fitted without ``novelty`` and scores the rows by its
+``negative_outlier_factor_``.
 
 Methods, all with their defaults: skae's AutoencoderOutlierDetector
 (``random_state=0``, or the split's seed) on the rows as features (``skae``)
@@ -122,7 +123,7 @@ DATASETS = (
 # The fraction of planted outliers among the rows the contaminated
 # protocols fit on, and the trim_fraction values the detector gets there.
 CONTAMINATION = 0.1
-TRIMS = {"skae_trim10": 0.1, "skae_trim20": 0.2}
+TRIMS = {"skae_trim10": 0.1, "skae_trim20": 0.2, "skae_trim_auto": "auto"}
 # The random halvings of the benign tumours that breast cancer repeats.
 SPLITS = range(10)
 # The baselines the detector must match on every data set (issue 22).
@@ -469,8 +470,9 @@ def summarise(dataset, records, candidate):
             f"Outlier detection on {dataset}: every method fitted on normal "
             f"rows with planted abnormal ones ({CONTAMINATION:.0%} of the "
             "rows), scoring those same rows (the 'test' rows below); "
-            "skae_trim10 and skae_trim20: the detector with trim_fraction "
-            f"{TRIMS['skae_trim10']} and {TRIMS['skae_trim20']}"
+            "skae_trim10, skae_trim20 and skae_trim_auto: the detector with "
+            f"trim_fraction {TRIMS['skae_trim10']}, {TRIMS['skae_trim20']} "
+            f"and {TRIMS['skae_trim_auto']!r}"
         )
     else:
         protocol = f"One-class anomaly detection on {dataset}"

@@ -649,6 +649,21 @@ def test_trimmed_loss_leaves_out_the_worst_rows():
     assert loss(output[:3], rows[:3]).item() == pytest.approx((0 + 1 + 4) / 3)
 
 
+def test_fenced_loss_leaves_out_the_rows_beyond_the_fence():
+    # Row errors 1, 1, 1, 1, 4 and 100: Q1 1, Q3 3.25, fence 6.625.
+    loss = outlier._FencedLoss(RowMeanLoss(torch.nn.MSELoss()))
+    rows = torch.zeros(6, 1)
+    output = torch.tensor([[1.0], [-1.0], [1.0], [-1.0], [2.0], [10.0]])
+    assert loss(output, rows).item() == pytest.approx((1 + 1 + 1 + 1 + 4) / 5)
+    # Rows alike all count: none lies beyond the fence.
+    assert loss(output[:4], rows[:4]).item() == pytest.approx(1.0)
+    # The fence is no path for gradients: the kept rows' mean is.
+    output.requires_grad_(True)
+    loss(output, rows).backward()
+    assert output.grad[-1].item() == 0.0
+    assert output.grad[0].item() == pytest.approx(2 * 1.0 / 5)
+
+
 @pytest.mark.parametrize(
     "params, batch_size",
     [(dict(trim_fraction=0.1, batch_size=8), 8), (dict(trim_fraction=0.02), 32)],
@@ -728,10 +743,12 @@ def test_trim_fraction_ranks_outliers_among_the_training_rows(digits):
             .fit(rows)
             .score_samples(rows),
         )
-        for trim in (0.0, 0.1)
+        for trim in (0.0, 0.1, "auto")
     ]
     assert aucs[1] > 0.99
     assert aucs[1] > aucs[0]
+    # 'auto' knows no fraction: the other digits stand out beyond the fence.
+    assert aucs[2] > aucs[0]
 
 
 @pytest.mark.parametrize("n_features", [1, 6])
