@@ -163,11 +163,16 @@ class ModelUnits:
         self.loss = loss
         self.axes = axes
         if loss == "mse":
+            # A feature all alike is centred on its value, not on its mean,
+            # which misses it by rounding: 1e39 by 3e23, whose square float32
+            # cannot hold, and which as the scale squeezed the other features.
+            constant = np.ptp(X, axis=0) == 0
             self.offset = X.mean(axis=0)
+            self.offset[constant] = X[0, constant]
             rms = np.sqrt(np.mean(self._centred_squares(X)))
-            # Rows all alike (0.1 every time) differ from their mean by its
-            # rounding alone: a scale of 1e-16 would blow every other row up.
-            alike = not np.any(np.ptp(X, axis=0))
+            # Rows all alike (0.1 every time) have no scale: one of 0 would
+            # blow every other row up.
+            alike = constant.all()
             if not alike:
                 _check_variation(rms, X.dtype)
             self.scale = 1.0 if alike else float(rms)

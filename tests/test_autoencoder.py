@@ -325,6 +325,24 @@ def test_any_scale_fits_as_unit_scale(factor, dtype):
     assert np.isfinite(scaled.transform((X * factor).astype(dtype))).all()
 
 
+@pytest.mark.parametrize("value", [1e30, 1e39])
+@pytest.mark.parametrize("alone", [True, False], ids=["rows_all_alike", "with_others"])
+def test_constant_feature_far_from_zero(value, alone):
+    # Its mean misses it by rounding (1e39 by 3e23): centred on the mean, rows
+    # all alike crashed the PCA start (LinAlgError), and beside other features
+    # it set the scale, which squeezed their codes to 1e-15 and scored -1e32.
+    X = gaussian()
+    if alone:
+        X[:] = value
+    else:
+        X[:, 0] = value
+    ae = make_ae(n_components=1).fit(X)
+    codes = ae.transform(X)
+    assert_array_equal(ae.inverse_transform(codes)[:, 0], value)
+    assert ae.score(X) > -1
+    assert alone or np.std(codes) > 0.1
+
+
 def test_values_beyond_float32_are_an_error_not_nan():
     ae = make_ae(n_components=2).fit(gaussian())
     with pytest.raises(
