@@ -8,7 +8,7 @@ import joblib
 import numpy as np
 import pytest
 import torch
-from numpy.testing import assert_array_equal
+from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.model_selection import GridSearchCV
 from skorch.callbacks import Callback
 from threadpoolctl import threadpool_limits
@@ -163,7 +163,9 @@ def test_the_fit_does_not_depend_on_the_callers_count(
         ):
             assert torch.equal(a, b)
         if estimator is AutoencoderOutlierDetector:
-            assert_array_equal(first.score_samples(X), other.score_samples(X))
+            # The same model, scored by float64 products on the caller's
+            # count: on an AMD EPYC one score of 400 differed in its last bit.
+            assert_allclose(first.score_samples(X), other.score_samples(X), rtol=1e-14)
         else:
             assert_array_equal(first.transform(X), other.transform(X))
 
