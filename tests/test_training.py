@@ -843,6 +843,26 @@ def test_auto_training_plan_follows_the_number_of_training_rows(n_train, expecte
     assert tuple(plan[key] for key in keys) == expected
 
 
+@pytest.mark.parametrize(
+    "n_train, device, expected",
+    [
+        # Planned on fewer rows too, in the batches of an adaptive run.
+        (1_347, CPU, ("one_cycle", 4e-3, 100, 84)),
+        # From PLANNED_RUN_ROWS the plan of any fit.
+        (54_000, CPU, ("one_cycle", 4e-3, 60, 512)),
+        # CUDA adapts (its steps replay as graphs), as for any fit.
+        (1_347, torch.device("cuda"), ("adaptive", 1e-3, 200, 84)),
+    ],
+)
+def test_an_ordered_fit_plans_its_run(n_train, device, expected):
+    keys = ("learning_rate", "learning_rate_init", "max_iter", "batch_size")
+    plan = training_plan(AutoencoderTransformer(ordered=True), n_train, device)
+    assert tuple(plan[key] for key in keys) == expected
+    # A rate set by the user keeps its own values.
+    ae = AutoencoderTransformer(ordered=True, learning_rate="adaptive")
+    assert training_plan(ae, n_train, CPU)["max_iter"] == 200
+
+
 def test_a_planned_run_on_input_axes_takes_smaller_batches_over_fewer_epochs():
     ae = AutoencoderTransformer()
     keys = ("learning_rate", "learning_rate_init", "max_iter", "batch_size")
