@@ -1232,7 +1232,7 @@ def training_plan(estimator, n_train, device):
     planned = n_train >= PLANNED_RUN_ROWS and device.type != "cuda"
     planned_ordered = (
         learning_rate == "auto"
-        and estimator.ordered
+        and getattr(estimator, "ordered", False)
         and not planned
         and device.type != "cuda"
     )
