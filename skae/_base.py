@@ -219,7 +219,9 @@ class _BaseAutoencoder(
         if valid_idx is not None:
             valid_rows = rows_to_device(self._units.to_model(X, valid_idx), device)
             valid = self._validation_set(module, valid_rows, device, rng)
-        self.training_plan_ = training_plan(self, len(train_idx), device)
+        self.training_plan_ = training_plan(
+            self, len(train_idx), device, streaming=not stopping
+        )
         self.net_ = build_net(
             self,
             module,

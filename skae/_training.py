@@ -1212,7 +1212,7 @@ def rows_to_device(rows, device):
     return rows.pin_memory()
 
 
-def training_plan(estimator, n_train, device):
+def training_plan(estimator, n_train, device, *, streaming=False):
     """Resolve the ``'auto'`` training parameters of an estimator for its data.
 
     Returns a dict of ``learning_rate``, ``learning_rate_init``, ``max_iter``
@@ -1222,7 +1222,9 @@ def training_plan(estimator, n_train, device):
     ``'auto'`` values follow the schedule: a one-cycle run peaks at 4e-3
     over 60 epochs, any other starts at 1e-3 with at most 200 epochs. An
     ordered fit (``ordered=True``) on fewer rows, but not on CUDA, plans
-    its run as well, to 4e-3 over 100 epochs (``_PLANNED_ORDERED``).
+    its run as well, to 4e-3 over 100 epochs (``_PLANNED_ORDERED``), unless
+    ``streaming``: ``partial_fit`` follows no schedule, and a constant rate
+    at the planned run's peak would be too high.
     ``batch_size='auto'`` is ``n_train // 16`` clipped to [32, 256], or 512
     for a run that ``learning_rate='auto'`` planned for its many rows. A
     one-cycle run of a network on input axes (``input_components_``) peaks
@@ -1234,6 +1236,7 @@ def training_plan(estimator, n_train, device):
         learning_rate == "auto"
         and getattr(estimator, "ordered", False)
         and not planned
+        and not streaming
         and device.type != "cuda"
     )
     if learning_rate == "auto":

@@ -863,6 +863,16 @@ def test_an_ordered_fit_plans_its_run(n_train, device, expected):
     assert training_plan(ae, n_train, CPU)["max_iter"] == 200
 
 
+def test_an_ordered_model_streams_at_the_adaptive_runs_rate():
+    # partial_fit follows no schedule: the planned run's peak, 4e-3, would
+    # be its constant rate; an unordered model streams at 1e-3.
+    X = np.random.RandomState(0).normal(size=(100, 6))
+    ae = AutoencoderTransformer(2, ordered=True, hidden_layer_sizes=(8,))
+    plan = ae.partial_fit(X).training_plan_
+    assert (plan["learning_rate"], plan["learning_rate_init"]) == ("adaptive", 1e-3)
+    assert ae.fit(X).training_plan_["learning_rate"] == "one_cycle"
+
+
 def test_a_planned_run_on_input_axes_takes_smaller_batches_over_fewer_epochs():
     ae = AutoencoderTransformer()
     keys = ("learning_rate", "learning_rate_init", "max_iter", "batch_size")
