@@ -10,6 +10,7 @@ import struct
 import tarfile
 import threading
 import tracemalloc
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 from urllib.error import URLError
@@ -536,6 +537,63 @@ def test_fetch_flags_take_numpy_bools(tmp_path, fetch):
     assert X.shape == (N_TRAIN, 784)
 
 
+def write_images_of_mean(directory, prefix, n, mean, seed=0):
+    """Write ``n`` images of mean pixel about ``mean`` (in [0, 1]), and labels."""
+    images = np.random.default_rng(seed).binomial(255, mean, (n, 28, 28))
+    path = write_idx(directory / f"{prefix}-images-idx3-ubyte.gz", images)
+    write_idx(directory / f"{prefix}-labels-idx1-ubyte.gz", np.zeros(n, np.uint8))
+    return path
+
+
+MNIST_LIKE, FASHION_LIKE = 0.13, 0.29
+
+
+@pytest.mark.parametrize(
+    "fetch, mean, found, expected, other",
+    [
+        (fetch_mnist, FASHION_LIKE, "0.290", "MNIST's", "Fashion-MNIST's"),
+        (fetch_fashion_mnist, MNIST_LIKE, "0.130", "Fashion-MNIST's", "MNIST's"),
+    ],
+)
+@pytest.mark.parametrize("subset, prefix", [("train", "train"), ("test", "t10k")])
+def test_fetch_idx_warns_of_the_other_datasets_file(
+    tmp_path, fetch, mean, found, expected, other, subset, prefix
+):
+    # Both datasets' files have the same names: Fashion-MNIST's put where
+    # fetch_mnist looks were returned as MNIST without a word, and the reverse.
+    path = write_images_of_mean(tmp_path, prefix, 1000, mean)
+    means = datasets._MEAN_PIXEL
+    own, theirs = expected[:-2], other[:-2]
+    msg = (
+        re.escape(str(path)) + f" has a mean pixel of {found}, where {expected} "
+        f"{subset} images have {means[own][subset]:.3f} and {other} "
+        f"{means[theirs][subset]:.3f}: it may be {other} file.*use the same file "
+        r"names, so keep each dataset's files in its own folder"
+    )
+    with pytest.warns(UserWarning, match=msg) as record:
+        fetch(data_home=tmp_path, subset=subset, download_if_missing=False)
+    # Pointed at the caller, not at skae.
+    assert record[0].filename == __file__
+
+
+@pytest.mark.parametrize(
+    "fetch, mean, n",
+    [
+        (fetch_mnist, MNIST_LIKE, 1000),
+        (fetch_fashion_mnist, FASHION_LIKE, 1000),
+        # Too few images for the mean to tell the datasets apart.
+        (fetch_mnist, FASHION_LIKE, 999),
+        (fetch_fashion_mnist, MNIST_LIKE, 999),
+    ],
+)
+def test_fetch_idx_no_warning_for_its_own_files(tmp_path, fetch, mean, n):
+    write_images_of_mean(tmp_path, "train", n, mean)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        X, _ = fetch(data_home=tmp_path, return_X_y=True, download_if_missing=False)
+    assert len(X) == n
+
+
 @pytest.mark.skipif(
     not Path("/usr/share/datasets/fashion-mnist").is_dir(),
     reason="needs the Debian package dataset-fashion-mnist",
@@ -548,9 +606,12 @@ def test_fetch_fashion_mnist_debian(tmp_path, monkeypatch):
             system_dirs=("/usr/share/datasets/fashion-mnist",)
         ),
     )
-    bunch = fetch_fashion_mnist(
-        data_home=tmp_path, subset="all", download_if_missing=False
-    )
+    # The real files are on Fashion-MNIST's side of the mean-pixel bound.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bunch = fetch_fashion_mnist(
+            data_home=tmp_path, subset="all", download_if_missing=False
+        )
     assert bunch.data.shape == (70000, 784)
     assert bunch.images.shape == (70000, 28, 28)
     np.testing.assert_array_equal(np.bincount(bunch.target[:60000]), [6000] * 10)
