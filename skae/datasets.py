@@ -36,6 +36,8 @@ import numpy as np
 from sklearn.datasets import make_moons, make_swiss_roll
 from sklearn.utils import Bunch, check_random_state
 
+from skae._validation import user_stacklevel
+
 logger = logging.getLogger(__name__)
 
 _SUBSETS = ("train", "test", "all")
@@ -655,7 +657,7 @@ def _check_mean_pixel(name, subset, path, images):
         "fashion-mnist/ under data_home or SKAE_DATA); if this is the dataset "
         "you meant to load, ignore this warning.",
         UserWarning,
-        stacklevel=4,
+        stacklevel=user_stacklevel(),
     )
 
 
