@@ -364,13 +364,27 @@ class _TrimmedLoss(torch.nn.Module):
         return torch.topk(errors, kept, largest=False, sorted=False).values.mean()
 
 
-def _within_fence(values):
-    """Which of ``values`` (numpy or torch) lie within ``_TRIM_FENCE``'s fence."""
-    if isinstance(values, torch.Tensor):
-        q1, q3 = torch.quantile(values, values.new_tensor([0.25, 0.75]))
-    else:
+def _fence(values):
+    """Tukey's fence, Q3 + ``_TRIM_FENCE`` IQR, of ``values`` (numpy or 1-D torch).
+
+    The quartiles are interpolated as numpy's percentile does; in torch from
+    the sorted values at positions that their count fixes, with no step that
+    waits on the device (no boolean indexing, no tensor from the host), so
+    that a CUDA graph can record the training step.
+    """
+    if not isinstance(values, torch.Tensor):
         q1, q3 = np.percentile(values, [25, 75])
-    return values <= q3 + _TRIM_FENCE * (q3 - q1)
+        return q3 + _TRIM_FENCE * (q3 - q1)
+    ordered = torch.sort(values).values
+    last = len(ordered) - 1
+
+    def quartile(fraction):
+        position = fraction * last
+        low = math.floor(position)
+        return torch.lerp(ordered[low], ordered[min(low + 1, last)], position - low)
+
+    q1, q3 = quartile(0.25), quartile(0.75)
+    return q3 + _TRIM_FENCE * (q3 - q1)
 
 
 class _FencedLoss(torch.nn.Module):
@@ -394,7 +408,10 @@ class _FencedLoss(torch.nn.Module):
     def forward(self, output, rows):
         """Mean of the losses of the rows within the fence."""
         errors = self.loss.rows(output, rows)
-        return errors[_within_fence(errors.detach())].mean()
+        # A mask rather than indexing: the kept rows' count stays on the
+        # device (at least three quarters of the rows lie within the fence).
+        kept = (errors.detach() <= _fence(errors.detach())).to(errors.dtype)
+        return (errors * kept).sum() / kept.sum()
 
 
 @fill_doc
@@ -877,7 +894,8 @@ class AutoencoderOutlierDetector(
             # 'auto', those beyond the fence) are left out of the statistics
             # too, which are refitted without them.
             if self.trim_fraction == "auto":
-                kept = trained[_within_fence(-scores[trained])]
+                anomaly = -scores[trained]
+                kept = trained[anomaly <= _fence(anomaly)]
             else:
                 n_kept = len(trained) - int(self.trim_fraction * len(trained))
                 order = np.argsort(-scores[trained], kind="stable")

@@ -649,6 +649,14 @@ def test_trimmed_loss_leaves_out_the_worst_rows():
     assert loss(output[:3], rows[:3]).item() == pytest.approx((0 + 1 + 4) / 3)
 
 
+@pytest.mark.parametrize("n_values", [1, 2, 3, 4, 7, 256])
+def test_the_fence_in_torch_is_numpys(n_values):
+    # Quartiles interpolated as np.percentile does, without its host steps.
+    values = np.random.RandomState(n_values).exponential(size=n_values)
+    fence = outlier._fence(torch.from_numpy(values))
+    assert fence.item() == pytest.approx(outlier._fence(values), rel=1e-12)
+
+
 def test_fenced_loss_leaves_out_the_rows_beyond_the_fence():
     # Row errors 1, 1, 1, 1, 4 and 100: Q1 1, Q3 3.25, fence 6.625.
     loss = outlier._FencedLoss(RowMeanLoss(torch.nn.MSELoss()))
