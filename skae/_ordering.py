@@ -171,12 +171,10 @@ class PrefixLoss(nn.Module):
     from the whole codes followed by those from their prefixes; both are
     compared with the batch's rows, each prefix row weighted by ``weights``
     at its length (:func:`prefix_weights`), and the prefixes weigh twice the
-    whole codes. In a planned run of 100 epochs on the digits (32 units),
-    weighing the same, the whole code's held-out MSE was 1.15x that of an
-    unordered fit, its prefixes' 1.31 / 1.40 / 1.46x that of fits at k = 2 /
-    8 / 16; twice, 1.28x and 1.26 / 1.34 / 1.42x; three times, 1.37x and
-    1.24 / 1.33 / 1.42x. In eval mode, with the whole codes only, it is the
-    plain loss.
+    whole codes: in planned runs of 100 epochs on the digits (32 units),
+    the same weight left the prefixes further from fits at their width,
+    and three times the whole code further from an unordered fit. In eval
+    mode, with the whole codes only, it is the plain loss.
 
     Parameters
     ----------

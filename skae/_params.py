@@ -184,11 +184,9 @@ ordered : bool, default=False
     :meth:`transform` make a ``k``-component code. :meth:`truncate` then
     gives the ``k``-unit model without refitting, and a float
     ``n_components`` keeps the shortest prefix that explains that
-    fraction. Off by default: in the benchmarks a fit took 2.9 to 3.6
+    fraction. Off by default: in the benchmarks a fit took 2.1 to 2.5
     times as long, and the prefixes reconstructed 1.1 to 1.4 times worse
-    than networks fitted at their width (:ref:`ordered_components`); since
-    ``learning_rate='auto'`` plans an ordered fit's run, it takes 100
-    epochs on the digits, where an unordered fit took 75 to 87.""",
+    than networks fitted at their width (:ref:`ordered_components`).""",
     "hidden_layer_sizes": """\
 hidden_layer_sizes : int or tuple of int, default=(512, 256, 128)
     Hidden widths of the dense encoder; the decoder mirrors them. An int

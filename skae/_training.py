@@ -76,14 +76,14 @@ _UNPLANNED = {"learning_rate_init": 1e-3, "max_iter": 200}
 _PLANNED_ON_AXES = {"learning_rate_init": 7e-3, "max_iter": 40, "batch_size": 256}
 # An ordered fit on fewer rows plans its run too, over more epochs, in the
 # batches of an adaptive one: adapting, it stopped only when its slowest
-# prefixes did, up to twice the epochs of an unordered fit. On the digits
-# (bench_ordered's split, 32 units, random_state 0 / 1), held-out MSE of
-# the prefixes over fits at k = 2 / 8 / 16, and of the whole code over an
-# unordered fit: 1.26 / 1.34 / 1.42, 1.28 and 1.33 / 1.30 / 1.43, 1.28 in
-# 100 epochs, against 1.29 / 1.36 / 1.41, 1.35 and 1.45 / 1.41 / 1.47, 1.26
-# in 154 and 129 adaptive ones (unordered: 75 and 87). A run of 75 epochs
-# fell behind (1.38 / 1.50 / 1.57 at random_state 0, equal weights in
-# PrefixLoss).
+# prefixes did, up to twice the epochs of an unordered fit (154 against 75
+# on the digits). In bench_ordered, the prefixes at k = 2 / 8 / 16 and the
+# whole code reach 1.26 / 1.34 / 1.42 and 1.28 times the held-out MSE of
+# fits at their width on the digits in 100 epochs (adapting, 1.31 / 1.36 /
+# 1.40 and 1.35), and 1.17 / 1.14 / 1.10 and 1.09 on Fashion-MNIST (1.19 /
+# 1.16 / 1.12 and 1.04), at 2.07 and 2.53 times an unordered fit's time
+# (2.89 and 3.61; user guide, "How the defaults were chosen"). A planned
+# run as long as the unordered fit's fell further behind.
 _PLANNED_ORDERED = {"learning_rate_init": 4e-3, "max_iter": 100}
 
 
