@@ -330,7 +330,19 @@ def _data_home_path(data_home=None):
     if data_home is None:
         # Set but empty counts as unset, as for PATH-like variables.
         data_home = os.environ.get("SKAE_DATA") or os.path.join("~", "skae_data")
-    return os.path.expanduser(os.fspath(data_home))
+    try:
+        path = os.fspath(data_home)
+    except TypeError:
+        raise TypeError(
+            f"data_home must be a path (str or path-like) or None, got {data_home!r}."
+        ) from None
+    if not path:
+        # "" would search, and download into, the current directory.
+        raise ValueError(
+            "data_home is an empty path: pass None for the default (SKAE_DATA, "
+            "else ~/skae_data), or a directory ('.' for the current one)."
+        )
+    return os.path.expanduser(path)
 
 
 def get_data_home(data_home=None):
@@ -344,7 +356,8 @@ def get_data_home(data_home=None):
     data_home : str or path-like, default=None
         The data directory. If None, the ``SKAE_DATA`` environment variable
         if it is set and not empty, otherwise ``~/skae_data``. ``~`` is expanded to the
-        user's home folder.
+        user's home folder. An empty path raises a ValueError (``'.'`` is the
+        current directory), and one that is no path a TypeError.
 
     Returns
     -------
@@ -377,6 +390,8 @@ def _search_dirs(data_home, folder, system_dirs=()):
     directories, then the cache; in each of the first two, the dataset's
     subfolder before the directory itself.
     """
+    # First, as it refuses a data_home that is no path, by name.
+    cache = Path(_data_home_path(data_home)) / folder
     dirs = []
     # SKAE_DATA set but empty counts as unset, as in get_data_home.
     for root in (data_home, os.environ.get("SKAE_DATA") or None):
@@ -384,7 +399,7 @@ def _search_dirs(data_home, folder, system_dirs=()):
             root = Path(os.path.expanduser(os.fspath(root)))
             dirs += [root / folder, root]
     dirs += [Path(d) for d in system_dirs]
-    dirs.append(Path(_data_home_path(data_home)) / folder)
+    dirs.append(cache)
     return list(dict.fromkeys(dirs))
 
 

@@ -113,6 +113,17 @@ def test_get_data_home_env_then_home(tmp_path, monkeypatch):
     assert get_data_home() == str(home / "skae_data")
 
 
+@pytest.mark.parametrize("fetch", [*IDX_FETCHERS, fetch_cifar10, get_data_home])
+def test_a_data_home_that_is_no_path_is_refused_by_name(tmp_path, monkeypatch, fetch):
+    # "" searched, and would have downloaded into, the current directory.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="^data_home is an empty path"):
+        fetch(data_home="")
+    with pytest.raises(TypeError, match="^data_home must be a path .* got 3"):
+        fetch(data_home=3)
+    assert os.listdir(tmp_path) == []
+
+
 @pytest.mark.parametrize("fetch", IDX_FETCHERS)
 def test_empty_skae_data_is_not_the_current_directory(tmp_path, monkeypatch, fetch):
     # Set but empty is unset for the search too: the files in the current
