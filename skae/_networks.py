@@ -18,7 +18,12 @@ from sklearn.decomposition import PCA
 from torch import nn
 
 from skae._ordering import NestedDropout
-from skae._validation import check_image_shape, check_sizes, looks_channels_last
+from skae._validation import (
+    check_flag,
+    check_image_shape,
+    check_sizes,
+    looks_channels_last,
+)
 
 ACTIVATIONS = {
     "elu": nn.ELU,
@@ -50,17 +55,6 @@ def _check_width(name: str, value) -> int:
     except ValueError:
         raise ValueError(message) from None
     return width
-
-
-def _check_flag(name: str, value) -> bool:
-    """Return ``value`` as a bool, or raise naming ``name``.
-
-    Truthiness read the string ``"no"`` (or ``"False"``) as True: an ordered
-    network, returning twice the rows, or a linear path.
-    """
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {value!r}.")
-    return bool(value)
 
 
 def _check_activation(activation: str) -> None:
@@ -209,8 +203,8 @@ class DenseAutoencoder(_Autoencoder):
             "hidden_layer_sizes", hidden_layer_sizes, allow_empty=True
         )
         _check_activation(activation)
-        linear_path = _check_flag("linear_path", linear_path)
-        ordered = _check_flag("ordered", ordered)
+        linear_path = check_flag("linear_path", linear_path)
+        ordered = check_flag("ordered", ordered)
         self.nested_dropout = NestedDropout(n_components, ordered)
         sizes = [n_features, *hidden_layer_sizes, n_components]
         # A residual without hidden layers would only duplicate the linear path.
@@ -333,8 +327,8 @@ class ConvAutoencoder(_Autoencoder):
         channels = check_sizes("channels", channels, allow_empty=False)
         image_shape = check_image_shape(image_shape)
         _check_activation(activation)
-        linear_path = _check_flag("linear_path", linear_path)
-        ordered = _check_flag("ordered", ordered)
+        linear_path = check_flag("linear_path", linear_path)
+        ordered = check_flag("ordered", ordered)
         self.nested_dropout = NestedDropout(n_components, ordered)
         if linear_path and out_activation is not None:
             raise ValueError(

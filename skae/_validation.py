@@ -35,6 +35,7 @@ __all__ = [
     "_num_samples",
     "_safe_indexing",
     "check_bce_range",
+    "check_flag",
     "check_image_shape",
     "check_n_components",
     "check_rows_ndim",
@@ -258,6 +259,18 @@ def in_container_of(rows, original):
     return adapter.create_container(
         rows, original, columns=original.columns, inplace=False
     )
+
+
+def check_flag(name, value):
+    """Return ``value`` as a bool, or raise a TypeError naming ``name``.
+
+    Truthiness read the strings ``"no"`` and ``"False"`` as True (an ordered
+    network returning twice the rows, a fetcher downloading). ``np.bool_``
+    is a bool, as scikit-learn's ``'boolean'`` constraint has it.
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {value!r}.")
+    return bool(value)
 
 
 def check_sizes(name, value, *, allow_empty):

@@ -36,7 +36,7 @@ import numpy as np
 from sklearn.datasets import make_moons, make_swiss_roll
 from sklearn.utils import Bunch, check_random_state
 
-from skae._validation import user_stacklevel
+from skae._validation import check_flag, user_stacklevel
 
 logger = logging.getLogger(__name__)
 
@@ -413,13 +413,6 @@ def _check_subset(subset):
     return _SUBSETS[:2] if subset == "all" else (subset,)
 
 
-def _check_flags(**flags):
-    # Truthiness read download_if_missing="False" as True, and downloaded.
-    for name, value in flags.items():
-        if not isinstance(value, (bool, np.bool_)):
-            raise TypeError(f"{name} must be a bool, got {value!r}.")
-
-
 def _find_idx_files(directory, names):
     """Return the paths of ``names`` in ``directory``, gzipped or not, or None."""
     paths = []
@@ -584,7 +577,8 @@ def _download(url, path, md5, hint):
 def _fetch_idx(dataset, data_home, subset, return_X_y, download_if_missing):
     """Fetch an IDX image dataset described by ``dataset``."""
     subsets = _check_subset(subset)
-    _check_flags(return_X_y=return_X_y, download_if_missing=download_if_missing)
+    check_flag("return_X_y", return_X_y)
+    check_flag("download_if_missing", download_if_missing)
     names = [name for s in subsets for name in _IDX_FILES[s]]
     dirs = _search_dirs(data_home, dataset.folder, dataset.system_dirs)
     paths = None
@@ -915,7 +909,8 @@ def fetch_cifar10(
     ((10000, 3, 32, 32), ['airplane', 'automobile'])
     """
     subsets = _check_subset(subset)
-    _check_flags(return_X_y=return_X_y, download_if_missing=download_if_missing)
+    check_flag("return_X_y", return_X_y)
+    check_flag("download_if_missing", download_if_missing)
     names = [name for s in subsets for name in _CIFAR10_BATCHES[s]]
     dirs = _search_dirs(data_home, _CIFAR10_FOLDER)
     cache = Path(_data_home_path(data_home)) / _CIFAR10_FOLDER
