@@ -55,8 +55,9 @@ _IDX_LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension
 # two datasets' files have the same names and checksums guard only downloads,
 # so a file of one put where the other's are looked for is told apart by its
 # pixels. MNIST's are the published means (0.1307 is the one torchvision's
-# MNIST examples normalise with); Fashion-MNIST's were measured on the files
-# of Debian's dataset-fashion-mnist (0.28604 and 0.28685).
+# MNIST examples normalise with); Fashion-MNIST's are
+# fetch_fashion_mnist(subset=...).data.mean() on the files of Debian's
+# dataset-fashion-mnist (0.28604 and 0.28685).
 _MEAN_PIXEL = {
     "MNIST": {"train": 0.1307, "test": 0.1325},
     "Fashion-MNIST": {"train": 0.2860, "test": 0.2868},
