@@ -17,6 +17,7 @@ from skae._training import rank_seed
 from skae._validation import (
     Interval,
     check_bce_range,
+    check_flag,
     check_rows_ndim,
     generator_state,
     restore_generator,
@@ -368,8 +369,7 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
             raise TypeError(f"n_samples must be an int, got {n_samples!r}.")
         if n_samples < 1:
             raise ValueError(f"n_samples must be >= 1, got {n_samples}.")
-        if not isinstance(clip, (bool, np.bool_)):
-            raise TypeError(f"clip must be True or False, got {clip!r}.")
+        clip = check_flag("clip", clip)
         rng = check_random_state(random_state)
         codes = rng.standard_normal((n_samples, self.n_components_))
         X_new = self.inverse_transform(codes)

@@ -172,7 +172,7 @@ def test_sample_clip_keeps_the_output_container(low_rank):
 
 def test_sample_bad_clip(low_rank):
     vae = make_vae().fit(low_rank)
-    with pytest.raises(TypeError, match=r"^clip must be True or False, got 'yes'\.$"):
+    with pytest.raises(TypeError, match=r"^clip must be a bool, got 'yes'\.$"):
         vae.sample(2, clip="yes")
 
 
