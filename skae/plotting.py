@@ -33,7 +33,7 @@ from skae._plotting import (
     _resolve_image_shape,
     _RowsDisplay,
 )
-from skae._validation import _num_samples, in_container_of, torch_seed
+from skae._validation import _num_samples, check_flag, in_container_of, torch_seed
 from skae.noise import make_noise
 
 __all__ = [
@@ -411,6 +411,8 @@ class LatentSpaceDisplay:
             ("transform",),
             "transform to encode rows with; pass a fitted autoencoder",
         )
+        # Before encoding: truthiness read compare_pca="no" as True.
+        compare_pca = check_flag("compare_pca", compare_pca)
         codes = np.asarray(estimator.transform(X))
         pca_codes = None
         # Codes of one column: the display's own check says why they do not do.

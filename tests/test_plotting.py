@@ -452,6 +452,15 @@ def test_latent_space_from_estimator_compares_pca_on_two_rows_at_least(ae, digit
     assert display.pca_codes is None
 
 
+@pytest.mark.parametrize("compare_pca", ["no", None, 0])
+def test_latent_space_compare_pca_must_be_a_bool(ae, digits_data, compare_pca):
+    # Truthiness drew PCA's panel for "no" and silently dropped it for None.
+    with pytest.raises(
+        TypeError, match=re.escape(f"compare_pca must be a bool, got {compare_pca!r}.")
+    ):
+        LatentSpaceDisplay.from_estimator(ae, digits_data[0], compare_pca=compare_pca)
+
+
 def test_latent_space_labels_of_mixed_types():
     labels = np.array([1, "a", 2, "a"], dtype=object)
     display = LatentSpaceDisplay(np.zeros((4, 2)), labels=labels).plot()
