@@ -256,8 +256,8 @@ class LatentSpaceDisplay:
         Parameters
         ----------
         axes : matplotlib Axes or sequence of Axes, default=None
-            One axis per panel (two with ``pca_codes``); a new figure when
-            None.
+            One axis per panel (two with ``pca_codes``), all of one figure;
+            a new figure when None.
         **kwargs : dict
             Passed to :meth:`matplotlib.axes.Axes.scatter`. With ``labels``,
             the points are coloured by label: ``c`` and ``color`` are refused,
@@ -307,6 +307,14 @@ class LatentSpaceDisplay:
             raise ValueError(
                 f"axes holds {len(axes)} axes, but {len(panels)} panel(s) are "
                 "drawn; pass one axis per panel (two when pca_codes is given)."
+            )
+        if any(ax.figure is not axes[0].figure for ax in axes[1:]):
+            # figure_ is one figure, and the colorbar of many labels spans all
+            # axes: matplotlib failed with "not all parents share the same
+            # figure".
+            raise ValueError(
+                "axes holds axes of different figures (or subfigures); pass axes "
+                "of one figure, e.g. plt.subplots(1, 2)[1]."
             )
 
         style = {"s": 10, "alpha": 0.8, **kwargs}
@@ -397,7 +405,7 @@ class LatentSpaceDisplay:
         random_state : int, RandomState instance or None, default=0
             Seeds PCA's solver, for randomized SVD on large data.
         axes : matplotlib Axes or sequence of Axes, default=None
-            One axis per panel; a new figure when None.
+            One axis per panel, all of one figure; a new figure when None.
         **kwargs : dict
             Passed to :meth:`matplotlib.axes.Axes.scatter`.
 

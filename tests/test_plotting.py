@@ -461,6 +461,30 @@ def test_latent_space_compare_pca_must_be_a_bool(ae, digits_data, compare_pca):
         LatentSpaceDisplay.from_estimator(ae, digits_data[0], compare_pca=compare_pca)
 
 
+@pytest.mark.parametrize("labels", [np.arange(5) % 2, np.arange(30)])
+def test_latent_space_axes_of_one_figure(labels):
+    # With a colorbar (many labels), matplotlib failed with "Unable to create
+    # a colorbar Axes as not all parents share the same figure"; with a
+    # legend, figure_ named the first figure only.
+    rows = np.random.RandomState(0).normal(size=(len(labels), 2))
+    display = LatentSpaceDisplay(rows, labels=labels, pca_codes=rows)
+    left, right = plt.figure().subfigures(1, 2)
+    for axes in [
+        [plt.subplots()[1], plt.subplots()[1]],
+        [left.subplots(), right.subplots()],
+    ]:
+        with pytest.raises(
+            ValueError,
+            match=re.escape(
+                "axes holds axes of different figures (or subfigures); pass axes "
+                "of one figure"
+            ),
+        ):
+            display.plot(axes)
+    fig, axes = plt.subplots(1, 2)
+    assert display.plot(axes).figure_ is fig
+
+
 def test_latent_space_labels_of_mixed_types():
     labels = np.array([1, "a", 2, "a"], dtype=object)
     display = LatentSpaceDisplay(np.zeros((4, 2)), labels=labels).plot()
