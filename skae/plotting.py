@@ -8,6 +8,7 @@ a fitted estimator, then plots it. matplotlib is imported only when something
 is drawn, so importing this module stays cheap.
 """
 
+import inspect
 from numbers import Integral, Real
 
 import numpy as np
@@ -929,7 +930,8 @@ class SamplesDisplay:
         Parameters
         ----------
         estimator : fitted estimator with ``sample``
-            A :class:`~skae.VariationalAutoencoder`.
+            A :class:`~skae.VariationalAutoencoder`, or any estimator whose
+            ``sample(n_samples, random_state=..., clip=...)`` returns the rows.
         n_samples : int, default=16
             How many rows to draw.
         %(image_shape_from_estimator)s
@@ -952,6 +954,19 @@ class SamplesDisplay:
             ("sample",),
             "sample method to draw rows with; pass a fitted VariationalAutoencoder",
         )
+        # GaussianMixture.sample takes neither, KernelDensity.sample no clip:
+        # the call failed with "got an unexpected keyword argument".
+        accepted = inspect.signature(estimator.sample).parameters
+        if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
+            missing = [
+                name for name in ("random_state", "clip") if name not in accepted
+            ]
+            if missing:
+                raise ValueError(
+                    f"{type(estimator).__name__}.sample takes no "
+                    f"{' or '.join(missing)}, which the display passes it; pass "
+                    "a fitted VariationalAutoencoder."
+                )
         _check_positive_int("n_samples", n_samples)
         samples = np.asarray(
             estimator.sample(n_samples, random_state=random_state, clip=clip),

@@ -14,6 +14,8 @@ from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.decomposition import PCA
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LinearRegression
+from sklearn.mixture import GaussianMixture
+from sklearn.neighbors import KernelDensity
 
 from skae import AutoencoderTransformer, DenoisingAutoencoder, VariationalAutoencoder
 from skae._validation import torch_seed
@@ -931,6 +933,28 @@ def test_samples_need_a_sample_method(tabular):
         ),
     ):
         SamplesDisplay.from_estimator(PCA(2).fit(tabular))
+
+
+@pytest.mark.parametrize(
+    "estimator, missing",
+    [
+        (GaussianMixture(2, random_state=0), "random_state or clip"),
+        (KernelDensity(), "clip"),
+    ],
+)
+def test_samples_need_a_sample_method_like_the_vaes(tabular, estimator, missing):
+    # Their sample methods failed at the call, with "got an unexpected
+    # keyword argument 'random_state'".
+    estimator.fit(tabular)
+    name = type(estimator).__name__
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            f"{name}.sample takes no {missing}, which the display passes it; pass "
+            "a fitted VariationalAutoencoder."
+        ),
+    ):
+        SamplesDisplay.from_estimator(estimator)
 
 
 @pytest.mark.parametrize(
