@@ -184,6 +184,10 @@ class ReconstructionDisplay(_RowsDisplay):
             The drawn display.
         """
         _check_reconstructor(estimator)
+        if getattr(X, "ndim", 2) > 2:
+            # Refused with the whole X's shape: the estimator saw the shown
+            # rows only, and its message gave their shape as X's.
+            _check_rows("X", X, images=True)
         X_shown = _head(X, n_samples)
         originals = np.asarray(X_shown, dtype=np.float64)
         labels = None

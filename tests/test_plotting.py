@@ -354,6 +354,16 @@ def test_the_wrong_matplotlib_object_to_draw_into(draw, message):
             lambda dae, X: DenoisingDisplay.from_estimator(dae, X.reshape(-1, 8, 8)),
             "X_clean has shape (300, 8, 8), but the display takes images as flat rows",
         ),
+        # The estimator's message gave the shape of the first n_samples rows,
+        # (8, 8, 8), as X's.
+        (
+            lambda dae, X: ReconstructionDisplay.from_estimator(
+                dae, X.reshape(-1, 8, 8)
+            ),
+            "X has shape (300, 8, 8), but the display takes images as flat rows, "
+            "of shape (n_samples, n_features). Pass X.reshape(len(X), -1), to "
+            "shape (300, 64), with image_shape=(1, 8, 8)",
+        ),
     ],
 )
 def test_arrays_of_images_get_the_reshape_that_draws_them(
