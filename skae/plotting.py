@@ -426,6 +426,9 @@ class LatentSpaceDisplay:
         )
         # Before encoding: truthiness read compare_pca="no" as True.
         compare_pca = check_flag("compare_pca", compare_pca)
+        if y is not None:
+            # Before encoding, and against X: plot would name codes.
+            _check_labels(y, "X", _num_samples(X))
         codes = np.asarray(estimator.transform(X))
         pca_codes = None
         # Codes of one column: the display's own check says why they do not do.

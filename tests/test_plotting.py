@@ -497,6 +497,16 @@ def test_latent_space_axes_of_one_figure(labels):
     assert display.plot(axes).figure_ is fig
 
 
+def test_latent_space_from_estimator_checks_y_against_X(ae, digits_data):
+    # The message named codes, which the caller of from_estimator never saw.
+    X, y = digits_data
+    with pytest.raises(
+        ValueError,
+        match=re.escape("labels has shape (5,), but X has 300 rows; pass one label"),
+    ):
+        LatentSpaceDisplay.from_estimator(ae, X, y[:5])
+
+
 def test_latent_space_labels_of_mixed_types():
     labels = np.array([1, "a", 2, "a"], dtype=object)
     display = LatentSpaceDisplay(np.zeros((4, 2)), labels=labels).plot()
