@@ -18,6 +18,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skae._base import _BaseAutoencoder
 from skae._mixins import InputAxesMixin, NoiseMixin
+from skae._networks import _fitted_pca
 from skae._params import MEASURED_DEFAULTS, fill_doc, make_init
 from skae._units import CHUNK_ROWS, total_squares
 from skae._validation import (
@@ -385,6 +386,49 @@ def _fence(values):
 
     q1, q3 = quartile(0.25), quartile(0.75)
     return q3 + _TRIM_FENCE * (q3 - q1)
+
+
+def _least_anomalous(anomaly, trim_fraction):
+    """Positions of the rows kept by ``trim_fraction``, in increasing order.
+
+    ``anomaly`` holds the rows' anomaly scores (higher: more abnormal).
+    ``'auto'`` keeps those within Tukey's fence (:func:`_fence`); a fraction
+    leaves out the ``floor(trim_fraction * n_rows)`` highest (ties broken
+    by position).
+    """
+    if trim_fraction == "auto":
+        return np.flatnonzero(anomaly <= _fence(anomaly))
+    n_kept = len(anomaly) - int(trim_fraction * len(anomaly))
+    return np.sort(np.argsort(anomaly, kind="stable")[:n_kept])
+
+
+def _start_rows(X_train, n_components, trim_fraction, code_weight):
+    """Positions of the training rows the PCA start is fitted on.
+
+    Outliers among the training rows tilt PCA's axes towards them, and the
+    network starts from those axes. So PCA at ``n_components`` is fitted to
+    ``X_train`` (model units), each row is scored as the detector scores,
+    its squared residual and its code's Mahalanobis distance each over its
+    mean across the rows, weighted by ``code_weight``, and the rows that
+    ``trim_fraction`` leaves out (:func:`_least_anomalous`) are left out of
+    the start. In float64, a chunk of rows at a time.
+    """
+    pca = _fitted_pca(X_train, n_components, None)
+    variances = np.maximum(
+        pca.explained_variance_, _CODE_VARIANCE_FLOOR * pca.explained_variance_.sum()
+    )
+    residual, distance = np.empty(len(X_train)), np.empty(len(X_train))
+    for start in range(0, len(X_train), CHUNK_ROWS):
+        chunk = slice(start, start + CHUNK_ROWS)
+        centred = X_train[chunk].astype(np.float64) - pca.mean_
+        codes = centred @ pca.components_.T
+        residual[chunk] = np.sum((centred - codes @ pca.components_) ** 2, axis=1)
+        distance[chunk] = np.sum(codes**2 / variances, axis=1)
+    # Each over its mean: zero everywhere (a full-rank code) counts nothing.
+    relative = residual / residual.mean() if residual.mean() > 0 else residual * 0
+    distance = distance / distance.mean() if distance.mean() > 0 else distance * 0
+    anomaly = (relative + code_weight * distance) / (1.0 + code_weight)
+    return _least_anomalous(anomaly, trim_fraction)
 
 
 class _FencedLoss(torch.nn.Module):
@@ -844,6 +888,15 @@ class AutoencoderOutlierDetector(
             return _FencedLoss(loss)
         return _TrimmedLoss(loss, self.trim_fraction) if self.trim_fraction else loss
 
+    def _start(self, network, X_train, rng):
+        if self.trim_fraction:
+            X_train = X_train[
+                _start_rows(
+                    X_train, self.n_components_, self.trim_fraction, self.code_weight
+                )
+            ]
+        return super()._start(network, X_train, rng)
+
     def _setup(self, X, rng, train_idx, valid_idx, **kwargs):
         train = super()._setup(X, rng, train_idx, valid_idx, **kwargs)
         batch_size = self.training_plan_["batch_size"]
@@ -893,16 +946,8 @@ class AutoencoderOutlierDetector(
             # The worst-scoring trim_fraction of the rows trained on (with
             # 'auto', those beyond the fence) are left out of the statistics
             # too, which are refitted without them.
-            if self.trim_fraction == "auto":
-                anomaly = -scores[trained]
-                kept = trained[anomaly <= _fence(anomaly)]
-            else:
-                n_kept = len(trained) - int(self.trim_fraction * len(trained))
-                order = np.argsort(-scores[trained], kind="stable")
-                kept = trained[order[:n_kept]]
-            fitted, gain = _score_statistics(
-                residuals, codes, np.sort(kept), covariance
-            )
+            kept = trained[_least_anomalous(-scores[trained], self.trim_fraction)]
+            fitted, gain = _score_statistics(residuals, codes, kept, covariance)
             scores = _scores_by_chunks(residuals, codes, fitted, self.code_weight)
         if self.contamination == "auto":
             offset = -self._auto_threshold(-scores, trained, valid_idx)

@@ -10,15 +10,18 @@ import torch
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
 from sklearn.covariance import ledoit_wolf
+from sklearn.decomposition import PCA
 from sklearn.metrics import roc_auc_score
 
 from skae import AutoencoderOutlierDetector, _units, outlier
+from skae._base import _BaseAutoencoder
 from skae._losses import RowMeanLoss
 from skae.outlier import (
     _SCALE_FLOOR,
     _WHITENING_MIN_GAIN,
     _auto_error_covariance,
     _ledoit_wolf_by_chunks,
+    _start_rows,
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -757,6 +760,46 @@ def test_trim_fraction_ranks_outliers_among_the_training_rows(digits):
     assert aucs[1] > aucs[0]
     # 'auto' knows no fraction: the other digits stand out beyond the fence.
     assert aucs[2] > aucs[0]
+
+
+@pytest.mark.parametrize("trim, n_kept", [(0.1, 270), (0.2, 240), ("auto", None)])
+def test_start_rows_leave_out_rows_that_tilt_pcas_axes(monkeypatch, trim, n_kept):
+    # A tenth of the rows lie far off the plane: PCA of every row turns its
+    # axes towards them. Scored by PCA as the detector scores, they are the
+    # rows the start leaves out, and PCA of the rows kept finds the plane.
+    monkeypatch.setattr(outlier, "CHUNK_ROWS", 64)
+    X = np.vstack([plane(270), off_plane(30)]).astype(np.float32)
+    kept = _start_rows(X, 2, trim, code_weight=1.0)
+    assert_array_equal(kept, np.sort(kept))
+    assert not np.isin(np.arange(270, 300), kept).any()
+    if n_kept is not None:
+        assert len(kept) == n_kept
+    else:
+        # Tukey's fence keeps the normal rows, whose scores are alike.
+        assert len(kept) >= 260
+
+    def off_the_plane(rows):
+        axes = PCA(2).fit(rows).components_
+        return np.linalg.norm(axes - axes @ BASIS.T @ BASIS)
+
+    assert off_the_plane(X) > 1
+    assert off_the_plane(X[kept]) < 0.05
+
+
+def test_trim_fraction_starts_the_linear_path_without_the_rows_left_out(
+    monkeypatch,
+):
+    # The PCA start sees the training rows but those _start_rows leaves out.
+    seen, start = [], _BaseAutoencoder._start
+
+    def spy(self, network, X_train, rng):
+        seen.append(len(X_train))
+        return start(self, network, X_train, rng)
+
+    monkeypatch.setattr(_BaseAutoencoder, "_start", spy)
+    for trim in (0.0, 0.1):
+        make_detector(trim_fraction=trim, early_stopping=False).fit(plane(200))
+    assert seen == [200, 180]
 
 
 @pytest.mark.parametrize("n_features", [1, 6])
