@@ -686,12 +686,36 @@ class AutoencoderNet(NeuralNet):
         and a stop at the last epoch then looked like a fit that ran out of
         ``max_iter``, which warned of non-convergence (:func:`converged`).
         """
+        if method_name == "on_train_begin" and len(self.history):
+            self._resume_callbacks(**cb_kwargs)
+            return
         try:
             super().notify(method_name, **cb_kwargs)
         except KeyboardInterrupt:
             if method_name == "on_epoch_end":
                 self._stop_requested = True
             raise
+
+    def _resume_callbacks(self, **cb_kwargs):
+        """Begin training that goes on, at the rates the schedules left.
+
+        As skorch's ``notify('on_train_begin')``, but skorch's
+        ``LRScheduler`` builds a new torch scheduler there, at ``last_epoch``
+        of the epochs run, and torch's constructor steps it once more:
+        StepLR, among others, applied its decay again, so that one-epoch
+        ``partial_fit`` calls decayed the rate twice at every step of the
+        schedule. Each rebuilt scheduler goes on from the rates the last
+        epoch's step left, as in one longer run.
+        """
+        self.on_train_begin(self, **cb_kwargs)
+        for _, callback in self.callbacks_:
+            lrs = [group["lr"] for group in self.optimizer_.param_groups]
+            callback.on_train_begin(self, **cb_kwargs)
+            scheduler = getattr(callback, "lr_scheduler_", None)
+            if isinstance(callback, LRScheduler) and scheduler is not None:
+                for group, lr in zip(self.optimizer_.param_groups, lrs, strict=True):
+                    group["lr"] = lr
+                scheduler._last_lr = lrs
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         """Forget a stop requested in an earlier fit; set up the training step.

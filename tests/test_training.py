@@ -13,10 +13,11 @@ import torch
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
-from skorch.callbacks import Callback, EarlyStopping
+from skorch.callbacks import Callback, EarlyStopping, LRScheduler
 from skorch.dataset import ValidSplit
 from skorch.helper import predefined_split
 from torch import nn
+from torch.optim.lr_scheduler import StepLR
 
 from skae import (
     AutoencoderNet,
@@ -871,6 +872,27 @@ def test_an_ordered_model_streams_at_the_adaptive_runs_rate():
     plan = ae.partial_fit(X).training_plan_
     assert (plan["learning_rate"], plan["learning_rate_init"]) == ("adaptive", 1e-3)
     assert ae.fit(X).training_plan_["learning_rate"] == "one_cycle"
+
+
+def test_partial_fit_goes_on_with_a_users_schedule_as_one_run():
+    # skorch rebuilds the torch scheduler at each call, and torch's
+    # constructor stepped StepLR once more: the rate halved twice at every
+    # step of the schedule, 0.01, 0.01, 0.0025, 0.0025, 0.000625, ...
+    X = np.random.RandomState(0).normal(size=(40, 4))
+    schedule = LRScheduler(StepLR, step_size=2, gamma=0.5)
+    ae = AutoencoderTransformer(
+        2,
+        init="random",
+        learning_rate="constant",
+        learning_rate_init=0.01,
+        callbacks=[("schedule", schedule)],
+        random_state=0,
+    )
+    for _ in range(6):
+        ae.partial_fit(X)
+    expected = [0.01, 0.01, 0.005, 0.005, 0.0025, 0.0025]
+    assert ae.net_.history[:, "event_lr"] == pytest.approx(expected)
+    assert ae.net_.optimizer_.param_groups[0]["lr"] == pytest.approx(0.00125)
 
 
 def test_a_planned_run_on_input_axes_takes_smaller_batches_over_fewer_epochs():
