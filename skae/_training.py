@@ -381,6 +381,10 @@ _SAME_AS_FITTED = ("module", "criterion")
 # graphed step) or makes again where needed (the float64 copy for scoring):
 # neither pickled nor copied.
 _TRANSIENT = ("_data_parallel", "_graphed_step", "_float64_module")
+# What a torch scheduler has counted, kept from one partial_fit to the next:
+# its steps, and a plateau's best score, epochs without improvement and
+# cooldown. Its settings are read anew from its callback at each call.
+_SCHEDULE_PROGRESS = ("last_epoch", "best", "num_bad_epochs", "cooldown_counter")
 
 
 class TrainingDivergedError(ValueError):
@@ -705,17 +709,27 @@ class AutoencoderNet(NeuralNet):
         StepLR, among others, applied its decay again, so that one-epoch
         ``partial_fit`` calls decayed the rate twice at every step of the
         schedule. Each rebuilt scheduler goes on from the rates the last
-        epoch's step left, as in one longer run.
+        epoch's step left, as in one longer run, and from the progress the
+        last call's scheduler of the same name and kind made
+        (:meth:`on_train_end` keeps it): the steps it took, batches for one
+        stepped every batch, where skorch counts epochs; a plateau's best
+        score and epochs without improvement, which skorch started afresh,
+        so that a plateau schedule never lowered the rate.
         """
+        progress = self.__dict__.get("_schedule_progress", {})
         self.on_train_begin(self, **cb_kwargs)
-        for _, callback in self.callbacks_:
+        for name, callback in self.callbacks_:
             lrs = [group["lr"] for group in self.optimizer_.param_groups]
             callback.on_train_begin(self, **cb_kwargs)
             scheduler = getattr(callback, "lr_scheduler_", None)
-            if isinstance(callback, LRScheduler) and scheduler is not None:
-                for group, lr in zip(self.optimizer_.param_groups, lrs, strict=True):
-                    group["lr"] = lr
-                scheduler._last_lr = lrs
+            if not isinstance(callback, LRScheduler) or scheduler is None:
+                continue
+            for group, lr in zip(self.optimizer_.param_groups, lrs, strict=True):
+                group["lr"] = lr
+            scheduler._last_lr = lrs
+            kind, saved = progress.get(name, (None, None))
+            if kind is type(scheduler):
+                vars(scheduler).update(saved)
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         """Forget a stop requested in an earlier fit; set up the training step.
@@ -830,12 +844,27 @@ class AutoencoderNet(NeuralNet):
         graph of the training step, and the
         torch schedulers of skorch's ``LRScheduler`` callbacks: they hold the
         optimizer, whose tensors skorch pickles itself, loadable on any
-        device, and skorch builds new ones when training starts again.
+        device, and skorch builds new ones when training starts again. Their
+        progress is kept, for training that goes on.
         """
         self._drop_training_state()
-        for _, callback in self.callbacks_:
+        progress = {}
+        for name, callback in self.callbacks_:
             if isinstance(callback, LRScheduler):
+                scheduler = callback.lr_scheduler_
+                if scheduler is not None:
+                    progress[name] = (
+                        type(scheduler),
+                        {
+                            key: value
+                            for key, value in vars(scheduler).items()
+                            if key in _SCHEDULE_PROGRESS
+                        },
+                    )
                 callback.lr_scheduler_ = None
+        # For the next partial_fit, whose schedulers skorch builds anew
+        # (_resume_callbacks); plain numbers, which pickle anywhere.
+        self._schedule_progress = progress
 
     def _drop_training_state(self):
         """Drop the data-parallel view and close the graphed training step."""

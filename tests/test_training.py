@@ -17,7 +17,7 @@ from skorch.callbacks import Callback, EarlyStopping, LRScheduler
 from skorch.dataset import ValidSplit
 from skorch.helper import predefined_split
 from torch import nn
-from torch.optim.lr_scheduler import StepLR
+from torch.optim.lr_scheduler import LinearLR, ReduceLROnPlateau, StepLR
 
 from skae import (
     AutoencoderNet,
@@ -893,6 +893,43 @@ def test_partial_fit_goes_on_with_a_users_schedule_as_one_run():
     expected = [0.01, 0.01, 0.005, 0.005, 0.0025, 0.0025]
     assert ae.net_.history[:, "event_lr"] == pytest.approx(expected)
     assert ae.net_.optimizer_.param_groups[0]["lr"] == pytest.approx(0.00125)
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        # Counted epochs, not batches: after the first call it went on from
+        # step 1 at every call.
+        LRScheduler(LinearLR, step_every="batch", end_factor=0.1, total_iters=8),
+        # Never improved on by 10 times its loss; started afresh at every
+        # call, it never lowered the rate.
+        LRScheduler(
+            ReduceLROnPlateau, patience=1, threshold=10.0, monitor="train_loss"
+        ),
+    ],
+    ids=["every_batch", "plateau"],
+)
+def test_partial_fit_goes_on_with_a_schedules_progress(schedule):
+    X = np.random.RandomState(0).normal(size=(40, 4))
+    params = dict(
+        init="random",
+        learning_rate="constant",
+        learning_rate_init=0.01,
+        batch_size=20,
+        callbacks=[("schedule", schedule)],
+        random_state=0,
+    )
+    streamed = AutoencoderTransformer(2, **params)
+    for _ in range(4):
+        streamed.partial_fit(X)
+    one_run = AutoencoderTransformer(
+        2, max_iter=4, early_stopping=False, n_iter_no_change=10, **params
+    )
+    with pytest.warns(ConvergenceWarning):
+        one_run.fit(X)
+    lr = one_run.net_.optimizer_.param_groups[0]["lr"]
+    assert lr < 0.005
+    assert streamed.net_.optimizer_.param_groups[0]["lr"] == pytest.approx(lr)
 
 
 def test_a_planned_run_on_input_axes_takes_smaller_batches_over_fewer_epochs():
