@@ -411,24 +411,29 @@ def _start_rows(X_train, n_components, trim_fraction, code_weight):
     its squared residual and its code's Mahalanobis distance each over its
     mean across the rows, weighted by ``code_weight``, and the rows that
     ``trim_fraction`` leaves out (:func:`_least_anomalous`) are left out of
-    the start. In float64, a chunk of rows at a time.
+    the start. In float64, a chunk of rows at a time. At least
+    ``n_components`` rows are kept, the least anomalous, so that PCA of
+    the rows kept has the width of the start.
     """
     pca = _fitted_pca(X_train, n_components, None)
-    variances = np.maximum(
-        pca.explained_variance_, _CODE_VARIANCE_FLOOR * pca.explained_variance_.sum()
-    )
+    # Units of no variance (constant rows) add no distance.
+    variances = pca.explained_variance_
+    varying = variances > _CODE_VARIANCE_FLOOR * variances.sum()
     residual, distance = np.empty(len(X_train)), np.empty(len(X_train))
     for start in range(0, len(X_train), CHUNK_ROWS):
         chunk = slice(start, start + CHUNK_ROWS)
         centred = X_train[chunk].astype(np.float64) - pca.mean_
         codes = centred @ pca.components_.T
         residual[chunk] = np.sum((centred - codes @ pca.components_) ** 2, axis=1)
-        distance[chunk] = np.sum(codes**2 / variances, axis=1)
+        distance[chunk] = np.sum(codes[:, varying] ** 2 / variances[varying], axis=1)
     # Each over its mean: zero everywhere (a full-rank code) counts nothing.
     relative = residual / residual.mean() if residual.mean() > 0 else residual * 0
     distance = distance / distance.mean() if distance.mean() > 0 else distance * 0
     anomaly = (relative + code_weight * distance) / (1.0 + code_weight)
-    return _least_anomalous(anomaly, trim_fraction)
+    kept = _least_anomalous(anomaly, trim_fraction)
+    if len(kept) < n_components:
+        kept = np.sort(np.argsort(anomaly, kind="stable")[:n_components])
+    return kept
 
 
 class _FencedLoss(torch.nn.Module):

@@ -786,6 +786,27 @@ def test_start_rows_leave_out_rows_that_tilt_pcas_axes(monkeypatch, trim, n_kept
     assert off_the_plane(X[kept]) < 0.05
 
 
+@pytest.mark.parametrize(
+    "X, n_components, trim",
+    [
+        # Constant rows: every code unit of no variance, whose distance was
+        # 0 / 0, and no row was kept (PCA then refused 0 rows).
+        (np.ones((20, 5)), 2, "auto"),
+        (np.ones((20, 5)), 2, 0.2),
+        # Five rows at width 4: a share of 0.45 kept 3 rows, too few for
+        # PCA at width 4.
+        (np.random.RandomState(0).normal(size=(5, 6)), 4, 0.45),
+    ],
+)
+def test_trimmed_start_fits_rows_left_few_or_constant(X, n_components, trim):
+    kept = _start_rows(X.astype(np.float32), n_components, trim, code_weight=1.0)
+    assert len(kept) >= n_components
+    detector = make_detector(
+        n_components=n_components, trim_fraction=trim, early_stopping=False
+    ).fit(X)
+    assert np.isfinite(detector.score_samples(X)).all()
+
+
 def test_trim_fraction_starts_the_linear_path_without_the_rows_left_out(
     monkeypatch,
 ):
