@@ -475,17 +475,20 @@ def _read_idx(path, magic):
             if not n_bytes:
                 raise ValueError(f"{path}: the header gives shape {shape}: no data.")
             # Before allocating what the header claims: the file's own size
-            # (a gzip file's last 4 bytes hold its uncompressed size, mod 2**32).
+            # (a gzip file's last 4 bytes hold the uncompressed size, mod
+            # 2**32, of its last member: the whole file's if it has one).
             n_header = 4 + 4 * n_dims
             if compressed:
-                n_read, trailing = n_bytes, False
+                n_read = n_bytes
                 if _uncompressed_size(path) != (n_header + n_bytes) % 2**32:
-                    raise EOFError(
-                        f"its gzip trailer does not match the header's shape {shape}"
-                    )
+                    # Several members (gzip files concatenated), valid, or
+                    # a file that does not match its header: counted without
+                    # keeping the data, up to a byte past the header's size.
+                    n_read = _count_bytes(f, n_bytes + 1)
+                    f.seek(n_header)
             else:
                 n_read = path.stat().st_size - n_header
-                trailing = n_read > n_bytes
+            trailing = n_read > n_bytes
             if n_read == n_bytes:
                 # Read straight into a writable buffer: one copy of the data,
                 # and the returned array can be modified in place.
@@ -503,6 +506,14 @@ def _read_idx(path, magic):
             "or corrupt; delete it and fetch it again."
         )
     return np.frombuffer(buffer, dtype=np.uint8).reshape(shape)
+
+
+def _count_bytes(f, limit):
+    """Return how many bytes are left in ``f``, counting up to ``limit``."""
+    n = 0
+    while n < limit and (chunk := f.read(min(1 << 20, limit - n))):
+        n += len(chunk)
+    return n
 
 
 def _uncompressed_size(path):

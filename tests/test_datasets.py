@@ -448,6 +448,29 @@ def test_read_idx_tells_gzip_by_content(tmp_path, name, compress):
     np.testing.assert_array_equal(datasets._read_idx(path, 0x00000803), array)
 
 
+@pytest.mark.parametrize(
+    "extra, msg",
+    [(b"", None), (b"\0", "holds more bytes"), (None, "holds only 3910 bytes")],
+    ids=["whole", "longer", "shorter"],
+)
+def test_read_idx_reads_every_gzip_member(tmp_path, extra, msg):
+    # A gzip file of several members, as concatenating gzip files makes it:
+    # gzip reads them all, but the file was refused as "truncated or corrupt
+    # (its gzip trailer does not match the header's shape ...)", the trailer
+    # being the last member's only.
+    array = np.random.default_rng(0).integers(0, 256, (5, 28, 28), dtype=np.uint8)
+    content = idx_bytes(array)
+    content = content[:-10] if extra is None else content + extra
+    path = tmp_path / "images.gz"
+    members = [content[:1000], content[1000:2000], content[2000:]]
+    path.write_bytes(b"".join(map(gzip.compress, members)))
+    if msg is None:
+        np.testing.assert_array_equal(datasets._read_idx(path, 0x00000803), array)
+    else:
+        with pytest.raises(ValueError, match=r"header gives shape .*" + msg):
+            datasets._read_idx(path, 0x00000803)
+
+
 @pytest.mark.parametrize("gz", [False, True])
 def test_read_idx_checks_the_header_against_the_file_before_allocating(tmp_path, gz):
     # A header claiming 2**32 - 1 images of 28x28 pixels: about 3 TB.
