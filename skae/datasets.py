@@ -769,22 +769,36 @@ def fetch_fashion_mnist(
 
 
 class _CifarUnpickler(pickle.Unpickler):
-    """Unpickle a CIFAR-10 batch, refusing all but what numpy arrays need.
+    """Unpickle a CIFAR-10 batch, refusing all but what arrays and bytes need.
 
     Unpickling can run arbitrary code, and these files may come from any of
     the directories searched; a batch needs no more than this to load.
     """
 
     def find_class(self, module, name):
-        if (module, name) in {("numpy", "ndarray"), ("numpy", "dtype")} or (
-            module in {"numpy.core.multiarray", "numpy._core.multiarray"}
-            and name == "_reconstruct"
-        ):
+        # numpy 2 moved numpy.core to numpy._core.
+        core_name = f"{module}.{name}".replace("numpy._core.", "numpy.core.")
+        if (module, name) in _CIFAR_GLOBALS or core_name in {
+            "numpy.core.multiarray._reconstruct",
+            # What arrays pickled with protocol 5 are made by.
+            "numpy.core.numeric._frombuffer",
+        }:
             return super().find_class(module, name)
         raise _RefusedPickle(
             f"Refusing to load {module}.{name}: a CIFAR-10 batch holds only "
-            "numpy arrays and lists."
+            "numpy arrays, lists, bytes and str."
         )
+
+
+_CIFAR_GLOBALS = {
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    # Python 3 pickles bytes with these in protocols 0 to 2 (b"" with bytes()):
+    # a batch pickled again with one of them was refused as foreign.
+    ("_codecs", "encode"),
+    ("__builtin__", "bytes"),
+    ("builtins", "bytes"),
+}
 
 
 class _RefusedPickle(pickle.UnpicklingError):
@@ -805,6 +819,13 @@ def _read_cifar_batch(path):
         # UnicodeDecodeError, TypeError, AttributeError...
         except Exception as exc:
             raise _corrupt_file(path, exc) from exc
+    if isinstance(batch, dict):
+        # Python 2's str, the published batches' keys, are read as bytes; a
+        # batch pickled again by Python 3 may have str keys.
+        batch = {
+            key.encode() if key in ("data", "labels") else key: value
+            for key, value in batch.items()
+        }
     try:
         data = np.asarray(batch[b"data"])
         labels = np.asarray(batch[b"labels"])
@@ -812,7 +833,8 @@ def _read_cifar_batch(path):
     except (TypeError, KeyError, ValueError) as exc:
         raise ValueError(
             f"{path} is not a CIFAR-10 batch: expected a dict with keys "
-            f"b'data' and b'labels'; got {type(batch).__name__} ({exc!r})."
+            f"b'data' and b'labels'; got {type(batch).__name__} ({exc!r}). "
+            "The keys may also be str. Delete the file and fetch it again."
         ) from exc
     # The published batches hold bytes, and labels 0 to 9, as lists of ints.
     if (
@@ -827,7 +849,8 @@ def _read_cifar_batch(path):
         raise ValueError(
             f"{path} is not a CIFAR-10 batch: expected uint8 data of shape "
             f"(n, 3072) and n integer labels in 0..9; got {data.dtype} data of "
-            f"shape {data.shape} and {labels.dtype} labels of shape {labels.shape}."
+            f"shape {data.shape} and {labels.dtype} labels of shape "
+            f"{labels.shape}. Delete the file and fetch it again."
         )
     labels = labels.astype(np.int64)
     return data.reshape(-1, 3, 32, 32), labels

@@ -924,6 +924,49 @@ def test_fetch_cifar10_damaged_byte_in_a_batch(tmp_path):
         fetch_cifar10(data_home=tmp_path, subset="test", download_if_missing=False)
 
 
+class Python2Pickler(pickle._Pickler):
+    """Pickle bytes as Python 2 pickles its str, which Python 3 reads as bytes."""
+
+    dispatch = dict(pickle._Pickler.dispatch)
+
+    def save_python2_str(self, obj):
+        self.write(pickle.BINSTRING + struct.pack("<i", len(obj)) + obj)
+        self.memoize(obj)
+
+    dispatch[bytes] = save_python2_str
+
+
+def python2_dumps(obj):
+    buffer = io.BytesIO()
+    Python2Pickler(buffer, protocol=2).dump(obj)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "dumps",
+    [
+        python2_dumps,
+        *(lambda obj, p=p: pickle.dumps(obj, protocol=p) for p in range(6)),
+    ],
+    ids=["python2", *(f"protocol{p}" for p in range(6))],
+)
+@pytest.mark.parametrize("str_keys", [False, True])
+def test_fetch_cifar10_reads_batches_pickled_again(tmp_path, dumps, str_keys):
+    # Python 3 pickles bytes with _codecs.encode (b"" with bytes()) in
+    # protocols 0 to 2, and arrays with _frombuffer in protocol 5: such a
+    # batch was refused with "Refusing to load _codecs.encode: a CIFAR-10
+    # batch holds only numpy arrays and lists". One with str keys, 'data'
+    # and 'labels', was "not a CIFAR-10 batch (KeyError(b'data'))".
+    batch = make_cifar_batches()["test_batch"]
+    batch[b"batch_label"] = b""
+    keys = {key: key.decode() if str_keys else key for key in batch}
+    content = dumps({keys[key]: value for key, value in batch.items()})
+    (tmp_path / "test_batch").write_bytes(content)
+    bunch = fetch_cifar10(data_home=tmp_path, subset="test", download_if_missing=False)
+    np.testing.assert_array_equal(bunch.images.reshape(N_BATCH, -1), batch[b"data"])
+    np.testing.assert_array_equal(bunch.target, batch[b"labels"])
+
+
 def test_fetch_cifar10_refuses_foreign_pickles(tmp_path):
     batches = make_cifar_batches()
     batches["test_batch"][b"labels"] = OrderedDict()
@@ -962,6 +1005,8 @@ def test_fetch_cifar10_refuses_foreign_pickles(tmp_path):
 )
 def test_fetch_cifar10_bad_batch(tmp_path, batch, msg):
     (tmp_path / "test_batch").write_bytes(pickle.dumps(batch, protocol=4))
+    # What to do was not said.
+    msg += r".*\. Delete the file and fetch it again\.$"
     with pytest.raises(ValueError, match=msg):
         fetch_cifar10(data_home=tmp_path, subset="test", download_if_missing=False)
 
