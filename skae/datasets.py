@@ -11,6 +11,7 @@ many dimensions, where a nonlinear reduction can do what PCA cannot.
 """
 
 import contextlib
+import errno
 import gzip
 import hashlib
 import http.client
@@ -249,8 +250,9 @@ data : :class:`~sklearn.utils.Bunch`
 Raises
 ------
 OSError
-    If the files are found nowhere and cannot be downloaded, or a
-    download fails its checksum.
+    If the files are found nowhere and cannot be downloaded, a download
+    fails its checksum, or the files to keep cannot be written into
+    data_home (a PermissionError then names it).
 ValueError
     If a file found is truncated, corrupt or not of the expected format;
     the message names it.""",
@@ -550,6 +552,32 @@ def _atomic_file(path):
         raise
 
 
+@contextlib.contextmanager
+def _writing_into(cache, archive=None):
+    """Name data_home, and what to do, when the block cannot write into ``cache``.
+
+    Creating a folder or a file there raised a bare PermissionError from deep
+    inside the fetcher; errors reading ``archive`` are left as they are.
+    """
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in {errno.EACCES, errno.EPERM, errno.EROFS} or (
+            archive is not None and exc.filename == os.fspath(archive)
+        ):
+            raise
+        hint = (
+            ""
+            if archive is None
+            else f" (the archive is still found if SKAE_DATA names {archive.parent})"
+        )
+        raise type(exc)(
+            f"Cannot write into {cache}: {exc}. Fetched files are kept there, "
+            f"under data_home ({cache.parent}): pass a data_home you can write "
+            f"to{hint}."
+        ) from exc
+
+
 def _check_download_allowed(download_if_missing, help_message, what, cache):
     """Raise where the files were looked for, unless they may be downloaded."""
     if not download_if_missing:
@@ -607,16 +635,17 @@ def _fetch_idx(dataset, data_home, subset, return_X_y, download_if_missing):
         )
         _check_download_allowed(download_if_missing, help_message, "them", cache)
         paths = [cache / f"{name}.gz" for name in names]
-        for path in paths:
-            # Files of another subset, or of an interrupted fetch, are already
-            # there and verified.
-            if not path.is_file():
-                _download(
-                    dataset.base_url + path.name,
-                    path,
-                    dataset.md5[path.name],
-                    help_message,
-                )
+        with _writing_into(cache):
+            for path in paths:
+                # Files of another subset, or of an interrupted fetch, are
+                # already there and verified.
+                if not path.is_file():
+                    _download(
+                        dataset.base_url + path.name,
+                        path,
+                        dataset.md5[path.name],
+                        help_message,
+                    )
     images, target = [], []
     for file_subset, images_path, labels_path in zip(
         subsets, paths[::2], paths[1::2], strict=True
@@ -960,7 +989,8 @@ def fetch_cifar10(
             # marker, before the gzip trailer's CRC, so a damaged member
             # would otherwise be extracted, and cached, without a word.
             _check_archive_md5(archive)
-            _extract_cifar_batches(archive, cache)
+            with _writing_into(cache, archive):
+                _extract_cifar_batches(archive, cache)
         else:
             help_message = (
                 f"CIFAR-10 needs the batches {', '.join(names)} (in "
@@ -970,22 +1000,23 @@ def fetch_cifar10(
             _check_download_allowed(
                 download_if_missing, help_message, _CIFAR10_URL, cache
             )
-            cache.mkdir(parents=True, exist_ok=True)
-            # Into a folder of this call's own, removed once the batches are
-            # extracted: the batches are all that is read, so 163 MiB are not
-            # kept twice, and a concurrent fetch (the ranks of a torchrun job)
-            # can neither remove the archive before it is extracted nor take
-            # it for a local copy.
-            with tempfile.TemporaryDirectory(
-                prefix=f"{_CIFAR10_ARCHIVE}.part_", dir=cache
-            ) as tmp:
-                archive = _download(
-                    _CIFAR10_URL,
-                    Path(tmp) / _CIFAR10_ARCHIVE,
-                    _CIFAR10_MD5,
-                    help_message,
-                )
-                _extract_cifar_batches(archive, cache)
+            with _writing_into(cache):
+                cache.mkdir(parents=True, exist_ok=True)
+                # Into a folder of this call's own, removed once the batches
+                # are extracted: the batches are all that is read, so 163 MiB
+                # are not kept twice, and a concurrent fetch (the ranks of a
+                # torchrun job) can neither remove the archive before it is
+                # extracted nor take it for a local copy.
+                with tempfile.TemporaryDirectory(
+                    prefix=f"{_CIFAR10_ARCHIVE}.part_", dir=cache
+                ) as tmp:
+                    archive = _download(
+                        _CIFAR10_URL,
+                        Path(tmp) / _CIFAR10_ARCHIVE,
+                        _CIFAR10_MD5,
+                        help_message,
+                    )
+                    _extract_cifar_batches(archive, cache)
         paths = _find_cifar_batches(cache, names)
         if paths is None:
             raise OSError(

@@ -1,3 +1,4 @@
+import errno
 import gzip
 import hashlib
 import http.client
@@ -889,6 +890,75 @@ def test_fetch_cifar10_concurrent_downloads(tmp_path, monkeypatch):
         )
     assert len(requested) == 2
     assert os.listdir(tmp_path / "cifar-10") == ["cifar-10-batches-py"]
+
+
+def make_read_only(monkeypatch, directory):
+    """Refuse to create anything in ``directory``, as chmod 0o555 does.
+
+    Patched rather than set with chmod, which does not bind root.
+    """
+    mkdir, open_ = os.mkdir, os.open
+
+    def refuse(path):
+        if Path(path).parent == directory:
+            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+
+    def read_only_mkdir(path, *args, **kwargs):
+        refuse(path)
+        return mkdir(path, *args, **kwargs)
+
+    def read_only_open(path, flags, *args, **kwargs):
+        if flags & os.O_CREAT:
+            refuse(path)
+        return open_(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "mkdir", read_only_mkdir)
+    monkeypatch.setattr(os, "open", read_only_open)
+
+
+@pytest.mark.parametrize(
+    "where", ["data_home", "batch_dir", "download", "download_mnist"]
+)
+def test_fetch_read_only_data_home(tmp_path, monkeypatch, where):
+    # A bare "PermissionError: [Errno 13] Permission denied: '.../cifar-10'"
+    # from deep inside the fetcher, which said neither that data_home must
+    # be writable nor what to do.
+    archive = cifar_tar_bytes(make_cifar_batches())
+    monkeypatch.setattr(datasets, "_CIFAR10_MD5", hashlib.md5(archive).hexdigest())
+    arrays = make_idx_set(0)
+    files = {
+        f"{name}.gz": gzip.compress(idx_bytes(array)) for name, array in arrays.items()
+    }
+    md5 = {name: hashlib.md5(content).hexdigest() for name, content in files.items()}
+    monkeypatch.setattr(datasets, "_MNIST", datasets._MNIST._replace(md5=md5))
+    served = {datasets._MNIST.base_url + name: c for name, c in files.items()}
+    serve(monkeypatch, {datasets._CIFAR10_URL: archive, **served})
+    if where in ("data_home", "batch_dir"):
+        (tmp_path / "cifar-10-python.tar.gz").write_bytes(archive)
+    read_only, folder = tmp_path, "cifar-10"
+    if where == "batch_dir":
+        read_only = tmp_path / "cifar-10" / "cifar-10-batches-py"
+        read_only.mkdir(parents=True)
+    elif where == "download_mnist":
+        folder = "mnist"
+    make_read_only(monkeypatch, read_only)
+    hint = ""
+    if where in ("data_home", "batch_dir"):
+        hint = f" (the archive is still found if SKAE_DATA names {tmp_path})"
+    msg = (
+        re.escape(
+            f"Cannot write into {tmp_path / folder}: [Errno 13] Permission "
+            f"denied: '{read_only}{os.sep}"
+        )
+        + r"[^']+"
+        + re.escape(
+            f"'. Fetched files are kept there, under data_home ({tmp_path}): "
+            f"pass a data_home you can write to{hint}."
+        )
+    )
+    fetch = fetch_mnist if where == "download_mnist" else fetch_cifar10
+    with pytest.raises(PermissionError, match=f"^{msg}$"):
+        fetch(data_home=tmp_path, subset="test")
 
 
 def test_fetch_cifar10_offline_error(tmp_path):
