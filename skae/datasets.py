@@ -25,8 +25,8 @@ import secrets
 import shutil
 import struct
 import tarfile
-import tempfile
 import textwrap
+import time
 import warnings
 import zlib
 from pathlib import Path
@@ -43,6 +43,10 @@ logger = logging.getLogger(__name__)
 
 _SUBSETS = ("train", "test", "all")
 _DOWNLOAD_TIMEOUT = 60  # seconds without data before a download is abandoned
+# A part file untouched for this long is a killed fetch's, removed by the next
+# one: a live download writes at least every _DOWNLOAD_TIMEOUT seconds, and an
+# extraction within seconds.
+_STALE_PART_AGE = 3600  # seconds
 
 # The IDX files of MNIST and Fashion-MNIST, by subset: (images, labels).
 _IDX_FILES = {
@@ -528,15 +532,72 @@ def _uncompressed_size(path):
         return int.from_bytes(f.read(4), "little")
 
 
+def _part_path(path):
+    """Return a name of this call's own for a part file or folder of ``path``."""
+    return path.with_name(f"{path.name}.part_{secrets.token_hex(8)}")
+
+
+def _remove_stale_parts(path):
+    """Remove the part files and folders of ``path`` that killed fetches left.
+
+    A fetch killed (SIGKILL, a crash) cannot remove its part files, which
+    piled up, up to 163 MiB each. Only skae's own are removed, named by
+    _part_path, and only once untouched for _STALE_PART_AGE, so that those of
+    a concurrent fetch are left alone.
+    """
+    # fetch_cifar10 named its folder with tempfile before: 8 characters.
+    own = re.compile(re.escape(path.name) + r"\.part_(?:[0-9a-f]{16}|([0-9a-z_]{8}))")
+    try:
+        with os.scandir(path.parent) as entries:
+            entries = list(entries)
+    except OSError:
+        return
+    for entry in entries:
+        match = own.fullmatch(entry.name)
+        if match is None:
+            continue
+        # Errors are ignored: another fetch may remove the same part first.
+        with contextlib.suppress(OSError):
+            is_dir = entry.is_dir(follow_symlinks=False)
+            mtime = entry.stat(follow_symlinks=False).st_mtime
+            if is_dir:
+                # A folder's download is written in the part file inside it.
+                with os.scandir(entry.path) as inner:
+                    mtimes = [e.stat(follow_symlinks=False).st_mtime for e in inner]
+                mtime = max([mtime, *mtimes])
+            elif match[1] is not None:
+                continue
+            if time.time() - mtime < _STALE_PART_AGE:
+                continue
+            if is_dir:
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                os.unlink(entry.path)
+
+
+@contextlib.contextmanager
+def _part_dir(path):
+    """Make a folder of this call's own beside ``path``, removed on exit."""
+    _remove_stale_parts(path)
+    tmp = _part_path(path)
+    tmp.mkdir()
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def _atomic_file(path):
     """Open a temporary file beside ``path``, renamed to ``path`` on success.
 
     The data go to a temporary file that becomes ``path`` only once the block
     completes, so that neither an interrupted write nor a concurrent one
-    leaves a corrupt file where the fetchers look; on an error it is removed.
+    leaves a corrupt file where the fetchers look; on an error it is removed,
+    and one a killed call left is removed by a later one once stale.
     """
-    tmp = path.with_name(f"{path.name}.part_{secrets.token_hex(8)}")
+    _remove_stale_parts(path)
+    tmp = _part_path(path)
     # Created as open() creates a file, with the permissions the umask leaves
     # (mkstemp's are 0o600), so that the users of a shared data directory
     # can read what one of them downloaded; O_EXCL, so that it is this
@@ -1007,12 +1068,10 @@ def fetch_cifar10(
                 # are not kept twice, and a concurrent fetch (the ranks of a
                 # torchrun job) can neither remove the archive before it is
                 # extracted nor take it for a local copy.
-                with tempfile.TemporaryDirectory(
-                    prefix=f"{_CIFAR10_ARCHIVE}.part_", dir=cache
-                ) as tmp:
+                with _part_dir(cache / _CIFAR10_ARCHIVE) as tmp:
                     archive = _download(
                         _CIFAR10_URL,
-                        Path(tmp) / _CIFAR10_ARCHIVE,
+                        tmp / _CIFAR10_ARCHIVE,
                         _CIFAR10_MD5,
                         help_message,
                     )

@@ -10,6 +10,7 @@ import re
 import struct
 import tarfile
 import threading
+import time
 import tracemalloc
 import warnings
 from collections import OrderedDict
@@ -335,6 +336,64 @@ def test_download_cut_short(tmp_path, monkeypatch):
     with pytest.raises(OSError, match=r"Could not download .*IncompleteRead"):
         fetch_mnist(data_home=tmp_path)
     assert os.listdir(tmp_path / "mnist") == []
+
+
+def write_part(path, age, is_dir=False):
+    """Write a part file, or a part folder holding one, last touched ``age`` ago."""
+    if is_dir:
+        path.mkdir(parents=True)
+        write_part(path / "cifar-10-python.tar.gz.part_0123456789abcdef", age)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"partial")
+    mtime = time.time() - age
+    os.utime(path, (mtime, mtime))
+    return path
+
+
+def test_fetch_removes_the_part_files_killed_fetches_left(tmp_path, monkeypatch):
+    # A fetch killed (SIGKILL) cannot remove its part files: they piled up in
+    # data_home, up to 163 MiB each, forever. The next fetch writing the same
+    # file now removes those an hour old; the others may be a concurrent
+    # fetch's, and files not skae's part files are no business of skae's.
+    arrays = make_idx_set(0)
+    files = {
+        f"{name}.gz": gzip.compress(idx_bytes(array)) for name, array in arrays.items()
+    }
+    md5 = {name: hashlib.md5(content).hexdigest() for name, content in files.items()}
+    monkeypatch.setattr(datasets, "_MNIST", datasets._MNIST._replace(md5=md5))
+    archive = cifar_tar_bytes(make_cifar_batches())
+    monkeypatch.setattr(datasets, "_CIFAR10_MD5", hashlib.md5(archive).hexdigest())
+    served = {datasets._MNIST.base_url + name: c for name, c in files.items()}
+    serve(monkeypatch, {datasets._CIFAR10_URL: archive, **served})
+    hour = 60 * 60  # datasets._STALE_PART_AGE
+    mnist, cifar = tmp_path / "mnist", tmp_path / "cifar-10"
+    images = "t10k-images-idx3-ubyte.gz"
+    batches = cifar / "cifar-10-batches-py"
+    stale = [
+        write_part(mnist / f"{images}.part_0123456789abcdef", hour + 60),
+        write_part(cifar / "cifar-10-python.tar.gz.part_0123456789abcdef", hour, True),
+        # As tempfile named them before.
+        write_part(cifar / "cifar-10-python.tar.gz.part_ab_cd123", hour, True),
+        write_part(batches / "test_batch.part_0123456789abcdef", hour + 60),
+    ]
+    kept = [
+        write_part(mnist / f"{images}.part_fedcba9876543210", 60),
+        write_part(cifar / "cifar-10-python.tar.gz.part_fedcba9876543210", hour, True),
+        # Not skae's, or another file's.
+        write_part(mnist / f"{images}.part_notskae", hour + 60),
+        write_part(mnist / f"{images}.part_ab_cd123", hour + 60),
+        write_part(mnist / f"{images}.part_0123456789abcdef0", hour + 60),
+        write_part(mnist / "train-images-idx3-ubyte.gz.part_0123456789abcdef", hour),
+        write_part(cifar / "cifar-10-python.tar.gz.part_ab_cd12", hour, True),
+    ]
+    # A folder whose part file is being written is not stale.
+    os.utime(kept[1] / "cifar-10-python.tar.gz.part_0123456789abcdef", None)
+
+    fetch_mnist(data_home=tmp_path, subset="test")
+    fetch_cifar10(data_home=tmp_path, subset="test")
+    assert [path for path in stale if path.exists()] == []
+    assert [path for path in kept if not path.exists()] == []
 
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
