@@ -76,11 +76,13 @@ def positive_int(text):
     return value
 
 
-def parse_overrides(parser, items, estimator):
+def parse_overrides(parser, items, estimator, fixed=()):
     """``KEY=VALUE`` strings as parameters of ``estimator`` (literals or strings).
 
-    A key that is not one of the estimator's parameters is an error of the
-    command line (``parser.error``), before anything runs.
+    A key that is not one of the estimator's parameters, one in ``fixed``
+    (the parameters the benchmark sets itself), or a value the estimator
+    rejects is an error of the command line (``parser.error``), before
+    anything runs.
     """
     overrides = {}
     names = estimator().get_params()
@@ -91,10 +93,21 @@ def parse_overrides(parser, items, estimator):
                 f"--set {key}: not a parameter of {estimator.__name__} "
                 f"(its parameters: {', '.join(sorted(names))})"
             )
+        if key in fixed:
+            parser.error(
+                f"--set {key}: set by this benchmark itself, so it cannot be "
+                f"overridden (fixed here: {', '.join(sorted(fixed))})"
+            )
         try:
             overrides[key] = ast.literal_eval(text)
         except (ValueError, SyntaxError):
             overrides[key] = text
+    try:
+        # The checks fit would run, without the minutes of work before it;
+        # scikit-learn's InvalidParameterError is a ValueError and a TypeError.
+        estimator(**overrides)._validate_params()
+    except (ValueError, TypeError) as error:
+        parser.error(f"--set: {error}")
     return overrides
 
 

@@ -174,7 +174,12 @@ def main(argv=None):
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
-    overrides = parse_overrides(parser, args.set, DenoisingAutoencoder)
+    overrides = parse_overrides(
+        parser,
+        args.set,
+        DenoisingAutoencoder,
+        fixed=("n_components", "image_shape", "noise_level"),
+    )
     records = compare(args.dataset, args.quick, overrides, args.device)
     rows = (
         f"{FASHION_ROWS[0]:,} training and {FASHION_ROWS[1]:,} validation images"

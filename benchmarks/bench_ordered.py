@@ -156,7 +156,9 @@ def main():
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     max_iter = 10 if args.quick else args.max_iter
-    candidate = parse_overrides(parser, args.set, AutoencoderTransformer)
+    candidate = parse_overrides(
+        parser, args.set, AutoencoderTransformer, fixed=("n_components", "ordered")
+    )
     records, summary = run(args.dataset, args.n_train, max_iter, candidate)
     table = markdown_table(
         records,

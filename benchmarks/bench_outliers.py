@@ -523,7 +523,9 @@ def main(argv=None):
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     datasets = args.datasets or (DATASETS[:2] if args.quick else DATASETS)
-    candidate = parse_overrides(parser, args.set, AutoencoderOutlierDetector)
+    candidate = parse_overrides(
+        parser, args.set, AutoencoderOutlierDetector, fixed=("image_shape",)
+    )
     partial = args.methods is not None
     out = args.out or default_out(args.quick or bool(candidate) or partial)
     params = {

@@ -79,7 +79,12 @@ def main(argv=None):
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
-    overrides = parse_overrides(parser, args.set, VariationalAutoencoder)
+    overrides = parse_overrides(
+        parser,
+        args.set,
+        VariationalAutoencoder,
+        fixed=("n_components", "random_state", "device"),
+    )
     X_train, X_test = load(args.dataset)
     max_iter = 20 if args.quick else MAX_ITER.get(args.dataset)
     params = {} if max_iter is None else {"max_iter": max_iter}
