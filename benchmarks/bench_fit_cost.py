@@ -119,7 +119,9 @@ def measure(dataset, ks, overrides, n_train=None):
     # Untimed: the first fit in a process pays one-off costs (torch imports
     # its compiler's stubs at the first optimizer step), which would
     # otherwise fall on the first k.
-    AutoencoderTransformer(2, max_iter=1, device="cpu", **overrides).fit(X_train[:64])
+    AutoencoderTransformer(2, device="cpu", **{**overrides, "max_iter": 1}).fit(
+        X_train[:64]
+    )
     records = []
     for k in ks:
         pca_mse = mse(PCA(n_components=k, random_state=0).fit(X_train), X_test)
@@ -166,7 +168,12 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="digits, k = 2 only")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
-    overrides = parse_overrides(parser, args.set, AutoencoderTransformer)
+    overrides = parse_overrides(
+        parser,
+        args.set,
+        AutoencoderTransformer,
+        fixed=("n_components", "random_state", "device"),
+    )
     ks = args.ks or ((2,) if args.quick else KS[args.dataset])
     torch.set_num_threads(1)
     records = measure(args.dataset, ks, overrides, args.n_train)
