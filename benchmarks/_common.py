@@ -76,6 +76,42 @@ def positive_int(text):
     return value
 
 
+def writable_folder(text):
+    """argparse type of ``--out``: a folder, made here if need be, to write into.
+
+    Made and checked before the run rather than when its results are
+    written, which would throw away minutes of measurements.
+    """
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise argparse.ArgumentTypeError(
+            f"cannot make the folder {text!r}: {error.strerror}"
+        ) from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"cannot write into the folder {text!r}")
+    return path
+
+
+def device_name(text):
+    """argparse type of ``--device``: 'auto', or a torch device this machine has."""
+    if text == "auto":
+        return text
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a torch device; use 'auto', 'cpu', 'cuda' or "
+            "'cuda:<index>'"
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"{text!r}: this machine has no CUDA device")
+    return text
+
+
 def parse_overrides(parser, items, estimator, fixed=()):
     """``KEY=VALUE`` strings as parameters of ``estimator`` (literals or strings).
 

@@ -36,6 +36,7 @@ from benchmarks._common import (
     markdown_table,
     positive_int,
     timed_fit,
+    writable_folder,
     write_results,
 )
 from skae import AutoencoderTransformer
@@ -133,7 +134,7 @@ def main(argv=None):
     parser.add_argument("--competitors", type=positive_int, default=2)
     parser.add_argument("--repeats", type=positive_int, default=None)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--out", default=None)
+    parser.add_argument("--out", type=writable_folder, default=None)
     args = parser.parse_args(argv)
     X = load_digits().data
     epochs = 10 if args.quick else 40

@@ -46,10 +46,12 @@ from sklearn.model_selection import train_test_split
 from benchmarks._common import (
     add_set_argument,
     default_out,
+    device_name,
     format_params,
     markdown_table,
     parse_overrides,
     timed_fit,
+    writable_folder,
     write_results,
 )
 from skae import DenoisingAutoencoder, fetch_fashion_mnist
@@ -171,8 +173,8 @@ def main(argv=None):
         help="sigma 0.1, one width, 10 epochs, to bench_quick_output/",
     )
     add_set_argument(parser)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--out", default=None)
+    parser.add_argument("--device", type=device_name, default="auto")
+    parser.add_argument("--out", type=writable_folder, default=None)
     args = parser.parse_args(argv)
     overrides = parse_overrides(
         parser,

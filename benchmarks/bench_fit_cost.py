@@ -57,6 +57,7 @@ from benchmarks._common import (
     markdown_table,
     parse_overrides,
     positive_int,
+    writable_folder,
     write_results,
 )
 from skae import AutoencoderTransformer, DenseAutoencoder, fetch_fashion_mnist
@@ -166,7 +167,7 @@ def main(argv=None):
     )
     add_set_argument(parser)
     parser.add_argument("--quick", action="store_true", help="digits, k = 2 only")
-    parser.add_argument("--out", default=None)
+    parser.add_argument("--out", type=writable_folder, default=None)
     args = parser.parse_args(argv)
     overrides = parse_overrides(
         parser,

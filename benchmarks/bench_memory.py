@@ -38,7 +38,13 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks._common import default_out, markdown_table, positive_int, write_results
+from benchmarks._common import (
+    default_out,
+    markdown_table,
+    positive_int,
+    writable_folder,
+    write_results,
+)
 
 N_FEATURES = 784
 N_COMPONENTS = 32
@@ -153,7 +159,7 @@ def main(argv=None):
     parser.add_argument("--rows", type=positive_int, default=None)
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--out", default=None)
+    parser.add_argument("--out", type=writable_folder, default=None)
     parser.add_argument("--child", nargs=3, metavar=("ESTIMATOR", "CALL", "DIR"))
     args = parser.parse_args(argv)
     if args.child:

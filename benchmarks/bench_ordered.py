@@ -46,6 +46,7 @@ from benchmarks._common import (
     parse_overrides,
     positive_int,
     timed_fit,
+    writable_folder,
     write_results,
 )
 from skae import AutoencoderTransformer, fetch_fashion_mnist
@@ -153,7 +154,7 @@ def main():
     parser.add_argument("--max-iter", type=positive_int, default=None)
     parser.add_argument("--quick", action="store_true", help="digits, 10 epochs")
     add_set_argument(parser)
-    parser.add_argument("--out", default=None)
+    parser.add_argument("--out", type=writable_folder, default=None)
     args = parser.parse_args()
     max_iter = 10 if args.quick else args.max_iter
     candidate = parse_overrides(

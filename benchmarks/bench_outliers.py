@@ -91,11 +91,13 @@ from sklearn.preprocessing import StandardScaler
 from benchmarks._common import (
     add_set_argument,
     default_out,
+    device_name,
     format_params,
     markdown_table,
     parse_overrides,
     resolve_device,
     timed_fit,
+    writable_folder,
     write_results,
 )
 from skae import AutoencoderOutlierDetector, fetch_fashion_mnist
@@ -519,8 +521,8 @@ def main(argv=None):
         default=None,
         help="run only these methods (written to bench_quick_output/)",
     )
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--out", default=None)
+    parser.add_argument("--device", type=device_name, default="auto")
+    parser.add_argument("--out", type=writable_folder, default=None)
     args = parser.parse_args(argv)
     datasets = args.datasets or (DATASETS[:2] if args.quick else DATASETS)
     candidate = parse_overrides(

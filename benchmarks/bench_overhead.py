@@ -52,12 +52,14 @@ from sklearn.decomposition import PCA
 
 from benchmarks._common import (
     default_out,
+    device_name,
     hand_written_fit,
     loop_matched_model,
     markdown_table,
     positive_int,
     resolve_device,
     to_model_units,
+    writable_folder,
     write_results,
 )
 from skae import AutoencoderTransformer, fetch_fashion_mnist
@@ -243,12 +245,12 @@ def inference_record(method, n_rows, device, rows_per_s, flops):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", type=device_name, default="cpu")
     parser.add_argument("--epochs", type=positive_int, default=None)
     parser.add_argument(
         "--repeats", type=positive_int, default=None, help="pairs of runs (default 11)"
     )
-    parser.add_argument("--out", default=None)
+    parser.add_argument("--out", type=writable_folder, default=None)
     parser.add_argument(
         "--time-one-fit",
         metavar="DATASET",

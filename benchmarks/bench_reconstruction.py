@@ -72,8 +72,10 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from benchmarks._common import (  # noqa: E402
     default_out,
+    device_name,
     markdown_table,
     timed_fit,
+    writable_folder,
     write_results,
 )
 from skae import (  # noqa: E402
@@ -333,14 +335,14 @@ def plot(records, dataset, path):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=sorted(KS), default="digits")
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--device", type=device_name, default="auto")
     parser.add_argument(
         "--quick",
         action="store_true",
         help="PCA and the dense network only (5000 training rows of "
         "Fashion-MNIST), written to bench_quick_output/",
     )
-    parser.add_argument("--out", default=None)
+    parser.add_argument("--out", type=writable_folder, default=None)
     args = parser.parse_args(argv)
     methods = QUICK_METHODS if args.quick else METHODS[args.dataset]
     subset = args.quick and args.dataset == "fashion_mnist"

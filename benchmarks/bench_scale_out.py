@@ -46,7 +46,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
-from benchmarks._common import default_out, markdown_table, positive_int, write_results
+from benchmarks._common import (
+    default_out,
+    markdown_table,
+    positive_int,
+    writable_folder,
+    write_results,
+)
 from skae import AutoencoderTransformer
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -160,7 +166,7 @@ def main(argv=None):
     parser.add_argument(
         "--quick", action="store_true", help="a small grid, to bench_quick_output/"
     )
-    parser.add_argument("--out", default=None)
+    parser.add_argument("--out", type=writable_folder, default=None)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     X, y = load_digits(return_X_y=True)

@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from sklearn.decomposition import PCA  # noqa: E402
 
-from benchmarks._common import markdown_table, timed_fit  # noqa: E402
+from benchmarks._common import markdown_table, timed_fit, writable_folder  # noqa: E402
 from benchmarks.bench_reconstruction import KS, QUICK_METHODS, load, run  # noqa: E402
 from skae import AutoencoderTransformer  # noqa: E402
 
@@ -71,7 +71,7 @@ def plot(records, path):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="demo_output")
+    parser.add_argument("--out", type=writable_folder, default="demo_output")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
