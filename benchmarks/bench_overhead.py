@@ -73,12 +73,15 @@ BATCH_SIZE = 256
 INFERENCE_BATCH_SIZE = 4096
 
 
+WORKLOADS = ("digits_x4", "fashion_mnist_subset")
+
+
 def datasets(quick):
     """The two workloads: digits repeated to ~7k rows, a Fashion-MNIST subset."""
     digits = load_digits().data.astype(np.float32)
     digits = np.tile(digits, (4, 1))
     fashion = fetch_fashion_mnist(subset="train").data[: 4000 if quick else 10000]
-    return {"digits_x4": digits, "fashion_mnist_subset": fashion}
+    return dict(zip(WORKLOADS, (digits, fashion), strict=True))
 
 
 def skae_model(X, epochs, device):
@@ -253,8 +256,8 @@ def main(argv=None):
     parser.add_argument("--out", type=writable_folder, default=None)
     parser.add_argument(
         "--time-one-fit",
-        metavar="DATASET",
-        help="print the seconds of one CPU fit on DATASET's rows (for mkl_mode)",
+        choices=WORKLOADS,
+        help="print the seconds of one CPU fit on these rows (for mkl_mode)",
     )
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
