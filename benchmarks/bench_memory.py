@@ -148,7 +148,8 @@ def measure(name, call, workdir):
         call,
         str(workdir),
     ]
-    output = subprocess.run(command, check=True, capture_output=True, text=True)
+    # stderr is left to the terminal: a child that fails shows its traceback.
+    output = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True)
     record = json.loads(output.stdout.strip().splitlines()[-1])
     print(record, flush=True)
     return record
@@ -166,6 +167,13 @@ def main(argv=None):
         child(*args.child)
         return
     n_rows = args.rows or (20_000 if args.quick else 100_000)
+    if n_rows < 2 * N_COMPONENTS:
+        # The networks' PCA start needs N_COMPONENTS rows after the tenth
+        # held out for early stopping; twice that leaves room.
+        parser.error(
+            f"--rows {n_rows}: the estimators fit {N_COMPONENTS} components; "
+            f"give at least {2 * N_COMPONENTS} rows"
+        )
     records = []
     with tempfile.TemporaryDirectory() as workdir:
         np.save(Path(workdir) / "X.npy", make_rows(n_rows, args.dtype))

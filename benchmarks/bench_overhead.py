@@ -134,7 +134,10 @@ def fit_in_child(name, epochs, quick, mode):
     command = [sys.executable, "-m", "benchmarks.bench_overhead", "--time-one-fit"]
     command += [name, "--epochs", str(epochs)] + (["--quick"] if quick else [])
     env = {**os.environ, "MKL_CBWR": MKL_MODES[mode]}
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    # stderr is left to the terminal: a child that fails shows its traceback.
+    done = subprocess.run(
+        command, env=env, stdout=subprocess.PIPE, text=True, check=True
+    )
     return float(done.stdout.split()[-1])
 
 
