@@ -16,7 +16,8 @@ the shorter run understates the collapse.
 
 Command: ``python -m benchmarks.bench_busy_cpu`` (about 4 minutes on two CPU
 cores, which must be otherwise idle for the quiet runs); ``--quick``: fewer
-epochs and repeats. Writes ``benchmarks/results/bench_busy_cpu_digits.{json,md}``.
+epochs and repeats. Writes ``benchmarks/results/bench_busy_cpu_digits.{json,md}``
+(``--quick``, ``--competitors`` or ``--repeats``: ``bench_quick_output/``).
 """
 
 import argparse
@@ -131,7 +132,9 @@ def measure(X, epochs, repeats, competitors):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--competitors", type=positive_int, default=2)
+    parser.add_argument(
+        "--competitors", type=positive_int, default=None, help="default: 2"
+    )
     parser.add_argument("--repeats", type=positive_int, default=None)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=writable_folder, default=None)
@@ -139,14 +142,17 @@ def main(argv=None):
     X = load_digits().data
     epochs = 10 if args.quick else 40
     repeats = args.repeats or (1 if args.quick else 5)
-    records = measure(X, epochs, repeats, args.competitors)
+    competitors = args.competitors or 2
+    records = measure(X, epochs, repeats, competitors)
     table = (
         f"Digits ({len(X)} rows), on {os.cpu_count()} CPU cores, "
-        f"quiet and beside {args.competitors} processes that each keep a core "
+        f"quiet and beside {competitors} processes that each keep a core "
         "busy (median of alternating runs):\n\n"
         + markdown_table(records, list(records[0]))
     )
-    out = args.out or default_out(args.quick)
+    # A run with other settings than the defaults is not the result.
+    candidate = args.competitors is not None or args.repeats is not None
+    out = args.out or default_out(args.quick or candidate)
     print(write_results("bench_busy_cpu_digits", records, table, out))
 
 

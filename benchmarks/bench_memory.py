@@ -25,7 +25,7 @@ Commands and their durations on 2 CPU cores (one torch thread)::
     python -m benchmarks.bench_memory --quick        # ~1 min (20,000 rows)
 
 Results: ``benchmarks/results/bench_memory.{json,md}`` (``--dtype float64``:
-``bench_memory_float64``; ``--quick``: ``bench_quick_output/``).
+``bench_memory_float64``; ``--quick`` or ``--rows``: ``bench_quick_output/``).
 """
 
 import argparse
@@ -196,7 +196,13 @@ def main(argv=None):
         "that over the bytes of the call's argument (X, or the codes for "
         "inverse_transform); over_X: over X's bytes."
     )
-    out = write_results(name, records, table, args.out or default_out(args.quick))
+    out = write_results(
+        name,
+        records,
+        table,
+        # A run with other settings than the defaults is not the result.
+        args.out or default_out(args.quick or args.rows is not None),
+    )
     print(out)
 
 

@@ -27,8 +27,8 @@ Digits: ``train_test_split(test_size=0.25, random_state=0)``. Fashion-MNIST:
 the first ``--n-train`` rows of the published training set (the whole set
 is too slow for this machine) and the first 2000 test rows, scaled to
 [0, 1]. MSE is in the data's units, on the test rows. Results:
-``benchmarks/results/bench_ordered_<dataset>.{json,md}`` (``--quick`` and
-``--set``: ``bench_quick_output/``).
+``benchmarks/results/bench_ordered_<dataset>.{json,md}`` (``--quick``,
+``--set``, ``--max-iter`` or ``--n-train``: ``bench_quick_output/``).
 """
 
 import argparse
@@ -143,24 +143,29 @@ def run(dataset, n_train, max_iter, candidate):
     return records, summary
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "--dataset", choices=["digits", "fashion_mnist"], default="digits"
     )
     parser.add_argument(
-        "--n-train", type=positive_int, default=10000, help="Fashion-MNIST rows"
+        "--n-train",
+        type=positive_int,
+        default=None,
+        help="Fashion-MNIST training rows (default: 10000)",
     )
     parser.add_argument("--max-iter", type=positive_int, default=None)
-    parser.add_argument("--quick", action="store_true", help="digits, 10 epochs")
+    parser.add_argument(
+        "--quick", action="store_true", help="10 epochs unless --max-iter"
+    )
     add_set_argument(parser)
     parser.add_argument("--out", type=writable_folder, default=None)
-    args = parser.parse_args()
-    max_iter = 10 if args.quick else args.max_iter
+    args = parser.parse_args(argv)
+    max_iter = args.max_iter or (10 if args.quick else None)
     candidate = parse_overrides(
         parser, args.set, AutoencoderTransformer, fixed=("n_components", "ordered")
     )
-    records, summary = run(args.dataset, args.n_train, max_iter, candidate)
+    records, summary = run(args.dataset, args.n_train or 10000, max_iter, candidate)
     table = markdown_table(
         records,
         [
@@ -193,7 +198,9 @@ def main():
         f"{summary['fraction_held_out_explained_variance']:.3f}); PCA needs "
         f"k={summary['fraction_k_pca']}.",
     ]
-    out = args.out or default_out(args.quick or bool(candidate))
+    # A run with other settings than the defaults is not the result.
+    other = args.max_iter is not None or args.n_train is not None
+    out = args.out or default_out(args.quick or bool(candidate) or other)
     path = write_results(
         f"bench_ordered_{args.dataset}",
         {"per_k": records, "summary": summary},

@@ -35,7 +35,8 @@ Commands and their durations on 2 CPU cores::
 
 Needs Fashion-MNIST (:func:`skae.fetch_fashion_mnist`). Results:
 ``benchmarks/results/bench_overhead.{json,md}`` (``--device cuda``:
-``bench_overhead_cuda``; ``--quick``: ``bench_quick_output/``).
+``bench_overhead_cuda``; ``--quick``, ``--epochs`` or ``--repeats``:
+``bench_quick_output/``).
 """
 
 import argparse
@@ -301,8 +302,13 @@ def main(argv=None):
         )
     )
     suffix = "" if device.type == "cpu" else "_" + device.type
+    # A run with other settings than the defaults is not the result.
+    candidate = args.epochs is not None or args.repeats is not None
     path = write_results(
-        "bench_overhead" + suffix, records, table, args.out or default_out(args.quick)
+        "bench_overhead" + suffix,
+        records,
+        table,
+        args.out or default_out(args.quick or candidate),
     )
     print(f"wrote {path}")
 

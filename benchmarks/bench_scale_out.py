@@ -25,8 +25,8 @@ Commands and their durations on 2 CPU cores::
     python -m benchmarks.bench_scale_out --quick    # ~30 s: a small grid on 400 rows
 
 Needs ``dask[distributed]``. Results:
-``benchmarks/results/bench_scale_out_digits.{json,md}`` (``--quick``:
-``bench_quick_output/``).
+``benchmarks/results/bench_scale_out_digits.{json,md}`` (``--quick``,
+``--workers``, ``--max-iter`` or ``--repeats``: ``bench_quick_output/``).
 """
 
 import argparse
@@ -159,15 +159,21 @@ def on_cluster(n_workers, X, y, settings, repeats, reference):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--workers", type=positive_int, nargs="+", default=[1, 2], help="default: 1 2"
+        "--workers", type=positive_int, nargs="+", default=None, help="default: 1 2"
     )
     parser.add_argument("--max-iter", type=positive_int, default=None)
-    parser.add_argument("--repeats", type=positive_int, default=1)
+    parser.add_argument("--repeats", type=positive_int, default=None, help="default: 1")
     parser.add_argument(
         "--quick", action="store_true", help="a small grid, to bench_quick_output/"
     )
     parser.add_argument("--out", type=writable_folder, default=None)
     args = parser.parse_args(argv)
+    workers = args.workers or [1, 2]
+    repeats = args.repeats or 1
+    # A run with other settings than the defaults is not the result.
+    candidate = any(
+        value is not None for value in (args.workers, args.max_iter, args.repeats)
+    )
     torch.set_num_threads(1)
     X, y = load_digits(return_X_y=True)
     if args.quick:
@@ -186,7 +192,7 @@ def main(argv=None):
 
     warm_up(X, y, settings, n_jobs=1)
     times = []
-    for _ in range(args.repeats):
+    for _ in range(repeats):
         search = make_search(n_jobs=1, **settings)
         times.append(timed_search(search, X, y))
     reference = scores(search)
@@ -201,8 +207,8 @@ def main(argv=None):
     }
     records = [{**common, **sequential}]
     print(records[-1], flush=True)
-    for n_workers in args.workers:
-        record = on_cluster(n_workers, X, y, settings, args.repeats, reference)
+    for n_workers in workers:
+        record = on_cluster(n_workers, X, y, settings, repeats, reference)
         records.append({**common, **record})
         print(records[-1], flush=True)
     for record in records:
@@ -224,7 +230,7 @@ def main(argv=None):
         f"max_iter={settings['max_iter']}, otherwise its defaults, "
         "+ LogisticRegression; one torch thread "
         "per process; median of "
-        f"{args.repeats} run(s). speedup = sequential / search_s; "
+        f"{repeats} run(s). speedup = sequential / search_s; "
         "cluster_start_s (start the LocalCluster, import skae on the workers, "
         "an untimed small search) is not in search_s.\n\n"
     )
@@ -232,7 +238,7 @@ def main(argv=None):
         "bench_scale_out_digits",
         records,
         title + markdown_table(records, columns),
-        args.out or default_out(args.quick),
+        args.out or default_out(args.quick or candidate),
     )
     print(f"wrote {path}")
 
