@@ -210,9 +210,11 @@ def make_methods(
     detector on flat rows, also trimmed, and LOF without novelty); ``seed``:
     the ``random_state`` of every method that takes one.
     """
-    params = {"random_state": seed, "device": device, **candidate}
+    params = {"random_state": seed, "device": device}
     if max_iter is not None:
         params["max_iter"] = max_iter
+    # The candidate last, so that --set max_iter wins over --quick's.
+    params.update(candidate)
     methods = {"skae": AutoencoderOutlierDetector(**params)}
     if contaminated:
         for name, fraction in TRIMS.items():
