@@ -64,6 +64,7 @@ from benchmarks._common import (
 from skae import AutoencoderTransformer, DenseAutoencoder, fetch_fashion_mnist
 
 KS = {"digits": (2, 4, 8, 16, 32), "fashion_mnist": (2, 8, 32)}
+N_FEATURES = {"digits": 64, "fashion_mnist": 784}
 REFERENCE_LAYERS = (512, 256, 128)
 
 
@@ -177,6 +178,11 @@ def main(argv=None):
         fixed=("n_components", "random_state", "device"),
     )
     ks = args.ks or ((2,) if args.quick else KS[args.dataset])
+    if max(ks) > N_FEATURES[args.dataset]:
+        parser.error(
+            f"--ks {max(ks)}: {args.dataset} has {N_FEATURES[args.dataset]} "
+            "features; give k at most that"
+        )
     torch.set_num_threads(1)
     records = measure(args.dataset, ks, overrides, args.n_train)
     settings = format_params(overrides) or "defaults"
