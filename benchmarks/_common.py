@@ -129,6 +129,8 @@ def parse_overrides(parser, items, estimator, fixed=()):
                 f"--set {key}: not a parameter of {estimator.__name__} "
                 f"(its parameters: {', '.join(sorted(names))})"
             )
+        if key in overrides:
+            parser.error(f"--set {key}: given twice")
         if key in fixed:
             parser.error(
                 f"--set {key}: set by this benchmark itself, so it cannot be "
