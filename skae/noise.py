@@ -99,8 +99,17 @@ def _clamp(out: torch.Tensor, clip: tuple[float, float]) -> torch.Tensor:
 
     Float bounds made an integer or bool tensor's clamp return float32; such
     a tensor is clamped to the values of its dtype within ``[low, high]``.
+    A floating tensor's bounds are rounded to its dtype as its values are,
+    beyond its range to infinity: torch refused a bound it cannot hold
+    ("value cannot be converted to type c10::Half without overflow").
     """
-    if out.is_floating_point() or out.is_complex():
+    if out.is_floating_point():
+        low, high = (
+            torch.tensor(bound, dtype=torch.float64).to(out.dtype).item()
+            for bound in clip
+        )
+        return out.clamp(low, high)
+    if out.is_complex():
         return out.clamp(*clip)
     low, high = clip
     # A bool tensor holds 0 and 1; torch clamps it only as a number.

@@ -552,3 +552,22 @@ def test_clip_keeps_an_integer_input_in_its_dtype(clip, dtype, expected):
 def test_clip_without_a_value_of_the_integer_dtype_is_refused():
     with pytest.raises(ValueError, match=r"clip=\(0.2, 0.8\) holds no value of the"):
         MaskingNoise(0.5, clip=(0.2, 0.8))(torch.ones(2, 4, dtype=torch.int64))
+
+
+@pytest.mark.parametrize(
+    ("clip", "dtype", "expected"),
+    [
+        ((-1e6, 1e6), torch.float16, 3.0),
+        ((-1e300, 1e300), torch.bfloat16, 3.0),
+        ((-1e300, 1e300), torch.float32, 3.0),
+        ((1e300, math.inf), torch.float32, math.inf),
+        ((0.0, 1e6), torch.float16, 3.0),
+    ],
+)
+def test_clip_beyond_a_floating_dtype_rounds_to_it(clip, dtype, expected):
+    # A bound the dtype cannot hold raised torch's "value cannot be converted
+    # to type c10::Half without overflow"; it rounds as the values do, to inf.
+    x = torch.full((2, 4), 3.0, dtype=dtype)
+    out = GaussianNoise(0.0, clip=clip)(x)
+    assert out.dtype == dtype
+    assert out.eq(expected).all()
