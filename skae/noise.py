@@ -256,17 +256,30 @@ class GaussianNoise(_Corruption):
 
 
 def _check_fill(layer: nn.Module, x: torch.Tensor, **values: float) -> None:
-    """Refuse fill values that an integer or bool ``x`` would store changed."""
-    if x.is_floating_point() or x.is_complex():
+    """Refuse fill values that ``x``'s dtype would store changed.
+
+    An integer or bool ``x`` would store any other value changed; a floating
+    one rounds values, as it does its own, but cannot hold a finite value
+    beyond its range.
+    """
+    if x.is_complex():
         return
     for name, value in values.items():
-        # masked_fill truncates, wraps or saturates without a word.
+        # masked_fill truncates, wraps or saturates an integer without a
+        # word, and refuses a floating overflow with torch's "value cannot be
+        # converted to type c10::Half without overflow".
         stored = torch.tensor(value, dtype=torch.float64).to(x.dtype).item()
-        if stored != value:
+        changed = (
+            math.isinf(stored) and not math.isinf(value)
+            if x.is_floating_point()
+            else stored != value
+        )
+        if changed:
             raise ValueError(
                 f"{type(layer).__name__} cannot write {name}={value!r} into an "
-                f"input of dtype {x.dtype}, which would store {stored!r}. Pass a "
-                f"floating point input, or a {name} that {x.dtype} holds."
+                f"input of dtype {x.dtype}, which would store {stored!r}. Pass "
+                f"an input of a dtype that holds it, or a {name} that {x.dtype} "
+                "holds."
             )
 
 

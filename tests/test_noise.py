@@ -156,6 +156,30 @@ def test_fill_values_an_integer_input_would_change_are_refused(layer, dtype, mes
         layer(torch.ones(2, 4, dtype=dtype))
 
 
+@pytest.mark.parametrize(
+    ("layer", "dtype", "message"),
+    [
+        (MaskingNoise(0.5, value=1e6), torch.float16, r"value=1000000.0 .* inf\. "),
+        (MaskingNoise(0.5, value=-1e300), torch.float32, r"value=-1e\+300 .* -inf"),
+        (SaltPepperNoise(0.5, high=1e300), torch.bfloat16, r"high=1e\+300 .* inf"),
+    ],
+)
+def test_fill_values_beyond_a_floating_input_are_refused(layer, dtype, message):
+    # masked_fill raised torch's "value cannot be converted to type
+    # c10::Half without overflow", naming neither the layer nor the value.
+    with pytest.raises(ValueError, match=rf"cannot write {message}"):
+        layer.set_generator(generator())(torch.ones(2, 4, dtype=dtype))
+
+
+def test_fill_values_a_floating_input_holds_are_written():
+    # Rounded as any value is, and infinities stay infinities.
+    x = torch.ones(2, 4, dtype=torch.float16)
+    out = MaskingNoise(1.0, value=0.1).set_generator(generator())(x)
+    assert out.eq(torch.tensor(0.1, dtype=torch.float16)).all()
+    out = MaskingNoise(1.0, value=-math.inf).set_generator(generator())(x)
+    assert out.eq(-math.inf).all()
+
+
 def test_fill_values_an_integer_input_holds_are_written():
     x = torch.full((2, 4), 7, dtype=torch.uint8)
     out = SaltPepperNoise(1.0, low=0.0, high=255.0).set_generator(generator())(x)
