@@ -416,6 +416,12 @@ class SaltPepperNoise(_FractionCorruption):
         super().__init__(fraction, clip=clip)
         self.low = _check_real(low, "low")
         self.high = _check_real(high, "high")
+        if math.isnan(self.low) or math.isnan(self.high):
+            # NaN compares False with anything: it would pass the order check.
+            raise ValueError(
+                "low and high must be numbers with low <= high, got "
+                f"low={low!r}, high={high!r}."
+            )
         if self.low > self.high:
             raise ValueError(f"low={low!r} must not exceed high={high!r}.")
 

@@ -436,6 +436,17 @@ def test_function_noise_return_type_checked():
             ValueError,
             "low=1 must not exceed high=0",
         ),
+        # NaN compared False with high, and passed the order check.
+        (
+            lambda: SaltPepperNoise(0.1, low=float("nan")),
+            ValueError,
+            "low and high must be numbers with low <= high, got low=nan",
+        ),
+        (
+            lambda: SaltPepperNoise(0.1, high=float("nan")),
+            ValueError,
+            "low and high must be numbers with low <= high, got low=0.0, high=nan",
+        ),
     ],
 )
 def test_bad_parameters(make, error, match):
