@@ -102,6 +102,16 @@ class EpochTasks(Callback):
         # of the pass over the training rows that follows training.
         self.training_pass = None
 
+    def __getstate__(self):
+        # The references are the live fit's: a copy or pickle of the net (a
+        # hook's fitted_estimator shares this callback with the training
+        # net) neither needs nor can always carry the estimator, the task
+        # tree, the data or the pass over them (a closure).
+        state = self.__dict__.copy()
+        state.update(estimator=None, context=None, X=None, y=None, training_pass=None)
+        state.pop("task_", None)
+        return state
+
     def on_train_begin(self, net, **kwargs):
         self.task_ = None
         # The root task begins with training, once max_iter='auto' is a

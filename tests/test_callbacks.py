@@ -375,6 +375,43 @@ def test_fitted_estimator_keeps_no_reference_to_the_data():
     assert_allclose(clone.transform(X), est.transform(X))
 
 
+class Checkpoint:
+    """A FitCallback that pickles ``fitted_estimator`` at the end of each epoch."""
+
+    def __init__(self):
+        self.saved = {}
+
+    def setup(self, estimator, context):
+        pass
+
+    def teardown(self, estimator, context):
+        pass
+
+    def on_fit_task_begin(self, estimator, context):
+        pass
+
+    def on_fit_task_end(self, estimator, context, *, fitted_estimator=None):
+        if context.task_name == "epoch":
+            self.saved[context.task_id + 1] = pickle.dumps(fitted_estimator)
+
+
+@requires_callbacks
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_fitted_estimator_pickles_inside_the_hook(cls):
+    # A checkpoint per epoch failed with "Can't pickle local object
+    # '_BaseAutoencoder._fit.<locals>.<lambda>'": the copy's net shares the
+    # live bridge, which holds the fit's data, task tree and estimator.
+    X = gaussian()
+    checkpoint, after = Checkpoint(), Recorder(snapshots=True)
+    make(cls, early_stopping=False).set_callbacks(checkpoint, after).fit(X)
+    assert sorted(checkpoint.saved) == [1, 2, 3]
+    for epoch, saved in checkpoint.saved.items():
+        model = pickle.loads(saved)
+        assert_allclose(model.transform(X), after.fitted[epoch].transform(X))
+        bridge = dict(model.net_.callbacks_)["sklearn_epoch_tasks"]
+        assert bridge.X is bridge.estimator is bridge.context is None
+
+
 # ----------------------------------------- scikit-learn's ready callbacks
 
 
