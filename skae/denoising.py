@@ -186,7 +186,9 @@ class DenoisingAutoencoder(NoiseMixin, OrderedMixin, PartialFitMixin, _BaseAutoe
     def _check_data_params(self, X):
         super()._check_data_params(X)
         largest = max(abs(float(X.min())), abs(float(X.max())))
-        if largest > np.finfo(np.float32).max:
+        # A Python float: compared with a float32 bound, numpy would cast
+        # largest to float32, overflowing with a RuntimeWarning.
+        if largest > float(np.finfo(np.float32).max):
             raise ValueError(
                 f"noise={self.noise!r} corrupts the rows in their own units, in "
                 "float32, whose range (about 3.4e38) X leaves: its values "
