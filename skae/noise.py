@@ -463,7 +463,8 @@ class FunctionNoise(_Corruption):
         Called as ``fn(x, generator)`` with the input tensor and the layer's
         generator (None when none is set, which torch's random functions
         accept as "use the default generator"). It must return a tensor of
-        the same shape as ``x`` on its device, finite where ``x`` is (after
+        the same shape as ``x`` on its device, real for a real ``x`` (it
+        comes back in ``x``'s dtype), finite where ``x`` is (after
         ``clip``, if given), and must not modify ``x`` in place; each is
         checked, outside the recording of a CUDA graph. To be picklable,
         ``fn`` must be a module-level function, not a lambda.
@@ -566,6 +567,14 @@ class FunctionNoise(_Corruption):
             raise ValueError(
                 f"The noise function {self._fn_name()} must return a tensor on "
                 f"the input's device {x.device}, got one on {out.device}."
+            )
+        if out.is_complex() and not x.is_complex():
+            # The cast below would drop the imaginary part, with only torch's
+            # warning.
+            raise TypeError(
+                f"The noise function {self._fn_name()} returned complex values "
+                f"(dtype {out.dtype}) for an input of dtype {x.dtype}; return "
+                "real values, e.g. the real part or the magnitude."
             )
         # The network computes in the input's precision: float64, integer or
         # bool noise comes back in it.

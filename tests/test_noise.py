@@ -276,6 +276,21 @@ def test_function_noise_comes_back_in_the_input_dtype():
     assert torch.allclose(out, x + 1)
 
 
+def test_function_noise_complex_output_for_a_real_input_refused():
+    # It was cast to the input's dtype, dropping the imaginary part with only
+    # torch's "Casting complex values to real discards the imaginary part".
+    layer = FunctionNoise(lambda x, generator: x * (1 + 1j))
+    with pytest.raises(
+        TypeError,
+        match=r"The noise function <lambda> returned complex values \(dtype "
+        r"torch.complex64\) for an input of dtype torch.float32",
+    ):
+        layer(data())
+    # A complex input may have complex noise.
+    x = data().to(torch.complex64)
+    assert torch.equal(layer(x), x * (1 + 1j))
+
+
 def test_function_noise_device_checked():
     layer = FunctionNoise(lambda x, generator: x.to("meta"))
     with pytest.raises(ValueError, match=r"on the input's device cpu, got one on meta"):
