@@ -466,7 +466,9 @@ class FunctionNoise(_Corruption):
         the same shape as ``x`` on its device, real for a real ``x`` (it
         comes back in ``x``'s dtype), finite where ``x`` is (after
         ``clip``, if given), and must not modify ``x`` in place; each is
-        checked, outside the recording of a CUDA graph. To be picklable,
+        checked, outside the recording of a CUDA graph (under
+        :func:`torch.inference_mode`, whose tensors keep no record of
+        in-place writes, ``fn`` gets a copy of ``x`` instead). To be picklable,
         ``fn`` must be a module-level function, not a lambda.
     %(clip)s
 
@@ -544,6 +546,10 @@ class FunctionNoise(_Corruption):
         return out
 
     def _corrupt(self, x: torch.Tensor) -> torch.Tensor:
+        if x.is_inference():
+            # A tensor made under torch.inference_mode keeps no version
+            # counter: the function gets a copy, so x stays clean anyway.
+            return self._checked(x, self.fn(x.clone(), self.generator))
         # The version counter moves with every in-place write, at no cost.
         version = x._version
         out = self.fn(x, self.generator)
@@ -553,6 +559,10 @@ class FunctionNoise(_Corruption):
                 "place; the input is the clean target. Return a new tensor, "
                 "e.g. x + noise rather than x.add_(noise)."
             )
+        return self._checked(x, out)
+
+    def _checked(self, x: torch.Tensor, out) -> torch.Tensor:
+        """Return the function's ``out`` in ``x``'s dtype, once it fits ``x``."""
         if not isinstance(out, torch.Tensor):
             raise TypeError(
                 f"The noise function {self._fn_name()} must return a torch.Tensor, "

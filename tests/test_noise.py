@@ -291,6 +291,21 @@ def test_function_noise_complex_output_for_a_real_input_refused():
     assert torch.equal(layer(x), x * (1 + 1j))
 
 
+def test_function_noise_under_inference_mode():
+    # The in-place check read x._version, which an inference tensor lacks:
+    # "RuntimeError: Inference tensors do not track version counter".
+    def negate_in_place(x, generator):
+        return x.neg_()
+
+    with torch.inference_mode():
+        x = data()
+        assert torch.equal(FunctionNoise(flip_sign)(x).abs(), x)
+        # Handed a copy there, so that the clean input stays clean.
+        out = FunctionNoise(negate_in_place)(x)
+    assert torch.equal(out, -x)
+    assert (x > 0).all()
+
+
 def test_function_noise_device_checked():
     layer = FunctionNoise(lambda x, generator: x.to("meta"))
     with pytest.raises(ValueError, match=r"on the input's device cpu, got one on meta"):
