@@ -1462,12 +1462,17 @@ def converged(net):
 def undone_on_error(net):
     """Put a fitted net back as it was when the block raises.
 
-    The weights, the optimizer's state, the history and the generators of
-    the network's layers (noise, sampling): a later ``partial_fit`` that
-    diverges on a bad chunk, or that a callback interrupts, leaves the
-    model that the earlier calls trained, not NaN weights.
+    The weights, the optimizer's state, the history, the generators of
+    the network's layers (noise, sampling) and each layer's mode: a later
+    ``partial_fit`` that diverges on a bad chunk, or that a callback
+    interrupts, leaves the model that the earlier calls trained, not NaN
+    weights, nor layers left in training mode by the epoch (an ordered
+    code's nested dropout, a corruption layer) where only inference ran.
     """
     module_state = deepcopy(net.module_.state_dict())
+    # Each layer's own flag, set back as it was: train(mode) would set one
+    # mode on every layer below.
+    modes = [(module, module.training) for module in net.module_.modules()]
     optimizer_state = deepcopy(net.optimizer_.state_dict())
     n_epochs = len(net.history)
     generators = [
@@ -1483,6 +1488,8 @@ def undone_on_error(net):
         del net.history[n_epochs:]
         for generator, state in generators:
             generator.set_state(state)
+        for module, training in modes:
+            module.training = training
         raise
 
 

@@ -249,6 +249,47 @@ def test_a_later_partial_fit_that_fails_changes_nothing(Estimator):
     assert model.loss_curve_ == untouched.loss_curve_
 
 
+class FailAtBatch(Callback):
+    """A skorch callback that raises at the second training batch."""
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        if training and len(net.history[-1]["batches"]) == 2:
+            raise RuntimeError("a callback failed")
+
+
+@pytest.mark.parametrize(
+    "Estimator, params",
+    [
+        (AutoencoderTransformer, {"ordered": True}),
+        (DenoisingAutoencoder, {"ordered": True, "skip": None}),
+        (VariationalAutoencoder, {}),
+    ],
+)
+def test_a_later_partial_fit_that_fails_leaves_the_network_in_eval_mode(
+    Estimator, params
+):
+    # The failed epoch had put every layer in training mode: an ordered
+    # code's NestedDropout then doubled the rows module_ returns.
+    X = load_digits().data[:60] / 16
+    model = Estimator(n_components=4, hidden_layer_sizes=(8,), batch_size=10, **params)
+    model.set_params(random_state=0).partial_fit(X[:30])
+    rows = torch.as_tensor(X[:5], dtype=torch.float32)
+    with torch.no_grad():
+        before = model.module_(rows)
+    transformed = model.transform(X)
+    model.set_params(callbacks=[FailAtBatch()])
+    with pytest.raises(RuntimeError, match="a callback failed"):
+        model.partial_fit(X[30:])
+    assert not any(layer.training for layer in model.module_.modules())
+    with torch.no_grad():
+        after = model.module_(rows)
+    # A VAE's module returns a tuple: its reconstruction and more.
+    if isinstance(before, tuple):
+        after, before = after[0], before[0]
+    assert_array_equal(after, before)
+    assert_array_equal(model.transform(X), transformed)
+
+
 @pytest.mark.parametrize(
     "Estimator", [AutoencoderTransformer, DenoisingAutoencoder, VariationalAutoencoder]
 )
