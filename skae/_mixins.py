@@ -6,6 +6,7 @@ it overrides; the estimators import them from here, never from each other.
 
 import copy
 import warnings
+from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
@@ -128,23 +129,45 @@ class PartialFitMixin:
         self._check_width()
         resume_training(self.net_, self)
         train = rows_to_device(self._units.to_model(X), torch.device(self.net_.device))
+        with self._unchanged_on_error():
+            try:
+                self.net_.partial_fit(train, epochs=1)
+            except TrainingDivergedError as error:
+                raise TrainingDivergedError(
+                    f"{error} This partial_fit changed nothing: the model is "
+                    "the one the earlier calls trained, whose rate "
+                    "learning_rate_init no longer sets (a fit or a first "
+                    "partial_fit does); look for extreme values in this chunk."
+                ) from error
+            # The running mean of every row seen (the model's own offset
+            # stays the one it was set up with), in the dtype the setup gave
+            # it, whatever the dtype of this chunk.
+            self.n_samples_seen_ += len(X)
+            step = (X.mean(axis=0) - self.mean_) * (len(X) / self.n_samples_seen_)
+            self.mean_ = (self.mean_ + step).astype(self.mean_.dtype, copy=False)
+            self._record_training(X, None)
+
+    @contextmanager
+    def _unchanged_on_error(self):
+        """Put the fitted estimator back as it was when the block raises.
+
+        Its network (:func:`undone_on_error`), the width its code keeps and
+        its fitted attributes: the pass over the chunk after training can
+        fail too (out of memory), when the epoch's weights, the running mean
+        and the rows counted were already in, and a retry of the chunk then
+        trained on it twice.
+        """
+        attributes = dict(vars(self))
+        layer = nested_dropout(self.net_.module_)
+        kept = layer.kept
         try:
             with undone_on_error(self.net_):
-                self.net_.partial_fit(train, epochs=1)
-        except TrainingDivergedError as error:
-            raise TrainingDivergedError(
-                f"{error} This partial_fit changed nothing: the model is the "
-                "one the earlier calls trained, whose rate learning_rate_init "
-                "no longer sets (a fit or a first partial_fit does); look "
-                "for extreme values in this chunk."
-            ) from error
-        # After training, which may fail: the running mean of every row seen
-        # (the model's own offset stays the one it was set up with), in the
-        # dtype the setup gave it, whatever the dtype of this chunk.
-        self.n_samples_seen_ += len(X)
-        step = (X.mean(axis=0) - self.mean_) * (len(X) / self.n_samples_seen_)
-        self.mean_ = (self.mean_ + step).astype(self.mean_.dtype, copy=False)
-        self._record_training(X, None)
+                yield
+        except BaseException:
+            vars(self).clear()
+            vars(self).update(attributes)
+            layer.kept = kept
+            raise
 
     def _check_loss(self):
         """Refuse a ``loss`` other than the one the fitted network trains with.

@@ -293,6 +293,40 @@ def test_a_later_partial_fit_that_fails_leaves_the_network_in_eval_mode(
 @pytest.mark.parametrize(
     "Estimator", [AutoencoderTransformer, DenoisingAutoencoder, VariationalAutoencoder]
 )
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("start", ["fit", "partial_fit"])
+def test_a_later_partial_fit_that_fails_after_training_changes_nothing(
+    Estimator, start, monkeypatch
+):
+    # The pass over the chunk after its epoch can fail too (out of memory):
+    # the epoch's weights, the running mean and the rows counted went in
+    # before it, and a retry then trained on the chunk twice.
+    X = load_digits().data[:60] / 16
+    model = Estimator(n_components=4, hidden_layer_sizes=(8,), max_iter=2)
+    getattr(model.set_params(random_state=0), start)(X[:30])
+    untouched = pickle.loads(pickle.dumps(model))
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Estimator, "_training_pass", out_of_memory)
+        with pytest.raises(MemoryError):
+            model.partial_fit(X[30:])
+    assert not any(layer.training for layer in model.module_.modules())
+    assert model.n_samples_seen_ == untouched.n_samples_seen_ == 30
+    assert_array_equal(model.mean_, untouched.mean_)
+    assert model.n_iter_ == len(model.net_.history) == untouched.n_iter_
+    assert_array_equal(model.transform(X), untouched.transform(X))
+    model.partial_fit(X[30:])
+    untouched.partial_fit(X[30:])
+    assert_array_equal(model.transform(X), untouched.transform(X))
+    assert model.loss_curve_ == untouched.loss_curve_
+
+
+@pytest.mark.parametrize(
+    "Estimator", [AutoencoderTransformer, DenoisingAutoencoder, VariationalAutoencoder]
+)
 def test_a_later_partial_fit_refuses_another_loss(Estimator):
     # The fitted network trains with its own loss: after set_params(loss=
     # 'mse'), rows outside [0, 1] would reach the cross-entropy unchecked.
