@@ -104,12 +104,18 @@ class PartialFitMixin:
             reset=first,
             ensure_min_samples=2 if first else 1,
         )
-        with torch_training_state(), fit_task(self, X_given, y, epochs=False):
+        # A first call that fails leaves the estimator unfitted, as fit does;
+        # a later one leaves it as it was. Also when a callback's hook fails
+        # at the end of the call, after training: a retry of the chunk would
+        # otherwise train on it twice.
+        undone = self._undone_on_error() if first else self._unchanged_on_error()
+        with (
+            torch_training_state(),
+            undone,
+            fit_task(self, X_given, y, epochs=False),
+        ):
             if first:
-                # A first call that fails leaves the estimator unfitted, as
-                # fit does.
-                with self._undone_on_error():
-                    self._first_partial_fit(X)
+                self._first_partial_fit(X)
             else:
                 self._next_partial_fit(X)
         return self
@@ -123,47 +129,58 @@ class PartialFitMixin:
         self._record_training(X, None)
 
     def _next_partial_fit(self, X):
-        """Train the fitted model one epoch on a further chunk."""
+        """Train the fitted model one epoch on a further chunk.
+
+        When it fails, :meth:`partial_fit` undoes all of it
+        (:meth:`_unchanged_on_error`).
+        """
         self._check_loss()
         self._check_data_params(X)
         self._check_width()
         resume_training(self.net_, self)
         train = rows_to_device(self._units.to_model(X), torch.device(self.net_.device))
-        with self._unchanged_on_error():
-            try:
-                self.net_.partial_fit(train, epochs=1)
-            except TrainingDivergedError as error:
-                raise TrainingDivergedError(
-                    f"{error} This partial_fit changed nothing: the model is "
-                    "the one the earlier calls trained, whose rate "
-                    "learning_rate_init no longer sets (a fit or a first "
-                    "partial_fit does); look for extreme values in this chunk."
-                ) from error
-            # The running mean of every row seen (the model's own offset
-            # stays the one it was set up with), in the dtype the setup gave
-            # it, whatever the dtype of this chunk.
-            self.n_samples_seen_ += len(X)
-            step = (X.mean(axis=0) - self.mean_) * (len(X) / self.n_samples_seen_)
-            self.mean_ = (self.mean_ + step).astype(self.mean_.dtype, copy=False)
-            self._record_training(X, None)
+        try:
+            self.net_.partial_fit(train, epochs=1)
+        except TrainingDivergedError as error:
+            raise TrainingDivergedError(
+                f"{error} This partial_fit changed nothing: the model is the "
+                "one the earlier calls trained, whose rate learning_rate_init "
+                "no longer sets (a fit or a first partial_fit does); look "
+                "for extreme values in this chunk."
+            ) from error
+        # The running mean of every row seen (the model's own offset stays
+        # the one it was set up with), in the dtype the setup gave it,
+        # whatever the dtype of this chunk.
+        self.n_samples_seen_ += len(X)
+        step = (X.mean(axis=0) - self.mean_) * (len(X) / self.n_samples_seen_)
+        self.mean_ = (self.mean_ + step).astype(self.mean_.dtype, copy=False)
+        self._record_training(X, None)
 
     @contextmanager
     def _unchanged_on_error(self):
         """Put the fitted estimator back as it was when the block raises.
 
-        Its network (:func:`undone_on_error`), the width its code keeps and
-        its fitted attributes: the pass over the chunk after training can
-        fail too (out of memory), when the epoch's weights, the running mean
-        and the rows counted were already in, and a retry of the chunk then
-        trained on it twice.
+        Its network (:func:`undone_on_error`, and the net's own attributes,
+        which :func:`resume_training` sets: its optimizer, batch size,
+        callbacks), the width its code keeps and its fitted attributes: the
+        pass over the chunk after training can fail too (out of memory), when
+        the epoch's weights, the running mean and the rows counted were
+        already in, and a retry of the chunk then trained on it twice.
         """
         attributes = dict(vars(self))
-        layer = nested_dropout(self.net_.module_)
+        net = self.net_
+        net_attributes = dict(vars(net))
+        layer = nested_dropout(net.module_)
         kept = layer.kept
         try:
-            with undone_on_error(self.net_):
+            with undone_on_error(net):
                 yield
         except BaseException:
+            # After undone_on_error, which loads the optimizer state into the
+            # net's optimizer as it stands: a snapshot's own new one, which
+            # goes, or the one it kept, which comes back to that state.
+            vars(net).clear()
+            vars(net).update(net_attributes)
             vars(self).clear()
             vars(self).update(attributes)
             layer.kept = kept

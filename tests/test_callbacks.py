@@ -363,6 +363,33 @@ def test_teardown_runs_when_a_callback_raises():
         est.transform(gaussian())
 
 
+class FailsAtTheEnd(Recorder):
+    """A Recorder whose hook raises when the root task ends."""
+
+    def on_fit_task_end(self, estimator, context, **kwargs):
+        raise RuntimeError("callback failed at the end")
+
+
+@requires_callbacks
+def test_a_partial_fit_whose_callback_fails_at_its_end_changes_nothing():
+    # The hook runs once the call has trained: a retry of the chunk then
+    # trained on it twice.
+    X = gaussian()
+    est = make().partial_fit(X[:20])
+    untouched = pickle.loads(pickle.dumps(est))
+    est.set_callbacks(FailsAtTheEnd())
+    with pytest.raises(RuntimeError, match="callback failed at the end"):
+        est.partial_fit(X[20:])
+    assert est.n_iter_ == len(est.net_.history) == 1
+    assert est.n_samples_seen_ == 20
+    assert_array_equal(est.transform(X), untouched.transform(X))
+    first = make().set_callbacks(FailsAtTheEnd())
+    with pytest.raises(RuntimeError, match="callback failed at the end"):
+        first.partial_fit(X)
+    with pytest.raises(NotFittedError):
+        first.transform(X)
+
+
 @requires_callbacks
 def test_fitted_estimator_keeps_no_reference_to_the_data():
     X = gaussian()
