@@ -21,7 +21,10 @@ _GREEN, _RESET = "\x1b[32m", "\x1b[0m"
 def _isatty(stream):
     """Whether ``stream`` is a terminal; False for streams that cannot tell."""
     isatty = getattr(stream, "isatty", None)
-    return bool(isatty is not None and isatty())
+    try:
+        return bool(isatty is not None and isatty())
+    except (OSError, ValueError):  # a closed stream
+        return False
 
 
 def format_duration(seconds):
@@ -67,7 +70,9 @@ class EpochLog(Callback):
         trains one epoch per call).
     file : text stream or None, default=None
         Where the lines go; None is ``sys.stdout`` at the time of each line,
-        as for :func:`print`.
+        as for :func:`print`. A stream that cannot be written (closed, or
+        a pipe whose reader has gone) ends the lines for the rest of the
+        run, not the training.
     """
 
     def __init__(self, max_epochs=None, file=None):
@@ -77,13 +82,21 @@ class EpochLog(Callback):
     def on_train_begin(self, net, **kwargs):
         self.start_ = time.perf_counter()
         self.n_epochs_ = 0
+        self.silenced_ = False
 
     def on_epoch_end(self, net, **kwargs):
         self.n_epochs_ += 1
-        if not net.verbose:
+        if not net.verbose or self.silenced_:
             return
         file = sys.stdout if self.file is None else self.file
-        print(self.format_line(net, colour=_isatty(file)), file=file, flush=True)
+        line = self.format_line(net, colour=_isatty(file))
+        try:
+            print(line, file=file, flush=True)
+        except (OSError, ValueError):
+            # A closed stream, or a pipe whose reader has gone (``| head``):
+            # the lines are lost, the training is not. Silent for the rest
+            # of the run, as each line would fail the same way.
+            self.silenced_ = True
 
     def format_line(self, net, *, colour=False):
         """Return the line of the net's latest epoch, coloured or plain."""

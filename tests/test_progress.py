@@ -193,3 +193,44 @@ def test_epoch_log_line_and_time_left(monkeypatch):
 )
 def test_format_duration(seconds, text):
     assert format_duration(seconds) == text
+
+
+class BrokenPipe(io.StringIO):
+    """A pipe whose reader has gone (``| head -1``): every write fails."""
+
+    def write(self, text):
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def epoch_log_net():
+    """A stand-in for a net: what EpochLog reads of it."""
+    return types.SimpleNamespace(
+        verbose=1,
+        history=History(),
+        optimizer_=types.SimpleNamespace(param_groups=[{"lr": 1e-3}]),
+    )
+
+
+def run_epochs(log, net, n_epochs):
+    log.on_train_begin(net)
+    for epoch in range(1, n_epochs + 1):
+        net.history.new_epoch()
+        net.history.record("epoch", epoch)
+        net.history.record("train_loss", 1.0 / epoch)
+        log.on_epoch_end(net)
+
+
+def closed_stream():
+    stream = io.StringIO()
+    stream.close()
+    return stream
+
+
+@pytest.mark.parametrize("make_stream", [BrokenPipe, closed_stream])
+def test_output_that_cannot_be_written_does_not_end_training(make_stream):
+    # A closed stdout, or a pipe whose reader has gone, loses the lines;
+    # the training goes on.
+    stream = make_stream()
+    log = EpochLog(max_epochs=3, file=stream)
+    run_epochs(log, epoch_log_net(), 3)
+    assert log.n_epochs_ == 3
