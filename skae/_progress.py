@@ -7,6 +7,7 @@ plain text. :class:`TerminalProgressBar` is skorch's per-batch
 ``ProgressBar``, drawn only on a terminal.
 """
 
+import os
 import sys
 import time
 
@@ -25,6 +26,19 @@ def _isatty(stream):
         return bool(isatty is not None and isatty())
     except (OSError, ValueError):  # a closed stream
         return False
+
+
+def _colour(stream):
+    """Whether to colour lines to ``stream``: a terminal that allows it.
+
+    Not where ``NO_COLOR`` is set (https://no-color.org) nor on a terminal
+    that shows escape codes as text (``TERM=dumb``).
+    """
+    return (
+        _isatty(stream)
+        and not os.environ.get("NO_COLOR")
+        and os.environ.get("TERM") != "dumb"
+    )
 
 
 def format_duration(seconds):
@@ -51,7 +65,8 @@ class EpochLog(Callback):
 
     The estimate is the mean epoch time so far times the epochs left to
     ``max_epochs``: an upper bound, as early stopping may end training
-    sooner. On a terminal the improved losses are also coloured; elsewhere
+    sooner. On a terminal the improved losses are also coloured (unless
+    ``NO_COLOR`` is set or ``TERM`` is ``dumb``); elsewhere
     (a log file, a CI log, a notebook's captured output) the lines are plain
     text, without colour codes or carriage returns.
 
@@ -89,7 +104,7 @@ class EpochLog(Callback):
         if not net.verbose or self.silenced_:
             return
         file = sys.stdout if self.file is None else self.file
-        line = self.format_line(net, colour=_isatty(file))
+        line = self.format_line(net, colour=_colour(file))
         try:
             print(line, file=file, flush=True)
         except (OSError, ValueError):

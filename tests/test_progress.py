@@ -68,6 +68,9 @@ def test_plain_off_a_terminal(capsys):
 
 
 def test_terminal_colours_the_best_losses(monkeypatch):
+    # Whatever the terminal the tests run in asks for.
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
     stdout = FakeTTY()
     monkeypatch.setattr(sys, "stdout", stdout)
     make_ae(verbose=1, n_iter_no_change=5).fit(gaussian())
@@ -217,6 +220,7 @@ def run_epochs(log, net, n_epochs):
         net.history.new_epoch()
         net.history.record("epoch", epoch)
         net.history.record("train_loss", 1.0 / epoch)
+        net.history.record("train_loss_best", True)
         log.on_epoch_end(net)
 
 
@@ -234,3 +238,14 @@ def test_output_that_cannot_be_written_does_not_end_training(make_stream):
     log = EpochLog(max_epochs=3, file=stream)
     run_epochs(log, epoch_log_net(), 3)
     assert log.n_epochs_ == 3
+
+
+@pytest.mark.parametrize("variable, value", [("NO_COLOR", "1"), ("TERM", "dumb")])
+def test_no_colour_on_a_terminal_that_asks_for_none(monkeypatch, variable, value):
+    # https://no-color.org, and a terminal that cannot show colours.
+    monkeypatch.setenv(variable, value)
+    log = EpochLog(max_epochs=2, file=FakeTTY())
+    run_epochs(log, epoch_log_net(), 2)
+    out = log.file.getvalue()
+    assert "train_loss 1.000*" in out
+    assert "\x1b" not in out
