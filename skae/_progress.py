@@ -145,7 +145,8 @@ class TerminalProgressBar(ProgressBar):
     tqdm draws the bar on ``sys.stderr`` with carriage returns, which a log
     file would keep, one bar after another: elsewhere than on a terminal it
     draws nothing. The bar is cleared at the end of each epoch, so placed
-    before :class:`EpochLog` it never shares a line with the epoch's line.
+    before :class:`EpochLog` it never shares a line with the epoch's line,
+    and at the end of training, when an epoch was interrupted.
     """
 
     def on_epoch_begin(self, net, **kwargs):
@@ -160,3 +161,13 @@ class TerminalProgressBar(ProgressBar):
     def on_epoch_end(self, net, **kwargs):
         if self.shown_:
             super().on_epoch_end(net, **kwargs)
+            self.shown_ = False
+
+    def on_train_end(self, net, **kwargs):
+        # An epoch interrupted (Ctrl-C, a callback's KeyboardInterrupt) left
+        # its bar open: drawn on the line of what is printed next, and
+        # holding tqdm's bottom line, so that the next fit's bars were drawn
+        # one line lower, for as long as this net lives.
+        if getattr(self, "shown_", False):
+            self.pbar_.close()
+            self.shown_ = False

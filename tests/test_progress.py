@@ -6,6 +6,7 @@ import types
 import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
+from skorch.callbacks import Callback
 from skorch.history import History
 
 from skae import AutoencoderTransformer
@@ -249,3 +250,28 @@ def test_no_colour_on_a_terminal_that_asks_for_none(monkeypatch, variable, value
     out = log.file.getvalue()
     assert "train_loss 1.000*" in out
     assert "\x1b" not in out
+
+
+class InterruptSecondEpoch(Callback):
+    """Ctrl-C in the middle of the second epoch."""
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        if training and len(net.history) == 2 and len(net.history[-1, "batches"]) == 2:
+            raise KeyboardInterrupt
+
+
+def test_verbose_2_bar_is_cleared_when_an_epoch_is_interrupted(monkeypatch):
+    terminal = FakeTTY()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    monkeypatch.setattr(sys, "stderr", terminal)
+    ae = make_ae(verbose=2, batch_size=10, callbacks=[InterruptSecondEpoch])
+    ae.fit(gaussian())
+    # The next fit's bar takes the bottom line again, not one below the
+    # interrupted bar, which the first estimator's net still holds.
+    make_ae(verbose=2, max_iter=1).fit(gaussian())
+    out = terminal.getvalue()
+    assert "\x1b[A" not in out
+    shown = [re.sub(r"\x1b\[\d+m", "", line) for line in screen(out)]
+    assert [line for line in shown if not LINE.fullmatch(line)] == [
+        "Restoring best model from epoch 1."
+    ], shown
