@@ -72,10 +72,10 @@ class EpochLog(Callback):
 
     Unlike skorch's ``PrintLog``, which skorch runs after every other
     callback, it prints in its place among the net's callbacks: placed
-    before early stopping, it prints the last epoch too, and the learning
-    rate as the epoch ends, before a scheduler that steps once per epoch
-    (the plateau one) changes it; a one-cycle schedule, which steps once per
-    batch, shows the rate its last batch left.
+    before early stopping, it prints the last epoch too. The learning rate
+    shown is the one the epoch's last training batch trained at: before a
+    scheduler that steps once per epoch (the plateau one) changes it, and
+    not the rate that a one-cycle schedule's step after the last batch sets.
 
     Parameters
     ----------
@@ -98,6 +98,13 @@ class EpochLog(Callback):
         self.start_ = time.perf_counter()
         self.n_epochs_ = 0
         self.silenced_ = False
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.last_lr_ = None
+
+    def on_batch_begin(self, net, training=False, **kwargs):
+        if training:
+            self.last_lr_ = net.optimizer_.param_groups[0]["lr"]
 
     def on_epoch_end(self, net, **kwargs):
         self.n_epochs_ += 1
@@ -129,7 +136,13 @@ class EpochLog(Callback):
             if colour and best:
                 text = _GREEN + text + _RESET
             parts.append(f"{key} {text}")
-        parts.append(f"lr {net.optimizer_.param_groups[0]['lr']:.3g}")
+        # The rate the epoch's last batch trained at: a one-cycle schedule
+        # steps once more after it, past its end, where the rate climbs
+        # back from almost zero.
+        lr = getattr(self, "last_lr_", None)
+        if lr is None:
+            lr = net.optimizer_.param_groups[0]["lr"]
+        parts.append(f"lr {lr:.3g}")
         elapsed = time.perf_counter() - self.start_
         parts.append(f"elapsed {format_duration(elapsed)}")
         if self.max_epochs is not None:

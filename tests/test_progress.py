@@ -275,3 +275,33 @@ def test_verbose_2_bar_is_cleared_when_an_epoch_is_interrupted(monkeypatch):
     assert [line for line in shown if not LINE.fullmatch(line)] == [
         "Restoring best model from epoch 1."
     ], shown
+
+
+class BatchRates(Callback):
+    """The rate each training batch trains at, by epoch."""
+
+    def on_train_begin(self, net, **kwargs):
+        self.rates = []
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.rates.append([])
+
+    def on_batch_begin(self, net, training=False, **kwargs):
+        if training:
+            self.rates[-1].append(net.optimizer_.param_groups[0]["lr"])
+
+
+def test_one_cycle_shows_the_rate_the_last_batch_trained_at(capsys):
+    # OneCycleLR steps once more after the last batch, past the schedule's
+    # end, where the rate climbs back from almost zero: not a rate trained at.
+    ae = make_ae(
+        verbose=1,
+        learning_rate="one_cycle",
+        early_stopping=False,
+        batch_size=20,
+        callbacks=[("rates", BatchRates())],
+    ).fit(gaussian())
+    rates = dict(ae.net_.callbacks_)["rates"]
+    shown = re.findall(r"  lr (\S+)  ", capsys.readouterr().out)
+    assert shown == [f"{epoch[-1]:.3g}" for epoch in rates.rates]
+    assert float(shown[-1]) < 1e-6
