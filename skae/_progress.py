@@ -13,7 +13,7 @@ import time
 
 from skorch.callbacks import Callback, ProgressBar
 
-__all__ = ["EpochLog", "TerminalProgressBar"]
+__all__ = ["EpochLog", "TerminalProgressBar", "print_line"]
 
 # Improved losses on a terminal: green, then back to the default.
 _GREEN, _RESET = "\x1b[32m", "\x1b[0m"
@@ -39,6 +39,20 @@ def _colour(stream):
         and not os.environ.get("NO_COLOR")
         and os.environ.get("TERM") != "dumb"
     )
+
+
+def print_line(text, file=None):
+    """Print ``text`` as :func:`print` does; return False where it cannot.
+
+    A closed stream, or a pipe whose reader has gone (``| head``), loses the
+    line instead of raising: output that cannot be written must not end a
+    training run. Fit for skorch's ``sink`` arguments too.
+    """
+    try:
+        print(text, file=file, flush=True)
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def format_duration(seconds):
@@ -112,13 +126,9 @@ class EpochLog(Callback):
             return
         file = sys.stdout if self.file is None else self.file
         line = self.format_line(net, colour=_colour(file))
-        try:
-            print(line, file=file, flush=True)
-        except (OSError, ValueError):
-            # A closed stream, or a pipe whose reader has gone (``| head``):
-            # the lines are lost, the training is not. Silent for the rest
-            # of the run, as each line would fail the same way.
-            self.silenced_ = True
+        # Silent for the rest of the run after a line is lost: each would
+        # fail the same way.
+        self.silenced_ = not print_line(line, file=file)
 
     def format_line(self, net, *, colour=False):
         """Return the line of the net's latest epoch, coloured or plain."""

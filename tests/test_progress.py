@@ -10,7 +10,7 @@ from skorch.callbacks import Callback
 from skorch.history import History
 
 from skae import AutoencoderTransformer
-from skae._progress import EpochLog, format_duration
+from skae._progress import EpochLog, format_duration, print_line
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -239,6 +239,7 @@ def test_output_that_cannot_be_written_does_not_end_training(make_stream):
     log = EpochLog(max_epochs=3, file=stream)
     run_epochs(log, epoch_log_net(), 3)
     assert log.n_epochs_ == 3
+    assert print_line("Restoring best model from epoch 1.", file=stream) is False
 
 
 @pytest.mark.parametrize("variable, value", [("NO_COLOR", "1"), ("TERM", "dumb")])
