@@ -36,12 +36,16 @@ def caller_threads():
 
 
 class RecordThreads(Callback):
-    """Torch's thread count at the end of each training batch."""
+    """Torch's thread count for each training batch.
+
+    Read as the batch begins: at its end IntraOpThreads has already set the
+    count back to the one chosen, whatever the batch ran on.
+    """
 
     def on_train_begin(self, net, **kwargs):
         self.counts_ = []
 
-    def on_batch_end(self, net, training=False, **kwargs):
+    def on_batch_begin(self, net, training=False, **kwargs):
         if training:
             self.counts_.append(torch.get_num_threads())
 
@@ -348,6 +352,30 @@ def test_a_fit_under_a_limit_leaves_new_threads_the_process_count(
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == 2
     assert new_thread_count() == 2
+
+
+@pytest.fixture
+def slow_steps(monkeypatch):
+    """Time each training step at 10 ms: work worth trying more threads on."""
+    clock = itertools.count()
+    monkeypatch.setattr("skae._threads.time.perf_counter", lambda: next(clock) * 0.01)
+
+
+@pytest.mark.parametrize("limited", [False, True])
+def test_every_batch_keeps_within_a_threadpool_limit(
+    caller_threads, slow_steps, curved, limited
+):
+    # Under the limit the caller's count is one: nothing else to try.
+    torch.set_num_threads(2)
+    torch.ones(64, 64) @ torch.ones(64, 64)  # threadpoolctl reaches torch after
+    with threadpool_limits(limits=1 if limited else None, user_api="openmp"):
+        if limited and torch.get_num_threads() != 1:  # pragma: no cover
+            pytest.skip("threadpoolctl does not limit torch's OpenMP here")
+        model = fit(
+            curved, max_iter=3, batch_size=8, callbacks=[("record", RecordThreads())]
+        )
+    counts = dict(model.net_.callbacks_)["record"].counts_
+    assert set(counts) == ({1} if limited else {1, 2})
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
