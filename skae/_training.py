@@ -33,7 +33,7 @@ from skorch.utils import TeeGenerator, to_tensor
 from torch.optim.lr_scheduler import OneCycleLR, ReduceLROnPlateau
 
 from skae._graphs import GraphedTrainStep, unsupported
-from skae._progress import EpochLog, TerminalProgressBar
+from skae._progress import EpochLog, TerminalProgressBar, print_line
 from skae._threads import IntraOpThreads, restored_threads
 from skae._validation import torch_seed
 
@@ -1366,6 +1366,9 @@ def _callbacks(estimator, plan, *, stopping, epoch_tasks, held_out):
             load_best=True,
             # A random start is never kept: do not score it.
             initial_state=estimator.init == "pca",
+            # Its "Restoring best model" line (verbose fits only) is lost,
+            # not fatal, where stdout is closed or its reader gone.
+            sink=print_line,
         )
         callbacks.append(("early_stopping", stopper))
     if stopping and plan["learning_rate"] == "one_cycle":

@@ -242,6 +242,15 @@ def test_output_that_cannot_be_written_does_not_end_training(make_stream):
     assert print_line("Restoring best model from epoch 1.", file=stream) is False
 
 
+@pytest.mark.parametrize("make_stream", [BrokenPipe, closed_stream])
+def test_a_verbose_fit_outlives_its_stdout(monkeypatch, make_stream):
+    # Early stopping's "Restoring best model" line at the end of training
+    # (skorch prints it) raised BrokenPipeError under `| head -1`.
+    monkeypatch.setattr(sys, "stdout", make_stream())
+    ae = make_ae(verbose=1).fit(gaussian())
+    assert ae.n_iter_ == 3
+
+
 @pytest.mark.parametrize("variable, value", [("NO_COLOR", "1"), ("TERM", "dumb")])
 def test_no_colour_on_a_terminal_that_asks_for_none(monkeypatch, variable, value):
     # https://no-color.org, and a terminal that cannot show colours.
