@@ -41,6 +41,20 @@ def _colour(stream):
     )
 
 
+def _start_score(net, key):
+    """Return the loss ``key`` of the model before training, where scored.
+
+    Early stopping from a PCA start scores the start as epoch 0 and keeps
+    it unless an epoch beats it: an epoch's loss is the best so far only
+    if it is below that too. Infinity where nothing scored the start.
+    """
+    for _, callback in getattr(net, "callbacks_", ()):
+        score = getattr(callback, "initial_score_", None)
+        if score is not None and getattr(callback, "monitor", None) == key:
+            return score
+    return float("inf")
+
+
 def print_line(text, file=None):
     """Print ``text`` as :func:`print` does; return False where it cannot.
 
@@ -71,7 +85,8 @@ class EpochLog(Callback):
     """skorch callback that prints one line per epoch while ``net.verbose``.
 
     Each line gives the epoch, the training loss and, when rows are held out,
-    the validation loss (``*`` marks a loss better than all before it), the
+    the validation loss (``*`` marks a loss better than all before it, the
+    scored start included), the
     learning rate with its significant digits (``1.2e-05``), the time since
     training began and an estimate of the time left::
 
@@ -141,7 +156,7 @@ class EpochLog(Callback):
         for key in ("train_loss", "valid_loss"):
             if key not in row:
                 continue
-            best = row.get(key + "_best", False)
+            best = row.get(key + "_best", False) and row[key] < _start_score(net, key)
             text = f"{row[key]:#.4g}{'*' if best else ' '}"
             if colour and best:
                 text = _GREEN + text + _RESET

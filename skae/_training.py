@@ -427,6 +427,7 @@ class _BestOfRunEarlyStopping(EarlyStopping):
     def on_train_begin(self, net, **kwargs):
         super().on_train_begin(net, **kwargs)
         self.initial_measured_ = not self.initial_state
+        self.initial_score_ = None
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         if self.initial_measured_:
@@ -438,6 +439,9 @@ class _BestOfRunEarlyStopping(EarlyStopping):
         score = net.evaluate_loss(
             dataset_train if on_train else dataset_valid, training=on_train
         )
+        # Read by EpochLog: an epoch that does not beat the start is not
+        # marked best, as the start may be the model kept.
+        self.initial_score_ = score
         self.dynamic_threshold_ = self._calc_new_threshold(score)
         self.best_model_weights_ = deepcopy(net.module_.state_dict())
 
@@ -449,6 +453,14 @@ class _BestOfRunEarlyStopping(EarlyStopping):
             super().on_epoch_end(net, **kwargs)
         except KeyboardInterrupt:
             net.request_stop()
+
+    def _sink(self, text, verbose):
+        # skorch's "Restoring best model" line, printed while verbose, as
+        # skorch does with print (a sink= of its own would print whatever
+        # verbose says): lost, not fatal, where stdout is closed or a pipe's
+        # reader gone.
+        if verbose:
+            print_line(text)
 
     def _calc_new_threshold(self, score):
         """Return the score to beat: ``score`` bettered by ``threshold``.
@@ -1366,9 +1378,6 @@ def _callbacks(estimator, plan, *, stopping, epoch_tasks, held_out):
             load_best=True,
             # A random start is never kept: do not score it.
             initial_state=estimator.init == "pca",
-            # Its "Restoring best model" line (verbose fits only) is lost,
-            # not fatal, where stdout is closed or its reader gone.
-            sink=print_line,
         )
         callbacks.append(("early_stopping", stopper))
     if stopping and plan["learning_rate"] == "one_cycle":

@@ -242,6 +242,16 @@ def test_output_that_cannot_be_written_does_not_end_training(make_stream):
     assert print_line("Restoring best model from epoch 1.", file=stream) is False
 
 
+def test_an_epoch_that_does_not_beat_the_pca_start_is_not_marked(capsys):
+    # Early stopping scores the PCA start as epoch 0 and keeps it when no
+    # epoch beats it; the first epoch was marked best all the same, and the
+    # log ended "Restoring best model from epoch 0."
+    make_ae(verbose=1, random_state=2).fit(gaussian())
+    out = capsys.readouterr().out
+    assert "Restoring best model from epoch 0." in out
+    assert not re.search(r"valid_loss \S+\*", out)
+
+
 @pytest.mark.parametrize("make_stream", [BrokenPipe, closed_stream])
 def test_a_verbose_fit_outlives_its_stdout(monkeypatch, make_stream):
     # Early stopping's "Restoring best model" line at the end of training
