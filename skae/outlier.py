@@ -913,13 +913,26 @@ class AutoencoderOutlierDetector(
         if fraction != "auto" and fraction and int(fraction * batch_size) == 0:
             # The loss leaves out floor(trim_fraction * rows) of each batch:
             # of small batches, none, and outliers train as normal rows do.
+            n_train = len(train_idx)
+            if int(fraction * n_train) == 0:
+                # Nor do the statistics (nor the PCA start) leave out any of
+                # so few training rows: trim_fraction does nothing at all.
+                consequence = (
+                    f"and the statistics of the {n_train} rows trained on lose "
+                    f"floor({fraction} * {n_train}) = 0 rows too, so nothing "
+                    "is trimmed. Use a trim_fraction of at least "
+                    f"1 / {n_train} or more rows."
+                )
+            else:
+                consequence = (
+                    "so only the score's statistics are trimmed. Use batches "
+                    f"of at least {math.ceil(1 / fraction)} rows (batch_size) "
+                    "or a larger trim_fraction."
+                )
             warnings.warn(
-                f"trim_fraction={self.trim_fraction} leaves no row out of the "
+                f"trim_fraction={fraction} leaves no row out of the "
                 f"training loss: batches of {batch_size} rows lose "
-                f"floor({self.trim_fraction} * {batch_size}) = 0 rows each, so "
-                "only the score's statistics are trimmed. Use batches of at "
-                f"least {math.ceil(1 / self.trim_fraction)} rows (batch_size) "
-                "or a larger trim_fraction.",
+                f"floor({fraction} * {batch_size}) = 0 rows each, {consequence}",
                 UserWarning,
                 stacklevel=user_stacklevel(),
             )

@@ -691,6 +691,23 @@ def test_trim_fraction_too_small_for_the_batches_warns(params, batch_size):
         make_detector(**params).fit(plane())
 
 
+def test_trim_fraction_too_small_for_the_training_rows_warns_nothing_is_trimmed():
+    # Eight rows trained on: floor(0.1 * 8) = 0 leave the statistics too, so
+    # the warning must not claim that the statistics are trimmed.
+    X = plane(8)
+    message = (
+        "trim_fraction=0.1 leaves no row out of the training loss: batches of "
+        "8 rows lose floor(0.1 * 8) = 0 rows each, and the statistics of the 8 "
+        "rows trained on lose floor(0.1 * 8) = 0 rows too, so nothing is trimmed."
+    )
+    with pytest.warns(UserWarning, match=f"^{re.escape(message)}"):
+        trimmed = make_detector(
+            n_components=1, trim_fraction=0.1, early_stopping=False
+        ).fit(X)
+    untrimmed = make_detector(n_components=1, early_stopping=False).fit(X)
+    assert_array_equal(trimmed.score_samples(X), untrimmed.score_samples(X))
+
+
 def test_trim_fraction_that_trims_each_batch_fits_without_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
