@@ -112,6 +112,18 @@ def _scores_by_chunks(residuals, codes, fitted, code_weight):
     )
 
 
+def _weighted_mean(relative, distance, code_weight):
+    """``(relative + code_weight * distance) / (1 + code_weight)``.
+
+    Each term weighed first: ``code_weight * distance`` overflows to inf
+    for weights near float64's largest (1e308), and the score to NaN. The
+    weights 1 / 2 of the default weight 1 are exact, so its scores are
+    the same to the bit.
+    """
+    total = 1.0 + code_weight
+    return relative / total + (code_weight / total) * distance
+
+
 def _anomaly_scores(residuals, codes, fitted, code_weight):
     """Minus the weighted mean of each row's relative error and code distance.
 
@@ -129,7 +141,7 @@ def _anomaly_scores(residuals, codes, fitted, code_weight):
     distance = (
         np.sum(centred @ fitted["code_precision_"] * centred, axis=1) / codes.shape[1]
     )
-    return -(relative + code_weight * distance) / (1.0 + code_weight)
+    return -_weighted_mean(relative, distance, code_weight)
 
 
 def _pseudo_inverse(covariance, floor):
@@ -429,7 +441,7 @@ def _start_rows(X_train, n_components, trim_fraction, code_weight):
     # Each over its mean: zero everywhere (a full-rank code) counts nothing.
     relative = residual / residual.mean() if residual.mean() > 0 else residual * 0
     distance = distance / distance.mean() if distance.mean() > 0 else distance * 0
-    anomaly = (relative + code_weight * distance) / (1.0 + code_weight)
+    anomaly = _weighted_mean(relative, distance, code_weight)
     kept = _least_anomalous(anomaly, trim_fraction)
     if len(kept) < n_components:
         kept = np.sort(np.argsort(anomaly, kind="stable")[:n_components])

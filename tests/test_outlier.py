@@ -324,6 +324,20 @@ def test_constant_rows_score_zero():
     assert_array_equal(detector.code_precision_, 0.0)
 
 
+@pytest.mark.parametrize("trim_fraction", [0.0, 0.1])
+def test_largest_code_weight_scores_finite(trim_fraction):
+    # code_weight * distance overflowed to inf near float64's largest
+    # weight, the scores to -inf and NaN, offset_ to NaN: nothing flagged.
+    X = plane(60)
+    params = dict(contamination=0.1, early_stopping=False, trim_fraction=trim_fraction)
+    heaviest = make_detector(code_weight=1e308, **params).fit(X)
+    heavy = make_detector(code_weight=1e200, **params).fit(X)
+    scores = heaviest.score_samples(X)
+    assert np.isfinite(scores).all() and np.isfinite(heaviest.offset_)
+    assert_allclose(scores, heavy.score_samples(X))
+    assert np.mean(heaviest.predict(X) == -1) == pytest.approx(0.1)
+
+
 @pytest.mark.parametrize("code_weight", [-0.5, "auto"])
 def test_bad_code_weight(code_weight):
     with pytest.raises(ValueError, match="'code_weight' parameter"):
