@@ -495,7 +495,7 @@ class AutoencoderOutlierDetector(
     statistics kept): about 1, less for the whitened error. The
     relative reconstruction error: each feature's squared
     error divided by that feature's mean squared error on the training rows
-    (``feature_errors_``, floored at ``0.03`` times their mean), averaged over
+    (``feature_errors_``) plus ``0.03`` times their mean, averaged over
     the features, so that a row badly reconstructed where training rows are
     reconstructed well counts more than one badly reconstructed where every
     row is; for image rows (``image_shape``) the residual is first averaged
@@ -591,7 +591,8 @@ class AutoencoderOutlierDetector(
         whitening would undo the window, and beyond 4,096 features, as
         whitening builds ``n_features`` x ``n_features`` float64 matrices
         (3.2 GB each for 20,000 features) and eigendecomposes them, in time
-        cubic in the features; ``'ledoit_wolf'`` there warns.
+        cubic in the features; an explicit ``'ledoit_wolf'`` beyond 4,096
+        features warns.
         In the outlier benchmark it chose Ledoit-Wolf on breast cancer
         (0.26 to 0.36 nats per feature), where it lifted the mean AUC over
         10 splits from 0.9565 to 0.9606, and the diagonal on the digits (no
@@ -694,7 +695,8 @@ class AutoencoderOutlierDetector(
         The threshold: ``decision_function = score_samples - offset_``.
     feature_errors_ : ndarray of shape (n_features,)
         Mean squared reconstruction error of each feature over the training
-        rows, in the data's units: the denominators of the score. For image
+        rows, in the data's units: plus ``0.03`` times their mean, the
+        denominators of the score (an added floor, not a maximum). For image
         rows, of the residual averaged over ``error_window``. The score's
         statistics (this, ``error_precision_``, ``code_mean_``,
         ``code_precision_``) come from the rows the network trained on, not
