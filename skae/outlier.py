@@ -938,9 +938,13 @@ class AutoencoderOutlierDetector(
                     f"1 / {n_train} or more rows."
                 )
             else:
+                # ceil(1 / fraction) rows can still lose none: 0.3 - 0.1 is
+                # 0.19999999999999998, and floor(it * 5) = 0.
+                least = math.ceil(1 / fraction)
+                least += int(fraction * least) == 0
                 consequence = (
                     "so only the score's statistics are trimmed. Use batches "
-                    f"of at least {math.ceil(1 / fraction)} rows (batch_size) "
+                    f"of at least {least} rows (batch_size) "
                     "or a larger trim_fraction."
                 )
             warnings.warn(

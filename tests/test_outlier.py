@@ -705,6 +705,15 @@ def test_trim_fraction_too_small_for_the_batches_warns(params, batch_size):
         make_detector(**params).fit(plane())
 
 
+def test_trim_fraction_too_small_for_the_batches_advises_batches_that_trim():
+    # 1 / (0.3 - 0.1) rounds to 5, but floor((0.3 - 0.1) * 5) = 0: the
+    # advice must name batches that do lose a row.
+    fraction = 0.3 - 0.1
+    assert int(fraction * 5) == 0 and int(fraction * 6) == 1
+    with pytest.warns(UserWarning, match=r"Use batches of at least 6 rows"):
+        make_detector(trim_fraction=fraction, batch_size=5).fit(plane())
+
+
 def test_trim_fraction_too_small_for_the_training_rows_warns_nothing_is_trimmed():
     # Eight rows trained on: floor(0.1 * 8) = 0 leave the statistics too, so
     # the warning must not claim that the statistics are trimmed.
