@@ -98,6 +98,22 @@ def _check_variation(rms, dtype):
         )
 
 
+def _unit_span(X):
+    """Return ``X`` centred and scaled by a power of two to entries of at most 1.
+
+    PCA computes in X's dtype: float32 rows at 1e20 overflow its covariance
+    (LinAlgError) and rows at 1e-30 square below float32's normal range
+    (axes at random). The axes do not change with the scale, and a power of
+    two scales without rounding. Centred first, as an offset far beyond the
+    rows' spread would overflow once scaled up.
+    """
+    centred = X - X.mean(axis=0, dtype=np.float64).astype(X.dtype)
+    largest = float(np.max(np.abs(centred)))
+    if largest > 0:
+        np.ldexp(centred, -math.frexp(largest)[1], out=centred)
+    return centred
+
+
 def input_axes(X, input_components, n_components, *, auto):
     """Principal axes of ``X`` the network sees, or None for every feature.
 
@@ -124,9 +140,10 @@ def input_axes(X, input_components, n_components, *, auto):
             "directions than it sees."
         )
     solver = spectrum_solver(X)
+    X = _unit_span(X)
     if input_components != "auto":
-        return PCA(input_components, svd_solver=solver).fit(X).components_
-    pca = PCA(svd_solver=solver).fit(X)
+        return PCA(input_components, svd_solver=solver, copy=False).fit(X).components_
+    pca = PCA(svd_solver=solver, copy=False).fit(X)
     # outside[j]: PCA's residual variance outside the first j axes.
     outside = np.append(np.cumsum(pca.explained_variance_[::-1])[::-1], 0.0)
     # Variance at the level of rounding is none: rank-deficient rows.

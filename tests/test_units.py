@@ -96,6 +96,19 @@ def test_int_input_axes_are_pca_axes():
     assert_allclose(np.abs(axes), np.abs(PCA(4).fit(X).components_), atol=1e-8)
 
 
+@pytest.mark.parametrize("factor", [1e-30, 1e-20, 1e20])
+@pytest.mark.parametrize("n_components", [4, "auto"])
+def test_input_axes_of_float32_rows_far_from_unit_scale(factor, n_components):
+    # PCA in float32 overflowed at 1e20 (LinAlgError) and gave axes at
+    # random at 1e-30, whose squares fall below float32's normal range.
+    X = decaying(n_features=24)
+    expected = input_axes(X, n_components, 2, auto=True)
+    axes = input_axes((X * factor).astype(np.float32), n_components, 2, auto=True)
+    assert axes.shape == expected.shape
+    # The same span: projectors agree.
+    assert_allclose(axes.T @ axes, expected.T @ expected, atol=1e-5)
+
+
 def test_auto_input_axes_leave_a_fraction_of_pca_residual_outside():
     X = decaying(n_features=24)
     variances = PCA().fit(X).explained_variance_
