@@ -108,7 +108,8 @@ def _unit_span(X):
     rows' spread would overflow once scaled up.
     """
     centred = X - X.mean(axis=0, dtype=np.float64).astype(X.dtype)
-    largest = float(np.max(np.abs(centred)))
+    # Without np.abs, whose temporary would hold another copy of X.
+    largest = max(float(centred.max()), -float(centred.min()))
     if largest > 0:
         np.ldexp(centred, -math.frexp(largest)[1], out=centred)
     return centred
