@@ -101,11 +101,12 @@ def _check_variation(rms, dtype):
 def _unit_span(X):
     """Return ``X`` centred and scaled by a power of two to entries of at most 1.
 
-    PCA computes in X's dtype: float32 rows at 1e20 overflow its covariance
-    (LinAlgError) and rows at 1e-30 square below float32's normal range
-    (axes at random). The axes do not change with the scale, and a power of
-    two scales without rounding. Centred first, as an offset far beyond the
-    rows' spread would overflow once scaled up.
+    PCA computes in X's dtype, its covariance solver from the uncentred
+    rows' squares: in float32, an offset of 1e3 on rows of unit spread
+    cancelled the covariance to rounding, rows at 1e20 overflowed it
+    (LinAlgError) and rows at 1e-30 squared below the normal range (axes
+    at random, in each case). The axes do not change with the scale, and a
+    power of two scales without rounding.
     """
     centred = X - X.mean(axis=0, dtype=np.float64).astype(X.dtype)
     # Without np.abs, whose temporary would hold another copy of X.

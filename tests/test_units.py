@@ -109,6 +109,18 @@ def test_input_axes_of_float32_rows_far_from_unit_scale(factor, n_components):
     assert_allclose(axes.T @ axes, expected.T @ expected, atol=1e-5)
 
 
+@pytest.mark.parametrize("n_components", [4, "auto"])
+def test_input_axes_of_float32_rows_far_from_the_origin(n_components):
+    # PCA's covariance solver squares the rows uncentred: in float32, an
+    # offset of 1e3 on rows of unit spread cancelled the covariance to
+    # rounding (projectors 0.7 apart).
+    X = decaying(n_features=24)
+    expected = input_axes(X, n_components, 2, auto=True)
+    axes = input_axes((X + 1e3).astype(np.float32), n_components, 2, auto=True)
+    assert axes.shape == expected.shape
+    assert_allclose(axes.T @ axes, expected.T @ expected, atol=1e-4)
+
+
 def test_auto_input_axes_leave_a_fraction_of_pca_residual_outside():
     X = decaying(n_features=24)
     variances = PCA().fit(X).explained_variance_
