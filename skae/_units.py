@@ -103,9 +103,9 @@ def _unit_span(X):
 
     PCA computes in X's dtype, its covariance solver from the uncentred
     rows' squares: in float32, an offset of 1e3 on rows of unit spread
-    cancelled the covariance to rounding, rows at 1e20 overflowed it
-    (LinAlgError) and rows at 1e-30 squared below the normal range (axes
-    at random, in each case). The axes do not change with the scale, and a
+    cancelled the covariance to rounding and rows at 1e-30 squared below
+    the normal range (axes at random, both), and rows at 1e20 overflowed
+    it (LinAlgError). The axes do not change with the scale, and a
     power of two scales without rounding.
     """
     centred = X - X.mean(axis=0, dtype=np.float64).astype(X.dtype)
