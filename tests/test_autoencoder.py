@@ -1417,6 +1417,17 @@ def test_input_components_refuse_a_bool(digits):
         make_ae(n_components=1, input_components=True).fit(digits[0])
 
 
+@pytest.mark.parametrize("scale, offset", [(1e20, 0.0), (1.0, 1e3)])
+def test_input_components_of_float32_rows_far_from_unit_scale(digits, scale, offset):
+    # PCA in float32 overflowed at 1e20 (LinAlgError) and cancelled to
+    # rounding on rows offset by 1e3: the axes are those of the rows at unit scale.
+    X = (digits[0] / 16.0).astype(np.float32)
+    expected = make_ae(n_components=4, input_components=8).fit(X).input_components_
+    far = (X * np.float32(scale) + np.float32(offset)).astype(np.float32)
+    axes = make_ae(n_components=4, input_components=8).fit(far).input_components_
+    assert_allclose(axes.T @ axes, expected.T @ expected, atol=1e-4)
+
+
 def test_partial_fit_keeps_the_first_chunks_axes(digits):
     X = digits[0]
     ae = make_ae(n_components=4, input_components=10).partial_fit(X[:900])
