@@ -111,8 +111,9 @@ def _unit_span(X):
     centred = X - X.mean(axis=0, dtype=np.float64).astype(X.dtype)
     # Without np.abs, whose temporary would hold another copy of X.
     largest = max(float(centred.max()), -float(centred.min()))
-    if largest > 0:
-        np.ldexp(centred, -math.frexp(largest)[1], out=centred)
+    exponent = math.frexp(largest)[1]
+    if exponent:
+        np.ldexp(centred, -exponent, out=centred)
     return centred
 
 
