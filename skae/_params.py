@@ -18,6 +18,7 @@ from sklearn.decomposition import PCA
 
 from skae._networks import ACTIVATIONS, spectrum_solver
 from skae._training import AUTOCAST_DTYPES
+from skae._units import unit_span
 from skae._validation import Hidden, Interval, StrOptions
 
 DEFAULTS = {
@@ -161,7 +162,14 @@ def resolve_n_components(n_components, init, X, n_train):
     # A fraction: as many components as PCA needs for that much variance; an
     # ordered model then keeps the prefix of its own code that explains it.
     solver = spectrum_solver(X)
-    count = int(PCA(n_components=n_components, svd_solver=solver).fit(X).n_components_)
+    # Centred and scaled first, as for the input axes (unit_span): float32
+    # rows offset by 1e4 counted half of float64's components, at 1e20 PCA
+    # raised LinAlgError, at 1e-30 it counted one.
+    count = int(
+        PCA(n_components=n_components, svd_solver=solver, copy=False)
+        .fit(unit_span(X))
+        .n_components_
+    )
     # The PCA start has no more components than training rows, which then
     # explain all of their variance.
     return min(count, n_train) if init == "pca" else count

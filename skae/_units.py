@@ -98,7 +98,7 @@ def _check_variation(rms, dtype):
         )
 
 
-def _unit_span(X):
+def unit_span(X):
     """Return ``X`` centred and scaled by a power of two to entries of at most 1.
 
     PCA computes in X's dtype, its covariance solver from the uncentred
@@ -143,7 +143,7 @@ def input_axes(X, input_components, n_components, *, auto):
             "directions than it sees."
         )
     solver = spectrum_solver(X)
-    X = _unit_span(X)
+    X = unit_span(X)
     if input_components != "auto":
         return PCA(input_components, svd_solver=solver, copy=False).fit(X).components_
     pca = PCA(svd_solver=solver, copy=False).fit(X)

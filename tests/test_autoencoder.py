@@ -1428,6 +1428,18 @@ def test_input_components_of_float32_rows_far_from_unit_scale(digits, scale, off
     assert_allclose(axes.T @ axes, expected.T @ expected, atol=1e-4)
 
 
+@pytest.mark.parametrize("scale, offset", [(1e20, 0.0), (1e-30, 0.0), (1.0, 1e4)])
+def test_fraction_n_components_of_float32_rows_far_from_unit_scale(
+    digits, scale, offset
+):
+    # PCA's count for a fraction, in float32: LinAlgError at 1e20, one
+    # component at 1e-30, and about half the count on rows offset by 1e4.
+    X = (digits[0] / 16.0).astype(np.float32)
+    expected = make_ae(n_components=0.9, max_iter=1).fit(X).n_components_
+    far = (X * np.float32(scale) + np.float32(offset)).astype(np.float32)
+    assert make_ae(n_components=0.9, max_iter=1).fit(far).n_components_ == expected
+
+
 def test_partial_fit_keeps_the_first_chunks_axes(digits):
     X = digits[0]
     ae = make_ae(n_components=4, input_components=10).partial_fit(X[:900])
