@@ -496,8 +496,9 @@ class _BaseAutoencoder(
         It works in model units: with ``loss='mse'`` on ``X`` minus the mean
         it was set up with (``mean_`` after ``fit``; the first chunk's after
         further ``partial_fit`` calls) divided by the root mean square of the
-        centred training data (and, where
-        ``input_components_`` is set, projected on those axes); with
+        centred training data (where ``input_components_`` is set, projected
+        on those axes and divided by the root mean square of those
+        coordinates); with
         ``loss='bce'`` on raw ``X``, returning logits. :meth:`transform` and
         :meth:`inverse_transform` do these conversions. Scores come from a
         float64 copy made once for each state of its weights: change them
