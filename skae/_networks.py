@@ -11,6 +11,7 @@ reconstruction and training can only move away from it where that helps.
 
 import math
 from collections.abc import Sequence
+from numbers import Integral
 
 import numpy as np
 import torch
@@ -320,7 +321,17 @@ class ConvAutoencoder(_Autoencoder):
     ) -> None:
         super().__init__()
         n_components = _check_width("n_components", n_components)
-        if not np.ndim(channels) or not len(channels):
+        if not np.ndim(channels):
+            # A scalar said "must name at least one conv stage" of channels=4,
+            # which names one; the estimators' conv_channels is a tuple too.
+            hint = ""
+            if isinstance(channels, Integral) and not isinstance(channels, bool):
+                hint = f"; for a single stage pass channels={(int(channels),)}"
+            raise ValueError(
+                "channels must be a sequence of positive integers, one per conv "
+                f"stage, got {channels!r}{hint}."
+            )
+        if not len(channels):
             raise ValueError(
                 f"channels must name at least one conv stage, got {channels!r}."
             )

@@ -278,6 +278,16 @@ def test_conv_sigmoid_output_in_unit_interval(activation):
             r"channels must name at least one conv stage, got \(\)\.",
         ),
         (
+            dict(image_shape=(1, 8, 8), channels=4),
+            r"^channels must be a sequence of positive integers, one per conv "
+            r"stage, got 4; for a single stage pass channels=\(4,\)\.$",
+        ),
+        (
+            dict(image_shape=(1, 8, 8), channels=None),
+            r"^channels must be a sequence of positive integers, one per conv "
+            r"stage, got None\.$",
+        ),
+        (
             dict(image_shape=(1, 8, 8), linear_path=True, out_activation="sigmoid"),
             r"out_activation must be None with linear_path=True",
         ),
@@ -293,6 +303,8 @@ def test_conv_sigmoid_output_in_unit_interval(activation):
         "channels_last_gray",
         "channels_last_color",
         "no_channels",
+        "int_channels",
+        "none_channels",
         "sigmoid_linear",
         "bad_out",
     ],
