@@ -128,7 +128,7 @@ class _Autoencoder(nn.Module):
             hint = f" For a single one, pass {arg}[None]."
         elif x.ndim > 2 and math.prod(x.shape[1:]) == width:
             hint = f" Flatten each sample into a row: {arg}.flatten(1)."
-            if hasattr(self, "image_shape"):
+            if what == "rows" and hasattr(self, "image_shape"):
                 hint += " Images with their channels last need a permute first."
         raise ValueError(
             f"{name} takes {what} of shape (n, {width}), got a tensor of shape "

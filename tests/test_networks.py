@@ -399,6 +399,13 @@ CONV = ConvAutoencoder((3, 8, 8), 2, channels=(4,))
             r"ConvAutoencoder\.encode takes rows of shape \(n, 192\), got a tensor "
             r"of shape \(2, 3, 8, 8\)\. Flatten each sample into a row",
         ),
+        (
+            lambda: CONV.decode(torch.zeros(3, 2, 1)),
+            ValueError,
+            # Codes are no images: no hint about their channels.
+            r"got a tensor of shape \(3, 2, 1\)\. Flatten each sample into a "
+            r"row: z\.flatten\(1\)\.$",
+        ),
         (lambda: DENSE(np.zeros((3, 4), np.float32)), TypeError, r"got ndarray"),
     ],
 )
