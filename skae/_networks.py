@@ -234,7 +234,7 @@ def _too_small_message(image_shape: tuple[int, int, int], n_stages: int) -> str:
         f"and width {width}."
     )
     # Stages that fit: each needs the smaller side to halve to at least 1.
-    fitting = min(height, width).bit_length() - 1
+    fitting = _stages_that_fit(height, width)
     if fitting:
         advice = (
             f"use at most {fitting} conv {'stage' if fitting == 1 else 'stages'} "
@@ -247,14 +247,29 @@ def _too_small_message(image_shape: tuple[int, int, int], n_stages: int) -> str:
         )
     # Channels-last images, (H, W, C), are the likelier mistake.
     if looks_channels_last(image_shape):
+        # The channels-first reading, (W, C, H) here, can be too small as well.
+        swapped = _stages_that_fit(n_channels, height)
+        limit = ""
+        if not swapped:
+            limit = ", which has a side of 1 and takes no pooling either,"
+        elif swapped < n_stages:
+            limit = (
+                f", which takes at most {swapped} conv "
+                f"{'stage' if swapped == 1 else 'stages'},"
+            )
         return (
             f"{message} image_shape is (channels, height, width): for images "
             f"with their channels last, pass image_shape="
-            f"{(width, n_channels, height)} and the rows flattened channels "
+            f"{(width, n_channels, height)}{limit} and the rows flattened channels "
             f"first, images.transpose(0, 3, 1, 2).reshape(n, -1). Otherwise, "
             f"{advice}"
         )
     return f"{message} Instead, {advice}"
+
+
+def _stages_that_fit(height: int, width: int) -> int:
+    """How many 2x2 pooling stages images of ``height`` x ``width`` take."""
+    return min(height, width).bit_length() - 1
 
 
 def _conv_sizes(size: int, n_stages: int) -> list[int]:

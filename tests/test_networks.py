@@ -274,6 +274,13 @@ def test_conv_sigmoid_output_in_unit_interval(activation):
             r"stage \(entries",
         ),
         (
+            # The channels-first shape suggested is too small for 3 stages too.
+            dict(image_shape=(6, 6, 3), channels=(16, 32, 64)),
+            r"pass image_shape=\(3, 6, 6\), which takes at most 2 conv stages, "
+            r"and the rows flattened channels first, .* Otherwise, use at most 1 "
+            r"conv stage \(entries",
+        ),
+        (
             dict(image_shape=(1, 8, 8), channels=()),
             r"channels must name at least one conv stage, got \(\)\.",
         ),
@@ -302,6 +309,7 @@ def test_conv_sigmoid_output_in_unit_interval(activation):
         "too_flat",
         "channels_last_gray",
         "channels_last_color",
+        "channels_last_small",
         "no_channels",
         "int_channels",
         "none_channels",
