@@ -308,12 +308,12 @@ class ConvAutoencoder(_Autoencoder):
     linear_path : bool, default=False
         Add a linear path (flat rows to code and back) beside the
         convolutional layers and start those layers' outputs at zero.
-    ordered : bool, default=False
-        Train with nested dropout, as for :class:`DenseAutoencoder`.
     out_activation : {'sigmoid', None}, default=None
         Applied to the decoder's output. The classic network ends with a
         sigmoid for images in [0, 1]; the estimators keep None and apply the
         sigmoid inside the loss (``loss='bce'``) for numerical stability.
+    ordered : bool, default=False
+        Train with nested dropout, as for :class:`DenseAutoencoder`.
 
     Examples
     --------

@@ -425,3 +425,13 @@ def test_inputs_of_the_wrong_shape_are_named(call, error, message):
 def test_rows_of_the_right_shape_pass_the_check():
     assert DENSE(torch.zeros(0, 4)).shape == (0, 4)
     assert CONV.decode(torch.zeros(3, 2)).shape == (3, 192)
+
+
+@pytest.mark.parametrize("network", [DenseAutoencoder, ConvAutoencoder])
+def test_docstring_documents_the_parameters_in_order(network):
+    # ConvAutoencoder documented ordered before out_activation, the
+    # signature's last two the other way round.
+    validate = pytest.importorskip("numpydoc.validate")
+    result = validate.validate(f"skae.{network.__name__}")
+    errors = [e for e in result["errors"] if e[0] in ("PR01", "PR02", "PR03")]
+    assert errors == []
