@@ -334,6 +334,26 @@ def looks_channels_last(image_axes):
     return image_axes[-1] <= 4 < image_axes[0]
 
 
+def _channels_last(image_axes, estimator):
+    """Whether images of ``image_axes`` hold their channels last.
+
+    Against the estimator's own ``image_shape`` (C, H, W) where it names
+    one of these axes' orders, else by their lengths
+    (:func:`looks_channels_last`): images of one channel, (H, W, 1), were
+    otherwise read as 1-pixel-wide images of H channels.
+    """
+    image_shape = getattr(estimator, "image_shape", None)
+    try:
+        c, h, w = (int(s) for s in image_shape)
+    except (TypeError, ValueError):
+        return looks_channels_last(image_axes)
+    if image_axes == (h, w, c) and image_axes != (c, h, w):
+        return True
+    if image_axes == (c, h, w):
+        return False
+    return looks_channels_last(image_axes)
+
+
 def check_rows_ndim(X, estimator):
     """Refuse arrays of more than 2 dimensions with a hint to flatten them.
 
@@ -352,7 +372,7 @@ def check_rows_ndim(X, estimator):
             " For the convolutional network, also pass "
             f"image_shape={(1, *shape[1:])} (channels, height, width)."
         )
-    elif ndim == 4 and looks_channels_last(shape[1:]):
+    elif ndim == 4 and _channels_last(shape[1:], estimator):
         # (n, H, W, C), as image libraries give them: the plain reshape
         # would interleave the channels.
         hint = (

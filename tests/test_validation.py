@@ -299,6 +299,23 @@ def test_check_rows_ndim_refuses(shape, message):
         check_rows_ndim(np.zeros(shape), AutoencoderTransformer())
 
 
+@pytest.mark.parametrize(
+    "shape, image_shape, hint",
+    [
+        # Small images of one channel, channels last: by their lengths alone
+        # (4 is no longer than a colour axis) they read as (C, H, W).
+        ((5, 4, 4, 1), (1, 4, 4), "image_shape=(1, 4, 4) (channels, height, width)."),
+        ((5, 2, 4, 3), (3, 2, 4), "image_shape=(3, 2, 4) (channels, height, width)."),
+        # The estimator's own image_shape is channels first: no swap.
+        ((5, 8, 8, 3), (8, 8, 3), "image_shape=(8, 8, 3) (channels, height, width); "),
+    ],
+)
+def test_check_rows_ndim_reads_the_channels_from_image_shape(shape, image_shape, hint):
+    estimator = AutoencoderTransformer(image_shape=image_shape)
+    with pytest.raises(ValueError, match=re.escape(hint)):
+        check_rows_ndim(np.zeros(shape), estimator)
+
+
 @pytest.mark.parametrize("value", [2, 0.5])
 def test_check_n_components_passes_skae_values(value):
     check_n_components(value)
