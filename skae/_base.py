@@ -320,9 +320,12 @@ class _BaseAutoencoder(
         ).sum(axis=0) + np.sum(self._units.outside(X))
         sst = total_squares(X, self.mean_)
         curve = explained_variance_curve(sse, sst)
+        n_components_pca = self.n_components_pca_
         if isinstance(self.n_components, Integral):
-            # A truncated model keeps its width through partial_fit.
+            # A truncated model keeps its width through partial_fit; an int
+            # set after a fraction's fit has no PCA count, as after truncate.
             n_components = min(self.n_components, len(curve))
+            n_components_pca = None
         elif later_call:
             # Training goes on at the fitted width: a width chosen anew on
             # each chunk would change what transform returns from call to
@@ -338,6 +341,7 @@ class _BaseAutoencoder(
         ratio = np.diff(curve[:n_components], prepend=0.0)
         return {
             "n_components_": n_components,
+            "n_components_pca_": n_components_pca,
             "explained_variance_ratio_": ratio,
             "explained_variance_": ratio * sst / max(len(X) - 1, 1),
             "explained_variance_score_": float(np.sum(ratio)),

@@ -524,6 +524,18 @@ def test_set_params_n_components_then_partial_fit_keeps_a_prefix():
     assert not np.allclose(ae.transform(X), codes[:, :2])  # trained on
 
 
+def test_set_params_int_then_partial_fit_drops_the_pca_count_as_truncate_does():
+    # Two routes to the same prefix model: n_components_pca_ is None for an
+    # int n_components, whichever route set it.
+    X = spectrum()
+    ae = make_ae(n_components=0.99).fit(X)
+    assert ae.n_components_pca_ is not None
+    assert ae.truncate(1).n_components_pca_ is None
+    ae.set_params(n_components=1).partial_fit(X)
+    assert ae.n_components_ == 1
+    assert ae.n_components_pca_ is None
+
+
 def test_grid_search_over_ordered_widths_keeps_each_models_spectrum():
     from sklearn.model_selection import GridSearchCV
 
