@@ -376,12 +376,23 @@ class OrderedMixin:
             is set too: :func:`~sklearn.base.clone` of the copy gives an
             unfitted model that ``fit`` trains anew at that width.
 
+        Raises
+        ------
+        ValueError
+            If the fitted network's code was not trained in order (fitted
+            with ``ordered=False``, whatever ``ordered`` says now), or if
+            ``n_components`` is outside ``[1, n_components_]``.
+        TypeError
+            If ``n_components`` is not an int (a bool or a float is refused).
+
         Examples
         --------
         >>> from sklearn.datasets import load_digits
         >>> from skae import AutoencoderTransformer
         >>> X, _ = load_digits(return_X_y=True)
-        >>> ae = AutoencoderTransformer(8, ordered=True, max_iter=3, random_state=0)
+        >>> ae = AutoencoderTransformer(
+        ...     8, ordered=True, hidden_layer_sizes=(32,), max_iter=3, random_state=0
+        ... )
         >>> ae = ae.fit(X)
         >>> ae.truncate(3).transform(X[:2]).shape
         (2, 3)
