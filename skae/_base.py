@@ -376,10 +376,10 @@ class _BaseAutoencoder(
         Parameters
         ----------
         X : array-like of shape (n_samples, n_codes)
-            Codes, as returned by :meth:`transform`. An ordered model
-            (``ordered=True``) also takes the first ``n_codes <
-            n_components_`` columns of a code, decoded with the missing units
-            dropped, as in training.
+            Codes, as returned by :meth:`transform`. A model fitted with
+            ``ordered=True`` (where the estimator has that parameter) also
+            takes the first ``n_codes < n_components_`` columns of a code,
+            decoded with the missing units dropped, as in training.
 
         Returns
         -------
