@@ -489,9 +489,10 @@ class _BaseAutoencoder(
         Returns
         -------
         score : float
-            Mean of :meth:`score_samples`.
+            Mean of :meth:`score_samples`, taken in float64.
         """
-        return float(np.mean(self.score_samples(X)))
+        # In float64: the sum of float32 scores, each in range, can overflow.
+        return float(np.mean(self.score_samples(X), dtype=np.float64))
 
     @property
     def module_(self):

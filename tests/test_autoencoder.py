@@ -811,6 +811,19 @@ def test_score_samples_is_negative_row_mse():
     assert ae.score(X) == pytest.approx(np.mean(ae.score_samples(X)))
 
 
+def test_score_of_float32_rows_averages_without_overflow():
+    # Each float32 row's score fits, their sum does not: a float32 mean
+    # gave -inf.
+    X = gaussian(dtype=np.float32)
+    ae = make_ae(n_components=2).fit(X)
+    far = X * np.float32(1e19)
+    scores = ae.score_samples(far)
+    assert scores.dtype == np.float32
+    assert np.isfinite(scores).all()
+    assert np.sum(scores, dtype=np.float32) == -np.inf
+    assert ae.score(far) == pytest.approx(np.mean(scores, dtype=np.float64))
+
+
 def test_outliers_score_lower(curved):
     ae = make_ae(n_components=1, max_iter=30).fit(curved)
     outliers = curved[:20] + 10 * np.random.RandomState(1).normal(size=(20, 6))
