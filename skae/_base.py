@@ -460,7 +460,10 @@ class _BaseAutoencoder(
         scores : ndarray of shape (n_samples,)
             ``-mean((x - inverse_transform(transform(x))) ** 2)`` per row, in
             the data's units (for a denoiser, ``denoise(x)`` in place of the
-            reconstruction).
+            reconstruction). In ``X``'s float dtype, as the codes of
+            :meth:`transform`: a float32 row far from the training rows
+            (errors beyond about 3.4e38) scores ``-inf``; pass float64 rows
+            to rank those.
         """
         check_is_fitted(self)
         check_rows_ndim(X, self)

@@ -824,6 +824,18 @@ def test_score_of_float32_rows_averages_without_overflow():
     assert ae.score(far) == pytest.approx(np.mean(scores, dtype=np.float64))
 
 
+def test_score_samples_in_the_dtype_of_X():
+    # As documented: float32 rows score in float32, where an error beyond
+    # float32's range is -inf; the same rows in float64 score finite.
+    X = gaussian(dtype=np.float32)
+    ae = make_ae(n_components=2).fit(X)
+    assert ae.score_samples(X).dtype == np.float32
+    assert ae.score_samples(X.astype(np.float64)).dtype == np.float64
+    far = X * np.float32(1e20)
+    assert np.isneginf(ae.score_samples(far)).any()
+    assert np.isfinite(ae.score_samples(far.astype(np.float64))).all()
+
+
 def test_outliers_score_lower(curved):
     ae = make_ae(n_components=1, max_iter=30).fit(curved)
     outliers = curved[:20] + 10 * np.random.RandomState(1).normal(size=(20, 6))
