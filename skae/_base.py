@@ -384,9 +384,10 @@ class _BaseAutoencoder(
         Returns
         -------
         X_original : ndarray of shape (n_samples, n_features)
-            Reconstructed rows, in the codes' float dtype; a DataFrame with the
-            original column names when pandas output is set and ``fit`` saw
-            feature names.
+            Reconstructed rows, in the codes' float dtype; a DataFrame (pandas
+            or polars, as ``set_output(transform=...)`` asks) with the
+            original column names (and a pandas ``X``'s index) when ``fit``
+            saw feature names.
         """
         check_is_fitted(self)
         codes = check_array(X, dtype=[np.float64, np.float32], input_name="X")

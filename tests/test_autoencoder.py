@@ -714,6 +714,27 @@ def test_pandas_output_with_feature_names():
     assert_array_equal(X_back.to_numpy(), ae.inverse_transform(Z.to_numpy()))
 
 
+def test_pandas_inverse_transform_keeps_the_index():
+    df = pd.DataFrame(gaussian(), columns=list("abcdef"), index=range(100, 140))
+    ae = make_ae().set_output(transform="pandas").fit(df)
+    Z = ae.fit_transform(df)
+    assert list(Z.index) == list(df.index)
+    assert list(ae.inverse_transform(Z).index) == list(df.index)
+
+
+def test_polars_output_with_feature_names():
+    pl = pytest.importorskip("polars")
+    df = pl.DataFrame(gaussian(), schema=list("abcdef"))
+    ae = make_ae().set_output(transform="polars").fit(df)
+    Z = ae.transform(df)
+    assert isinstance(Z, pl.DataFrame)
+    assert Z.columns == list(ae.get_feature_names_out())
+    X_back = ae.inverse_transform(Z)
+    assert isinstance(X_back, pl.DataFrame)
+    assert X_back.columns == list("abcdef")
+    assert_array_equal(X_back.to_numpy(), ae.inverse_transform(Z.to_numpy()))
+
+
 def test_pandas_output_without_feature_names():
     X = gaussian()
     ae = make_ae().set_output(transform="pandas").fit(X)
