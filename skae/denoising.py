@@ -276,9 +276,9 @@ class DenoisingAutoencoder(NoiseMixin, OrderedMixin, PartialFitMixin, _BaseAutoe
         -------
         X_clean : ndarray of shape (n_samples, n_features)
             The denoised rows, in the input's units and float dtype; a
-            DataFrame with the original column names (and ``X``'s index)
-            when pandas output is set and ``fit`` saw feature names, as for
-            :meth:`inverse_transform`.
+            DataFrame (pandas or polars, as ``set_output(transform=...)``
+            asks) with the original column names (and a pandas ``X``'s index)
+            when ``fit`` saw feature names, as for :meth:`inverse_transform`.
         """
         check_is_fitted(self)
         check_rows_ndim(X, self)
