@@ -307,7 +307,7 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
         elbo : ndarray of shape (n_samples,)
             Per-row ELBO. With ``loss='mse'`` it bounds the log-density of
             the row in the data's units; with ``loss='bce'`` the Bernoulli
-            log-likelihood of the row.
+            log-likelihood of the row, likewise a lower bound.
         """
         check_is_fitted(self)
         check_rows_ndim(X, self)
@@ -362,7 +362,9 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
         X_new : ndarray of shape (n_samples, n_features)
             The decoder's mean for each draw, in the data's units; float64
             whatever the training data's dtype, as the codes are drawn in
-            float64.
+            float64. A DataFrame with the original column names when pandas
+            or polars output is set and ``fit`` saw feature names, as from
+            :meth:`inverse_transform`, clipped or not.
         """
         check_is_fitted(self)
         if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)):
