@@ -400,17 +400,21 @@ def _fence(values):
     return q3 + _TRIM_FENCE * (q3 - q1)
 
 
-def _least_anomalous(anomaly, trim_fraction):
+def _least_anomalous(anomaly, trim_fraction, at_least=0):
     """Positions of the rows kept by ``trim_fraction``, in increasing order.
 
     ``anomaly`` holds the rows' anomaly scores (higher: more abnormal).
     ``'auto'`` keeps those within Tukey's fence (:func:`_fence`); a fraction
     leaves out the ``floor(trim_fraction * n_rows)`` highest (ties broken
-    by position).
+    by position). Either way at least the ``at_least`` lowest are kept.
     """
     if trim_fraction == "auto":
-        return np.flatnonzero(anomaly <= _fence(anomaly))
-    n_kept = len(anomaly) - int(trim_fraction * len(anomaly))
+        kept = np.flatnonzero(anomaly <= _fence(anomaly))
+        if len(kept) >= at_least:
+            return kept
+        n_kept = at_least
+    else:
+        n_kept = max(len(anomaly) - int(trim_fraction * len(anomaly)), at_least)
     return np.sort(np.argsort(anomaly, kind="stable")[:n_kept])
 
 
@@ -442,10 +446,7 @@ def _start_rows(X_train, n_components, trim_fraction, code_weight):
     relative = residual / residual.mean() if residual.mean() > 0 else residual * 0
     distance = distance / distance.mean() if distance.mean() > 0 else distance * 0
     anomaly = _weighted_mean(relative, distance, code_weight)
-    kept = _least_anomalous(anomaly, trim_fraction)
-    if len(kept) < n_components:
-        kept = np.sort(np.argsort(anomaly, kind="stable")[:n_components])
-    return kept
+    return _least_anomalous(anomaly, trim_fraction, at_least=n_components)
 
 
 class _FencedLoss(torch.nn.Module):
