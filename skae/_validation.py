@@ -347,10 +347,10 @@ def _channels_last(image_axes, estimator):
         c, h, w = (int(s) for s in image_shape)
     except (TypeError, ValueError):
         return looks_channels_last(image_axes)
-    if image_axes == (h, w, c) and image_axes != (c, h, w):
-        return True
     if image_axes == (c, h, w):
         return False
+    if image_axes == (h, w, c):
+        return True
     return looks_channels_last(image_axes)
 
 
