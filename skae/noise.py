@@ -94,6 +94,15 @@ def _rows(x: torch.Tensor) -> torch.Tensor:
     return x.flatten(1) if x.ndim > 1 else x.reshape(1, -1)
 
 
+def _stored(value: float, dtype: torch.dtype) -> float:
+    """Return what a tensor of ``dtype`` stores for ``value``.
+
+    Rounded, truncated or wrapped as torch's cast does: a float beyond the
+    dtype's range becomes infinite.
+    """
+    return torch.tensor(value, dtype=torch.float64).to(dtype).item()
+
+
 def _clamp(out: torch.Tensor, clip: tuple[float, float]) -> torch.Tensor:
     """Clamp ``out`` to ``clip`` in its own dtype.
 
@@ -104,11 +113,7 @@ def _clamp(out: torch.Tensor, clip: tuple[float, float]) -> torch.Tensor:
     ("value cannot be converted to type c10::Half without overflow").
     """
     if out.is_floating_point():
-        low, high = (
-            torch.tensor(bound, dtype=torch.float64).to(out.dtype).item()
-            for bound in clip
-        )
-        return out.clamp(low, high)
+        return out.clamp(*(_stored(bound, out.dtype) for bound in clip))
     if out.is_complex():
         return out.clamp(*clip)
     low, high = clip
@@ -268,7 +273,7 @@ def _check_fill(layer: nn.Module, x: torch.Tensor, **values: float) -> None:
         # masked_fill truncates, wraps or saturates an integer without a
         # word, and refuses a floating overflow with torch's "value cannot be
         # converted to type c10::Half without overflow".
-        stored = torch.tensor(value, dtype=torch.float64).to(x.dtype).item()
+        stored = _stored(value, x.dtype)
         changed = (
             math.isinf(stored) and not math.isinf(value)
             if x.is_floating_point()
