@@ -60,7 +60,7 @@ def print_line(text, file=None):
 
     A closed stream, or a pipe whose reader has gone (``| head``), loses the
     line instead of raising: output that cannot be written must not end a
-    training run. Fit for skorch's ``sink`` arguments too.
+    training run. Early stopping's line goes through it too.
     """
     try:
         print(text, file=file, flush=True)
