@@ -108,12 +108,13 @@ class _Autoencoder(nn.Module):
         return self.encoder[0].in_features
 
     def _check_rows(self, x, width: int, method: str, what: str) -> None:
-        """Refuse anything but a 2-D tensor ``width`` wide, naming the shapes.
+        """Refuse anything but a 2-D tensor ``width`` wide of the network's dtype.
 
         Else torch failed deep inside: an IndexError for a single 1-D row,
         "mat1 and mat2 shapes cannot be multiplied" or an Unflatten error for
-        a wrong width or for images not flattened into rows. Shapes only, a
-        host-side look that costs no device sync.
+        a wrong width or for images not flattened into rows, "mat1 and mat2
+        must have the same dtype" for float64 rows (NumPy's default). Shapes
+        and dtypes only, a host-side look that costs no device sync.
         """
         name = f"{type(self).__name__}.{method}"
         if not isinstance(x, torch.Tensor):
@@ -121,9 +122,21 @@ class _Autoencoder(nn.Module):
                 f"{name} takes a torch tensor of {what}, got {type(x).__name__}. "
                 "Convert with torch.as_tensor(x, dtype=torch.float32)."
             )
+        arg = "x" if what == "rows" else "z"
         if x.ndim == 2 and x.shape[1] == width:
+            dtype = next(self.parameters()).dtype
+            # Under autocast the layers take other float formats (the codes
+            # reach the decoder in the reduced one).
+            if x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
+                # A network of integers would not train: no hint to convert it.
+                other = f", or the network with net.to({x.dtype})"
+                raise TypeError(
+                    f"{name} takes {what} of the network's dtype, {dtype}, got "
+                    f"{x.dtype}. Convert them with {arg}.to({dtype})"
+                    f"{other if x.dtype.is_floating_point else ''}."
+                )
             return
-        hint, arg = "", "x" if what == "rows" else "z"
+        hint = ""
         if x.ndim == 1 and len(x) == width:
             hint = f" For a single one, pass {arg}[None]."
         elif x.ndim > 2 and math.prod(x.shape[1:]) == width:

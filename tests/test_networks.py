@@ -435,3 +435,45 @@ def test_docstring_documents_the_parameters_in_order(network):
     result = validate.validate(f"skae.{network.__name__}")
     errors = [e for e in result["errors"] if e[0] in ("PR01", "PR02", "PR03")]
     assert errors == []
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        # Torch's errors were "mat1 and mat2 must have the same dtype" and
+        # "Input type (double) and bias type (float) should be the same".
+        (
+            lambda: DENSE(torch.zeros(3, 4, dtype=torch.float64)),
+            r"^DenseAutoencoder\.encode takes rows of the network's dtype, "
+            r"torch\.float32, got torch\.float64\. Convert them with "
+            r"x\.to\(torch\.float32\), or the network with "
+            r"net\.to\(torch\.float64\)\.$",
+        ),
+        (
+            lambda: CONV(torch.zeros(2, 192, dtype=torch.float64)),
+            r"ConvAutoencoder\.encode takes rows of the network's dtype",
+        ),
+        (
+            lambda: LINEAR.decode(torch.zeros(3, 2, dtype=torch.float16)),
+            r"codes of the network's dtype, torch\.float32, got torch\.float16\. "
+            r"Convert them with z\.to\(torch\.float32\)",
+        ),
+        (
+            lambda: DENSE(torch.zeros(3, 4, dtype=torch.int64)),
+            r"got torch\.int64\. Convert them with x\.to\(torch\.float32\)\.$",
+        ),
+    ],
+)
+def test_inputs_of_the_wrong_dtype_are_named(call, message):
+    with pytest.raises(TypeError, match=message):
+        call()
+
+
+def test_inputs_of_the_network_dtype_pass_the_check():
+    net = DenseAutoencoder(4, 2, hidden_layer_sizes=(8,)).double()
+    assert net(torch.zeros(3, 4, dtype=torch.float64)).dtype == torch.float64
+    # Under autocast the codes come out in the reduced format, which the
+    # decoder's float32 layers take.
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert DENSE(torch.zeros(3, 4)).shape == (3, 4)
+        assert CONV(torch.zeros(2, 192)).shape == (2, 192)
