@@ -528,6 +528,12 @@ def _fitted_pca(X_train, n_components, random_state):
         ).fit(X_train)
 
 
+def _check_loss(loss) -> None:
+    """Refuse a ``loss`` the starts do not know: any other read as ``'bce'``."""
+    if loss not in ("mse", "bce"):
+        raise ValueError(f"loss must be 'mse' or 'bce', got {loss!r}.")
+
+
 def pca_start(network, X_train, n_components, *, loss, random_state):
     """Set the network's linear paths to the PCA solution of ``X_train``.
 
@@ -538,6 +544,7 @@ def pca_start(network, X_train, n_components, *, loss, random_state):
     logits of the (clipped) data: the best linear logit decoder for those
     codes.
     """
+    _check_loss(loss)
     pca = _fitted_pca(X_train, n_components, random_state)
     components = pca.components_
     enc_weight, enc_bias = components, -components @ pca.mean_
@@ -557,6 +564,7 @@ def ppca_start(network, X_train, n_components, *, loss, random_state):
     ``log(sigma^2 / lambda)``, for the rest of a variational network.
     PCA is fitted as in :func:`pca_start`.
     """
+    _check_loss(loss)
     pca = _fitted_pca(X_train, n_components, random_state)
     # Floors keep constant or rank-deficient data finite, and a single row,
     # whose variances PCA leaves undefined (0 / 0).

@@ -112,6 +112,15 @@ def test_pca_start_is_exact_pca(start, shape):
 
 
 @pytest.mark.parametrize("start", [pca_start, ppca_start])
+def test_pca_start_refuses_an_unknown_loss(start):
+    # Any loss but 'mse' silently got the logit decoder of 'bce'.
+    X = np.random.RandomState(0).rand(20, 6)
+    net = DenseAutoencoder(6, 2, linear_path=True)
+    with pytest.raises(ValueError, match=r"^loss must be 'mse' or 'bce', got 'MSE'\.$"):
+        start(net, X, 2, loss="MSE", random_state=0)
+
+
+@pytest.mark.parametrize("start", [pca_start, ppca_start])
 def test_pca_start_on_one_row_is_finite_and_silent(start):
     # Early stopping's split of two rows leaves one to train: PCA's variances
     # are then 0 / 0, and its division warned "invalid value encountered in
