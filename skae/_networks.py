@@ -501,6 +501,11 @@ def logit_decoder(codes, X_train):
 
 def set_linear_path(network, encoder, decoder):
     """Copy ``(weight, bias)`` pairs into the network's linear paths."""
+    if network.encoder_linear is None:
+        raise ValueError(
+            f"{type(network).__name__} has no linear path to set: build it with "
+            "linear_path=True."
+        )
     with torch.no_grad():
         for layer, (weight, bias) in (
             (network.encoder_linear, encoder),

@@ -121,6 +121,18 @@ def test_pca_start_refuses_an_unknown_loss(start):
 
 
 @pytest.mark.parametrize("start", [pca_start, ppca_start])
+def test_pca_start_needs_a_linear_path(start):
+    # It failed with "'NoneType' object has no attribute 'weight'".
+    X = np.random.RandomState(0).rand(20, 6)
+    with pytest.raises(
+        ValueError,
+        match=r"^DenseAutoencoder has no linear path to set: build it with "
+        r"linear_path=True\.$",
+    ):
+        start(DenseAutoencoder(6, 2), X, 2, loss="mse", random_state=0)
+
+
+@pytest.mark.parametrize("start", [pca_start, ppca_start])
 def test_pca_start_on_one_row_is_finite_and_silent(start):
     # Early stopping's split of two rows leaves one to train: PCA's variances
     # are then 0 / 0, and its division warned "invalid value encountered in
