@@ -29,7 +29,16 @@ class RowMeanLoss(nn.Module):
 
     def rows(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Return each row's loss, the mean over its features."""
-        return self.loss(output, target).mean(dim=1)
+        losses = self.loss(output, target)
+        if losses.ndim < 2:
+            # Else torch's "Dimension out of range" IndexError.
+            raise ValueError(
+                "RowMeanLoss averages elementwise losses of rows, shape (n, "
+                f"n_features), but {self.loss!r} gave losses of shape "
+                f"{tuple(losses.shape)}. Pass 2-D rows and an elementwise loss "
+                "such as MSELoss."
+            )
+        return losses.mean(dim=1)
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Return the mean of the rows' losses."""

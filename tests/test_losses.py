@@ -28,3 +28,27 @@ def test_the_loss_is_the_mean_and_the_same_on_any_thread_count(elementwise):
         loss.rows(output, target).numpy(),
         elementwise(reduction="none")(output, target).mean(dim=1).numpy(),
     )
+
+
+@pytest.mark.parametrize(
+    "elementwise, output, target",
+    [
+        # A single 1-D row, and a loss that is not elementwise: both raised
+        # torch's "Dimension out of range" IndexError.
+        (torch.nn.MSELoss(), torch.zeros(4), torch.ones(4)),
+        (
+            torch.nn.CrossEntropyLoss(),
+            torch.zeros(3, 4),
+            torch.zeros(3, dtype=torch.long),
+        ),
+    ],
+    ids=["one_row", "not_elementwise"],
+)
+def test_losses_that_are_not_of_rows_are_named(elementwise, output, target):
+    loss = RowMeanLoss(elementwise)
+    with pytest.raises(
+        ValueError,
+        match=r"^RowMeanLoss averages elementwise losses of rows, shape \(n, "
+        r"n_features\), but .*Loss\(\) gave losses of shape \((4|3),\)\.",
+    ):
+        loss(output, target)
