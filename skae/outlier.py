@@ -61,11 +61,14 @@ _WHITENING_MIN_GAIN = 0.15
 _MAX_WHITENED_FEATURES = 4096
 # Code variances below this fraction of the codes' mean square are rounding.
 _CODE_VARIANCE_FLOOR = 1e-12
-# With trim_fraction, the statistics are refitted this many times, each
-# time on the rows trained on but the worst-scoring trim_fraction of them
-# under the statistics before (concentration steps, as in the minimum
-# covariance determinant's C-steps).
-_TRIM_STEPS = 2
+# With trim_fraction, the statistics are refitted on the rows trained on but
+# the worst-scoring trim_fraction of them under the statistics before
+# (concentration steps, as the minimum covariance determinant's C-steps),
+# until the rows left out stop changing, at most this many times (a bound
+# against rows that swap places for ever). Two steps, as before, left the
+# statistics fitted on other rows than their own scores keep (user guide,
+# "How the defaults were chosen").
+_TRIM_STEPS = 20
 # trim_fraction='auto' leaves out the rows beyond Tukey's inner fence,
 # Q3 + 1.5 IQR, of a batch's row losses, and of the training rows' anomaly
 # scores: of the fences 1, 1.5 and 3 IQR tried on the outlier benchmark's
@@ -606,8 +609,9 @@ class AutoencoderOutlierDetector(
         batches need at least ``1 / trim_fraction`` rows, else fit warns),
         and of the rows trained on
         with the lowest scores left out of the score's statistics, which
-        are refitted without them twice (as the minimum covariance
-        determinant's concentration steps do); the PCA start of the linear
+        are refitted without them until the rows left out stop changing
+        (as the minimum covariance determinant's concentration steps are;
+        at most 20 times); the PCA start of the linear
         path (``init='pca'``) is fitted without the same share of the rows
         that PCA itself scores worst (its residual and code distance), whose
         pull would tilt its axes towards them. Outliers among the rows it
@@ -983,11 +987,16 @@ class AutoencoderOutlierDetector(
         covariance = self._resolve_error_covariance(X.shape[1])
         fitted, gain = _score_statistics(residuals, codes, trained, covariance)
         scores = _scores_by_chunks(residuals, codes, fitted, self.code_weight)
+        kept = trained
         for _ in range(_TRIM_STEPS if self.trim_fraction else 0):
             # The worst-scoring trim_fraction of the rows trained on (with
             # 'auto', those beyond the fence) are left out of the statistics
-            # too, which are refitted without them.
+            # too, which are refitted without them, until the same rows are
+            # left out twice running.
+            before = kept
             kept = trained[_least_anomalous(-scores[trained], self.trim_fraction)]
+            if np.array_equal(kept, before):
+                break
             fitted, gain = _score_statistics(residuals, codes, kept, covariance)
             scores = _scores_by_chunks(residuals, codes, fitted, self.code_weight)
         if self.contamination == "auto":

@@ -10,8 +10,10 @@ import torch
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
 from sklearn.covariance import ledoit_wolf
+from sklearn.datasets import load_breast_cancer
 from sklearn.decomposition import PCA
 from sklearn.metrics import roc_auc_score
+from sklearn.preprocessing import StandardScaler
 
 from skae import AutoencoderOutlierDetector, _units, outlier
 from skae._base import _BaseAutoencoder
@@ -757,6 +759,25 @@ def test_trim_fraction_fits_the_statistics_without_the_worst_rows():
     assert shift[0.0] > 0.3
     assert shift[0.2] < 0.1
     assert auc[0.2] > auc[0.0]
+
+
+def test_trimmed_statistics_are_refitted_until_the_rows_left_out_settle():
+    # Two concentration steps left the statistics fitted on other rows than
+    # the ones their own scores keep: on breast cancer rows with malignant
+    # ones planted, the code mean of the rows that the final scores keep was
+    # off code_mean_; refitted until the rows settle, it is code_mean_.
+    X, y = load_breast_cancer(return_X_y=True)
+    rng = np.random.RandomState(0)
+    planted = X[y == 0][rng.choice(np.sum(y == 0), 40, replace=False)]
+    rows = StandardScaler().fit_transform(np.vstack([X[y == 1], planted]))
+    detector = make_detector(
+        n_components=0.8, trim_fraction=0.2, early_stopping=False, max_iter=5
+    ).fit(rows)
+    scores = detector.score_samples(rows)
+    n_kept = len(rows) - int(0.2 * len(rows))
+    kept = np.sort(np.argsort(-scores, kind="stable")[:n_kept])
+    codes = detector.transform(rows)
+    assert_allclose(codes[kept].mean(axis=0), detector.code_mean_, atol=1e-6)
 
 
 def test_with_trim_fraction_the_rows_kept_average_minus_one_or_above():
