@@ -346,6 +346,28 @@ def _optimizer_settings(optimizer):
     ]
 
 
+def _schedule_settings(callbacks):
+    """Return the settings of the callbacks that stop training or set its rate.
+
+    One ``(name, kind, settings)`` per early stopping and learning-rate
+    scheduler callback, its plain settings by name (``patience``,
+    ``threshold``, a scheduler's ``policy`` by its name), to compare.
+    """
+    return [
+        (
+            name,
+            type(callback).__name__,
+            {
+                key: value.__name__ if isinstance(value, type) else value
+                for key, value in sorted(callback.get_params().items())
+                if isinstance(value, type) or type(value) in _SETTINGS
+            },
+        )
+        for name, callback in callbacks
+        if isinstance(callback, (EarlyStopping, LRScheduler))
+    ]
+
+
 def _checksum(rows):
     """Return a random linear function of ``rows`` and its scale, in float64.
 
@@ -786,11 +808,15 @@ class AutoencoderNet(NeuralNet):
         network of other shapes (another ``n_components``) failed in
         DDP's set-up in some processes while the others waited; another
         seed deals out overlapping shares of the rows, and other optimizer
-        settings (``learning_rate_init``) train the weights apart. One
-        all-gather compares the shape of the rows, the settings that count
-        the steps, the network's parameter shapes, the seed, the
-        optimizer's settings, and a checksum of the values
-        (:func:`_checksum`), in every process, which all raise alike.
+        settings (``learning_rate_init``) train the weights apart; so do
+        other learning-rate schedules, and another early stopping
+        (``n_iter_no_change``, ``tol``) stops one process while the others
+        wait at the next epoch's collective. One all-gather compares the
+        shape of the rows, the settings that count the steps, the network's
+        parameter shapes, the seed, the optimizer's settings, those of early
+        stopping and of the schedule (:func:`_schedule_settings`), and a
+        checksum of the values (:func:`_checksum`), in every process, which
+        all raise alike.
         """
         dataset = self.get_dataset(X)
         rows = dataset[0] if isinstance(dataset, tuple) else dataset
@@ -805,6 +831,7 @@ class AutoencoderNet(NeuralNet):
             shapes,
             self.random_seed,
             _optimizer_settings(self.optimizer_),
+            _schedule_settings(self.callbacks_),
         )
         everyone = [None] * process_group()[1]
         dist.all_gather_object(everyone, mine)
@@ -837,6 +864,13 @@ class AutoencoderNet(NeuralNet):
                     f"rank {rank} trains with the optimizer settings {theirs[7]}, "
                     f"rank 0 with {first[7]}: give every process the same "
                     "learning_rate_init and alpha"
+                )
+            elif theirs[8] != first[8]:
+                what = (
+                    f"rank {rank} stops or schedules training otherwise than "
+                    f"rank 0 (callbacks {theirs[8]} against {first[8]}): give "
+                    "every process the same learning_rate, early_stopping, "
+                    "n_iter_no_change and tol"
                 )
             elif abs(theirs[3] - first[3]) > _CHECKSUM_RTOL * max(first[4], theirs[4]):
                 what = f"rank {rank} trains on other rows than rank 0"

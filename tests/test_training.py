@@ -788,6 +788,8 @@ others = {
     "network": dict(n_components=1 + rank),
     "seed": dict(random_state=rank, early_stopping=False),
     "optimizer": dict(learning_rate_init=1e-3 * (1 + rank)),
+    "stopping": dict(tol=10.0, n_iter_no_change=2 + 3 * rank, max_iter=10),
+    "schedule": dict(learning_rate="adaptive" if rank else "constant"),
 }
 for name, other in others.items():
     for method in ("fit", "partial_fit"):
@@ -804,7 +806,10 @@ def test_torchrun_refuses_other_settings_in_each_process(tmp_path, curved):
     # Another n_components on rank 1 raised torch's RuntimeError in one
     # process while the other waited for ever; another seed dealt out
     # overlapping shares of the rows, and another learning_rate_init trained
-    # a different model in each process, both silently.
+    # a different model in each process, both silently. Another patience
+    # stopped one process early, leaving the other at a collective, and
+    # another learning_rate schedule trained the weights apart; partial_fit
+    # neither stops nor schedules, so both train alike there.
     np.save(tmp_path / "X.npy", curved[:100])
     run_torchrun(tmp_path, DDP_OTHER_SETTINGS_SCRIPT)
     (errors, model), (errors_1, model_1) = (
@@ -815,11 +820,13 @@ def test_torchrun_refuses_other_settings_in_each_process(tmp_path, curved):
         (name, method)
         for name in ("network", "seed", "optimizer")
         for method in ("fit", "partial_fit")
-    }
+    } | {("stopping", "fit"), ("schedule", "fit")}
     expected = {
         "network": "rank 1 trains a network of other shapes than rank 0",
         "seed": "give every process the same int random_state",
         "optimizer": "give every process the same learning_rate_init and alpha",
+        "stopping": "rank 1 stops or schedules training otherwise than rank 0",
+        "schedule": "rank 1 stops or schedules training otherwise than rank 0",
     }
     for (name, _), message in errors.items():
         assert message.startswith(
