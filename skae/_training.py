@@ -723,6 +723,9 @@ class AutoencoderNet(NeuralNet):
         requested stop (:meth:`request_stop`): skorch's loop swallows it,
         and a stop at the last epoch then looked like a fit that ran out of
         ``max_iter``, which warned of non-convergence (:func:`converged`).
+        In a process group of more than one process the loop goes on to the
+        next epoch's start, where the processes agree to stop
+        (:meth:`on_epoch_begin`).
         """
         if method_name == "on_train_begin" and len(self.history):
             self._resume_callbacks(**cb_kwargs)
@@ -730,9 +733,11 @@ class AutoencoderNet(NeuralNet):
         try:
             super().notify(method_name, **cb_kwargs)
         except KeyboardInterrupt:
-            if method_name == "on_epoch_end":
-                self._stop_requested = True
-            raise
+            if method_name != "on_epoch_end":
+                raise
+            self._stop_requested = True
+            if process_group()[1] == 1:
+                raise
 
     def _resume_callbacks(self, **cb_kwargs):
         """Begin training that goes on, at the rates the schedules left.
@@ -921,10 +926,20 @@ class AutoencoderNet(NeuralNet):
             graphed.close()
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
-        """Start an epoch, or end the loop if a stop was requested."""
+        """Start an epoch, or end the loop if a stop was requested.
+
+        Under torch.distributed, a stop requested in any process ends the
+        loop in all of them (a callback may decide alone, on a time budget):
+        the others would wait for it at the epoch's collectives.
+        """
+        stop = getattr(self, "_stop_requested", False)
+        if process_group()[1] > 1:
+            stop = torch.tensor(float(stop), device=self.device)
+            dist.all_reduce(stop, op=dist.ReduceOp.MAX)
+            stop = self._stop_requested = bool(stop.item())
         # skorch's documented way to end the fit loop; raised before the
         # epoch's history row exists, so the history holds the epochs run.
-        if getattr(self, "_stop_requested", False):
+        if stop:
             raise KeyboardInterrupt
         super().on_epoch_begin(
             net, dataset_train=dataset_train, dataset_valid=dataset_valid, **kwargs

@@ -836,6 +836,65 @@ def test_torchrun_refuses_other_settings_in_each_process(tmp_path, curved):
     assert_array_equal(model.transform(curved), model_1.transform(curved))
 
 
+DDP_ONE_STOPS_SCRIPT = """
+import pickle
+import sys
+import warnings
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from skorch.callbacks import Callback
+
+from skae import AutoencoderTransformer
+
+torch.set_num_threads(1)
+warnings.simplefilter("ignore")
+dist.init_process_group("gloo")
+rank = dist.get_rank()
+X = np.load(sys.argv[1])
+
+
+class StopRankZero(Callback):
+    # A stop decided in one process only, as on a time budget.
+    def __init__(self, interrupt=False):
+        self.interrupt = interrupt
+
+    def on_epoch_end(self, net, **kwargs):
+        if rank == 0 and len(net.history) == 2:
+            if self.interrupt:
+                raise KeyboardInterrupt
+            net.request_stop()
+
+
+models = [
+    AutoencoderTransformer(
+        n_components=1, hidden_layer_sizes=(8,), max_iter=5, random_state=0,
+        early_stopping=False, callbacks=[StopRankZero(interrupt)],
+    ).fit(X)
+    for interrupt in (False, True)
+]
+# The models hold the callback, defined here: their results travel instead.
+with open(f"{sys.argv[2]}/rank{rank}.pkl", "wb") as f:
+    pickle.dump([(model.n_iter_, model.transform(X)) for model in models], f)
+dist.destroy_process_group()
+"""
+
+
+def test_torchrun_stops_every_process_when_one_stops(tmp_path, curved):
+    # A callback that stopped one process (request_stop, or skorch's
+    # KeyboardInterrupt) left the others training, waiting at the next
+    # epoch's collectives for a process that had left the loop.
+    np.save(tmp_path / "X.npy", curved[:100])
+    run_torchrun(tmp_path, DDP_ONE_STOPS_SCRIPT)
+    models, models_1 = (
+        pickle.loads((tmp_path / f"rank{rank}.pkl").read_bytes()) for rank in (0, 1)
+    )
+    for (n_iter, codes), (n_iter_1, codes_1) in zip(models, models_1, strict=True):
+        assert n_iter == n_iter_1 == 2
+        assert_array_equal(codes, codes_1)
+
+
 @pytest.mark.parametrize(
     "n_train, expected",
     [
