@@ -17,6 +17,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 
 import skae
+from skae._validation import resolve_device
 
 RESULTS = Path(__file__).parent / "results"
 # --quick runs check that a script works; they must not overwrite the
@@ -27,17 +28,6 @@ QUICK_OUT = Path("bench_quick_output")
 def default_out(quick):
     """Where a run writes unless told otherwise."""
     return QUICK_OUT if quick else RESULTS
-
-
-def resolve_device(device):
-    """``device`` as a torch.device, 'auto' meaning CUDA where there is one.
-
-    skae resolves 'auto' the same way inside ``fit``; the benchmarks need the
-    device before any fit, for their own torch code.
-    """
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(device)
 
 
 def add_set_argument(parser):
@@ -97,18 +87,16 @@ def writable_folder(text):
 
 
 def device_name(text):
-    """argparse type of ``--device``: 'auto', or a torch device this machine has."""
-    if text == "auto":
-        return text
+    """argparse type of ``--device``: 'auto', or a torch device this machine has.
+
+    Checked as the estimators check their ``device`` (a CUDA index beyond
+    the devices visible, or a device type skae does not train on, is an
+    error of the command line, not of the first fit).
+    """
     try:
-        device = torch.device(text)
-    except RuntimeError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a torch device; use 'auto', 'cpu', 'cuda' or "
-            "'cuda:<index>'"
-        ) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise argparse.ArgumentTypeError(f"{text!r}: this machine has no CUDA device")
+        resolve_device(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     return text
 
 
