@@ -64,13 +64,13 @@ PLANNED_RUN_ROWS = 20_000
 # What the 'auto' values resolve to, for a planned run and otherwise.
 _PLANNED = {"learning_rate_init": 4e-3, "max_iter": 60, "batch_size": 512}
 _UNPLANNED = {"learning_rate_init": 1e-3, "max_iter": 200}
-# A planned run of a network on input axes (input_components_), whose
-# epochs cost about half: smaller batches (more steps an epoch) to a higher
-# peak, over fewer epochs. On Fashion-MNIST (bench_fit_cost): held-out MSE
-# over PCA's 0.494 / 0.464 / 0.499 at k = 2 / 8 / 32 in 20 / 19 / 24
-# equivalent epochs, against 0.483 / 0.452 / 0.498 in 51 to 54 for the plan
-# above on every feature; at k = 32, 60 epochs of the plan above on 256
-# axes gave 0.504, and peaks of 2e-3 / 4e-3 / 7e-3 over 45 epochs of 256
+# A planned run of a network on input axes (input_components_), whose epochs
+# cost about half: smaller batches (more steps an epoch) to a higher peak,
+# over fewer epochs. On Fashion-MNIST (bench_fit_cost): held-out MSE over
+# PCA's 0.494 / 0.463 / 0.499 at k = 2 / 8 / 32 in 20 / 19 / 18 equivalent
+# epochs (the latest results), against 0.483 / 0.452 / 0.498 in 51 to 54 for
+# the plan above on every feature; at k = 32, 60 epochs of the plan above on
+# 256 axes gave 0.504, and peaks of 2e-3 / 4e-3 / 7e-3 over 45 epochs of 256
 # rows 0.507 / 0.502 / 0.501 (bench_fit_cost --ks 32 --set ..., user guide,
 # "How the defaults were chosen").
 _PLANNED_ON_AXES = {"learning_rate_init": 7e-3, "max_iter": 40, "batch_size": 256}

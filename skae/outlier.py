@@ -44,7 +44,8 @@ _SCORE_DTYPE = torch.float64
 # gives held-out rows at least this much more log-likelihood per feature
 # than the features one by one (error_covariance_gain_). In the outlier
 # benchmark (its *_whitening_gain columns): breast cancer 0.26 to 0.36 on
-# every halving, where whitening lifted the mean AUC from 0.9565 to 0.9606;
+# every halving, where whitening lifted the mean AUC from 0.9565 to 0.9606
+# (commit 0e86367);
 # Fashion-MNIST's pixels as flat rows -0.08 to 0.11, where it lowered the
 # mean from 0.9252 to 0.9206 (0.9225 to 0.9098 on class 0, 0.822 to 0.802
 # on class 6): many weakly correlated features, whose whitening weighs down
@@ -599,9 +600,9 @@ class AutoencoderOutlierDetector(
         features warns.
         In the outlier benchmark it chose Ledoit-Wolf on breast cancer
         (0.26 to 0.36 nats per feature), where it lifted the mean AUC over
-        10 splits from 0.9565 to 0.9606, and the diagonal on the digits (no
-        gain) and on Fashion-MNIST's pixels as flat rows (at most 0.11),
-        where whitening lowered the AUC.
+        10 splits from 0.9565 to 0.9606 (commit 0e86367), and the
+        diagonal on the digits (no gain) and on Fashion-MNIST's pixels as
+        flat rows (at most 0.11), where whitening lowered the AUC.
     trim_fraction : float in [0, 0.5) or 'auto', default=0.0
         For training rows that hold outliers: the fraction of each batch's
         rows with the largest reconstruction errors left out of its loss
@@ -617,14 +618,14 @@ class AutoencoderOutlierDetector(
         pull would tilt its axes towards them. Outliers among the rows it
         is fitted on otherwise shape the network and the statistics as
         normal rows do, and score almost as normal. Set it to about the
-        fraction of outliers expected, or up to twice it: a few normal rows
-        left out cost less than outliers kept. In the outlier benchmark,
-        fitted on rows of which a tenth were planted outliers and scoring
-        those rows, 0.2 lifted the mean AUC from 0.909 to 0.990 on the
-        digits and from 0.891 to 0.926 on the breast cancer data (0.1:
-        0.961 and 0.924; IsolationForest 0.972 and 0.926). ``0`` trains on every row, for rows known to be
-        normal (novelty detection): fitted on half the benign tumours alone,
-        0.05 lowered the AUC from 0.960 to 0.952 (:ref:`defaults_chosen`).
+        fraction of outliers expected, or up to twice it: a few normal rows left out
+        cost less than outliers kept. In the outlier benchmark, fitted on rows of
+        which a tenth were planted outliers and scoring those rows, 0.2 lifted the
+        mean AUC from 0.909 to 0.990 on the digits and from 0.891 to 0.926 on the
+        breast cancer data (0.1: 0.961 and 0.924; IsolationForest 0.972 and 0.926).
+        ``0`` trains on every row, for rows known to be normal (novelty detection):
+        fitted on half the benign tumours alone, 0.05 lowered the AUC from 0.960 to
+        0.952 (:ref:`defaults_chosen`).
         ``'auto'``, for rows that hold an unknown fraction of outliers,
         leaves out of each batch's loss the rows whose error lies beyond
         Tukey's fence, Q3 + 1.5 IQR of the batch's row errors, and out of
@@ -650,8 +651,9 @@ class AutoencoderOutlierDetector(
         variance at ``n_components_``, if they are at most half the
         features; otherwise, as with None, the network sees every feature.
         On a Fashion-MNIST class (784 pixels) that is 117 to 297 axes, and
-        a fit took about 0.6 of the time on every pixel for about the same AUC
-        (:ref:`anomaly_scores`).
+        a fit took about half the time on every pixel for about the same AUC
+        (5.5 to 9.6 s a class against 12 to 16 s, commit bde3405;
+        :ref:`anomaly_scores`).
     %(measured_hidden_layer_sizes, measured_activation)s
     image_shape : tuple of int (C, H, W), default=None
         Treat rows as flattened images of this shape, scored by the windowed
@@ -674,7 +676,8 @@ class AutoencoderOutlierDetector(
         Fashion-MNIST's image rows, 0.9596 against 0.9606 on breast cancer,
         0.9936 against 0.9943 on the digits' image rows, each within the
         spread between classes or halvings) in 15 s a Fashion-MNIST class
-        instead of 58 s.
+        instead of 58 s (on every pixel: the planned run at commit 2cd5b10,
+        the constant rate at 0a991f5 and 764f8ba).
     %(planned_learning_rate_init, measured_alpha)s
     max_iter : int or 'auto', default=30
         Number of epochs: with ``'one_cycle'`` the length of the run, else
