@@ -34,8 +34,8 @@ test: $(STAMP)
 # results and the measured durations of the small runs: reconstruction of
 # digits, moons and swiss roll 4 min, of Fashion-MNIST 30 min (dense and
 # denoising fits of 308 s and 887 s at k = 2, 8, 32, NMF's 61 s and kernel
-# PCA's 219 s, plus scoring); denoising 19 min (Fashion-MNIST 17 min: ten 60-epoch dense fits of
-# 27 to 39 s and five convolutional of 110 to 142 s); outliers 17 min (Fashion-MNIST 12 to 14 min at 8f8c291: 156 s and 149 s of
+# PCA's 219 s, plus scoring); denoising 17 min (Fashion-MNIST 15 min: 768 s
+# of fits); outliers 17 min (Fashion-MNIST 12 to 14 min at 8f8c291: 156 s and 149 s of
 # detector fits; the two sets with planted outliers 2 min); VAE 7 min (Fashion-MNIST: 331 s of fits); overhead 11 min;
 # fit cost on digits 1 min; busy CPU 3 min; scale-out 3 min; memory 2 min;
 # ordered 37 min (2,020 s
