@@ -618,14 +618,15 @@ class AutoencoderOutlierDetector(
         pull would tilt its axes towards them. Outliers among the rows it
         is fitted on otherwise shape the network and the statistics as
         normal rows do, and score almost as normal. Set it to about the
-        fraction of outliers expected, or up to twice it: a few normal rows left out
-        cost less than outliers kept. In the outlier benchmark, fitted on rows of
-        which a tenth were planted outliers and scoring those rows, 0.2 lifted the
-        mean AUC from 0.909 to 0.990 on the digits and from 0.891 to 0.926 on the
-        breast cancer data (0.1: 0.961 and 0.924; IsolationForest 0.972 and 0.926).
-        ``0`` trains on every row, for rows known to be normal (novelty detection):
-        fitted on half the benign tumours alone, 0.05 lowered the AUC from 0.960 to
-        0.952 (:ref:`defaults_chosen`).
+        fraction of outliers expected, or up to twice it: a few normal rows
+        left out cost less than outliers kept. In the outlier benchmark,
+        fitted on rows of which a tenth were planted outliers and scoring
+        those rows, 0.2 lifted the mean AUC from 0.909 to 0.990 on the
+        digits and from 0.891 to 0.926 on the breast cancer data (0.1: 0.961
+        and 0.924; IsolationForest 0.972 and 0.926). ``0`` trains on every
+        row, for rows known to be normal (novelty detection): fitted on half
+        the benign tumours alone, 0.05 lowered the AUC from 0.960 to 0.952
+        (:ref:`defaults_chosen`).
         ``'auto'``, for rows that hold an unknown fraction of outliers,
         leaves out of each batch's loss the rows whose error lies beyond
         Tukey's fence, Q3 + 1.5 IQR of the batch's row errors, and out of
