@@ -1393,6 +1393,16 @@ _OWN_CALLBACK_NAMES = (
 )
 
 
+def _shown_verbose(estimator):
+    """Return the estimator's ``verbose`` in this process: 0 past rank 0.
+
+    Under torch.distributed every process trains alike and would print the
+    same lines (the epochs, the progress bar, early stopping's); as in
+    PyTorch's DDP examples, rank 0 alone prints them.
+    """
+    return estimator.verbose if process_group()[0] == 0 else 0
+
+
 def _callbacks(estimator, plan, *, stopping, epoch_tasks, held_out):
     """Return the skorch callbacks of an estimator's parameters, in order.
 
@@ -1402,7 +1412,7 @@ def _callbacks(estimator, plan, *, stopping, epoch_tasks, held_out):
     """
     monitor = "valid_loss" if estimator.early_stopping else "train_loss"
     callbacks = []
-    if estimator.verbose >= 2:
+    if _shown_verbose(estimator) >= 2:
         # Cleared at the end of each epoch, before the epoch's line.
         callbacks.append(("progress_bar", TerminalProgressBar()))
     # Before early stopping, which may end the loop after any epoch.
@@ -1589,7 +1599,7 @@ def resume_training(net, estimator):
         group["weight_decay"] = estimator.alpha
     net.set_params(
         batch_size=batch_size,
-        verbose=estimator.verbose,
+        verbose=_shown_verbose(estimator),
         callbacks=_callbacks(
             estimator, plan, stopping=False, epoch_tasks=None, held_out=False
         ),
@@ -1655,7 +1665,7 @@ def build_net(
         ),
         # EpochLog (in the callbacks) prints the epochs instead.
         callbacks__print_log=None,
-        verbose=estimator.verbose,
+        verbose=_shown_verbose(estimator),
         device=str(device),
         random_seed=torch_seed(rng),
         precision=estimator.precision,

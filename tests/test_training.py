@@ -797,6 +797,14 @@ for name, other in others.items():
             getattr(AutoencoderTransformer(**{**params, **other}), method)(X)
         except ValueError as error:
             errors[name, method] = str(error)
+# What verbose prints, each rank's in a file: a fit's epochs and early
+# stopping's line (rows on a line: training does not better the PCA start,
+# which is restored), then two partial_fit calls' epochs.
+from contextlib import redirect_stdout
+
+with open(f"{sys.argv[2]}/stdout{rank}.txt", "w") as out, redirect_stdout(out):
+    AutoencoderTransformer(**params, verbose=1).fit(X[:, :1] * [1, 2])
+    AutoencoderTransformer(**params, verbose=1).partial_fit(X).partial_fit(X)
 """
     + DDP_REFUSAL_TAIL
 )
@@ -834,6 +842,17 @@ def test_torchrun_refuses_other_settings_in_each_process(tmp_path, curved):
         )
         assert expected[name] in message
     assert_array_equal(model.transform(curved), model_1.transform(curved))
+    # verbose prints in rank 0 only (each process had printed every line).
+    printed = (tmp_path / "stdout0.txt").read_text().splitlines()
+    assert [line.split("  ")[0] for line in printed] == [
+        "epoch 1/2",
+        "epoch 2/2",
+        printed[2],
+        "epoch 1",
+        "epoch 2",
+    ]
+    assert printed[2].startswith("Restoring best model from epoch")
+    assert (tmp_path / "stdout1.txt").read_text() == ""
 
 
 DDP_ONE_STOPS_SCRIPT = """
