@@ -878,7 +878,12 @@ class AutoencoderNet(NeuralNet):
                     "n_iter_no_change and tol"
                 )
             elif abs(theirs[3] - first[3]) > _CHECKSUM_RTOL * max(first[4], theirs[4]):
-                what = f"rank {rank} trains on other rows than rank 0"
+                what = (
+                    f"rank {rank} trains on other rows than rank 0, compared as "
+                    "the network sees them after the scaling for the loss "
+                    "(centred and scaled for loss='mse', as given for 'bce'): "
+                    "give every process the same X and the same loss"
+                )
             else:
                 continue
             raise ValueError(

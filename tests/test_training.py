@@ -797,6 +797,15 @@ for name, other in others.items():
             getattr(AutoencoderTransformer(**{**params, **other}), method)(X)
         except ValueError as error:
             errors[name, method] = str(error)
+# Rows in [0, 1] for loss='bce' on rank 1, which takes them as they are,
+# where loss='mse' on rank 0 centres and scales them.
+X01 = (X - X.min(axis=0)) / (X.max(axis=0) - X.min(axis=0))
+for method in ("fit", "partial_fit"):
+    estimator = AutoencoderTransformer(**params, loss="bce" if rank else "mse")
+    try:
+        getattr(estimator, method)(X01)
+    except ValueError as error:
+        errors["loss", method] = str(error)
 # What verbose prints, each rank's in a file: a fit's epochs and early
 # stopping's line (rows on a line: training does not better the PCA start,
 # which is restored), then two partial_fit calls' epochs.
@@ -826,7 +835,7 @@ def test_torchrun_refuses_other_settings_in_each_process(tmp_path, curved):
     assert errors == errors_1
     assert set(errors) == {
         (name, method)
-        for name in ("network", "seed", "optimizer")
+        for name in ("network", "seed", "optimizer", "loss")
         for method in ("fit", "partial_fit")
     } | {("stopping", "fit"), ("schedule", "fit")}
     expected = {
@@ -835,6 +844,9 @@ def test_torchrun_refuses_other_settings_in_each_process(tmp_path, curved):
         "optimizer": "give every process the same learning_rate_init and alpha",
         "stopping": "rank 1 stops or schedules training otherwise than rank 0",
         "schedule": "rank 1 stops or schedules training otherwise than rank 0",
+        # The rows are compared after the loss's scaling: the message had
+        # said only that rank 1 trained on other rows.
+        "loss": "give every process the same X and the same loss",
     }
     for (name, _), message in errors.items():
         assert message.startswith(
