@@ -48,6 +48,7 @@ from skae._params import (
 )
 from skae._threads import training_threads
 from skae._training import (
+    agreed_validation,
     build_net,
     converged,
     rows_to_device,
@@ -113,8 +114,11 @@ class _BaseAutoencoder(
             The fitted estimator.
         """
         X_given = X
-        check_rows_ndim(X, self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+        with agreed_validation(self):
+            check_rows_ndim(X, self)
+            X = validate_data(
+                self, X, dtype=[np.float64, np.float32], ensure_min_samples=2
+            )
         with (
             fit_task(self, X_given, y) as epoch_tasks,
             self._undone_on_error(),

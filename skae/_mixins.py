@@ -18,6 +18,7 @@ from skae._callbacks import fit_task
 from skae._ordering import nested_dropout
 from skae._training import (
     TrainingDivergedError,
+    agreed_validation,
     rank_seed,
     resume_training,
     rows_to_device,
@@ -96,14 +97,15 @@ class PartialFitMixin:
         """
         first = not hasattr(self, "net_")
         X_given = X
-        check_rows_ndim(X, self)
-        X = validate_data(
-            self,
-            X,
-            dtype=[np.float64, np.float32],
-            reset=first,
-            ensure_min_samples=2 if first else 1,
-        )
+        with agreed_validation(self):
+            check_rows_ndim(X, self)
+            X = validate_data(
+                self,
+                X,
+                dtype=[np.float64, np.float32],
+                reset=first,
+                ensure_min_samples=2 if first else 1,
+            )
         # A first call that fails leaves the estimator unfitted, as fit does;
         # a later one leaves it as it was. Also when a callback's hook fails
         # at the end of the call, after training: a retry of the chunk would

@@ -1264,6 +1264,45 @@ class AutoencoderNet(NeuralNet):
             )
 
 
+@contextmanager
+def agreed_validation(estimator):
+    """Validate the input of a fit in every process of a process group at once.
+
+    A fit whose input fails validation in one process only (a NaN in its
+    ``X``) raised there before any collective, while the others went on to
+    the first one, waiting for that process: a script that caught the error
+    and fit again paired the new fit's collectives with the others' first
+    fit, or left them waiting for ever. Under torch.distributed every
+    process tells the others whether the block passed (one all-gather): one
+    whose block raised raises its own error, the others a ValueError that
+    names the rank and its error, with ``estimator`` left as it was. A
+    single process runs the block as it is.
+    """
+    world_size = process_group()[1]
+    if world_size == 1:
+        yield
+        return
+    before = dict(vars(estimator))
+    failure = None
+    try:
+        yield
+    except Exception as error:
+        failure = error
+    failures = [None] * world_size
+    mine = None if failure is None else f"{type(failure).__name__}: {failure}"
+    dist.all_gather_object(failures, mine)
+    if failure is not None:
+        raise failure
+    for rank, message in enumerate(failures):
+        if message is not None:
+            vars(estimator).clear()
+            vars(estimator).update(before)
+            raise ValueError(
+                f"Data-parallel training stopped in every process: rank {rank}'s "
+                f"input failed validation ({message})"
+            )
+
+
 def shared_random_state(random_state):
     """Return a fit's random generator, the same in every process.
 

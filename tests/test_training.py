@@ -750,6 +750,22 @@ for name, rows in shards.items():
                 errors[name, cls.__name__, method] = str(error), hasattr(
                     estimator, "net_"
                 )
+# A NaN in rank 1's rows fails validation there, before any collective; a
+# script that catches the error goes on in step. n_iter_ tells whether each
+# estimator is left as it was.
+nan_rows = X.copy()
+if rank:
+    nan_rows[0, 0] = np.nan
+fitted = AutoencoderTransformer(**params).partial_fit(X)
+for name, estimator, method in [
+    ("fit", AutoencoderTransformer(**params), "fit"),
+    ("first partial_fit", AutoencoderTransformer(**params), "partial_fit"),
+    ("later partial_fit", fitted, "partial_fit"),
+]:
+    try:
+        getattr(estimator, method)(nan_rows)
+    except ValueError as error:
+        errors["nan", name] = str(error), getattr(estimator, "n_iter_", None)
 """
     + DDP_REFUSAL_TAIL
 )
@@ -764,6 +780,21 @@ def test_torchrun_refuses_other_rows_in_each_process(tmp_path, curved):
     (errors, model), (errors_1, model_1) = (
         pickle.loads((tmp_path / f"rank{rank}.pkl").read_bytes()) for rank in (0, 1)
     )
+    # Rows that failed validation in rank 1 only had left rank 0 at the first
+    # collective; a script that caught the error fit again out of step.
+    for name, n_iter in [
+        ("fit", None),
+        ("first partial_fit", None),
+        ("later partial_fit", 1),
+    ]:
+        message, n_iter_0 = errors.pop(("nan", name))
+        message_1, n_iter_1 = errors_1.pop(("nan", name))
+        assert message_1.startswith("Input X contains NaN.")
+        assert message == (
+            "Data-parallel training stopped in every process: rank 1's input "
+            f"failed validation (ValueError: {message_1})"
+        )
+        assert n_iter_0 == n_iter_1 == n_iter
     assert errors == errors_1
     assert len(errors) == 8
     for (shards, _, _), (message, fitted) in errors.items():
