@@ -622,7 +622,11 @@ class AutoencoderNet(NeuralNet):
         return state
 
     def __setstate__(self, state):
-        super().__setstate__(state)
+        # Loaded under torch.inference_mode() (a notebook's habit around
+        # inference code), the weights would be inference tensors, which a
+        # later partial_fit cannot train: they are made as any others.
+        with torch.inference_mode(False):
+            super().__setstate__(state)
         for name in _SAME_AS_FITTED:
             if getattr(self, name) == f"<{name}_>":
                 setattr(self, name, getattr(self, f"{name}_"))
@@ -637,7 +641,9 @@ class AutoencoderNet(NeuralNet):
         state = {
             key: value for key, value in self.__dict__.items() if key not in _TRANSIENT
         }
-        copied.__dict__.update(deepcopy(state, memo))
+        # Under torch.inference_mode() too, the copies are trainable tensors.
+        with torch.inference_mode(False):
+            copied.__dict__.update(deepcopy(state, memo))
         return copied
 
     @property

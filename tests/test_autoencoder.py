@@ -1,3 +1,4 @@
+import copy
 import io
 import pickle
 import threading
@@ -1542,3 +1543,23 @@ def test_every_model_pickles_its_tensors_through_skorch(Estimator, params):
     assert spy.tensors == []
     loaded = pickle.loads(pickle.dumps(model))
     assert_array_equal(loaded.score_samples(X), model.score_samples(X))
+
+
+@pytest.mark.parametrize("copy_made", ["pickle", "deepcopy", "truncate"])
+def test_model_copied_under_inference_mode_trains_on(digits, copy_made):
+    # Loaded, copied or truncated inside torch.inference_mode() (around
+    # inference code), the weights were inference tensors: a later
+    # partial_fit failed with "Error(s) in loading state_dict". They train
+    # on as the copy made outside does.
+    X = digits[0]
+    model = make_ae(n_components=2, ordered=True, max_iter=2).fit(X)
+    blob = pickle.dumps(model)
+    make = {
+        "pickle": lambda: pickle.loads(blob),
+        "deepcopy": lambda: copy.deepcopy(pickle.loads(blob)),
+        "truncate": lambda: pickle.loads(blob).truncate(2),
+    }[copy_made]
+    expected = make().partial_fit(X).transform(X[:5])
+    with torch.inference_mode():
+        copied = make()
+    assert_array_equal(copied.partial_fit(X).transform(X[:5]), expected)
