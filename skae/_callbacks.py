@@ -199,8 +199,10 @@ def fit_task(estimator, X, y, *, epochs=True):
 
     ``epochs=False``: a ``partial_fit`` call, one epoch, as scikit-learn's
     own ``partial_fit`` methods (``StandardScaler``) run it: a root task
-    without sub-tasks, whose ``on_fit_task_end`` hooks get the estimator as
-    the call leaves it as ``fitted_estimator``; it yields None.
+    without sub-tasks; it yields None.
+
+    The root task's ``on_fit_task_end`` hooks get the estimator as the call
+    leaves it as ``fitted_estimator``, with a copy of the network.
     """
     # The count of epochs is set when training begins (EpochTasks); without
     # scikit-learn callbacks nothing reads it.
@@ -212,6 +214,13 @@ def fit_task(estimator, X, y, *, epochs=True):
     else:
         context.call_on_fit_task_begin(estimator=estimator, X=X, y=y)
     yield epoch_tasks
+    # The model as the call leaves it, on a copy of the network: training
+    # goes on in place, so a fitted_estimator that shared it changed with
+    # the next partial_fit, and training it trained the estimator.
+    net = estimator.net_
     context.call_on_fit_task_end(
-        estimator=estimator, X=X, y=y, reconstruction_attributes={}
+        estimator=estimator,
+        X=X,
+        y=y,
+        reconstruction_attributes=lambda: {"net_": net.snapshot(len(net.history))},
     )

@@ -101,6 +101,26 @@ class EpochBegin:
         return False
 
 
+class CallEnd:
+    """A FitCallback that keeps the model as each ``fit`` or ``partial_fit`` ends."""
+
+    def __init__(self):
+        self.fitted = []
+
+    def setup(self, estimator, context):
+        pass
+
+    def teardown(self, estimator, context):
+        pass
+
+    def on_fit_task_begin(self, estimator, context):
+        pass
+
+    def on_fit_task_end(self, estimator, context, *, fitted_estimator=None):
+        if context.task_name == "fit":
+            self.fitted.append(fitted_estimator)
+
+
 class EpochCounter(Callback):
     """A skorch callback that counts the epochs it sees end."""
 
@@ -261,6 +281,27 @@ def test_a_snapshot_trains_on_its_own_weights(learning_rate):
     # The fitted model it was taken from is untouched.
     for p, q in zip(est.module_.parameters(), weights, strict=True):
         assert torch.equal(p, q)
+
+
+@requires_callbacks
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_the_model_a_call_ends_with_is_a_copy(method):
+    # It shared the network with the estimator: the next partial_fit trained
+    # a model kept from an earlier call, and training that model trained the
+    # estimator.
+    X = gaussian()
+    call_end = CallEnd()
+    est = make(init="random").set_callbacks(call_end)
+    getattr(est, method)(X)
+    model = call_end.fitted[0]
+    codes = est.transform(X)
+    assert_array_equal(model.transform(X), codes)
+    est.partial_fit(X)
+    assert_array_equal(model.transform(X), codes)
+    codes = est.transform(X)
+    model.partial_fit(X)
+    assert_array_equal(est.transform(X), codes)
+    assert not np.allclose(model.transform(X), codes)
 
 
 @requires_callbacks
