@@ -404,6 +404,30 @@ def test_teardown_runs_when_a_callback_raises():
         est.transform(gaussian())
 
 
+class InterruptFirstEpoch(Callback):
+    """A skorch callback that interrupts training before the first epoch ends."""
+
+    def on_epoch_begin(self, net, **kwargs):
+        raise KeyboardInterrupt
+
+
+@requires_callbacks
+def test_a_refit_interrupted_before_an_epoch_ends_leaves_it_unfitted():
+    # As any fit that raises: not the model of the earlier fit.
+    recorder = Recorder()
+    est = make().fit(gaussian()).set_callbacks(recorder)
+    est.set_params(callbacks=[InterruptFirstEpoch()])
+    with pytest.raises(KeyboardInterrupt):
+        est.fit(gaussian())
+    assert recorder.calls[-3:] == [
+        ("begin", "epoch", 0),
+        ("end", "epoch", 0),
+        ("teardown", "fit", None),
+    ]
+    with pytest.raises(NotFittedError):
+        est.transform(gaussian())
+
+
 class FailsAtTheEnd(Recorder):
     """A Recorder whose hook raises when the root task ends."""
 
