@@ -75,6 +75,11 @@ from skae._validation import (
 )
 
 
+def _fitted_attribute(name):
+    """Whether ``name`` is a fitted attribute: scikit-learn's trailing ``_``."""
+    return name.endswith("_") and not name.startswith("__")
+
+
 @fill_doc
 class _BaseAutoencoder(
     CallbackSupportMixin,
@@ -119,13 +124,30 @@ class _BaseAutoencoder(
             X = validate_data(
                 self, X, dtype=[np.float64, np.float32], ensure_min_samples=2
             )
+        # A callback whose setup, or whose hook at the end of the fit,
+        # raises leaves the estimator unfitted too, as any failed fit: a
+        # refit on rows of other features kept the old network with the new
+        # n_features_in_. (The undo of the block itself stays inside the
+        # callbacks' task, whose bookkeeping scikit-learn tears down after.)
         with (
+            self._unfitted_on_error(),
             fit_task(self, X_given, y) as epoch_tasks,
             self._undone_on_error(),
             torch_training_state(),
         ):
             self._fit(X, epoch_tasks)
         return self
+
+    @contextmanager
+    def _unfitted_on_error(self):
+        """Remove the fitted attributes when the block raises."""
+        try:
+            yield
+        except BaseException:
+            for key in list(vars(self)):
+                if _fitted_attribute(key):
+                    delattr(self, key)
+            raise
 
     @contextmanager
     def _undone_on_error(self):
@@ -140,9 +162,7 @@ class _BaseAutoencoder(
             yield
         except BaseException:
             for key in list(vars(self)):
-                if key not in attributes_before or (
-                    key.endswith("_") and not key.startswith("__")
-                ):
+                if key not in attributes_before or _fitted_attribute(key):
                     delattr(self, key)
             raise
 

@@ -455,6 +455,28 @@ def test_a_partial_fit_whose_callback_fails_at_its_end_changes_nothing():
         first.transform(X)
 
 
+class FailsInSetup(Recorder):
+    """A Recorder whose setup raises."""
+
+    def setup(self, estimator, context):
+        raise RuntimeError("callback failed in setup")
+
+
+@requires_callbacks
+@pytest.mark.parametrize("callback", [FailsInSetup(), FailsAtTheEnd()])
+def test_a_refit_whose_callback_fails_leaves_it_unfitted(callback):
+    # A refit on rows of other features whose callback failed in setup kept
+    # the old 5-feature network with n_features_in_ = 3: transform crashed
+    # in torch on 3 features and refused 5. Failing at the end of the fit,
+    # as in an epoch's hook, it leaves no model either.
+    X = gaussian()
+    est = make().fit(X).set_callbacks(callback)
+    with pytest.raises(RuntimeError, match="callback failed"):
+        est.fit(X[:, :3])
+    with pytest.raises(NotFittedError):
+        est.transform(X[:, :3])
+
+
 @requires_callbacks
 def test_fitted_estimator_keeps_no_reference_to_the_data():
     X = gaussian()
