@@ -144,9 +144,14 @@ def input_axes(X, input_components, n_components, *, auto):
         )
     solver = spectrum_solver(X)
     X = unit_span(X)
-    if input_components != "auto":
-        return PCA(input_components, svd_solver=solver, copy=False).fit(X).components_
-    pca = PCA(svd_solver=solver, copy=False).fit(X)
+    # Rows all alike have a total variance of 0, by which PCA divides for
+    # its explained_variance_ratio_, unread here: NumPy's "invalid value"
+    # RuntimeWarning leaked from inside scikit-learn.
+    n_given = None if input_components == "auto" else input_components
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pca = PCA(n_given, svd_solver=solver, copy=False).fit(X)
+    if n_given is not None:
+        return pca.components_
     # outside[j]: PCA's residual variance outside the first j axes.
     outside = np.append(np.cumsum(pca.explained_variance_[::-1])[::-1], 0.0)
     # Variance at the level of rounding is none: rank-deficient rows.

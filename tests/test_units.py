@@ -273,3 +273,19 @@ def test_check_square_range_sums_the_squares_where_the_span_is_large():
     check_square_range(np.random.RandomState(0).normal(size=(20, 5)) * 5e152)
     with pytest.raises(ValueError, match=r"^X deviates from its mean"):
         check_square_range(np.random.RandomState(0).normal(size=(20, 5)) * 1e154)
+
+
+# ------------------------------------------------------- unusual but legitimate data
+
+
+@pytest.mark.parametrize("input_components", [2, "auto"])
+def test_input_axes_of_rows_all_alike_raise_no_warning(input_components):
+    # Rows all alike have a total variance of 0, which PCA divides by for
+    # its explained_variance_ratio_ (which the axes never read): NumPy's
+    # "invalid value encountered in divide" leaked from inside scikit-learn.
+    X = np.full((20, 6), 2.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        axes = input_axes(X, input_components, 1, auto=True)
+    assert axes.shape == (1 if input_components == "auto" else 2, 6)
+    assert np.isfinite(axes).all()
