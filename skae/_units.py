@@ -312,7 +312,10 @@ class ModelUnits:
             return expit(out.astype(np.float64)).astype(dtype)
         if self.axes is not None:
             out = out.astype(np.float64) @ self.axes
-        return (out * self.scale + self.offset).astype(dtype)
+        # Scaled in the rows' dtype: float32 outputs times the scale of
+        # float64 rows beyond float32's range (1e39) overflowed to inf.
+        out = out.astype(dtype, copy=False)
+        return (out * self.scale + self.offset).astype(dtype, copy=False)
 
     def outside(self, X):
         """Squared norm of each row's part outside the axes, in data units.

@@ -289,3 +289,15 @@ def test_input_axes_of_rows_all_alike_raise_no_warning(input_components):
         axes = input_axes(X, input_components, 1, auto=True)
     assert axes.shape == (1 if input_components == "auto" else 2, 6)
     assert np.isfinite(axes).all()
+
+
+def test_rows_beyond_float32_come_back_from_model_units():
+    # float64 rows of 1e39: the network's float32 outputs times the scale
+    # were computed in float32, whose range (3.4e38) they leave: the
+    # reconstruction was inf, with an overflow RuntimeWarning.
+    X = np.random.RandomState(0).normal(size=(20, 3)) * 1e39
+    units = ModelUnits(X, "mse")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        back = units.from_model(units.to_model(X).numpy(), np.float64)
+    assert_allclose(back, X, rtol=1e-5)
