@@ -820,3 +820,24 @@ def test_rows_beyond_float32_range_are_refused():
         warnings.simplefilter("error")
         with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
             make_dae(n_components=2).fit(X)
+
+
+# ------------------------------------------------------- unusual but legitimate data
+
+
+@pytest.mark.parametrize("noise", ["gaussian", "masking"])
+def test_rows_below_float32_normal_range_are_refused(noise):
+    # float64 rows varying by 1e-39: the noise corrupts them in their own
+    # units, in float32, where the scale is below the smallest normal
+    # number and flushed to zero. The fit "diverged" with "Lower
+    # learning_rate_init", which was not the cause.
+    X = np.random.RandomState(0).normal(size=(50, 4)) * 1e-39
+    message = (
+        f"noise={noise!r} corrupts the rows in their own units, in float32, "
+        "whose smallest normal number (about 1.2e-38) is above the rows' "
+        "variation about their mean"
+    )
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}"):
+        make_dae(noise=noise).fit(X)
+    # Just above the bound the rows fit.
+    assert np.isfinite(make_dae(noise=noise).fit(X * 100).transform(X * 100)).all()
