@@ -13,6 +13,7 @@ import inspect
 import re
 from numbers import Integral, Real
 
+import numpy as np
 import torch
 from sklearn.decomposition import PCA
 
@@ -164,12 +165,13 @@ def resolve_n_components(n_components, init, X, n_train):
     solver = spectrum_solver(X)
     # Centred and scaled first, as for the input axes (unit_span): float32
     # rows offset by 1e4 counted half of float64's components, at 1e20 PCA
-    # raised LinAlgError, at 1e-30 it counted one.
-    count = int(
-        PCA(n_components=n_components, svd_solver=solver, copy=False)
-        .fit(unit_span(X))
-        .n_components_
-    )
+    # raised LinAlgError, at 1e-30 it counted one. Rows all alike have a
+    # total variance of 0, by which PCA divides for the ratios it counts
+    # with: NumPy's "invalid value" RuntimeWarning leaked from inside
+    # scikit-learn, and the NaN ratios count one component, as they should.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pca = PCA(n_components=n_components, svd_solver=solver, copy=False)
+        count = int(pca.fit(unit_span(X)).n_components_)
     # The PCA start has no more components than training rows, which then
     # explain all of their variance.
     return min(count, n_train) if init == "pca" else count
