@@ -33,6 +33,14 @@ from skae.noise import NOISE_KINDS
 # that training reconstructs (almost) perfectly, such as a pixel that is
 # always 0, would otherwise weigh hundreds of times as much as the others.
 _SCALE_FLOOR = 0.03
+# Variance each feature's error scale adds for the network's rounding,
+# relative to the square of the model units' scale: the networks compute in
+# float32, and rows they reconstruct to rounding (rows on a subspace the PCA
+# start fits) measured mean squared errors of up to 8 (eps * scale) ** 2 in
+# a feature. Without it their relative errors were rounding divided by
+# rounding, and float32 and float64 copies of the same rows scored and were
+# flagged differently. (16 eps) ** 2, 4e-12, is far below real errors.
+_ROUNDING_FLOOR = (16 * float(np.finfo(np.float32).eps)) ** 2
 # contamination='auto' flags anomaly scores beyond Tukey's outer fence,
 # Q3 + 3 IQR: "far out" in his exploratory data analysis.
 _AUTO_FENCE = 3.0
@@ -227,7 +235,7 @@ def _ledoit_wolf_by_chunks(rows, indices, scale):
     return shrunk_covariance(covariance, 0 if beta == 0 else beta / delta)
 
 
-def _error_precision(residuals, rows, error_scale, error_covariance):
+def _error_precision(residuals, rows, error_scale, error_covariance, rounding):
     """Precision of the scaled residuals of the rows ``rows``, or None.
 
     ``residuals`` (every row's) are divided by the square root of
@@ -235,21 +243,25 @@ def _error_precision(residuals, rows, error_scale, error_covariance):
     about zero, as the relative error is a mean square: shrunk towards the
     identity, which gives back each feature's own relative error, by as much
     as Ledoit and Wolf's estimate of the sample covariance's error calls
-    for. ``'diagonal'`` keeps each feature alone (None, the diagonal score).
+    for, plus the variance ``rounding`` of each feature's rounding (which
+    the residuals of rows reconstructed to rounding would otherwise whiten
+    back to noise divided by noise). ``'diagonal'`` keeps each feature alone
+    (None, the diagonal score).
     """
     if error_covariance == "diagonal":
         return None
     # One copy of the rows' residuals, scaled in place.
     scaled = residuals[rows]
     scaled /= np.sqrt(error_scale)
-    covariance = _ledoit_wolf(scaled)
+    covariance = _ledoit_wolf(scaled) + np.diag(rounding / error_scale)
     return _pseudo_inverse(covariance, _CODE_VARIANCE_FLOOR * np.mean(scaled**2))
 
 
-def _auto_error_covariance(residuals, rows=None):
+def _auto_error_covariance(residuals, rows=None, rounding=0.0):
     """Return what ``error_covariance='auto'`` takes, and the gain it decided on.
 
-    Decided on the rows ``rows`` of ``residuals`` (every row by default).
+    Decided on the rows ``rows`` of ``residuals`` (every row by default),
+    with ``rounding`` added to every variance as the score adds it.
     Returns ``('ledoit_wolf' or 'diagonal', gain)``: the mean
     :func:`_likelihood_gain` of each half of the rows (even, odd) under the
     models fitted on the other, per feature, in nats; Ledoit-Wolf where it
@@ -273,7 +285,7 @@ def _auto_error_covariance(residuals, rows=None):
     gain = (
         np.mean(
             [
-                _likelihood_gain(residuals, fit, held, rms)
+                _likelihood_gain(residuals, fit, held, rms, rounding)
                 for fit, held in (halves, halves[::-1])
             ]
         )
@@ -284,17 +296,18 @@ def _auto_error_covariance(residuals, rows=None):
     return ("ledoit_wolf" if whiten else "diagonal"), float(gain)
 
 
-def _likelihood_gain(residuals, fit, held, scale):
+def _likelihood_gain(residuals, fit, held, scale, rounding):
     """How much better the residuals' correlations predict ``held`` than none.
 
     The mean Gaussian log-likelihood of the rows ``held`` of ``residuals /
     scale`` under the Ledoit-Wolf covariance of the rows ``fit``, minus that
     under their mean squares alone, both about zero and with the score's
-    floor, ``_SCALE_FLOOR`` times the mean variance, added to every
-    variance: the diagonal model is then the one the diagonal score uses.
+    floors, ``_SCALE_FLOOR`` times the mean variance and the variance
+    ``rounding`` of ``residuals``' rounding, added to every variance: the
+    diagonal model is then the one the diagonal score uses.
     """
     errors = _column_mean_squares(residuals, indices=fit, scale=scale)
-    floor = _SCALE_FLOOR * errors.mean()
+    floor = _SCALE_FLOOR * errors.mean() + rounding / scale**2
     if floor == 0:
         return 0.0
     covariance = _ledoit_wolf_by_chunks(residuals, fit, scale)
@@ -309,12 +322,14 @@ def _likelihood_gain(residuals, fit, held, scale):
     return -0.5 * (full - diagonal)
 
 
-def _score_statistics(residuals, codes, rows, covariance):
+def _score_statistics(residuals, codes, rows, covariance, rounding):
     """Return the score's statistics of the rows ``rows``, and the whitening gain.
 
     ``residuals`` and ``codes`` hold every row's; ``rows`` indexes those the
     statistics come from (sorted); ``covariance`` is ``error_covariance``
-    resolved for the data (``'auto'`` is decided on these rows). Returns
+    resolved for the data (``'auto'`` is decided on these rows);
+    ``rounding`` is the variance of the residuals' rounding, which each
+    feature's error scale adds (``_ROUNDING_FLOOR``). Returns
     ``(fitted, gain)``: the attributes ``_anomaly_scores`` reads, with
     ``feature_errors_``, and ``error_covariance_gain_`` (None unless
     ``'auto'``). The residuals of ``rows`` are read a chunk at a time, and
@@ -323,15 +338,18 @@ def _score_statistics(residuals, codes, rows, covariance):
     feature_errors = _column_mean_squares(residuals, indices=rows)
     scale = feature_errors + _SCALE_FLOOR * feature_errors.mean()
     # A constant X is reconstructed exactly: no feature has an error scale.
-    error_scale = scale if scale.any() else np.ones_like(scale)
+    if not scale.any():
+        scale, rounding = np.ones_like(scale), 0.0
+    error_scale = scale + rounding
     gain = None
     if covariance == "auto":
-        covariance, gain = _auto_error_covariance(residuals, rows)
+        covariance, gain = _auto_error_covariance(residuals, rows, rounding)
     fit_codes = codes[rows]
+    precision = _error_precision(residuals, rows, error_scale, covariance, rounding)
     fitted = {
         "feature_errors_": feature_errors,
         "_error_scale": error_scale,
-        "error_precision_": _error_precision(residuals, rows, error_scale, covariance),
+        "error_precision_": precision,
         "code_mean_": fit_codes.mean(axis=0),
         "code_precision_": _code_precision(fit_codes),
     }
@@ -500,7 +518,8 @@ class AutoencoderOutlierDetector(
     statistics kept): about 1, less for the whitened error. The
     relative reconstruction error: each feature's squared
     error divided by that feature's mean squared error on the training rows
-    (``feature_errors_``) plus ``0.03`` times their mean, averaged over
+    (``feature_errors_``) plus ``0.03`` times their mean (and a floor for
+    float32's rounding, far below real errors), averaged over
     the features, so that a row badly reconstructed where training rows are
     reconstructed well counts more than one badly reconstructed where every
     row is; for image rows (``image_shape``) the residual is first averaged
@@ -704,8 +723,11 @@ class AutoencoderOutlierDetector(
         The threshold: ``decision_function = score_samples - offset_``.
     feature_errors_ : ndarray of shape (n_features,)
         Mean squared reconstruction error of each feature over the training
-        rows, in the data's units: plus ``0.03`` times their mean, the
-        denominators of the score (an added floor, not a maximum). For image
+        rows, in the data's units: plus ``0.03`` times their mean and
+        ``(16 * eps) ** 2`` times the square of the training rows' scale
+        (the variance of float32's rounding, ``eps`` its machine epsilon,
+        which the network computes in), the denominators of the score
+        (added floors, not maxima). For image
         rows, of the residual averaged over ``error_window``. The score's
         statistics (this, ``error_precision_``, ``code_mean_``,
         ``code_precision_``) come from the rows the network trained on, not
@@ -989,7 +1011,16 @@ class AutoencoderOutlierDetector(
         if valid_idx is not None:
             trained = np.setdiff1d(trained, valid_idx, assume_unique=True)
         covariance = self._resolve_error_covariance(X.shape[1])
-        fitted, gain = _score_statistics(residuals, codes, trained, covariance)
+        # In data units, as the residuals are.
+        rounding = _ROUNDING_FLOOR * self._units.scale**2
+        statistics = partial(
+            _score_statistics,
+            residuals,
+            codes,
+            covariance=covariance,
+            rounding=rounding,
+        )
+        fitted, gain = statistics(trained)
         scores = _scores_by_chunks(residuals, codes, fitted, self.code_weight)
         kept = trained
         for _ in range(_TRIM_STEPS if self.trim_fraction else 0):
@@ -1001,7 +1032,7 @@ class AutoencoderOutlierDetector(
             kept = trained[_least_anomalous(-scores[trained], self.trim_fraction)]
             if np.array_equal(kept, before):
                 break
-            fitted, gain = _score_statistics(residuals, codes, kept, covariance)
+            fitted, gain = statistics(kept)
             scores = _scores_by_chunks(residuals, codes, fitted, self.code_weight)
         if self.contamination == "auto":
             offset = -self._auto_threshold(-scores, trained, valid_idx)
