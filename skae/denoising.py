@@ -208,18 +208,6 @@ class DenoisingAutoencoder(NoiseMixin, OrderedMixin, PartialFitMixin, _BaseAutoe
         return X_train
 
     def _wrap_network(self, network, start, X, device, rng):
-        # The corruption's round trip through data units divides by the
-        # scale in float32: one below its normal range is flushed to zero,
-        # and the fit "diverged" with advice on learning_rate_init.
-        tiny = float(np.finfo(np.float32).tiny)
-        if self._units.scale < tiny:
-            raise ValueError(
-                f"noise={self.noise!r} corrupts the rows in their own units, in "
-                f"float32, whose smallest normal number (about {tiny:.2g}) is "
-                "above the rows' variation about their mean "
-                f"({self._units.scale:.2g}), and which the CPU flushes to zero. "
-                "Rescale X (e.g. with a StandardScaler)."
-            )
         module = super()._wrap_network(network, start, X, device, rng)
         # Where a later partial_fit clips and flips to, widened by its rows.
         module.data_range = (float(X.min()), float(X.max()))
