@@ -35,7 +35,8 @@ from sklearn.exceptions import ConvergenceWarning
 from skae import VariationalAutoencoder
 from skae.plotting import SamplesDisplay
 
-# Few epochs on purpose: the estimator warns that max_iter was reached.
+# Few epochs on purpose: the beta=1 fit below stops at max_iter and warns
+# (a ConvergenceWarning), which would only clutter the output here.
 warnings.filterwarnings("ignore", category=ConvergenceWarning)
 
 X, y = load_digits(return_X_y=True)
