@@ -25,6 +25,7 @@ from skae import (
     DenoisingAutoencoder,
     DenseAutoencoder,
     TrainingDivergedError,
+    _training,
 )
 from skae._training import (
     TensorBatches,
@@ -355,6 +356,60 @@ def test_a_plateau_is_a_plateau_whatever_the_sign_of_the_loss(level):
     # The rate falls by 0.3 once more than n_iter_no_change // 4 = 2 epochs
     # after the best one have not improved on it.
     assert_allclose(net.history[:, "event_lr"], [1e-2] * 4 + [3e-3] * 3 + [9e-4])
+
+
+def test_the_plateau_schedule_stops_the_fit_at_its_floor(monkeypatch, capsys):
+    # Cut after cut, the held-out loss crept down a little after each one,
+    # which reset early stopping's patience: a default fit on all 1,797
+    # digits at k = 16 trained at rates down to 2e-8 until max_iter=200, then
+    # warned. The schedule now ends the fit when a plateau cuts the rate
+    # below a fraction of the initial rate (here 0.5, so the first cut).
+    monkeypatch.setattr(_training, "_ADAPTIVE_MIN_FRACTION", 0.5)
+    estimator = AutoencoderTransformer(learning_rate="adaptive", n_iter_no_change=8)
+    plan = training_plan(estimator, 200, CPU)
+    net = make_net(
+        criterion=ConstantLoss,
+        criterion__level=1.0,
+        max_epochs=30,
+        verbose=1,
+        train_split=predefined_split(low_rank(40, seed=1)),
+        callbacks=_callbacks(
+            estimator, plan, stopping=True, epoch_tasks=None, held_out=True
+        ),
+    )
+    net.fit(low_rank())
+    # Four epochs at 1e-2, the cut to 3e-3 at the end of the fourth, and no
+    # epoch at the cut rate; early stopping alone would have run eight.
+    assert_allclose(net.history[:, "event_lr"], [1e-2] * 4)
+    assert _training.converged(net)
+    stopper = dict(net.callbacks_)["early_stopping"]
+    assert stopper.misses_ < stopper.patience
+    assert "Stopping: a plateau cut the rate to 0.003, below 0.5 times" in (
+        capsys.readouterr().out
+    )
+
+
+def test_a_fit_stopped_by_the_plateau_floor_keeps_its_best_epoch(monkeypatch):
+    monkeypatch.setattr(_training, "_ADAPTIVE_MIN_FRACTION", 0.5)
+    X = low_rank(200).numpy()
+    model = AutoencoderTransformer(
+        hidden_layer_sizes=(8,),
+        learning_rate="adaptive",
+        n_iter_no_change=4,
+        tol=0.5,
+        max_iter=50,
+        device="cpu",
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model.fit(X)
+    # tol=0.5: no epoch after the first counts as better, the first cut
+    # (after more than n_iter_no_change // 4 = 1 such epochs) falls below
+    # half the rate, and the kept weights are the best epoch's (the PCA
+    # start's, epoch 0), before early stopping's patience of 4 ran out.
+    assert model.n_iter_ == 3
+    assert model.best_epoch_ == 0
 
 
 class EpochsSeen(Callback):
