@@ -266,8 +266,12 @@ learning_rate : {'auto', 'adaptive', 'one_cycle', 'constant'}, default='auto'
     ``'adaptive'`` starts at ``learning_rate_init`` and multiplies the rate
     by 0.3 each time the loss that early stopping monitors has not
     improved by ``tol`` for more than ``max(1, n_iter_no_change // 4)``
-    epochs (skorch's ``LRScheduler`` with torch's ``ReduceLROnPlateau``).
-    ``'one_cycle'`` plans the whole run: the rate rises to
+    epochs (skorch's ``LRScheduler`` with torch's ``ReduceLROnPlateau``),
+    and ends the fit, as early stopping does, when a plateau would cut it
+    below ``learning_rate_init / 100`` (the fourth cut): each cut's small
+    gain otherwise reset early stopping's patience, and a fit on all 1,797
+    digits at 16 components trained at rates down to 2e-8 until
+    ``max_iter``. ``'one_cycle'`` plans the whole run: the rate rises to
     ``learning_rate_init``, its peak, over the first 30% of
     ``max_iter`` epochs' batches and then anneals to almost zero (torch's
     ``OneCycleLR``, stepped every batch); the fit runs all ``max_iter``
