@@ -18,7 +18,7 @@ import torch
 from sklearn.decomposition import PCA
 from torch import nn
 
-from skae._ordering import NestedDropout
+from skae._ordering import NestedDropout, PrefixConditioned
 from skae._validation import (
     check_flag,
     check_image_shape,
@@ -226,6 +226,10 @@ class DenseAutoencoder(_Autoencoder):
         self.encoder = _mlp(sizes, activation) if nonlinear else None
         decoder_sizes = [self.nested_dropout.n_outputs, *sizes[::-1][1:]]
         self.decoder = _mlp(decoder_sizes, activation) if nonlinear else None
+        if ordered and nonlinear:
+            # Hidden units modulated by the prefix's length: one decoder
+            # for every prefix.
+            self.decoder = PrefixConditioned(self.decoder, n_components)
         self.encoder_linear = (
             nn.Linear(n_features, n_components) if linear_path else None
         )

@@ -132,6 +132,59 @@ class NestedDropout(nn.Module):
         return f"n_units={self.n_units}, ordered={self.ordered}, kept={self.kept}"
 
 
+class PrefixConditioned(nn.Sequential):
+    """Layers whose hidden units are scaled and shifted by the prefix's length.
+
+    A :class:`torch.nn.Sequential` of linear layers and activations, the
+    decoder of an ordered dense network, whose input ends with the
+    :class:`NestedDropout` layer's mask of ``n_units`` columns. After every
+    linear layer but the last, each row's units are multiplied by ``1 +
+    gain[k]`` and shifted by ``shift[k]``, ``k`` the number of units its
+    mask keeps (feature-wise linear modulation, FiLM, Perez et al. 2018):
+    one decoder serves every prefix, and the mask alone, an input among the
+    codes, shifted its first layer only. Gains and shifts start at zero, so
+    the layers start as the plain ones. On the digits, prefixes of one
+    32-unit fit at k = 1 / 2 / 8 / 16 / 32 reached a held-out MSE 0.8-2.6%,
+    0.5-1.6%, 4.1-4.3%, 5.9-9.0% and 3.6-6.2% lower than without
+    (``random_state`` 0 and 1; user guide, "How the defaults were chosen").
+
+    Parameters
+    ----------
+    layers : sequence of torch.nn.Module
+        The linear layers and activations, in order.
+    n_units : int
+        Width of the code, and of the mask that ends the input.
+    """
+
+    def __init__(self, layers, n_units: int) -> None:
+        super().__init__(*layers)
+        self.n_units = n_units
+        widths = [m.out_features for m in layers if isinstance(m, nn.Linear)]
+        # Parameters, not modules: indexing and iterating the layers as a
+        # Sequential (decoder[-1], the last linear layer) stays as it was.
+        for i, width in enumerate(widths[:-1]):
+            self.register_parameter(
+                f"gain_{i}", nn.Parameter(torch.zeros(n_units + 1, width))
+            )
+            self.register_parameter(
+                f"shift_{i}", nn.Parameter(torch.zeros(n_units + 1, width))
+            )
+        self.n_conditioned = len(widths) - 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the layers, each hidden one modulated by its row's prefix."""
+        lengths = x[:, -self.n_units :].sum(dim=1).round().long()
+        conditioned = 0
+        for layer in self:
+            x = layer(x)
+            if isinstance(layer, nn.Linear) and conditioned < self.n_conditioned:
+                gain = getattr(self, f"gain_{conditioned}")[lengths]
+                shift = getattr(self, f"shift_{conditioned}")[lengths]
+                x = x * (1 + gain) + shift
+                conditioned += 1
+        return x
+
+
 def prefix_weights(
     rows: torch.Tensor, n_units: int, outside: float = 0.0
 ) -> torch.Tensor:

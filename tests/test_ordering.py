@@ -7,6 +7,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.decomposition import PCA
 from sklearn.pipeline import make_pipeline
 from sklearn.utils import check_random_state
+from torch import nn
 
 import skae._base
 from skae import (
@@ -18,6 +19,7 @@ from skae import (
 from skae._losses import RowMeanLoss
 from skae._ordering import (
     NestedDropout,
+    PrefixConditioned,
     PrefixLoss,
     explained_variance_curve,
     nested_dropout,
@@ -146,6 +148,50 @@ def test_decoder_tells_a_dropped_unit_from_a_zero_one():
     whole = net.decode(codes)
     net.nested_dropout.kept = 1
     assert not torch.allclose(net.decode(codes), whole)
+
+
+def test_an_ordered_decoder_starts_as_the_plain_one():
+    # Gains and shifts start at zero: the modulated layers compute what the
+    # plain Sequential of the same layers does.
+    net = DenseAutoencoder(6, 3, (8, 4), ordered=True)
+    assert isinstance(net.decoder, PrefixConditioned)
+    assert isinstance(net.decoder[-1], nn.Linear)
+    x = net.nested_dropout.eval()(torch.randn(5, 3))
+    plain = nn.Sequential(*net.decoder)
+    assert torch.equal(net.decoder(x), plain(x))
+    # Two hidden layers, each with a gain and a shift per prefix length.
+    shapes = {
+        name: tuple(p.shape)
+        for name, p in net.decoder.named_parameters()
+        if name.startswith(("gain", "shift"))
+    }
+    assert shapes == {
+        "gain_0": (4, 4),
+        "shift_0": (4, 4),
+        "gain_1": (4, 8),
+        "shift_1": (4, 8),
+    }
+    assert not isinstance(DenseAutoencoder(6, 3, (8,)).decoder, PrefixConditioned)
+
+
+def test_the_decoder_modulates_each_row_by_its_prefix_length():
+    torch.manual_seed(0)
+    decoder = PrefixConditioned([nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 2)], 2)
+    with torch.no_grad():
+        decoder.gain_0[1] = 1.0  # doubles the hidden units at length 1
+        decoder.shift_0[2] = 0.5  # shifts them at length 2
+    codes = torch.randn(3, 2)
+    for length, gain, shift in [(1, 2.0, 0.0), (2, 1.0, 0.5)]:
+        mask = (torch.arange(2) < length).float().expand(3, 2)
+        x = torch.cat([codes * mask, mask], dim=1)
+        hidden = decoder[0](x) * gain + shift
+        expected = decoder[2](decoder[1](hidden))
+        assert torch.allclose(decoder(x), expected)
+    # Trained: each row's length gets the gradient, the others none.
+    mask = torch.tensor([[1.0, 0.0]] * 3)
+    decoder(torch.cat([codes * mask, mask], dim=1)).sum().backward()
+    assert decoder.gain_0.grad[1].abs().sum() > 0
+    assert decoder.gain_0.grad[[0, 2]].abs().sum() == 0
 
 
 def test_curve_and_smallest_prefix():
