@@ -502,7 +502,9 @@ class _BaseAutoencoder(
         Model selection without a ``scoring`` (e.g. ``GridSearchCV``) ranks
         by it. :class:`~skae.AutoencoderTransformer` and
         :class:`~skae.DenoisingAutoencoder` score the negative reconstruction
-        error, which always prefers larger ``n_components``, where
+        error, which prefers larger ``n_components`` on rows like those
+        trained on (on others, such as the folds of an unshuffled ``KFold``
+        over rows sorted by class, a narrower code can score better), where
         ``PCA.score``, an average log-likelihood, need not; the
         :class:`~skae.VariationalAutoencoder`'s mean ELBO compares with
         ``PCA.score``. :class:`~skae.AutoencoderOutlierDetector` has no
