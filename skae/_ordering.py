@@ -173,12 +173,16 @@ class PrefixConditioned(nn.Sequential):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the layers, each hidden one modulated by its row's prefix."""
         lengths = x[:, -self.n_units :].sum(dim=1).round().long()
+        # Rows of the gains picked by a product with one-hot rows, not by
+        # indexing: the gradient of an index sums the rows of each length
+        # in an order that depends on the thread count, and the fit did.
+        lengths = nn.functional.one_hot(lengths, self.n_units + 1).to(x.dtype)
         conditioned = 0
         for layer in self:
             x = layer(x)
             if isinstance(layer, nn.Linear) and conditioned < self.n_conditioned:
-                gain = getattr(self, f"gain_{conditioned}")[lengths]
-                shift = getattr(self, f"shift_{conditioned}")[lengths]
+                gain = lengths @ getattr(self, f"gain_{conditioned}")
+                shift = lengths @ getattr(self, f"shift_{conditioned}")
                 x = x * (1 + gain) + shift
                 conditioned += 1
         return x
