@@ -44,10 +44,14 @@ class _Variational(nn.Module):
     """A network's encoder as the posterior mean, plus a log-variance head.
 
     In train mode the code is sampled with the reparameterisation trick from
-    the module's own generator. In eval mode the draw is fixed: the first of
-    ``score_eps`` (shared by all rows) for the held-out loss, or the one
-    given, so held-out losses and scores are deterministic and do not depend
-    on how rows are batched.
+    the module's own generator. In eval mode the draws are fixed: every one
+    of :meth:`score_draws` (shared by all rows), whose losses the criterion
+    averages, or the one given, so held-out losses and scores are
+    deterministic and do not depend on how rows are batched. The held-out
+    loss that early stopping watches is then the estimate ``score_samples``
+    gives: with the first raw draw alone, an epoch that a lucky draw scored
+    above the PCA start was kept, though its ELBO was below the start's
+    (``PCA.score``) on those rows and on the training rows.
     """
 
     def __init__(self, network, n_features, n_components, log_noise_var=0.0):
@@ -78,24 +82,42 @@ class _Variational(nn.Module):
         logvar = self.logvar_head(x).clamp(_LOGVAR_MIN, _LOGVAR_MAX)
         return self.encode(x), logvar
 
+    def score_draws(self) -> torch.Tensor:
+        """Return the fixed draws rows are scored with, (n_draws, n_components).
+
+        ``score_eps`` with each unit's draws given the prior's mean 0 and
+        mean square 1. Raw, the few draws that every row shares shifted
+        every row's ELBO alike, at the PCA start above ``PCA.score`` of the
+        same rows, which bounds it; so set, the estimate is exact for a
+        Gaussian likelihood with a linear decoder of orthogonal columns,
+        such as the PCA start's.
+        """
+        draws = self.score_eps - self.score_eps.mean(dim=0)
+        return draws / draws.square().mean(dim=0).sqrt()
+
     def forward(self, x: torch.Tensor, eps: torch.Tensor | None = None):
         """Return ``(decoded, mean, logvar, log_noise_var)`` for the loss.
 
         ``eps``, if given, is the standard-normal draw of every row's code.
+        In eval mode without it, ``decoded`` has a leading axis: the rows
+        decoded from each of :meth:`score_draws`.
         """
         mean, logvar = self.posterior(x)
-        if eps is None and self.training:
+        std = torch.exp(0.5 * logvar)
+        log_noise_var = self.log_noise_var.clamp(_LOGVAR_MIN, _LOGVAR_MAX)
+        if eps is None and not self.training:
+            draws = self.score_draws().to(mean.dtype)
+            z = mean + std * draws[:, None, :]
+            decoded = self.decode(z.reshape(-1, z.shape[-1]))
+            return decoded.reshape(len(draws), len(x), -1), mean, logvar, log_noise_var
+        if eps is None:
             eps = torch.randn(
                 mean.shape,
                 generator=self.generator,
                 device=mean.device,
                 dtype=mean.dtype,
             )
-        elif eps is None:
-            eps = self.score_eps[0]
-        z = mean + torch.exp(0.5 * logvar) * eps
-        log_noise_var = self.log_noise_var.clamp(_LOGVAR_MIN, _LOGVAR_MAX)
-        return self.decode(z), mean, logvar, log_noise_var
+        return self.decode(mean + std * eps), mean, logvar, log_noise_var
 
     def __getstate__(self):
         # The generator as its state: a copy samples the same codes next.
@@ -118,17 +140,23 @@ class _NegativeELBO(nn.Module):
         self.n_features = n_features
 
     def terms(self, output, target):
-        """Per-row negative log-likelihood and KL divergence to the prior."""
+        """Per-row negative log-likelihood and KL divergence to the prior.
+
+        ``decoded`` with a leading axis of draws (eval mode) gives the
+        likelihood term averaged over them.
+        """
         decoded, mean, logvar, log_noise_var = output
         if self.loss == "mse":
             nll = 0.5 * (
-                ((target - decoded) ** 2).sum(dim=1) / log_noise_var.exp()
+                ((target - decoded) ** 2).sum(dim=-1) / log_noise_var.exp()
                 + self.n_features * (log_noise_var + math.log(2 * math.pi))
             )
         else:
             nll = nn.functional.binary_cross_entropy_with_logits(
-                decoded, target, reduction="none"
-            ).sum(dim=1)
+                decoded, target.expand_as(decoded), reduction="none"
+            ).sum(dim=-1)
+        if decoded.ndim == 3:
+            nll = nll.mean(dim=0)
         kl = 0.5 * (mean**2 + logvar.exp() - 1.0 - logvar).sum(dim=1)
         return nll, kl
 
@@ -320,19 +348,9 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
         log_jacobian = X.shape[1] * math.log(self._units.scale)
 
         def elbo(module, batch):
-            # Each unit's draws get the prior's mean 0 and mean square 1.
-            # Raw, the few draws that every row shares shifted every row's
-            # ELBO alike, at the PCA start above PCA.score of the same rows,
-            # which bounds it; so set, the estimate is exact for a Gaussian
-            # likelihood with a linear decoder of orthogonal columns, such as
-            # the PCA start's.
-            draws = module.score_eps - module.score_eps.mean(dim=0)
-            draws = draws / draws.square().mean(dim=0).sqrt()
-            nll = 0.0
-            for eps in draws:
-                # A float64 network: the same for a row alone or in a batch.
-                nll_s, kl = criterion.terms(module(batch, eps), batch)
-                nll = nll + nll_s / len(draws)
+            # In eval mode, over the module's fixed draws (score_draws); a
+            # float64 network: the same for a row alone or in a batch.
+            nll, kl = criterion.terms(module(batch), batch)
             return -(nll + kl)
 
         return (

@@ -70,6 +70,19 @@ def test_training_improves_the_held_out_elbo(curved):
     assert trained.best_epoch_ > 0
 
 
+def test_early_stopping_watches_the_elbo_that_score_reports(curved):
+    # The held-out loss was the ELBO of one raw draw shared by all rows:
+    # an epoch a lucky draw scored above the PCA start was kept, though by
+    # score's eight normalised draws it was below the start (PCA.score) on
+    # the same rows. Now the two are one estimate.
+    vae = make_vae(n_components=1, max_iter=3).fit(curved)
+    rows = vae._units.to_model(curved)
+    loss = vae.net_.evaluate_loss(vae.net_.get_dataset(rows))
+    n_features = curved.shape[1]
+    elbo = vae.score(curved) + n_features * np.log(vae._units.scale)
+    assert_allclose(loss, -elbo / n_features, rtol=1e-5)
+
+
 def test_one_training_row_starts_finite(low_rank):
     # PCA leaves the variances of a single row undefined (0 / 0).
     vae = make_vae(n_components=1, validation_fraction=0.9).fit(low_rank[:10])
