@@ -825,19 +825,25 @@ def test_rows_beyond_float32_range_are_refused():
 # ------------------------------------------------------- unusual but legitimate data
 
 
+@pytest.mark.parametrize(
+    "estimator", [DenoisingAutoencoder, AutoencoderOutlierDetector]
+)
 @pytest.mark.parametrize("noise", ["gaussian", "masking"])
-def test_rows_below_float32_normal_range_are_refused(noise):
+def test_rows_below_float32_normal_range_are_refused(estimator, noise):
     # float64 rows varying by 1e-39: the noise corrupts them in their own
     # units, in float32, where the scale is below the smallest normal
     # number and flushed to zero. The fit "diverged" with "Lower
-    # learning_rate_init", which was not the cause.
+    # learning_rate_init", which was not the cause. Both estimators that
+    # take noise corrupt through NoiseMixin.
     X = np.random.RandomState(0).normal(size=(50, 4)) * 1e-39
     message = (
         f"noise={noise!r} corrupts the rows in their own units, in float32, "
         "whose smallest normal number (about 1.2e-38) is above the rows' "
         "variation about their mean"
     )
+    params = dict(noise=noise, noise_level=0.25, hidden_layer_sizes=(16,), max_iter=3)
     with pytest.raises(ValueError, match=f"^{re.escape(message)}"):
-        make_dae(noise=noise).fit(X)
+        estimator(**params, random_state=0).fit(X)
     # Just above the bound the rows fit.
-    assert np.isfinite(make_dae(noise=noise).fit(X * 100).transform(X * 100)).all()
+    fitted = estimator(**params, random_state=0).fit(X * 100)
+    assert np.isfinite(fitted.transform(X * 100)).all()

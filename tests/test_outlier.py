@@ -495,26 +495,6 @@ def test_noisy_detector_pickles():
     assert_array_equal(loaded.score_samples(X), detector.score_samples(X))
 
 
-@pytest.mark.parametrize("noise", ["gaussian", "masking"])
-def test_noise_on_rows_below_float32_normal_range_is_refused(noise):
-    # As for DenoisingAutoencoder: float64 rows varying by 1e-39 are
-    # corrupted in their own units, in float32, where the scale is below
-    # the smallest normal number and flushed to zero. The fit "diverged"
-    # with "Lower learning_rate_init", which was not the cause.
-    X = np.random.RandomState(0).normal(size=(50, 4)) * 1e-39
-    message = (
-        f"noise={noise!r} corrupts the rows in their own units, in float32, "
-        "whose smallest normal number (about 1.2e-38) is above the rows' "
-        "variation about their mean"
-    )
-    with pytest.raises(ValueError, match=f"^{re.escape(message)}"):
-        make_detector(noise=noise, noise_level=0.25).fit(X)
-    # Without noise, and with noise just above the bound, the rows fit.
-    assert np.isfinite(make_detector().fit(X).score_samples(X)).all()
-    detector = make_detector(noise=noise, noise_level=0.25).fit(X * 100)
-    assert np.isfinite(detector.score_samples(X * 100)).all()
-
-
 @pytest.mark.parametrize(
     "params, message",
     [
