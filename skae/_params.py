@@ -196,8 +196,8 @@ ordered : bool, default=False
     one decoder serves every prefix. :meth:`truncate` then
     gives the ``k``-unit model without refitting, and a float
     ``n_components`` keeps the shortest prefix that explains that
-    fraction. Off by default: in the benchmarks a fit took 2.1 to 2.5
-    times as long, and the prefixes reconstructed 1.1 to 1.4 times worse
+    fraction. Off by default: in the benchmarks a fit took 2.5 to 2.9
+    times as long, and the prefixes reconstructed 1.1 to 1.3 times worse
     than networks fitted at their width (:ref:`ordered_components`).""",
     "hidden_layer_sizes": """\
 hidden_layer_sizes : int or tuple of int, default=(512, 256, 128)
