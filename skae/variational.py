@@ -348,9 +348,15 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
         log_jacobian = X.shape[1] * math.log(self._units.scale)
 
         def elbo(module, batch):
-            # In eval mode, over the module's fixed draws (score_draws); a
+            # Over the module's fixed draws (score_draws), the estimate
+            # early stopping watched, one draw at a time: all of them at
+            # once would hold eight decodings of a batch of 4,096 rows. A
             # float64 network: the same for a row alone or in a batch.
-            nll, kl = criterion.terms(module(batch), batch)
+            draws = module.score_draws()
+            nll = 0.0
+            for eps in draws:
+                nll_s, kl = criterion.terms(module(batch, eps), batch)
+                nll = nll + nll_s / len(draws)
             return -(nll + kl)
 
         return (
