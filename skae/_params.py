@@ -13,13 +13,11 @@ import inspect
 import re
 from numbers import Integral, Real
 
-import numpy as np
 import torch
-from sklearn.decomposition import PCA
 
-from skae._networks import ACTIVATIONS, spectrum_solver
+from skae._networks import ACTIVATIONS
 from skae._training import AUTOCAST_DTYPES
-from skae._units import unit_span
+from skae._units import unit_pca
 from skae._validation import Hidden, Interval, StrOptions
 
 DEFAULTS = {
@@ -162,16 +160,10 @@ def resolve_n_components(n_components, init, X, n_train):
         return int(n_components)
     # A fraction: as many components as PCA needs for that much variance; an
     # ordered model then keeps the prefix of its own code that explains it.
-    solver = spectrum_solver(X)
-    # Centred and scaled first, as for the input axes (unit_span): float32
+    # Centred and scaled first, as for the input axes (unit_pca): float32
     # rows offset by 1e4 counted half of float64's components, at 1e20 PCA
-    # raised LinAlgError, at 1e-30 it counted one. Rows all alike have a
-    # total variance of 0, by which PCA divides for the ratios it counts
-    # with: NumPy's "invalid value" RuntimeWarning leaked from inside
-    # scikit-learn, and the NaN ratios count one component, as they should.
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pca = PCA(n_components=n_components, svd_solver=solver, copy=False)
-        count = int(pca.fit(unit_span(X)).n_components_)
+    # raised LinAlgError, at 1e-30 it counted one.
+    count = int(unit_pca(X, n_components).n_components_)
     # The PCA start has no more components than training rows, which then
     # explain all of their variance.
     return min(count, n_train) if init == "pca" else count

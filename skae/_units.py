@@ -117,6 +117,19 @@ def unit_span(X):
     return centred
 
 
+def unit_pca(X, n_components=None):
+    """Return PCA fitted to :func:`unit_span` of ``X``, by :func:`spectrum_solver`.
+
+    Rows all alike have a total variance of 0, by which PCA divides for its
+    ``explained_variance_ratio_``: NumPy's "invalid value" RuntimeWarning
+    leaked from inside scikit-learn, and is silenced here (the NaN ratios
+    count one component for a fractional ``n_components``, as they should).
+    """
+    solver = spectrum_solver(X)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return PCA(n_components, svd_solver=solver, copy=False).fit(unit_span(X))
+
+
 def input_axes(X, input_components, n_components, *, auto):
     """Principal axes of ``X`` the network sees, or None for every feature.
 
@@ -142,16 +155,9 @@ def input_axes(X, input_components, n_components, *, auto):
             f"n_components_={n_components}: the network cannot encode more "
             "directions than it sees."
         )
-    solver = spectrum_solver(X)
-    X = unit_span(X)
-    # Rows all alike have a total variance of 0, by which PCA divides for
-    # its explained_variance_ratio_, unread here: NumPy's "invalid value"
-    # RuntimeWarning leaked from inside scikit-learn.
-    n_given = None if input_components == "auto" else input_components
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pca = PCA(n_given, svd_solver=solver, copy=False).fit(X)
-    if n_given is not None:
-        return pca.components_
+    if input_components != "auto":
+        return unit_pca(X, input_components).components_
+    pca = unit_pca(X)
     # outside[j]: PCA's residual variance outside the first j axes.
     outside = np.append(np.cumsum(pca.explained_variance_[::-1])[::-1], 0.0)
     # Variance at the level of rounding is none: rank-deficient rows.
