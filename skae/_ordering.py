@@ -176,13 +176,13 @@ class PrefixConditioned(nn.Sequential):
         # Rows of the gains picked by a product with one-hot rows, not by
         # indexing: the gradient of an index sums the rows of each length
         # in an order that depends on the thread count, and the fit did.
-        lengths = nn.functional.one_hot(lengths, self.n_units + 1).to(x.dtype)
+        pick = nn.functional.one_hot(lengths, self.n_units + 1).to(x.dtype)
         conditioned = 0
         for layer in self:
             x = layer(x)
             if isinstance(layer, nn.Linear) and conditioned < self.n_conditioned:
-                gain = lengths @ getattr(self, f"gain_{conditioned}")
-                shift = lengths @ getattr(self, f"shift_{conditioned}")
+                gain = pick @ getattr(self, f"gain_{conditioned}")
+                shift = pick @ getattr(self, f"shift_{conditioned}")
                 x = x * (1 + gain) + shift
                 conditioned += 1
         return x
