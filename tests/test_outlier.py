@@ -20,6 +20,7 @@ from skae._base import _BaseAutoencoder
 from skae._losses import RowMeanLoss
 from skae.outlier import (
     _SCALE_FLOOR,
+    _WHITENED_VARIANCE_FLOOR,
     _WHITENING_MIN_GAIN,
     _auto_error_covariance,
     _ledoit_wolf_by_chunks,
@@ -175,10 +176,10 @@ def test_score_weighs_relative_error_and_code_distance(code_weight):
     assert_allclose(detector.score_samples(X_new), expected, rtol=1e-4)
 
 
-def whitened_detector():
+def whitened_detector(error_covariance="ledoit_wolf"):
     """A detector scored by its whitened relative error alone, on every row."""
     return make_detector(
-        code_weight=0.0, error_covariance="ledoit_wolf", early_stopping=False
+        code_weight=0.0, error_covariance=error_covariance, early_stopping=False
     )
 
 
@@ -201,6 +202,54 @@ def test_ledoit_wolf_scores_the_whitened_scaled_residuals():
     scaled = scaled_residuals(detector, X_new)
     expected = -np.sum(scaled @ precision * scaled, axis=1) / X.shape[1]
     assert_allclose(detector.score_samples(X_new), expected, rtol=1e-3)
+
+
+def test_empirical_scores_the_residuals_whitened_by_their_sample_covariance():
+    # The relative error becomes the squared Mahalanobis distance of the
+    # scaled residuals in the metric of their sample covariance about zero
+    # on the training rows (with the code distance, for a linear network,
+    # the distance along every principal axis, as PyOD's PCA detector's),
+    # its variances raised to the floor, divided by the number of features:
+    # over those rows it averages trace(S @ inv(S)) / p = 1 where no
+    # variance is raised, less where some are.
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(300, 8)) @ rng.normal(size=(8, 8))
+    X_new = rng.normal(size=(40, 8)) @ rng.normal(size=(8, 8))
+    detector = whitened_detector("empirical").fit(X)
+    training = scaled_residuals(detector, X)
+    variances, axes = np.linalg.eigh(training.T @ training / len(X))
+    # The network reconstructs the rows almost exactly along its code's two
+    # directions: the floor raises their variances.
+    floor = _WHITENED_VARIANCE_FLOOR * variances.mean()
+    assert np.sum(variances < floor) == 2
+    precision = (axes / np.maximum(variances, floor)) @ axes.T
+    assert_allclose(detector.error_precision_, precision, rtol=1e-4)
+    scaled = scaled_residuals(detector, X_new)
+    expected = -np.sum(scaled @ precision * scaled, axis=1) / X.shape[1]
+    assert_allclose(detector.score_samples(X_new), expected, rtol=1e-4)
+    expected_mean = np.sum(np.minimum(variances / floor, 1.0)) / 8
+    assert -detector.score_samples(X).mean() == pytest.approx(expected_mean, rel=1e-4)
+
+
+def test_empirical_weighs_directions_without_variance_at_the_floor():
+    # Rows near a plane, which the network reconstructs almost exactly
+    # along it: the scaled residuals hardly vary in two directions. Their
+    # inverse variances would be one over rounding; raised to the floor,
+    # no direction weighs more than 1 / _WHITENED_VARIANCE_FLOOR times the
+    # mean variance's inverse, and rows far along the plane score finite.
+    X = plane()
+    detector = whitened_detector("empirical").fit(X)
+    training = scaled_residuals(detector, X)
+    variances = np.linalg.eigvalsh(training.T @ training / len(X))
+    assert variances.min() < 1e-6 * variances.mean()
+    largest = np.linalg.eigvalsh(detector.error_precision_).max()
+    bound = 1 / (_WHITENED_VARIANCE_FLOOR * variances.mean())
+    assert largest == pytest.approx(bound, rel=1e-3)
+    far = 8 * plane(n_samples=20, seed=3)
+    assert np.all(np.isfinite(detector.score_samples(far)))
+    # Ledoit-Wolf's shrinkage weighs those directions down further still.
+    shrunk = whitened_detector("ledoit_wolf").fit(X)
+    assert np.linalg.eigvalsh(shrunk.error_precision_).max() < largest
 
 
 def test_whitened_relative_error_of_training_rows_averages_at_most_one():
@@ -233,12 +282,13 @@ def heteroscedastic(seed, correlated):
 @pytest.mark.parametrize("seed", range(3))
 @pytest.mark.parametrize("correlated", [False, True])
 def test_auto_whitens_residuals_whose_correlations_predict_new_rows(seed, correlated):
-    # 'auto' keeps the Ledoit-Wolf model where it gives the held-out half
-    # of the rows the higher likelihood: where the residuals go together.
+    # 'auto' whitens where the Ledoit-Wolf model gives the held-out half of
+    # the rows the higher likelihood: where the residuals go together. It
+    # then whitens by their sample covariance.
     residuals = heteroscedastic(seed, correlated)
     chosen, gain = _auto_error_covariance(residuals)
     if correlated:
-        assert chosen == "ledoit_wolf" and gain >= _WHITENING_MIN_GAIN
+        assert chosen == "empirical" and gain >= _WHITENING_MIN_GAIN
     else:
         assert chosen == "diagonal" and gain < _WHITENING_MIN_GAIN
 
@@ -258,9 +308,9 @@ def test_auto_keeps_the_diagonal_where_correlations_gain_little_per_feature():
 def test_auto_resolves_to_one_of_the_explicit_scores():
     X, X_new = plane(), off_plane()
     auto = make_detector().fit(X)
-    explicit = "diagonal" if auto.error_precision_ is None else "ledoit_wolf"
+    explicit = "diagonal" if auto.error_precision_ is None else "empirical"
     assert (auto.error_covariance_gain_ >= _WHITENING_MIN_GAIN) == (
-        explicit == "ledoit_wolf"
+        explicit == "empirical"
     )
     chosen = make_detector(error_covariance=explicit).fit(X)
     assert_array_equal(auto.score_samples(X_new), chosen.score_samples(X_new))
@@ -292,11 +342,14 @@ def test_auto_keeps_the_diagonal_beyond_the_whitened_features(monkeypatch):
     assert make_detector().fit(plane()).error_covariance_gain_ is not None
 
 
-def test_explicit_whitening_beyond_the_bound_warns_of_its_cost(monkeypatch):
+@pytest.mark.parametrize("error_covariance", ["empirical", "ledoit_wolf"])
+def test_explicit_whitening_beyond_the_bound_warns_of_its_cost(
+    monkeypatch, error_covariance
+):
     monkeypatch.setattr(outlier, "_MAX_WHITENED_FEATURES", 7)
-    detector = make_detector(error_covariance="ledoit_wolf")
+    detector = make_detector(error_covariance=error_covariance)
     message = (
-        r"error_covariance='ledoit_wolf' on 8 features builds 8 x 8 float64 "
+        rf"error_covariance='{error_covariance}' on 8 features builds 8 x 8 float64 "
         r"matrices \(0.0 GiB each, several at once\).*error_covariance='diagonal'"
     )
     with pytest.warns(UserWarning, match=message):
@@ -312,7 +365,12 @@ def test_code_distance_flags_rows_far_out_along_the_normal_directions():
     directions = np.random.RandomState(3).normal(size=(20, 2))
     far = 8 * directions / np.linalg.norm(directions, axis=1, keepdims=True) @ BASIS
     with_code = make_detector(hidden_layer_sizes=()).fit(X)
-    errors_only = make_detector(hidden_layer_sizes=(), code_weight=0.0).fit(X)
+    # The diagonal error: whitened, the residuals that a linear network not
+    # quite at PCA leaves along the plane, in proportion to the row's
+    # distance, weigh up to 1 / _WHITENED_VARIANCE_FLOOR times the others.
+    errors_only = make_detector(
+        hidden_layer_sizes=(), code_weight=0.0, error_covariance="diagonal"
+    ).fit(X)
     assert with_code.score_samples(far).max() < with_code.score_samples(X).min()
     assert errors_only.score_samples(far).min() > np.median(
         errors_only.score_samples(X)
@@ -895,7 +953,8 @@ def test_ledoit_wolf_by_chunks_is_ledoit_wolfs_covariance(monkeypatch, n_feature
 
 
 @pytest.mark.parametrize(
-    "error_covariance, bound", [("auto", 2.0), ("ledoit_wolf", 3.5)]
+    "error_covariance, bound",
+    [("auto", 2.0), ("empirical", 2.5), ("ledoit_wolf", 3.5)],
 )
 def test_statistics_allocate_little_beyond_the_residuals(
     monkeypatch, error_covariance, bound
@@ -906,7 +965,8 @@ def test_statistics_allocate_little_beyond_the_residuals(
     # covariance. Copies of them (and Ledoit-Wolf's copies of each half)
     # took 3.1 to 3.8 times X with 'auto', 4.1 to 4.8 with 'ledoit_wolf':
     # the fit in bench_memory (100,000 rows of 784 float32 features) peaked
-    # at 8.3 times X, 3.5 without them.
+    # at 8.3 times X, 3.5 without them. 'empirical' copies the training
+    # rows' residuals once (2.1 times X here with the residuals).
     # Chunks of 512 rows, so that 4,000 rows are many chunks.
     monkeypatch.setattr(outlier, "CHUNK_ROWS", 512)
     monkeypatch.setattr(_units, "CHUNK_ROWS", 512)
@@ -928,7 +988,9 @@ def test_statistics_allocate_little_beyond_the_residuals(
 # ------------------------------------------------------------- rounding floor
 
 
-@pytest.mark.parametrize("error_covariance", ["auto", "diagonal", "ledoit_wolf"])
+@pytest.mark.parametrize(
+    "error_covariance", ["auto", "diagonal", "empirical", "ledoit_wolf"]
+)
 def test_rows_reconstructed_to_rounding_score_alike_in_float32_and_float64(
     error_covariance,
 ):
