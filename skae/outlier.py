@@ -191,7 +191,7 @@ def _floored_inverse(covariance, relative_floor):
     times a typical direction's, not by one over rounding. Zero where every
     variance is (a constant X).
     """
-    variances, axes = np.linalg.eigh(np.atleast_2d(covariance))
+    variances, axes = np.linalg.eigh(covariance)
     floor = relative_floor * max(float(variances.mean()), 0.0)
     if floor == 0:
         return np.zeros_like(covariance)
