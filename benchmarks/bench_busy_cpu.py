@@ -16,8 +16,11 @@ the shorter run understates the collapse.
 
 Command: ``python -m benchmarks.bench_busy_cpu`` (about 4 minutes on two CPU
 cores, which must be otherwise idle for the quiet runs); ``--quick``: fewer
-epochs and repeats. Writes ``benchmarks/results/bench_busy_cpu_digits.{json,md}``
-(``--quick``, ``--competitors`` or ``--repeats``: ``bench_quick_output/``).
+epochs and repeats; ``--set key=value`` changes a parameter of skae's fit,
+e.g. ``--set ema_decay=0`` (without averaging the weights). Writes
+``benchmarks/results/bench_busy_cpu_digits.{json,md}``
+(``--quick``, ``--competitors``, ``--repeats`` or ``--set``:
+``bench_quick_output/``).
 """
 
 import argparse
@@ -32,9 +35,11 @@ from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 
 from benchmarks._common import (
+    add_set_argument,
     default_out,
     hand_written_fit,
     markdown_table,
+    parse_overrides,
     positive_int,
     timed_fit,
     writable_folder,
@@ -73,16 +78,17 @@ class Competitors:
             process.join()
 
 
-def skae_model(epochs):
-    return AutoencoderTransformer(
-        n_components=8,
-        early_stopping=False,
+def skae_model(epochs, **overrides):
+    params = {
+        "n_components": 8,
+        "early_stopping": False,
         # The hand-written loop's rate; 'auto' picks it at fit time.
-        learning_rate_init=1e-3,
-        max_iter=epochs,
-        random_state=0,
-        device="cpu",
-    )
+        "learning_rate_init": 1e-3,
+        "max_iter": epochs,
+        "random_state": 0,
+        "device": "cpu",
+    }
+    return AutoencoderTransformer(**{**params, **overrides})
 
 
 def plain_loop(X, epochs, batch_size):
@@ -91,7 +97,7 @@ def plain_loop(X, epochs, batch_size):
     return hand_written_fit(X, model, epochs, torch.device("cpu"))
 
 
-def measure(X, epochs, repeats, competitors):
+def measure(X, epochs, repeats, competitors, overrides):
     # The batch size skae's 'auto' picks for these rows, for the plain loop.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -99,7 +105,7 @@ def measure(X, epochs, repeats, competitors):
     plain_epochs = max(1, epochs // 4)
     # Each method: its epochs and a run that returns its seconds.
     methods = {
-        "skae fit": (epochs, lambda: timed_fit(skae_model(epochs), X)),
+        "skae fit": (epochs, lambda: timed_fit(skae_model(epochs, **overrides), X)),
         f"plain loop, {torch.get_num_threads()} torch threads": (
             plain_epochs,
             lambda: plain_loop(X, plain_epochs, batch_size),
@@ -138,12 +144,16 @@ def main(argv=None):
     parser.add_argument("--repeats", type=positive_int, default=None)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=writable_folder, default=None)
+    add_set_argument(parser)
     args = parser.parse_args(argv)
+    overrides = parse_overrides(
+        parser, args.set, AutoencoderTransformer, fixed=("max_iter", "device")
+    )
     X = load_digits().data
     epochs = 10 if args.quick else 40
     repeats = args.repeats or (1 if args.quick else 5)
     competitors = args.competitors or 2
-    records = measure(X, epochs, repeats, competitors)
+    records = measure(X, epochs, repeats, competitors, overrides)
     table = (
         f"Digits ({len(X)} rows), on {os.cpu_count()} CPU cores, "
         f"quiet and beside {competitors} processes that each keep a core "
@@ -151,7 +161,9 @@ def main(argv=None):
         + markdown_table(records, list(records[0]))
     )
     # A run with other settings than the defaults is not the result.
-    candidate = args.competitors is not None or args.repeats is not None
+    candidate = (
+        args.competitors is not None or args.repeats is not None or bool(overrides)
+    )
     out = args.out or default_out(args.quick or candidate)
     print(write_results("bench_busy_cpu_digits", records, table, out))
 

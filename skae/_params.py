@@ -31,6 +31,7 @@ DEFAULTS = {
     "batch_size": "auto",
     "learning_rate": "auto",
     "learning_rate_init": "auto",
+    "ema_decay": "auto",
     "alpha": 0.0,
     "max_iter": "auto",
     "tol": 1e-4,
@@ -119,6 +120,7 @@ PARAMETER_CONSTRAINTS = {
         Interval(Real, 0, None, closed="neither"),
         StrOptions({"auto"}),
     ],
+    "ema_decay": [Interval(Real, 0, 1, closed="left"), StrOptions({"auto"})],
     "alpha": [Interval(Real, 0, None, closed="left")],
     "max_iter": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
     "tol": [Interval(Real, 0, None, closed="left")],
@@ -298,8 +300,23 @@ learning_rate : {'constant', 'adaptive', 'one_cycle'}, default='constant'
     "learning_rate_init": """\
 learning_rate_init : float or 'auto', default='auto'
     Adam's learning rate; with ``'one_cycle'`` its peak. ``'auto'``: 4e-3
-    for a one-cycle run (7e-3 on input axes), 1e-3 for the other
-    schedules.""",
+    for a one-cycle run (7e-3 on input axes), 2e-3 for the adaptive
+    schedule (whose weights ``ema_decay='auto'`` averages), 1e-3 for a
+    constant rate.""",
+    "ema_decay": """\
+ema_decay : float in [0, 1) or 'auto', default='auto'
+    Exponential moving average of the weights (Polyak averaging, as
+    torch's ``get_ema_multi_avg_fn``): after each optimizer step the
+    average moves towards the weights by ``1 - ema_decay``, and at the end
+    of each epoch the averaged weights are the ones scored on the held-out
+    rows, kept by early stopping and fitted; training goes on from its own
+    weights. 0 turns it off. ``'auto'``: 0.99 with the ``'adaptive'``
+    rate (which starts at 2e-3 with it), off for a one-cycle run, which
+    anneals the rate to almost zero itself, and for a constant rate. On the
+    digits the averaged weights at 2e-3 reconstructed held-out rows 1% to 4%
+    better than the plain ones at 1e-3 at every ``n_components`` from 2 to
+    32, in 13% fewer epochs (:ref:`defaults_chosen`). :meth:`partial_fit`
+    keeps its latest weights.""",
     "alpha": """\
 alpha : float, default=0.0
     L2 penalty (Adam's weight decay): ``alpha`` times each parameter, biases
@@ -430,7 +447,7 @@ n_iter_ : int
 training_plan_ : dict
     The training parameters the fit used, with each ``'auto'`` resolved
     for the training rows: ``learning_rate``, ``learning_rate_init``,
-    ``max_iter`` and ``batch_size``.""",
+    ``max_iter``, ``batch_size`` and ``ema_decay``.""",
     "best_epoch_": """\
 best_epoch_ : int
     Epoch whose weights were kept (0: the initial PCA state; a random

@@ -56,7 +56,7 @@ class AutoencoderTransformer(
         :meth:`partial_fit` keeps the axes of its first chunk.
     %(hidden_layer_sizes, activation, image_shape)s
     %(conv_channels, init, loss, batch_size, learning_rate)s
-    %(learning_rate_init, alpha, max_iter, tol)s
+    %(learning_rate_init, ema_decay, alpha, max_iter, tol)s
     early_stopping : bool, default=True
         Hold out ``validation_fraction`` of the rows and stop when their loss
         has not improved by ``tol`` for ``n_iter_no_change`` epochs, restoring

@@ -99,7 +99,7 @@ class DenoisingAutoencoder(NoiseMixin, OrderedMixin, PartialFitMixin, _BaseAutoe
         denoised about as well as the ``'constant'`` rate of 1e-3 trained
         until early stopping or 200 epochs, in a fraction of the time
         (:ref:`defaults_chosen`).
-    %(planned_learning_rate_init, measured_alpha)s
+    %(planned_learning_rate_init, ema_decay, measured_alpha)s
     max_iter : int or 'auto', default=60
         Number of epochs: with ``'one_cycle'`` the length of the run, else
         the most (``'auto'``: as for :class:`AutoencoderTransformer`). 60,

@@ -742,7 +742,7 @@ class AutoencoderOutlierDetector(
         spread between classes or halvings) in 15 s a Fashion-MNIST class
         instead of 58 s (on every pixel: the planned run at commit 2cd5b10,
         the constant rate at 0a991f5 and 764f8ba).
-    %(planned_learning_rate_init, measured_alpha)s
+    %(planned_learning_rate_init, ema_decay, measured_alpha)s
     max_iter : int or 'auto', default=30
         Number of epochs: with ``'one_cycle'`` the length of the run, else
         the most (``'auto'``: as for :class:`AutoencoderTransformer`). 30,

@@ -202,7 +202,8 @@ class VariationalAutoencoder(PartialFitMixin, _BaseAutoencoder):
     loss : {'mse', 'bce'}, default='mse'
         Gaussian likelihood with a learned variance, or Bernoulli for data
         in [0, 1].
-    %(batch_size, measured_learning_rate, learning_rate_init, measured_alpha)s
+    %(batch_size, measured_learning_rate, learning_rate_init)s
+    %(ema_decay, measured_alpha)s
     %(max_iter, tol)s
     early_stopping : bool, default=True
         Stop when the held-out training loss (the negative ELBO, its KL term

@@ -1082,7 +1082,7 @@ def test_constant_learning_rate_keeps_learning_rate_init():
     ae = make_ae(max_iter=20, n_iter_no_change=4, tol=0.5, learning_rate="constant")
     ae.fit(gaussian())
     assert "lr_scheduler" not in dict(ae.net_.callbacks_)
-    # learning_rate_init='auto' is 1e-3 for any schedule but one_cycle.
+    # learning_rate_init='auto' is 1e-3 for a constant rate.
     assert ae.training_plan_["learning_rate_init"] == 1e-3
     assert ae.net_.optimizer_.param_groups[0]["lr"] == 1e-3
     ae.set_params(learning_rate_init=0.02).fit(gaussian())
@@ -1098,6 +1098,7 @@ def test_fit_plans_the_run_on_large_data(monkeypatch):
         "learning_rate_init": 4e-3,
         "max_iter": 60,
         "batch_size": 36,
+        "ema_decay": 0.0,
     }
     assert ae.n_iter_ == 60
     assert isinstance(dict(ae.net_.callbacks_)["lr_scheduler"], OneCycleSchedule)

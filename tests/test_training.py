@@ -502,6 +502,102 @@ def test_a_one_cycle_run_of_one_batch_an_epoch_trains(max_iter):
     assert rates[0] > 0.01 / 2
 
 
+# ------------------------------------------------------------ weight average
+
+
+class _Recorder(Callback):
+    """Record the weights after each training step and at each epoch's ends."""
+
+    def on_train_begin(self, net, **kwargs):
+        self.steps, self.begun, self.ended = [], [], []
+
+    def _weights(self, net):
+        return [p.detach().clone() for p in net.module_.parameters()]
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        if training:
+            self.steps.append(self._weights(net))
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.begun.append(self._weights(net))
+
+    def on_epoch_end(self, net, **kwargs):
+        self.ended.append(self._weights(net))
+
+
+def _averaged(start, steps, decay):
+    average = [w.clone() for w in start]
+    for weights in steps:
+        average = [
+            a + (1 - decay) * (w - a) for a, w in zip(average, weights, strict=True)
+        ]
+    return average
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_the_adaptive_schedule_averages_its_weights():
+    X = low_rank().numpy()
+    ae = AutoencoderTransformer(2, hidden_layer_sizes=(8,), max_iter=3, random_state=0)
+    plan = ae.fit(X).training_plan_
+    assert (plan["learning_rate"], plan["learning_rate_init"]) == ("adaptive", 2e-3)
+    assert plan["ema_decay"] == 0.99
+    assert "weight_average" in dict(ae.net_.callbacks_)
+    # Off for a planned run, and for partial_fit, which follows no schedule.
+    ae.set_params(learning_rate="one_cycle").fit(X)
+    assert ae.training_plan_["ema_decay"] == 0.0
+    assert "weight_average" not in dict(ae.net_.callbacks_)
+    streamed = AutoencoderTransformer(2, hidden_layer_sizes=(8,), ema_decay=0.9)
+    plan = streamed.partial_fit(X).training_plan_
+    assert (plan["ema_decay"], plan["learning_rate_init"]) == (0.0, 1e-3)
+    assert "weight_average" not in dict(streamed.net_.callbacks_)
+    # The previous adaptive run stays reachable.
+    ae.set_params(learning_rate="auto", ema_decay=0, learning_rate_init=1e-3).fit(X)
+    assert "weight_average" not in dict(ae.net_.callbacks_)
+
+
+@pytest.mark.parametrize("early_stopping", [True, False])
+def test_the_fit_keeps_the_average_and_trains_on_its_own_weights(early_stopping):
+    ae = AutoencoderTransformer(
+        2,
+        hidden_layer_sizes=(8,),
+        init="random",
+        learning_rate="constant",
+        learning_rate_init=0.01,
+        ema_decay=0.7,
+        max_iter=2,
+        n_iter_no_change=5,
+        early_stopping=early_stopping,
+        callbacks=[("recorder", _Recorder())],
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ae.fit(low_rank().numpy())
+    recorder = dict(ae.net_.callbacks_)["recorder"]
+    n_steps = len(recorder.steps) // 2
+    first = _averaged(recorder.begun[0], recorder.steps[:n_steps], 0.7)
+    # Each epoch ends on the average of every step so far, which the held-out
+    # rows score; the next epoch trains on from the weights its steps left.
+    for ended, expected in zip(recorder.ended[0], first, strict=True):
+        assert_allclose(ended, expected, rtol=1e-5, atol=1e-6)
+    for begun, trained in zip(
+        recorder.begun[1], recorder.steps[n_steps - 1], strict=True
+    ):
+        assert_array_equal(begun, trained)
+    both = _averaged(recorder.begun[0], recorder.steps, 0.7)
+    best = ae.best_epoch_
+    kept = first if best == 1 else both
+    for weight, expected in zip(ae.net_.module_.parameters(), kept, strict=True):
+        assert_allclose(weight.detach(), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("ema_decay", [1.0, -0.1, "yes"])
+def test_ema_decay_is_checked(ema_decay):
+    ae = AutoencoderTransformer(2, ema_decay=ema_decay)
+    with pytest.raises(ValueError, match="ema_decay"):
+        ae.fit(low_rank().numpy())
+
+
 # ------------------------------------------------------------ mixed precision
 
 
