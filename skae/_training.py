@@ -628,8 +628,10 @@ class WeightAverage(Callback):
         self._swap_in()
 
     def on_train_end(self, net, **kwargs):
-        # The module keeps the average (or early stopping's best of them).
-        self.trained_ = None
+        # The module keeps the average (or early stopping's best of them);
+        # the copies go, so that a pickled fit holds no tensor outside the
+        # stream skorch maps to the CPU (a CUDA fit loads without CUDA).
+        self.params_ = self.average_ = self.trained_ = None
 
     def _swap_in(self):
         if self.trained_ is None:
