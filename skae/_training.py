@@ -73,12 +73,12 @@ PLANNED_RUN_ROWS = 20_000
 # What the 'auto' values resolve to, for a planned run and otherwise.
 _PLANNED = {"learning_rate_init": 4e-3, "max_iter": 60, "batch_size": 512}
 _UNPLANNED = {"learning_rate_init": 1e-3, "max_iter": 200}
-# The adaptive schedule starts twice as high, and 'auto' averages its weights
-# (ema_decay): on the digits (bench_fit_cost) the averaged weights at 2e-3
-# reconstructed held-out rows 1% to 4% better than the plain ones at 1e-3 at
-# every k from 2 to 32, in 13% fewer epochs (user guide, "How the defaults
-# were chosen").
-_ADAPTIVE = {"learning_rate_init": 2e-3, "max_iter": 200}
+# The adaptive schedule starts twice as high where its weights are averaged
+# (ema_decay, which 'auto' sets with early stopping): on the digits
+# (bench_fit_cost) the averaged weights at 2e-3 reconstructed held-out rows
+# 1% to 4% better than the plain ones at 1e-3 at every k from 2 to 32, in
+# 13% fewer epochs (user guide, "How the defaults were chosen").
+_AVERAGED_ADAPTIVE = {"learning_rate_init": 2e-3, "max_iter": 200}
 _ADAPTIVE_EMA_DECAY = 0.99
 # A planned run of a network on input axes (input_components_), whose epochs
 # cost about half: smaller batches (more steps an epoch) to a higher peak,
@@ -363,10 +363,10 @@ def _optimizer_settings(optimizer):
 
 
 def _schedule_settings(callbacks):
-    """Return the settings of the callbacks that stop training or set its rate.
+    """Return the settings of the callbacks that stop, schedule or average training.
 
-    One ``(name, kind, settings)`` per early stopping and learning-rate
-    scheduler callback, its plain settings by name (``patience``,
+    One ``(name, kind, settings)`` per early stopping, learning-rate
+    scheduler and weight-averaging callback, its plain settings by name (``patience``,
     ``threshold``, a scheduler's ``policy`` by its name), to compare.
     """
     return [
@@ -380,7 +380,7 @@ def _schedule_settings(callbacks):
             },
         )
         for name, callback in callbacks
-        if isinstance(callback, (EarlyStopping, LRScheduler))
+        if isinstance(callback, (EarlyStopping, LRScheduler, WeightAverage))
     ]
 
 
@@ -1000,7 +1000,7 @@ class AutoencoderNet(NeuralNet):
                     f"rank {rank} stops or schedules training otherwise than "
                     f"rank 0 (callbacks {theirs[8]} against {first[8]}): give "
                     "every process the same learning_rate, early_stopping, "
-                    "n_iter_no_change and tol"
+                    "n_iter_no_change, tol and ema_decay"
                 )
             elif abs(theirs[3] - first[3]) > _CHECKSUM_RTOL * max(first[4], theirs[4]):
                 what = (
@@ -1503,10 +1503,10 @@ def training_plan(estimator, n_train, device, *, streaming=False):
     ``'auto'`` rates plan the run (``'one_cycle'``) from
     :data:`PLANNED_RUN_ROWS` training rows on any device but CUDA, and adapt
     to plateaus otherwise; the other ``'auto'`` values follow the schedule:
-    a one-cycle run peaks at 4e-3 over 60 epochs, an adaptive one starts at
-    2e-3 and averages its weights (``ema_decay`` 0.99), a constant rate is
-    1e-3, each with at most 200 epochs; ``partial_fit`` (``streaming``)
-    never averages. An
+    a one-cycle run peaks at 4e-3 over 60 epochs; an adaptive one with
+    early stopping averages its weights (``ema_decay`` 0.99) and then
+    starts at 2e-3; any other starts at 1e-3; each has at most 200 epochs.
+    ``partial_fit`` (``streaming``) never averages. An
     ordered fit (``ordered=True``) on fewer rows, but not on CUDA, plans
     its run as well, to 4e-3 over 100 epochs (``_PLANNED_ORDERED``), unless
     ``streaming``: ``partial_fit`` follows no schedule, and a constant rate
@@ -1528,9 +1528,21 @@ def training_plan(estimator, n_train, device, *, streaming=False):
     if learning_rate == "auto":
         learning_rate = "one_cycle" if planned or planned_ordered else "adaptive"
     on_axes = getattr(estimator, "input_components_", None) is not None
-    # partial_fit streams at a constant 1e-3, which it was measured with.
-    adaptive = learning_rate == "adaptive" and not streaming
-    values = _ADAPTIVE if adaptive else _UNPLANNED
+    ema_decay = estimator.ema_decay
+    if ema_decay == "auto":
+        # Where held-out rows score the average: without them the schedule
+        # and the best epoch follow the training loss, of the weights
+        # training runs on, not of their average.
+        held_out = estimator.early_stopping
+        adaptive = learning_rate == "adaptive"
+        ema_decay = _ADAPTIVE_EMA_DECAY if adaptive and held_out else 0.0
+    # partial_fit keeps its latest weights, as it follows no schedule, and
+    # streams at a constant 1e-3, which it was measured with.
+    ema_decay = 0.0 if streaming else float(ema_decay)
+    # The higher start pays only with the average (else up to 3% worse).
+    values = (
+        _AVERAGED_ADAPTIVE if learning_rate == "adaptive" and ema_decay else _UNPLANNED
+    )
     if planned_ordered:
         values = _PLANNED_ORDERED
     elif learning_rate == "one_cycle":
@@ -1541,11 +1553,7 @@ def training_plan(estimator, n_train, device, *, streaming=False):
     for name, kind in (("learning_rate_init", float), ("max_iter", int)):
         value = getattr(estimator, name)
         plan[name] = kind(values[name] if value == "auto" else value)
-    ema_decay = estimator.ema_decay
-    if ema_decay == "auto":
-        ema_decay = _ADAPTIVE_EMA_DECAY if adaptive else 0.0
-    # partial_fit keeps its latest weights, as it follows no schedule.
-    plan["ema_decay"] = 0.0 if streaming else float(ema_decay)
+    plan["ema_decay"] = ema_decay
     if estimator.batch_size != "auto":
         batch_size = estimator.batch_size
     elif estimator.learning_rate == "auto" and planned:

@@ -550,8 +550,14 @@ def test_the_adaptive_schedule_averages_its_weights():
     plan = streamed.partial_fit(X).training_plan_
     assert (plan["ema_decay"], plan["learning_rate_init"]) == (0.0, 1e-3)
     assert "weight_average" not in dict(streamed.net_.callbacks_)
-    # The previous adaptive run stays reachable.
-    ae.set_params(learning_rate="auto", ema_decay=0, learning_rate_init=1e-3).fit(X)
+    # Without held-out rows to score the average, none; and the rate of
+    # weights not averaged starts at 1e-3: the previous adaptive run.
+    ae.set_params(learning_rate="auto", early_stopping=False).fit(X)
+    plan = ae.training_plan_
+    assert (plan["ema_decay"], plan["learning_rate_init"]) == (0.0, 1e-3)
+    ae.set_params(early_stopping=True, ema_decay=0).fit(X)
+    plan = ae.training_plan_
+    assert (plan["ema_decay"], plan["learning_rate_init"]) == (0.0, 1e-3)
     assert "weight_average" not in dict(ae.net_.callbacks_)
 
 
@@ -971,7 +977,11 @@ others = {
     "seed": dict(random_state=rank, early_stopping=False),
     "optimizer": dict(learning_rate_init=1e-3 * (1 + rank)),
     "stopping": dict(tol=10.0, n_iter_no_change=2 + 3 * rank, max_iter=10),
-    "schedule": dict(learning_rate="adaptive" if rank else "constant"),
+    "schedule": dict(
+        learning_rate="adaptive" if rank else "constant", learning_rate_init=1e-3
+    ),
+    # The same weights trained, another model kept.
+    "averaging": dict(ema_decay=0.9 * rank, learning_rate_init=1e-3),
 }
 for name, other in others.items():
     for method in ("fit", "partial_fit"):
@@ -1007,8 +1017,9 @@ def test_torchrun_refuses_other_settings_in_each_process(tmp_path, curved):
     # overlapping shares of the rows, and another learning_rate_init trained
     # a different model in each process, both silently. Another patience
     # stopped one process early, leaving the other at a collective, and
-    # another learning_rate schedule trained the weights apart; partial_fit
-    # neither stops nor schedules, so both train alike there.
+    # another learning_rate schedule trained the weights apart, and another
+    # ema_decay kept another model; partial_fit neither stops, schedules nor
+    # averages, so both train alike there.
     np.save(tmp_path / "X.npy", curved[:100])
     run_torchrun(tmp_path, DDP_OTHER_SETTINGS_SCRIPT)
     (errors, model), (errors_1, model_1) = (
@@ -1019,13 +1030,14 @@ def test_torchrun_refuses_other_settings_in_each_process(tmp_path, curved):
         (name, method)
         for name in ("network", "seed", "optimizer", "loss")
         for method in ("fit", "partial_fit")
-    } | {("stopping", "fit"), ("schedule", "fit")}
+    } | {("stopping", "fit"), ("schedule", "fit"), ("averaging", "fit")}
     expected = {
         "network": "rank 1 trains a network of other shapes than rank 0",
         "seed": "give every process the same int random_state",
         "optimizer": "give every process the same learning_rate_init and alpha",
         "stopping": "rank 1 stops or schedules training otherwise than rank 0",
         "schedule": "rank 1 stops or schedules training otherwise than rank 0",
+        "averaging": "rank 1 stops or schedules training otherwise than rank 0",
         # The rows are compared after the loss's scaling: the message had
         # said only that rank 1 trained on other rows.
         "loss": "give every process the same X and the same loss",
