@@ -4,9 +4,10 @@ A notebook beside other work, a search with ``n_jobs``, CI: the cores are
 often shared. PyTorch's CPU threads wait for each other by spinning, so a
 training loop on several threads can stall when one of them is descheduled.
 This times a default digits fit (``AutoencoderTransformer(n_components=8)``,
-a fixed number of epochs) on a quiet machine and beside ``--competitors``
-processes that keep one core busy each, and a plain PyTorch loop of the same
-network, batches and epochs on torch's default thread count, beside it. The
+a fixed number of epochs, the weights averaged as with early stopping) on a
+quiet machine and beside ``--competitors`` processes that keep one core busy
+each, and a plain PyTorch loop of the same network, batches and epochs on
+torch's default thread count, beside it. The
 slowdown is busy seconds over quiet seconds, the median over ``--repeats`` (5)
 alternating runs. The plain loop runs a quarter of the epochs: on an Intel
 Xeon with two cores, beside two busy processes, its 40-epoch runs took over
@@ -81,7 +82,10 @@ class Competitors:
 def skae_model(epochs, **overrides):
     params = {
         "n_components": 8,
+        # A fixed number of epochs; the weights averaged as a default fit,
+        # which stops early, averages them (ema_decay='auto').
         "early_stopping": False,
+        "ema_decay": 0.99,
         # The hand-written loop's rate; 'auto' picks it at fit time.
         "learning_rate_init": 1e-3,
         "max_iter": epochs,
