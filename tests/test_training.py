@@ -1123,15 +1123,16 @@ def test_torchrun_stops_every_process_when_one_stops(tmp_path, curved):
 @pytest.mark.parametrize(
     "n_train, expected",
     [
-        (1_347, ("adaptive", 1e-3, 200, 84)),
-        (19_999, ("adaptive", 1e-3, 200, 256)),
-        (20_000, ("one_cycle", 4e-3, 60, 512)),
-        (54_000, ("one_cycle", 4e-3, 60, 512)),
+        (1_347, ("adaptive", 2e-3, 200, 84, 0.99)),
+        (19_999, ("adaptive", 2e-3, 200, 256, 0.99)),
+        (20_000, ("one_cycle", 4e-3, 60, 512, 0.0)),
+        (54_000, ("one_cycle", 4e-3, 60, 512, 0.0)),
     ],
 )
 def test_auto_training_plan_follows_the_number_of_training_rows(n_train, expected):
     plan = training_plan(AutoencoderTransformer(), n_train, CPU)
     keys = ("learning_rate", "learning_rate_init", "max_iter", "batch_size")
+    keys += ("ema_decay",)
     assert tuple(plan[key] for key in keys) == expected
 
 
@@ -1143,7 +1144,7 @@ def test_auto_training_plan_follows_the_number_of_training_rows(n_train, expecte
         # From PLANNED_RUN_ROWS the plan of any fit.
         (54_000, CPU, ("one_cycle", 4e-3, 60, 512)),
         # CUDA adapts (its steps replay as graphs), as for any fit.
-        (1_347, torch.device("cuda"), ("adaptive", 1e-3, 200, 84)),
+        (1_347, torch.device("cuda"), ("adaptive", 2e-3, 200, 84)),
     ],
 )
 def test_an_ordered_fit_plans_its_run(n_train, device, expected):
@@ -1282,6 +1283,7 @@ def test_auto_values_follow_an_explicit_schedule():
         "learning_rate_init": 0.01,
         "max_iter": 7,
         "batch_size": 500,
+        "ema_decay": 0.99,
     }
 
 
@@ -1320,7 +1322,7 @@ def test_auto_keeps_the_graphed_adaptive_schedule_on_cuda():
     plan = training_plan(AutoencoderTransformer(), 54_000, torch.device("cuda"))
     assert plan["learning_rate"] == "adaptive"
     assert (plan["learning_rate_init"], plan["max_iter"], plan["batch_size"]) == (
-        1e-3,
+        2e-3,
         200,
         256,
     )
