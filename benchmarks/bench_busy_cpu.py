@@ -7,10 +7,10 @@ This times a default digits fit (``AutoencoderTransformer(n_components=8)``,
 a fixed number of epochs, the weights averaged as with early stopping) on a
 quiet machine and beside ``--competitors`` processes that keep one core busy
 each, and a plain PyTorch loop of the same network, batches and epochs on
-torch's default thread count, beside it. The
-slowdown is busy seconds over quiet seconds, the median over ``--repeats`` (5)
-alternating runs. The plain loop runs a quarter of the epochs: on an Intel
-Xeon with two cores, beside two busy processes, its 40-epoch runs took over
+torch's default thread count, beside it. The slowdown is busy seconds over
+quiet seconds, the median over ``--repeats`` (5) alternating runs. The
+plain loop runs a quarter of the epochs: on an Intel Xeon with two cores,
+beside two busy processes, its 40-epoch runs took over
 a minute each (25 times their quiet time, against 7 times for 10 epochs),
 so five repeats of them would take a quarter of an hour; its slowdown over
 the shorter run understates the collapse.

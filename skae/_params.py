@@ -312,15 +312,14 @@ ema_decay : float in [0, 1) or 'auto', default='auto'
     rows, kept by early stopping and fitted; training goes on from its own
     weights. 0 turns it off. ``'auto'``: 0.99 with the ``'adaptive'``
     rate (whose ``'auto'`` start is 2e-3 with it, 1e-3 without) and early
-    stopping, whose held-out
-    rows score the average; off without early stopping (the schedule and
-    the best epoch then follow the training loss, of the weights training
-    runs on), for a one-cycle run, which anneals the rate to almost zero
-    itself, and for a constant rate. On the
-    digits the averaged weights at 2e-3 reconstructed held-out rows 1% to 4%
-    better than the plain ones at 1e-3 at every ``n_components`` from 2 to
-    32, in 13% fewer epochs (:ref:`defaults_chosen`). :meth:`partial_fit`
-    keeps its latest weights.""",
+    stopping, whose held-out rows score the average; off without early
+    stopping (the schedule and the best epoch then follow the training
+    loss, of the weights training runs on), for a one-cycle run, which
+    anneals the rate to almost zero itself, and for a constant rate. On
+    the digits the averaged weights at 2e-3 reconstructed held-out rows 1%
+    to 4% better than the plain ones at 1e-3 at every ``n_components``
+    from 2 to 32, in 13% fewer epochs (:ref:`defaults_chosen`).
+    :meth:`partial_fit` keeps its latest weights.""",
     "alpha": """\
 alpha : float, default=0.0
     L2 penalty (Adam's weight decay): ``alpha`` times each parameter, biases

@@ -78,7 +78,7 @@ _UNPLANNED = {"learning_rate_init": 1e-3, "max_iter": 200}
 # (bench_fit_cost) the averaged weights at 2e-3 reconstructed held-out rows
 # 1% to 4% better than the plain ones at 1e-3 at every k from 2 to 32, in
 # 13% fewer epochs (user guide, "How the defaults were chosen").
-_AVERAGED_ADAPTIVE = {"learning_rate_init": 2e-3, "max_iter": 200}
+_AVERAGED_ADAPTIVE = {**_UNPLANNED, "learning_rate_init": 2e-3}
 _ADAPTIVE_EMA_DECAY = 0.99
 # A planned run of a network on input axes (input_components_), whose epochs
 # cost about half: smaller batches (more steps an epoch) to a higher peak,
@@ -366,8 +366,9 @@ def _schedule_settings(callbacks):
     """Return the settings of the callbacks that stop, schedule or average training.
 
     One ``(name, kind, settings)`` per early stopping, learning-rate
-    scheduler and weight-averaging callback, its plain settings by name (``patience``,
-    ``threshold``, a scheduler's ``policy`` by its name), to compare.
+    scheduler and weight-averaging callback, its plain settings by name
+    (``patience``, ``threshold``, a scheduler's ``policy`` by its name,
+    ``decay``), to compare.
     """
     return [
         (
@@ -609,9 +610,9 @@ class WeightAverage(Callback):
 
     def on_batch_end(self, net, batch=None, training=False, **kwargs):
         if training:
-            # On one thread: an elementwise update as fast there as on two
-            # (0.15 ms a step for the digits' network), and one barrier
-            # fewer a step for a thread descheduled on a busy CPU to hold up.
+            # On one thread: an elementwise update, memory-bound, gains
+            # nothing from more, and it is one barrier fewer a step for a
+            # thread descheduled on a busy CPU to hold up.
             with torch.no_grad(), one_thread():
                 torch._foreach_lerp_(self.average_, self.params_, 1 - self.decay)
 
@@ -1528,21 +1529,19 @@ def training_plan(estimator, n_train, device, *, streaming=False):
     if learning_rate == "auto":
         learning_rate = "one_cycle" if planned or planned_ordered else "adaptive"
     on_axes = getattr(estimator, "input_components_", None) is not None
+    adaptive = learning_rate == "adaptive"
     ema_decay = estimator.ema_decay
     if ema_decay == "auto":
         # Where held-out rows score the average: without them the schedule
         # and the best epoch follow the training loss, of the weights
         # training runs on, not of their average.
         held_out = estimator.early_stopping
-        adaptive = learning_rate == "adaptive"
         ema_decay = _ADAPTIVE_EMA_DECAY if adaptive and held_out else 0.0
     # partial_fit keeps its latest weights, as it follows no schedule, and
     # streams at a constant 1e-3, which it was measured with.
     ema_decay = 0.0 if streaming else float(ema_decay)
     # The higher start pays only with the average (else up to 3% worse).
-    values = (
-        _AVERAGED_ADAPTIVE if learning_rate == "adaptive" and ema_decay else _UNPLANNED
-    )
+    values = _AVERAGED_ADAPTIVE if adaptive and ema_decay else _UNPLANNED
     if planned_ordered:
         values = _PLANNED_ORDERED
     elif learning_rate == "one_cycle":
