@@ -46,7 +46,7 @@ from skae._params import (
     make_init,
     resolve_n_components,
 )
-from skae._threads import training_threads
+from skae._threads import one_blas_thread, training_threads
 from skae._training import (
     agreed_validation,
     build_net,
@@ -171,7 +171,8 @@ class _BaseAutoencoder(
         train_idx, valid_idx = split_rows(
             len(X), self.early_stopping, self.validation_fraction, rng
         )
-        train = self._setup(X, rng, train_idx, valid_idx, epoch_tasks=epoch_tasks)
+        with one_blas_thread():
+            train = self._setup(X, rng, train_idx, valid_idx, epoch_tasks=epoch_tasks)
         if epoch_tasks is not None:
             # A hook's fitted_estimator gets what the pass after training
             # sets, from the network as it stands then.
@@ -270,7 +271,7 @@ class _BaseAutoencoder(
         stopper = dict(self.net_.callbacks_).get("early_stopping")
         # Without a stopper (partial_fit) the latest weights are kept.
         self.best_epoch_ = self.n_iter_ if stopper is None else int(stopper.best_epoch_)
-        with training_threads(self.net_):
+        with training_threads(self.net_), one_blas_thread():
             attributes = self._training_pass(X, valid_idx)
         for name, value in attributes.items():
             setattr(self, name, value)
@@ -283,7 +284,7 @@ class _BaseAutoencoder(
         """
         estimator = copy.copy(self)
         estimator.net_ = net
-        with training_threads(net):
+        with training_threads(net), one_blas_thread():
             return estimator._training_pass(X, valid_idx)
 
     def _check_data_params(self, X):

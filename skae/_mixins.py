@@ -16,6 +16,7 @@ from torch import nn
 
 from skae._callbacks import fit_task
 from skae._ordering import nested_dropout
+from skae._threads import one_blas_thread
 from skae._training import (
     TrainingDivergedError,
     agreed_validation,
@@ -125,7 +126,8 @@ class PartialFitMixin:
     def _first_partial_fit(self, X):
         """Set up the model on the first chunk and train one epoch on it."""
         rng = shared_random_state(self.random_state)
-        train = self._setup(X, rng, np.arange(len(X)), None, stopping=False)
+        with one_blas_thread():
+            train = self._setup(X, rng, np.arange(len(X)), None, stopping=False)
         self.net_.initialize()
         self.net_.partial_fit(train, epochs=1)
         self._record_training(X, None)

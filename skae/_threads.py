@@ -15,8 +15,10 @@ most it uses; :func:`restored_threads` gives the caller's setting back when
 training ends, also when it ends with an error. The count does not change a
 dense network's fit: MKL's matrix products run in its strict reproducible
 mode (set below), the loss sums each row then the rows
-(:class:`~skae._losses.RowMeanLoss`), and the decompositions of a fit's
-set-up run on :func:`one_thread`. oneDNN's convolutions sum their weight
+(:class:`~skae._losses.RowMeanLoss`), the decompositions of a fit's
+set-up run on :func:`one_thread`, and its NumPy and SciPy linear algebra
+(PCA's start, the input axes, the detector's statistics) on
+:func:`one_blas_thread`. oneDNN's convolutions sum their weight
 gradients in one part per thread, so a convolutional fit is sure to be
 identical on one thread only.
 
@@ -37,6 +39,7 @@ from contextlib import contextmanager
 
 import torch
 from skorch.callbacks import Callback
+from threadpoolctl import ThreadpoolController
 
 # MKL's strict conditional numerical reproducibility: its matrix products
 # then round the same on any thread count (by default it splits some
@@ -88,11 +91,54 @@ def one_thread():
 # the one new threads take. A child forked while another thread held it gets
 # it unheld, or its first fit would wait for ever.
 _set_threads_lock = threading.Lock()
+# one_blas_thread's limit, shared by the blocks in it now (their count):
+# BLAS libraries have one thread count for the whole process.
+_blas_lock = threading.Lock()
+_blas_holders = 0
+_blas_limit = None
 
 
 def _unlock_after_fork():
-    global _set_threads_lock
+    global _set_threads_lock, _blas_lock
     _set_threads_lock = threading.Lock()
+    _blas_lock = threading.Lock()
+
+
+@contextmanager
+def one_blas_thread():
+    """Run the block's NumPy and SciPy linear algebra on one BLAS thread.
+
+    OpenBLAS, which NumPy and SciPy wheels ship, splits a product or a
+    decomposition in one part per thread and rounds differently on another
+    count: PCA's start of the digits differed in its last bits with
+    ``OPENBLAS_NUM_THREADS=1`` (or ``OMP_NUM_THREADS=1``, which OpenBLAS
+    also reads, as dask's workers set it) and without, and the fits then
+    went apart. A fit's set-up and the pass after training run in this
+    block, so a fitted model does not depend on the BLAS thread count.
+
+    The limit (threadpoolctl's, on BLAS only) holds for the whole process,
+    as BLAS libraries have one count: blocks that overlap in several
+    threads share it, and the last to leave restores the count.
+    Torch's own matrix products (MKL, linked into torch) are not limited.
+    """
+    global _blas_holders, _blas_limit
+    with _blas_lock:
+        if _blas_holders == 0:
+            # BLAS alone: threadpool_limits(user_api="blas") restores every
+            # library, OpenMP's too, whose count is the calling thread's: a
+            # fit that ended last in another thread took the first one's
+            # torch count.
+            blas = ThreadpoolController().select(user_api="blas")
+            _blas_limit = blas.limit(limits=1)
+        _blas_holders += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_holders -= 1
+            if _blas_holders == 0:
+                _blas_limit.restore_original_limits()
+                _blas_limit = None
 
 
 if hasattr(os, "register_at_fork"):  # not on Windows

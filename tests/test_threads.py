@@ -11,7 +11,7 @@ import torch
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.model_selection import GridSearchCV
 from skorch.callbacks import Callback
-from threadpoolctl import threadpool_limits
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from skae import (
     AutoencoderNet,
@@ -23,7 +23,12 @@ from skae import (
     _threads,
 )
 from skae._ordering import nested_dropout
-from skae._threads import IntraOpThreads, restored_threads, set_threads
+from skae._threads import (
+    IntraOpThreads,
+    one_blas_thread,
+    restored_threads,
+    set_threads,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -607,3 +612,83 @@ def test_a_search_on_threads_equals_one_on_one_thread(
         scores.append(search.cv_results_["mean_test_score"])
     assert_array_equal(*scores)
     assert torch.get_num_threads() == 2
+
+
+# --- NumPy's and SciPy's BLAS threads ---
+
+
+@pytest.mark.parametrize(
+    "estimator", [AutoencoderTransformer, AutoencoderOutlierDetector]
+)
+def test_a_fit_does_not_depend_on_the_blas_thread_count(digits, estimator):
+    # OpenBLAS rounded PCA's start of these rows differently on one thread
+    # and on two (OPENBLAS_NUM_THREADS=1 or OMP_NUM_THREADS=1 and not), and
+    # the fits went apart; the detector's statistics come from it too.
+    X = digits[0]
+    fitted = []
+    for limit in (1, 2):
+        with threadpool_limits(limits=limit, user_api="blas"):
+            fitted.append(fit(X, estimator, max_iter=2, early_stopping=True))
+    one, two = fitted
+    for name, value in vars(one).items():
+        if name.endswith("_") and isinstance(value, np.ndarray):
+            assert_array_equal(value, getattr(two, name), err_msg=name)
+    for (name, weight), other in zip(
+        one.net_.module_.state_dict().items(),
+        two.net_.module_.state_dict().values(),
+        strict=True,
+    ):
+        assert torch.equal(weight, other), name
+
+
+def blas_counts():
+    return {
+        info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"
+    }
+
+
+def test_the_callers_blas_count_comes_back(curved):
+    with threadpool_limits(limits=2, user_api="blas"):
+        fit(curved, max_iter=2)
+        assert blas_counts() == {2}
+
+
+def test_overlapping_blas_blocks_restore_the_count_when_the_last_leaves():
+    first, second = one_blas_thread(), one_blas_thread()
+    with threadpool_limits(limits=2, user_api="blas"):
+        first.__enter__()
+        second.__enter__()
+        assert blas_counts() == {1}
+        # A fit in another thread that ends first leaves the count at one
+        # for the one still setting up.
+        first.__exit__(None, None, None)
+        assert blas_counts() == {1}
+        second.__exit__(None, None, None)
+        assert blas_counts() == {2}
+
+
+def test_the_last_blas_block_to_leave_keeps_its_threads_torch_count(caller_threads):
+    # torch's count is the calling thread's OpenMP count: restoring the BLAS
+    # count must not set it to the count of the thread that entered first.
+    torch.set_num_threads(1)
+    first, second = one_blas_thread(), one_blas_thread()
+    entered, left = threading.Event(), threading.Event()
+    counts = []
+
+    def other():
+        torch.get_num_threads()
+        torch.set_num_threads(2)
+        with second:
+            entered.set()
+            left.wait(timeout=10)
+        counts.append(torch.get_num_threads())
+
+    first.__enter__()
+    thread = threading.Thread(target=other)
+    thread.start()
+    entered.wait(timeout=10)
+    first.__exit__(None, None, None)
+    left.set()
+    thread.join(timeout=10)
+    assert counts == [2]
+    assert torch.get_num_threads() == 1
