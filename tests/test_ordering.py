@@ -111,6 +111,23 @@ def test_prefix_lengths_spread_log_uniformly():
     assert torch.all((counts > 150) & (counts < 250))
 
 
+@pytest.mark.parametrize("n_rows", [32, 33, 67, 75, 101])
+def test_a_batch_of_at_least_a_row_per_unit_has_every_length(n_rows):
+    # Log-uniform positions alone skipped 27 and 31 in 75 rows of 32 units:
+    # those prefixes were never trained.
+    lengths = prefix_lengths(n_rows, 32, "cpu")
+    assert torch.equal(torch.unique(lengths), torch.arange(1, 33))
+    assert torch.all(lengths[1:] >= lengths[:-1])
+    if n_rows >= 64:
+        # Room to spare: still shortest most often.
+        counts = torch.bincount(lengths)[1:]
+        assert counts[0] == counts.max()
+
+
+def test_a_batch_of_fewer_rows_than_units_stays_log_uniform():
+    assert prefix_lengths(10, 32, "cpu").tolist() == [1, 1, 2, 3, 4, 6, 9, 13, 19, 27]
+
+
 @pytest.mark.parametrize("outside", [0.0, 2.0])
 def test_prefix_weights_follow_pca_residual_variance(outside):
     X = torch.as_tensor(spectrum(2000), dtype=torch.float32)
