@@ -54,8 +54,9 @@ def prefix_lengths(n_rows: int, n_units: int, device) -> torch.Tensor:
     share = torch.log1p(1 / lengths) / math.log(n_units + 1)
     # The least share is the longest length's; a mix of a uniform share
     # 1 / n_units lifts it to (just over) one row's. Fewer rows than lengths
-    # keep the log-uniform spread.
-    least = float(share[-1])
+    # keep the log-uniform spread. In Python numbers: reading the tensor
+    # would wait on the device, which a CUDA graph's recording refuses.
+    least = math.log1p(1 / n_units) / math.log(n_units + 1)
     row = 1.001 / n_rows
     uniform = 0.0
     if least < row and n_rows >= n_units > 1:

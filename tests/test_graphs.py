@@ -184,3 +184,22 @@ def test_cuda_estimator_fit_uses_graphs_and_continues_with_partial_fit():
     np.testing.assert_array_equal(ae.transform(X), again.transform(X))
     ae.partial_fit(X)
     assert np.isfinite(ae.transform(X)).all()
+
+
+@pytest.mark.cuda
+@requires_cuda
+def test_cuda_ordered_fit_records_its_prefix_lengths_in_the_graph():
+    # Batches of at least a row per unit mix in a uniform spread of prefix
+    # lengths, computed without reading the device (a recording refuses it).
+    X = low_rank(n_rows=1000).numpy()
+    ae = AutoencoderTransformer(
+        n_components=8,
+        hidden_layer_sizes=(16,),
+        ordered=True,
+        batch_size=64,
+        max_iter=3,
+        random_state=0,
+        device="cuda",
+    ).fit(X)
+    assert ae.net_.graph_replays_ > 0
+    assert np.isfinite(ae.explained_variance_ratio_).all()
