@@ -170,6 +170,16 @@ def _in_new_thread(function, *args):
     return result[0]
 
 
+# Batches of fewer rows run on one thread, untimed. MKL's strict mode did
+# not multiply them alike on one thread and on two: a batch of 4 to 15 rows
+# by a layer of 16 outputs (2 or 3 rows by one of 4) rounded otherwise on
+# two threads, on inputs of 64 to 784 features (no other width of 1 to
+# 512 outputs, nor any batch of 16 to 69 rows), and the last batch of an
+# epoch is often that small (14 of 1,198 digits in batches of 74), so the
+# fits went apart. Such a batch costs too little for threads to pay.
+FEW_ROWS = 16
+
+
 class IntraOpThreads(Callback):
     """Train on one thread or on the caller's count, whichever is faster now.
 
@@ -247,14 +257,23 @@ class IntraOpThreads(Callback):
 
     def on_batch_begin(self, net, batch=None, training=False, **kwargs):
         """Set the count for this training batch and start its clock."""
-        if not training or self.n_threads_ is None:
+        if self.n_threads_ is None:
+            return
+        if len(_rows(batch)) < FEW_ROWS:
+            # Also a held-out batch: its loss decides the epoch kept.
+            set_threads(1)
+            return
+        if not training:
             return
         set_threads(self._choose())
         self._start = time.perf_counter()
 
     def on_batch_end(self, net, batch=None, training=False, **kwargs):
         """Add this batch's time per row to its count's window; choose again."""
-        if not training or self._start is None:
+        if self._start is None:
+            # A held-out batch or one of few rows: untimed.
+            if self.n_threads_ is not None:
+                set_threads(self.n_threads_)
             return
         elapsed = time.perf_counter() - self._start
         self._start = None
