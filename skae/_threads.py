@@ -194,6 +194,8 @@ class IntraOpThreads(Callback):
     as many as keep the tries within ``probe_budget`` of the training time,
     up to ``max_probe_every``. A trial of the caller's count ends after one
     batch when that batch takes over twice one thread's time.
+    Batches of fewer than :data:`FEW_ROWS` rows, training or held out, run
+    on one thread, untimed.
 
     Parameters
     ----------
