@@ -171,13 +171,14 @@ def _in_new_thread(function, *args):
 
 
 # Batches of fewer rows run on one thread, untimed. MKL's strict mode did
-# not multiply them alike on one thread and on two: a batch of 4 to 15 rows
-# by a layer of 16 outputs (2 or 3 rows by one of 4) rounded otherwise on
-# two threads, on inputs of 64 to 784 features (no other width of 1 to
-# 512 outputs, nor any batch of 16 to 69 rows), and the last batch of an
-# epoch is often that small (14 of 1,198 digits in batches of 74), so the
-# fits went apart. Such a batch costs too little for threads to pay.
-FEW_ROWS = 16
+# not multiply them alike on one thread and on two: a layer of 4 to 23
+# outputs multiplied a batch of fewer rows than its outputs (4 to 16 rows
+# for 16 and 17 outputs) otherwise on two threads, and wider layers one of
+# 2 or 3 rows (a scan of 1 to 79 rows, 1 to 40 outputs and wider ones up
+# to 512, 16 to 784 inputs; none differed from 23 rows up). The last batch
+# of an epoch is often that small (14 of 1,198 digits in batches of 74),
+# so the fits went apart. Such a batch costs too little for threads to pay.
+FEW_ROWS = 24
 
 
 class IntraOpThreads(Callback):
