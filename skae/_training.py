@@ -34,7 +34,7 @@ from torch.optim.lr_scheduler import OneCycleLR, ReduceLROnPlateau
 
 from skae._graphs import GraphedTrainStep, unsupported
 from skae._progress import EpochLog, TerminalProgressBar, print_line
-from skae._threads import IntraOpThreads, one_thread, restored_threads
+from skae._threads import IntraOpThreads, restored_threads
 from skae._validation import torch_seed
 
 # The reduced-precision formats of ``precision``, for torch.autocast.
@@ -610,10 +610,7 @@ class WeightAverage(Callback):
 
     def on_batch_end(self, net, batch=None, training=False, **kwargs):
         if training:
-            # On one thread: an elementwise update, memory-bound, gains
-            # nothing from more, and it is one barrier fewer a step for a
-            # thread descheduled on a busy CPU to hold up.
-            with torch.no_grad(), one_thread():
+            with torch.no_grad():
                 torch._foreach_lerp_(self.average_, self.params_, 1 - self.decay)
 
     def on_epoch_begin(self, net, **kwargs):

@@ -118,8 +118,10 @@ def on_the_callers_count(monkeypatch):
 
     def on_train_begin(self, net, **kwargs):
         begin(self, net, **kwargs)
-        # No batch on one thread to compare with: the caller's count wins.
+        # No batch on one thread to compare with: the caller's count wins,
+        # also where the first step is too quick for threads to pay.
         self.seconds_per_row_[1] = float("inf")
+        self.min_batch_seconds = 0.0
 
     monkeypatch.setattr(IntraOpThreads, "on_train_begin", on_train_begin)
     monkeypatch.setattr(IntraOpThreads, "_choose", lambda self: self.max_threads_)
@@ -128,6 +130,40 @@ def on_the_callers_count(monkeypatch):
         "_choose_best",
         lambda self: setattr(self, "n_threads_", self.max_threads_),
     )
+
+
+def test_a_fit_on_the_callers_count_keeps_it_from_step_to_step(
+    caller_threads, on_the_callers_count, curved, monkeypatch
+):
+    # Each change of the count starts two threads (set_threads): the weight
+    # average's update put each step on one thread and back, which made a
+    # default digits fit slower on two threads than on one.
+    torch.set_num_threads(2)
+    changes = []
+    set_num_threads = torch.set_num_threads
+
+    def record(n_threads):
+        if threading.current_thread() is threading.main_thread():
+            changes.append(n_threads)
+        set_num_threads(n_threads)
+
+    monkeypatch.setattr(torch, "set_num_threads", record)
+    changes_per_fit = []
+    for max_iter in (5, 10):
+        changes.clear()
+        # 360 training rows in 9 batches of 40, 40 held out: no few-row batch.
+        model = fit(
+            curved,
+            max_iter=max_iter,
+            batch_size=40,
+            callbacks=[("record", RecordThreads())],
+        )
+        callbacks = dict(model.net_.callbacks_)
+        assert "weight_average" in callbacks
+        assert callbacks["record"].counts_ == [2] * 9 * max_iter
+        changes_per_fit.append(len(changes))
+    # The trial's and the fit's own changes, not one more for each step.
+    assert changes_per_fit[0] == changes_per_fit[1] < 20
 
 
 @pytest.mark.skipif(
