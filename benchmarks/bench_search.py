@@ -21,7 +21,7 @@ recorded, as it trains on more rows than the folds' fits and for longer.
 Commands and their durations on 2 CPU cores (which must be otherwise
 idle)::
 
-    python -m benchmarks.bench_search          # ~20 min: both, 2 repeats
+    python -m benchmarks.bench_search          # ~6 min (Intel Xeon; ~20 on an AMD EPYC): both, 2 repeats
     python -m benchmarks.bench_search --quick  # ~1 min: 400 rows, 5 epochs
 
 Results: ``benchmarks/results/bench_search_digits.{json,md}``
