@@ -37,9 +37,8 @@ test: $(STAMP)
 # PCA's 219 s, plus scoring); denoising 17 min (Fashion-MNIST 15 min: 768 s
 # of fits); outliers 17 min (Fashion-MNIST 12 to 14 min at 8f8c291: 156 s and 149 s of
 # detector fits; the two sets with planted outliers 2 min); VAE 7 min (Fashion-MNIST: 331 s of fits); overhead 11 min;
-# fit cost on digits 1 min; busy CPU 3 min; scale-out 3 min; searches 6 (Intel
-# Xeon; 20 on an AMD EPYC)
-# min; memory 2 min;
+# fit cost on digits 1 min; busy CPU 3 min; scale-out 3 min; searches 6 min (Intel
+# Xeon; 20 on an AMD EPYC); memory 2 min;
 # ordered 37 min (2,020 s
 # of fits on the Fashion-MNIST subset, 165 s on digits, at 3092595). Fashion-MNIST needs the Debian package
 # dataset-fashion-mnist or a download.
