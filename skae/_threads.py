@@ -193,8 +193,11 @@ class IntraOpThreads(Callback):
     most the threads' speed-up. One batch of the other count is tried again
     after ``probe_every`` batches, or after more when it lost the last try:
     as many as keep the tries within ``probe_budget`` of the training time,
-    up to ``max_probe_every``. A trial of the caller's count ends after one
-    batch when that batch takes over twice one thread's time.
+    up to ``max_probe_every``. A trial of the caller's count ends after two
+    batches that each take over twice one thread's time: one such batch is
+    as likely the threads waking up (after idle time, or after another
+    library's threads ran, a LogisticRegression's in a search) as cores
+    taken by other processes.
     Batches of fewer than :data:`FEW_ROWS` rows, training or held out, run
     on one thread, untimed.
 
@@ -254,6 +257,7 @@ class IntraOpThreads(Callback):
             set_threads(1)
         self._times = {}
         self._trial_end = 2 * self.window
+        self._stalls = 0
         self._next_probe = None
         self._probing = False
         self._start = None
@@ -293,8 +297,11 @@ class IntraOpThreads(Callback):
             self.seconds_per_row_[n_threads] = statistics.median(times)
             if self.max_threads_ > 1:
                 if n_threads > 1 and per_row > 2 * self.seconds_per_row_[1]:
-                    # A stall, not noise: no need for the rest of a trial.
-                    self._trial_end = min(self._trial_end, self.n_batches_)
+                    self._stalls += 1
+                    if self._stalls == 2:
+                        # Stalls, not a slow start: no need for the rest of a
+                        # trial.
+                        self._trial_end = min(self._trial_end, self.n_batches_)
                 if self.n_batches_ >= self._trial_end:
                     self._choose_best()
         self.n_batches_ += 1
