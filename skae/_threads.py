@@ -187,7 +187,10 @@ class IntraOpThreads(Callback):
     A count's speed is the median time per row of its last ``window``
     training batches, so that one batch slowed by the scheduler decides
     nothing. The fit starts on one thread, tries the caller's count for
-    ``window`` batches and goes on with the faster one. The caller's count
+    ``window`` batches (after one more, untimed, that wakes its threads: the
+    first two-thread batch after idle time, or after another library's
+    threads ran, took up to twice the next ones) and goes on with the
+    faster one. The caller's count
     must be faster by ``margin``: on busy cores a wrong choice of more
     threads stalls every step, while a wrong choice of one thread costs at
     most the threads' speed-up. One batch of the other count is tried again
@@ -256,7 +259,9 @@ class IntraOpThreads(Callback):
             # Also the passes before the first batch (the starting loss).
             set_threads(1)
         self._times = {}
-        self._trial_end = 2 * self.window
+        # Batch 0 and ``window`` batches on one thread, then one batch and
+        # ``window`` on the caller's count.
+        self._trial_end = 2 * self.window + 1
         self._stalls = 0
         self._next_probe = None
         self._probing = False
@@ -289,6 +294,9 @@ class IntraOpThreads(Callback):
             # whether the work is too small for threads to pay.
             if elapsed < self.min_batch_seconds:
                 self.max_threads_ = 1
+        elif self.n_batches_ == self.window + 1 and self.max_threads_ > 1:
+            # The trial's first batch wakes the caller's count's threads.
+            pass
         else:
             per_row = elapsed / max(len(_rows(batch)), 1)
             n_threads = torch.get_num_threads()
@@ -312,7 +320,8 @@ class IntraOpThreads(Callback):
         """One thread, then the caller's count, then the best or a try."""
         if self.max_threads_ is None or self.max_threads_ <= 1:
             return 1
-        # Batch 0 warms up, then ``window`` batches on each count.
+        # Batch 0 warms up, then ``window`` batches on one thread, then the
+        # trial of the caller's count.
         if self.n_batches_ <= self.window:
             return 1
         if self.n_batches_ <= self._trial_end:
