@@ -186,21 +186,21 @@ class IntraOpThreads(Callback):
 
     A count's speed is the median time per row of its last ``window``
     training batches, so that one batch slowed by the scheduler decides
-    nothing. The fit starts on one thread, tries the caller's count for
-    ``window`` batches (after one more, untimed, that wakes its threads: the
-    first two-thread batch after idle time, or after another library's
-    threads ran, took up to twice the next ones) and goes on with the
-    faster one. The caller's count
-    must be faster by ``margin``: on busy cores a wrong choice of more
-    threads stalls every step, while a wrong choice of one thread costs at
-    most the threads' speed-up. One batch of the other count is tried again
-    after ``probe_every`` batches, or after more when it lost the last try:
-    as many as keep the tries within ``probe_budget`` of the training time,
-    up to ``max_probe_every``. A trial of the caller's count ends after two
-    batches that each take over twice one thread's time: one such batch is
-    as likely the threads waking up (after idle time, or after another
-    library's threads ran, a LogisticRegression's in a search) as cores
-    taken by other processes.
+    nothing. The fit starts on one thread (its first batch, which also
+    builds the optimizer's state, only tells whether the work is too small
+    for threads to pay), then tries the caller's count:
+    one untimed batch that wakes its threads (the first two-thread batches
+    after idle time, or after another library's threads ran, a
+    LogisticRegression's in a search, took up to twice the next ones), then
+    ``window`` timed batches, cut short by two that each take over twice
+    one thread's time (one such batch is as likely a slow wake-up as cores
+    taken by other processes). It goes on with the faster count. The
+    caller's count must be faster by ``margin``: on busy cores a wrong
+    choice of more threads stalls every step, while a wrong choice of one
+    thread costs at most the threads' speed-up. One batch of the other
+    count is tried again after ``probe_every`` batches, or after more when
+    it lost the last try: as many as keep the tries within
+    ``probe_budget`` of the training time, up to ``max_probe_every``.
     Batches of fewer than :data:`FEW_ROWS` rows, training or held out, run
     on one thread, untimed.
 
