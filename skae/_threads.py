@@ -191,7 +191,7 @@ class IntraOpThreads(Callback):
     for threads to pay), then tries the caller's count:
     one untimed batch that wakes its threads (the first two-thread batches
     after idle time, or after another library's threads ran, a
-    LogisticRegression's in a search, took up to twice the next ones), then
+    LogisticRegression's in a search, are slower than the next ones), then
     ``window`` timed batches, cut short by two that each take over twice
     one thread's time (one such batch is as likely a slow wake-up as cores
     taken by other processes). It goes on with the faster count. The
@@ -304,12 +304,13 @@ class IntraOpThreads(Callback):
             times.append(per_row)
             self.seconds_per_row_[n_threads] = statistics.median(times)
             if self.max_threads_ > 1:
-                if n_threads > 1 and per_row > 2 * self.seconds_per_row_[1]:
+                trial = n_threads > 1 and self.n_batches_ < self._trial_end
+                if trial and per_row > 2 * self.seconds_per_row_[1]:
                     self._stalls += 1
                     if self._stalls == 2:
-                        # Stalls, not a slow start: no need for the rest of a
-                        # trial.
-                        self._trial_end = min(self._trial_end, self.n_batches_)
+                        # Stalls, not a slow start: no need for the rest of
+                        # the trial.
+                        self._trial_end = self.n_batches_
                 if self.n_batches_ >= self._trial_end:
                     self._choose_best()
         self.n_batches_ += 1
