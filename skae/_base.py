@@ -219,9 +219,7 @@ class _BaseAutoencoder(
             network = build_network(
                 train.shape[1],
                 self.n_components_,
-                hidden_layer_sizes=check_sizes(
-                    "hidden_layer_sizes", self.hidden_layer_sizes, allow_empty=True
-                ),
+                hidden_layer_sizes=self._hidden_sizes(on_axes=axes is not None),
                 activation=self.activation,
                 image_shape=self.image_shape,
                 conv_channels=self.conv_channels,
@@ -289,7 +287,7 @@ class _BaseAutoencoder(
 
     def _check_data_params(self, X):
         check_n_components(self.n_components)
-        check_sizes("hidden_layer_sizes", self.hidden_layer_sizes, allow_empty=True)
+        self._hidden_sizes(on_axes=False)
         # Checked without image_shape too, as hidden_layer_sizes is where the
         # conv network replaces it: a value never valid is refused wherever set.
         check_sizes("conv_channels", self.conv_channels, allow_empty=True)
@@ -297,6 +295,17 @@ class _BaseAutoencoder(
             check_image_shape(self.image_shape, X.shape[1])
         check_bce_range(X, self.loss)
         check_square_range(X)
+
+    def _hidden_sizes(self, on_axes):
+        """Return the dense network's hidden widths: ``hidden_layer_sizes``, checked.
+
+        ``on_axes``: whether the network trains on input axes
+        (``input_components_``), which an estimator's ``'auto'`` widths may
+        depend on.
+        """
+        return check_sizes(
+            "hidden_layer_sizes", self.hidden_layer_sizes, allow_empty=True
+        )
 
     def _input_axes(self, X, n_train, device):
         """Return the principal axes the network sees (None: every feature)."""

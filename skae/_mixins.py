@@ -32,7 +32,6 @@ from skae._validation import (
     Interval,
     StrOptions,
     check_rows_ndim,
-    check_sizes,
     partial_fit_context,
     torch_seed,
     user_stacklevel,
@@ -486,11 +485,9 @@ class InputAxesMixin:
             )
 
     def _input_axes(self, X, n_train, device):
-        # Only where the input layer is the widest, whose cost the axes cut.
-        sizes = check_sizes(
-            "hidden_layer_sizes", self.hidden_layer_sizes, allow_empty=True
-        )
-        widest = max(sizes, default=0)
+        # Only where the input layer is the widest, whose cost the axes cut
+        # (of the network on every feature).
+        widest = max(self._hidden_sizes(on_axes=False), default=0)
         auto = (
             self._axes_possible()
             and X.shape[1] > widest

@@ -398,7 +398,7 @@ def test_largest_code_weight_scores_finite(trim_fraction):
     assert np.mean(heaviest.predict(X) == -1) == pytest.approx(0.1)
 
 
-@pytest.mark.parametrize("code_weight", [-0.5, "auto"])
+@pytest.mark.parametrize("code_weight", [-0.5, "best"])
 def test_bad_code_weight(code_weight):
     with pytest.raises(ValueError, match="'code_weight' parameter"):
         make_detector(code_weight=code_weight).fit(plane())
@@ -630,6 +630,36 @@ def test_auto_input_axes_need_the_dense_network_on_clean_rows(digits):
     assert wide.fit(X).input_components_ is None
     with pytest.raises(ValueError, match="no noise"):
         make_detector(noise="gaussian", input_components=10).fit(X)
+
+
+def test_auto_network_and_code_weight_follow_the_input_axes(digits):
+    X = digits[0][digits[1] == 0] / 16
+    auto = dict(hidden_layer_sizes="auto", code_weight="auto", max_iter=1)
+    # On every feature (64 pixels, fewer than the 512 of the widest layer).
+    everywhere = make_detector(**auto).fit(X)
+    assert everywhere.input_components_ is None
+    assert everywhere.hidden_layer_sizes_ == (512, 256)
+    assert everywhere.code_weight_ == 1.0
+    on_axes = make_detector(**auto, input_components=12).fit(X)
+    assert on_axes.hidden_layer_sizes_ == (256, 128)
+    assert on_axes.module_.encoder[0].out_features == 256
+    assert on_axes.code_weight_ == 0.5
+    # Rows wider than the network on every feature get axes by themselves,
+    # and then the narrower network.
+    rng = np.random.RandomState(0)
+    wide = rng.normal(size=(120, 6)) @ rng.normal(size=(6, 600))
+    wide += 0.01 * rng.normal(size=wide.shape)
+    fitted = make_detector(**auto).fit(wide)
+    assert fitted.input_components_ is not None
+    assert fitted.hidden_layer_sizes_ == (256, 128)
+    assert fitted.code_weight_ == 0.5
+    # 'auto' is the values it resolves to, which explicit ones keep.
+    explicit = make_detector(
+        hidden_layer_sizes=(256, 128), code_weight=0.5, max_iter=1, input_components=12
+    ).fit(X)
+    assert explicit.hidden_layer_sizes_ == (256, 128)
+    assert_allclose(explicit.score_samples(X), on_axes.score_samples(X))
+    assert make_detector(code_weight=2.0).fit(X).code_weight_ == 2.0
 
 
 def test_scores_follow_the_weights_and_copies_score_alike(digits):
