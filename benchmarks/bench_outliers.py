@@ -56,16 +56,18 @@ PyOD's AutoEncoder, IForest and PCA (for breast cancer, the best of their
 mean AUCs). For the detector it also reports the fraction of normal and of
 abnormal test rows that its ``contamination='auto'`` threshold flags.
 
-Commands and their durations on 2 CPU cores (one torch thread)::
+Commands and their durations on 2 CPU cores of an Intel Xeon (one torch
+thread; about 2.5 times as long on an AMD EPYC)::
 
     python -m benchmarks.bench_outliers --datasets breast_cancer digits  # ~30 s
-    python -m benchmarks.bench_outliers --datasets fashion_mnist         # ~15 min
+    python -m benchmarks.bench_outliers --datasets fashion_mnist         # ~8 min
     python -m benchmarks.bench_outliers \
-        --datasets digits_contaminated breast_cancer_contaminated        # ~2 min
+        --datasets digits_contaminated breast_cancer_contaminated        # ~1 min
     python -m benchmarks.bench_outliers --quick    # breast cancer and digits, 20 epochs
     python -m benchmarks.bench_outliers --set code_weight=0   # a candidate setting
     python -m benchmarks.bench_outliers --datasets fashion_mnist \
-        --methods skae_image pyod_ae --set "hidden_layer_sizes=(256, 128)"  # ~3 min
+        --methods skae_image pyod_ae --set "hidden_layer_sizes=(512, 256)" \
+        code_weight=1  # ~2 min
 
 ``--set key=value`` overrides a parameter of the detector (both ``skae``
 columns), to measure a candidate setting, e.g. ``--set

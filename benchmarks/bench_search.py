@@ -18,10 +18,10 @@ recorded apart, as a user's first search with ``n_jobs`` pays it once.
 The refit always runs alone, in the calling process; its epochs are
 recorded, as it trains on more rows than the folds' fits and for longer.
 
-Commands and their durations on 2 CPU cores (which must be otherwise
-idle)::
+Commands and their durations on 2 CPU cores of an Intel Xeon, which must
+be otherwise idle (about 3 times as long on an AMD EPYC)::
 
-    python -m benchmarks.bench_search          # ~6 min (Intel Xeon; ~20 on an AMD EPYC): both, 2 repeats
+    python -m benchmarks.bench_search          # ~6 min: both, 2 repeats
     python -m benchmarks.bench_search --quick  # ~1 min: 400 rows, 5 epochs
 
 Results: ``benchmarks/results/bench_search_digits.{json,md}``
