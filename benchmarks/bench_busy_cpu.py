@@ -15,7 +15,7 @@ a minute each (25 times their quiet time, against 7 times for 10 epochs),
 so five repeats of them would take a quarter of an hour; its slowdown over
 the shorter run understates the collapse.
 
-Command: ``python -m benchmarks.bench_busy_cpu`` (about 4 minutes on two CPU
+Command: ``python -m benchmarks.bench_busy_cpu`` (about 3 minutes on two CPU
 cores, which must be otherwise idle for the quiet runs); ``--quick``: fewer
 epochs and repeats; ``--set key=value`` changes a parameter of skae's fit,
 e.g. ``--set ema_decay=0`` (without averaging the weights). Writes
