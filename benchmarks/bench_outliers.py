@@ -34,9 +34,13 @@ abnormal ones, a tenth of the rows, and scores those same rows:
   them; repeated over 10 draws (seeds 0 to 9), every method seeded with the
   draw's seed.
 
-There the detector is also fitted with ``trim_fraction`` at the planted
-fraction, 0.1 (``skae_trim10``), at twice it (``skae_trim20``), and at
-``'auto'``, which knows no fraction (``skae_trim_auto``), on flat rows;
+There the detector and PyOD's detectors are told the planted fraction,
+0.1 (``contamination``): PyOD's set their thresholds with it, which the
+AUC does not see, and the detector (``skae``) also leaves twice it out of
+training (its default ``trim_fraction=None`` follows ``contamination``).
+The detector is also fitted with ``trim_fraction`` at the planted
+fraction (``skae_trim10``), at twice it (``skae_trim20``, as ``skae``), and
+at ``'auto'``, which knows no fraction (``skae_trim_auto``), on flat rows;
 LocalOutlierFactor is fitted without ``novelty`` and scores the rows by its
 ``negative_outlier_factor_``.
 
@@ -212,7 +216,11 @@ def make_methods(
     detector on flat rows, also trimmed, and LOF without novelty); ``seed``:
     the ``random_state`` of every method that takes one.
     """
-    params = {"random_state": seed, "device": device}
+    # The contaminated protocols tell the detector and PyOD's the planted
+    # fraction (contamination); PyOD's set a threshold with it, which the
+    # AUC does not see, the detector also its trimming (trim_fraction=None).
+    told = {"contamination": CONTAMINATION} if contaminated else {}
+    params = {"random_state": seed, "device": device, **told}
     if max_iter is not None:
         params["max_iter"] = max_iter
     # The candidate last, so that --set max_iter wins over --quick's.
@@ -232,12 +240,14 @@ def make_methods(
     pyod_device = resolve_device(device).type
     methods.update(
         pyod_ae=PyODScore(
-            AutoEncoder(device=pyod_device, random_state=seed, verbose=0)
+            AutoEncoder(device=pyod_device, random_state=seed, verbose=0, **told)
         ),
-        pyod_vae=PyODScore(VAE(device=pyod_device, random_state=seed, verbose=0)),
-        pyod_iforest=PyODScore(IForest(random_state=seed)),
-        pyod_pca=PyODScore(PyODPCA(random_state=seed)),
-        pyod_ecod=PyODScore(ECOD()),
+        pyod_vae=PyODScore(
+            VAE(device=pyod_device, random_state=seed, verbose=0, **told)
+        ),
+        pyod_iforest=PyODScore(IForest(random_state=seed, **told)),
+        pyod_pca=PyODScore(PyODPCA(random_state=seed, **told)),
+        pyod_ecod=PyODScore(ECOD(**told)),
         pca=PCAReconstruction(32 if n_features >= 64 else n_features // 2),
         lof=LOFOnFitRows() if contaminated else LocalOutlierFactor(novelty=True),
     )

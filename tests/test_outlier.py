@@ -108,6 +108,36 @@ def test_float_contamination_flags_that_fraction_of_training_rows(contamination)
     assert n_flagged == round(contamination * len(X))
 
 
+@pytest.mark.parametrize(
+    "contamination, expected", [("auto", 0.0), (0.1, 0.2), (0.3, 0.45)]
+)
+def test_trim_fraction_none_follows_contamination(contamination, expected):
+    # A float contamination says the rows of fit hold that fraction of
+    # outliers: twice it is left out of training, at most 0.45.
+    X = plane()
+    detector = make_detector(contamination=contamination).fit(X)
+    assert detector.trim_fraction_ == expected
+    # The same training and statistics as the trim set by hand; only the
+    # threshold follows contamination.
+    by_hand = make_detector(trim_fraction=expected).fit(X)
+    assert_array_equal(detector.score_samples(X), by_hand.score_samples(X))
+    # A trim set by hand wins over contamination.
+    kept = make_detector(contamination=contamination, trim_fraction=0.0).fit(X)
+    assert kept.trim_fraction_ == 0.0
+
+
+def test_trim_that_follows_contamination_does_not_warn_on_small_batches():
+    # 300 rows in batches of 32: floor(0.02 * 32) = 0 rows of a batch's loss,
+    # so only the statistics are trimmed; set by hand, that warns.
+    X = plane()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        detector = make_detector(contamination=0.01).fit(X)
+    assert detector.trim_fraction_ == 0.02
+    with pytest.warns(UserWarning, match="leaves no row out"):
+        make_detector(trim_fraction=0.02).fit(X)
+
+
 def test_contamination_set_after_fit_takes_effect_at_the_next_fit():
     # As for IsolationForest: offset_ is fitted, the parameter only read by fit.
     X = plane()
@@ -503,7 +533,9 @@ def test_fitted_attributes(contamination):
     # Without early stopping every row trains, and no held-out rows widen
     # the 'auto' threshold: both attributes follow from the training rows.
     X = plane()
-    detector = make_detector(contamination=contamination, early_stopping=False)
+    detector = make_detector(
+        contamination=contamination, early_stopping=False, trim_fraction=0.0
+    )
     detector.fit(X)
     # Each feature's mean squared reconstruction error over the training rows.
     residuals = X - detector.inverse_transform(detector.transform(X))
