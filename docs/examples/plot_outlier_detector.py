@@ -87,9 +87,12 @@ print()
 # stroke lies where 8s have ink anyway, and a 3 is an 8 without the left
 # side of its loops, so both score closer to the 8s than the other digits
 # do.
-# When false alarms matter more than catching every anomaly, set
-# ``contamination`` to the fraction of training rows to flag, or pick a
-# threshold on ``score_samples`` directly.
+# When false alarms matter more than catching every anomaly, pick a
+# threshold on ``score_samples`` directly, or set ``contamination`` to the
+# fraction of training rows to flag, with ``trim_fraction=0`` where they are
+# all normal, as here: a float ``contamination`` says that the training rows
+# hold that share of outliers, and by default the detector then leaves
+# twice it out of training.
 #
 # The most and least anomalous images
 # -----------------------------------
