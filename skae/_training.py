@@ -83,7 +83,7 @@ _ADAPTIVE_EMA_DECAY = 0.99
 # A planned run of a network on input axes (input_components_), whose epochs
 # cost about half: smaller batches (more steps an epoch) to a higher peak,
 # over fewer epochs. On Fashion-MNIST (bench_fit_cost): held-out MSE over
-# PCA's 0.494 / 0.463 / 0.499 at k = 2 / 8 / 32 in 20 / 19 / 18 equivalent
+# PCA's 0.490 / 0.464 / 0.499 at k = 2 / 8 / 32 in 16 / 19 / 23 equivalent
 # epochs (the latest results), against 0.483 / 0.452 / 0.498 in 51 to 54 for
 # the plan above on every feature; at k = 32, 60 epochs of the plan above on
 # 256 axes gave 0.504, and peaks of 2e-3 / 4e-3 / 7e-3 over 45 epochs of 256
