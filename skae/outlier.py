@@ -61,9 +61,9 @@ _SCORE_DTYPE = torch.float64
 # every halving, where whitening lifted the mean AUC from 0.9565 to 0.9606
 # (commit 0e86367, Ledoit-Wolf);
 # Fashion-MNIST's pixels as flat rows -0.08 to 0.11 (-0.06 to 0.14 with
-# the narrower network on principal coordinates, commit 3b38644), where it lowered the
-# mean from 0.9252 to 0.9206 (0.9225 to 0.9098 on class 0, 0.822 to 0.802
-# on class 6): many weakly correlated features, whose whitening weighs down
+# the narrower network on principal coordinates, commit 3b38644), where it
+# lowered the mean from 0.9252 to 0.9206 (0.9225 to 0.9098 on class 0, 0.822
+# to 0.802 on class 6): many weakly correlated features, whose whitening weighs down
 # the broad residuals in which other garments differ; digits below 0. The
 # bound lies between Fashion-MNIST's highest and breast cancer's lowest.
 _WHITENING_MIN_GAIN = 0.15
