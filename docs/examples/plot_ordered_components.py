@@ -17,8 +17,8 @@ prefix that explains 80% of the variance, and compares the time of that one
 fit with a :class:`~sklearn.model_selection.GridSearchCV` over ``k``, which
 fits a network per width and fold. It also shows what the single fit gives
 up: on the digits, the prefixes reconstruct better than PCA but worse than
-networks fitted at each width, 1.18 to 1.32 times their held-out error for
-``k`` from 2 to 32 with the defaults, 1.46 times for the first unit alone
+networks fitted at each width, 1.18 to 1.33 times their held-out error for
+``k`` from 2 to 32 with the defaults, 1.48 times for the first unit alone
 (``benchmarks/bench_ordered.py``; results in
 ``benchmarks/results/bench_ordered_digits.md``).
 """
