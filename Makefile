@@ -30,7 +30,7 @@ test: $(STAMP)
 
 # The benchmark suite: one run per question and data set, at the current
 # defaults (benchmarks/README.md); each rewrites its file in benchmarks/results.
-# About 2.5 hours on 2 CPU cores, summed from the fit times in the committed
+# About 2 hours on 2 CPU cores, summed from the fit times in the committed
 # results and the measured durations of the small runs: reconstruction of
 # digits, moons and swiss roll 4 min, of Fashion-MNIST 30 min (dense and
 # denoising fits of 308 s and 887 s at k = 2, 8, 32, NMF's 61 s and kernel
@@ -39,8 +39,9 @@ test: $(STAMP)
 # detector fits; the two sets with planted outliers 2 min); VAE 7 min (Fashion-MNIST: 331 s of fits); overhead 11 min;
 # fit cost on digits 1 min; busy CPU 3 min; scale-out 3 min; searches 6 min (Intel
 # Xeon; 20 on an AMD EPYC); memory 2 min;
-# ordered 37 min (2,020 s
-# of fits on the Fashion-MNIST subset, 165 s on digits, at 3092595). Fashion-MNIST needs the Debian package
+# ordered 7 min (309 s
+# of fits on the Fashion-MNIST subset, 32 s on digits, at 6401518 on an Intel
+# Xeon). Fashion-MNIST needs the Debian package
 # dataset-fashion-mnist or a download.
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e ".[bench]"

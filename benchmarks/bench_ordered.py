@@ -16,12 +16,12 @@ changes a parameter of the ordered fits only, to measure a candidate way of
 training them against the same separate fits, e.g. ``--set
 learning_rate=one_cycle max_iter=75``.
 
-Commands and their durations on 2 CPU cores of an AMD EPYC (one torch
-thread; the fits of the committed results, measured at commit 3092595,
-took 165 s and 2,020 s, most of it the separate fits at each k)::
+Commands and their durations on 2 CPU cores of an Intel Xeon (one torch
+thread; the fits of the committed results, measured at commit 6401518,
+took 32 s and 309 s, most of it the separate fits at each k)::
 
-    python -m benchmarks.bench_ordered --dataset digits         # ~3 min
-    python -m benchmarks.bench_ordered --dataset fashion_mnist  # ~35 min
+    python -m benchmarks.bench_ordered --dataset digits         # ~35 s
+    python -m benchmarks.bench_ordered --dataset fashion_mnist  # ~6 min
     python -m benchmarks.bench_ordered --set max_iter=300  # a candidate
 
 Digits: ``train_test_split(test_size=0.25, random_state=0)``. Fashion-MNIST:
