@@ -55,7 +55,7 @@ bench: $(STAMP)
 	for d in digits fashion_mnist; do \
 		$(BIN)/python -m benchmarks.bench_vae --dataset $$d || exit 1; \
 	done
-	for d in digits fashion_mnist; do \
+	for d in digits fashion_mnist fashion_mnist_full; do \
 		$(BIN)/python -m benchmarks.bench_ordered --dataset $$d || exit 1; \
 	done
 	$(BIN)/python -m benchmarks.bench_overhead
