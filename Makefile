@@ -39,9 +39,9 @@ test: $(STAMP)
 # detector fits; the two sets with planted outliers 2 min); VAE 7 min (Fashion-MNIST: 331 s of fits); overhead 11 min;
 # fit cost on digits 1 min; busy CPU 3 min; scale-out 3 min; searches 6 min (Intel
 # Xeon; 20 on an AMD EPYC); memory 2 min;
-# ordered 7 min (309 s
-# of fits on the Fashion-MNIST subset, 32 s on digits, at 6401518 on an Intel
-# Xeon). Fashion-MNIST needs the Debian package
+# ordered 20 min (309 s
+# of fits on the Fashion-MNIST subset and 751 s on all of it, 32 s on digits,
+# at 6401518 and 866fcfa on an Intel Xeon). Fashion-MNIST needs the Debian package
 # dataset-fashion-mnist or a download.
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e ".[bench]"

@@ -17,8 +17,9 @@ training them against the same separate fits, e.g. ``--set
 learning_rate=one_cycle max_iter=75``.
 
 Commands and their durations on 2 CPU cores of an Intel Xeon (one torch
-thread; the fits of the committed results, measured at commit 6401518,
-took 32 s and 309 s, most of it the separate fits at each k)::
+thread; the fits of the committed results, measured at commits 6401518
+and 866fcfa, took 32 s, 309 s and 751 s, most of it the separate fits at
+each k and the fit at a fraction)::
 
     python -m benchmarks.bench_ordered --dataset digits              # ~35 s
     python -m benchmarks.bench_ordered --dataset fashion_mnist       # ~6 min
