@@ -190,9 +190,10 @@ ordered : bool, default=False
     one decoder serves every prefix. :meth:`truncate` then
     gives the ``k``-unit model without refitting, and a float
     ``n_components`` keeps the shortest prefix that explains that
-    fraction. Off by default: in the benchmarks a fit took 2.5 to 2.9
-    times as long, and the prefixes reconstructed 1.1 to 1.3 times worse
-    than networks fitted at their width (:ref:`ordered_components`).""",
+    fraction. Off by default: in the benchmarks a fit took 1.8 to 4.1
+    times as long, and the prefixes of 2 to 32 units reconstructed 1.07 to
+    1.33 times worse than networks fitted at their width
+    (:ref:`ordered_components`).""",
     "hidden_layer_sizes": """\
 hidden_layer_sizes : int or tuple of int, default=(512, 256, 128)
     Hidden widths of the dense encoder; the decoder mirrors them. An int
