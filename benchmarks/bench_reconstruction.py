@@ -29,10 +29,12 @@ fitted on all of them (at most 5000, a random subset:
 its kernel matrix grows with the square of the rows; fit_s includes the
 search).
 
-Commands and their durations on 2 CPU cores (one torch thread)::
+Commands and their durations on 2 CPU cores of an Intel Xeon (one torch
+thread; at commit 37cc90a, the digits took 69 s, the moons 23 s and the
+swiss roll 30 s; about three times as long on an AMD EPYC)::
 
-    python -m benchmarks.bench_reconstruction --dataset digits         # ~2 min
-    python -m benchmarks.bench_reconstruction --dataset moons          # ~1 min
+    python -m benchmarks.bench_reconstruction --dataset digits         # ~70 s
+    python -m benchmarks.bench_reconstruction --dataset moons          # ~25 s
     python -m benchmarks.bench_reconstruction --dataset swiss_roll     # ~30 s
     python -m benchmarks.bench_reconstruction --dataset fashion_mnist  # ~30 min
     python -m benchmarks.bench_reconstruction --quick   # ~15 s: PCA and dense, k = 2, 8
