@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import shlex
+import statistics
 import sys
 import time
 import warnings
@@ -175,6 +176,45 @@ def timed_fit(model, X):
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(X)
     return time.perf_counter() - start
+
+
+# The network of the reference loop that *equivalent epochs* count in: the
+# transformer's dense default before the fit-cost work (n_features -> 512 ->
+# 256 -> 128 -> k and back, SiLU), trained by Adam at 1e-3 in batches of 256.
+REFERENCE_LAYERS = (512, 256, 128)
+
+
+def reference_epoch_seconds(X, k, min_epochs=3, min_seconds=10.0, device="cpu"):
+    """Median wall and CPU seconds of one epoch of the reference loop on ``X``.
+
+    The unit of *equivalent epochs*: a fit's seconds over these, timed in
+    the same run, cost the same on a fast machine and a slow one. After a
+    warm-up epoch, at least ``min_epochs`` epochs and ``min_seconds`` of
+    them: a digits epoch takes a twentieth of a second, too short to time
+    alone. ``k`` is the code's width (it changes the cost little).
+    """
+    device = torch.device(device)
+    generator = torch.Generator().manual_seed(0)
+    data = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)).to(device)
+    torch.manual_seed(0)
+    module = skae.DenseAutoencoder(X.shape[1], k, REFERENCE_LAYERS, "silu").to(device)
+    optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
+    criterion = torch.nn.MSELoss()
+    times, cpu_times = [], []
+    while len(times) <= min_epochs or sum(times[1:]) < min_seconds:
+        start, cpu_start = time.perf_counter(), time.process_time()
+        order = torch.randperm(len(data), generator=generator).to(device)
+        for i in range(0, len(data), 256):
+            batch = data[order[i : i + 256]]
+            optimizer.zero_grad()
+            loss = criterion(module(batch), batch)
+            loss.backward()
+            optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+        cpu_times.append(time.process_time() - cpu_start)
+    return statistics.median(times[1:]), statistics.median(cpu_times[1:])
 
 
 def write_results(name, records, table, out_dir=RESULTS):

@@ -40,7 +40,6 @@ defaults, and candidate settings (``--set``, ``--n-train``, ``--ks``) into
 """
 
 import argparse
-import statistics
 import time
 import warnings
 
@@ -58,14 +57,14 @@ from benchmarks._common import (
     markdown_table,
     parse_overrides,
     positive_int,
+    reference_epoch_seconds,
     writable_folder,
     write_results,
 )
-from skae import AutoencoderTransformer, DenseAutoencoder, fetch_fashion_mnist
+from skae import AutoencoderTransformer, fetch_fashion_mnist
 
 KS = {"digits": (2, 4, 8, 16, 32), "fashion_mnist": (2, 8, 32)}
 N_FEATURES = {"digits": 64, "fashion_mnist": 784}
-REFERENCE_LAYERS = (512, 256, 128)
 
 
 def load(dataset):
@@ -77,33 +76,6 @@ def load(dataset):
         fetch_fashion_mnist(subset="train").data,
         fetch_fashion_mnist(subset="test").data,
     )
-
-
-def reference_epoch_seconds(X, k, min_epochs=3, min_seconds=10.0):
-    """Median wall and CPU seconds of one reference epoch (after a warm-up).
-
-    At least ``min_epochs`` epochs and ``min_seconds`` of them: a digits epoch
-    takes a twentieth of a second, too short to time alone.
-    """
-    generator = torch.Generator().manual_seed(0)
-    data = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
-    torch.manual_seed(0)
-    module = DenseAutoencoder(X.shape[1], k, REFERENCE_LAYERS, "silu")
-    optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
-    criterion = torch.nn.MSELoss()
-    times, cpu_times = [], []
-    while len(times) <= min_epochs or sum(times[1:]) < min_seconds:
-        start, cpu_start = time.perf_counter(), time.process_time()
-        order = torch.randperm(len(data), generator=generator)
-        for i in range(0, len(data), 256):
-            batch = data[order[i : i + 256]]
-            optimizer.zero_grad()
-            loss = criterion(module(batch), batch)
-            loss.backward()
-            optimizer.step()
-        times.append(time.perf_counter() - start)
-        cpu_times.append(time.process_time() - cpu_start)
-    return statistics.median(times[1:]), statistics.median(cpu_times[1:])
 
 
 def input_axes(model):
