@@ -35,8 +35,8 @@ test: $(STAMP)
 # digits, moons and swiss roll 2 min (at 37cc90a), of Fashion-MNIST 30 min (dense and
 # denoising fits of 308 s and 887 s at k = 2, 8, 32, NMF's 61 s and kernel
 # PCA's 219 s, plus scoring); denoising 17 min (Fashion-MNIST 15 min: 768 s
-# of fits); outliers 17 min (Fashion-MNIST 12 to 14 min at 8f8c291: 156 s and 149 s of
-# detector fits; the two sets with planted outliers 2 min); VAE 7 min (Fashion-MNIST: 331 s of fits); overhead 11 min;
+# of fits); outliers 10 min (9.5 min at ad6e408: Fashion-MNIST 7 min, the two
+# sets with planted outliers 1.5 min); VAE 7 min (Fashion-MNIST: 331 s of fits); overhead 11 min;
 # fit cost on digits 1 min; busy CPU 3 min; scale-out 3 min; searches 6 min (Intel
 # Xeon; 20 on an AMD EPYC); memory 2 min;
 # ordered 20 min (309 s

@@ -61,12 +61,13 @@ mean AUCs). For the detector it also reports the fraction of normal and of
 abnormal test rows that its ``contamination='auto'`` threshold flags.
 
 Commands and their durations on 2 CPU cores of an Intel Xeon (one torch
-thread; about 2.5 times as long on an AMD EPYC)::
+thread; all five sets in 9.5 min at commit ad6e408; about 2.5 times as long
+on an AMD EPYC)::
 
-    python -m benchmarks.bench_outliers --datasets breast_cancer digits  # ~30 s
-    python -m benchmarks.bench_outliers --datasets fashion_mnist         # ~8 min
+    python -m benchmarks.bench_outliers --datasets breast_cancer digits  # ~1 min
+    python -m benchmarks.bench_outliers --datasets fashion_mnist         # ~7 min
     python -m benchmarks.bench_outliers \
-        --datasets digits_contaminated breast_cancer_contaminated        # ~1 min
+        --datasets digits_contaminated breast_cancer_contaminated        # ~1.5 min
     python -m benchmarks.bench_outliers --quick    # breast cancer and digits, 20 epochs
     python -m benchmarks.bench_outliers --set code_weight=0   # a candidate setting
     python -m benchmarks.bench_outliers --datasets fashion_mnist \
