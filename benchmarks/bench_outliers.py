@@ -279,6 +279,7 @@ def run_task(dataset, task, X_train, X_test, abnormal, **params):
         **params,
     )
     fit_cpu_s = {}
+    reference_k = None  # the first detector's code width
     for name, model in methods.items():
         cpu_start = time.process_time()
         record[f"{name}_fit_s"] = timed_fit(model, X_train)
@@ -287,7 +288,7 @@ def run_task(dataset, task, X_train, X_test, abnormal, **params):
         if name.startswith("skae"):
             flagged = model.predict(X_test) == -1
             detector = model[-1] if params["scale"] else model
-            record.setdefault("reference_k", detector.n_components_)
+            reference_k = reference_k or detector.n_components_
             record[f"{name}_epochs"] = detector.n_iter_
             axes = detector.input_components_
             record[f"{name}_input_axes"] = 0 if axes is None else len(axes)
@@ -295,26 +296,28 @@ def run_task(dataset, task, X_train, X_test, abnormal, **params):
                 record[f"{name}_whitening_gain"] = detector.error_covariance_gain_
             record[f"{name}_flags_normal"] = float(np.mean(flagged[~abnormal]))
             record[f"{name}_flags_abnormal"] = float(np.mean(flagged[abnormal]))
-    if "reference_k" in record:
-        add_equivalent_epochs(record, X_train, fit_cpu_s, params["device"])
+    if reference_k is not None:
+        add_equivalent_epochs(record, X_train, reference_k, fit_cpu_s, params["device"])
     add_best_baseline(record)
     print({k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()})
     return record
 
 
-def add_equivalent_epochs(record, X_train, fit_cpu_s, device):
+def add_equivalent_epochs(record, X_train, k, fit_cpu_s, device):
     """Set the fits' *equivalent epochs*: their cost in epochs of a fixed loop.
 
     One epoch of the reference loop (:func:`reference_epoch_seconds`, the
     network of ``bench_fit_cost``, at the detector's code width) on the same
     rows, timed after the fits; on the CPU, CPU seconds over CPU seconds
     (the time a process waited for a core left out), on a GPU wall over
-    wall. For the detectors and PyOD's AutoEncoder, the other network.
+    wall. For the detectors and PyOD's AutoEncoder, the other network;
+    ``k``: the detector's ``n_components_``.
     """
     device = resolve_device(device)
     epoch_s, epoch_cpu_s = reference_epoch_seconds(
-        X_train, record["reference_k"], min_seconds=2.0, device=device
+        X_train, k, min_seconds=2.0, device=device
     )
+    record["reference_k"] = k
     record["reference_epoch_s"] = epoch_s
     record["reference_epoch_cpu_s"] = epoch_cpu_s
     for name in (*DETECTORS, "pyod_ae"):
