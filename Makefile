@@ -30,7 +30,7 @@ test: $(STAMP)
 
 # The benchmark suite: one run per question and data set, at the current
 # defaults (benchmarks/README.md); each rewrites its file in benchmarks/results.
-# About 2 hours on 2 CPU cores, summed from the fit times in the committed
+# About 2 hours 15 minutes on 2 CPU cores, summed from the fit times in the committed
 # results and the measured durations of the small runs: reconstruction of
 # digits, moons and swiss roll 2 min (at 37cc90a), of Fashion-MNIST 30 min (dense and
 # denoising fits of 308 s and 887 s at k = 2, 8, 32, NMF's 61 s and kernel
@@ -41,7 +41,7 @@ test: $(STAMP)
 # Xeon; 20 on an AMD EPYC); memory 2 min;
 # ordered 20 min (309 s
 # of fits on the Fashion-MNIST subset and 751 s on all of it, 32 s on digits,
-# at 6401518 and 866fcfa on an Intel Xeon), nesting 13 min (at 213b43c). Fashion-MNIST needs the Debian package
+# at 6401518 and 866fcfa on an Intel Xeon), nesting 24 min (at 213b43c and d4083e7). Fashion-MNIST needs the Debian package
 # dataset-fashion-mnist or a download.
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e ".[bench]"

@@ -25,10 +25,10 @@ Fashion-MNIST's first 10,000 training and 2,000 test rows, scaled to
 [0, 1].
 
 Commands and their durations on 2 CPU cores of an Intel Xeon (one torch
-thread; the committed results, measured at 213b43c)::
+thread; the committed results, measured at 213b43c and d4083e7)::
 
     python -m benchmarks.bench_nesting --dataset digits         # ~1.6 min
-    python -m benchmarks.bench_nesting --dataset fashion_mnist  # ~11 min
+    python -m benchmarks.bench_nesting --dataset fashion_mnist  # ~22 min
 
 ``--seeds`` (default 3 on the digits, 2 on Fashion-MNIST, for time) sets
 how many seeds, 0 upwards, start the networks and shuffle the batches; the
