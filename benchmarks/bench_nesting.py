@@ -62,6 +62,14 @@ BATCH_SIZE = 128
 MAX_EPOCHS = 300
 PATIENCE = 20
 SEEDS = {"digits": 3, "fashion_mnist": 2}
+# The columns averaged over the seeds.
+MEANS = (
+    "separate_mse",
+    "nested_mse",
+    "nested_over_separate",
+    "separate_epochs",
+    "nested_epochs",
+)
 
 
 def fit(data, code_width, widths, weights, seed, max_epochs):
@@ -98,7 +106,7 @@ def fit(data, code_width, widths, weights, seed, max_epochs):
         with torch.no_grad():
             return {k: value.item() for k, value in losses(rows).items()}
 
-    best, best_state, since, epochs = np.inf, None, 0, 0
+    best, best_state, best_valid, since, epochs = np.inf, None, None, 0, 0
     while epochs < max_epochs and since < PATIENCE:
         epochs += 1
         model.train()
@@ -107,13 +115,15 @@ def fit(data, code_width, widths, weights, seed, max_epochs):
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-        held = max(weights[k] * value for k, value in evaluated(valid).items())
+        valid_mse = evaluated(valid)
+        held = max(weights[k] * value for k, value in valid_mse.items())
         if held < best:
-            best, best_state, since = held, copy.deepcopy(model.state_dict()), 0
+            best, best_valid, since = held, valid_mse, 0
+            best_state = copy.deepcopy(model.state_dict())
         else:
             since += 1
     model.load_state_dict(best_state)
-    return evaluated(test), evaluated(valid), epochs
+    return evaluated(test), best_valid, epochs
 
 
 def run(dataset, seeds, max_epochs):
@@ -126,11 +136,14 @@ def run(dataset, seeds, max_epochs):
     records = []
     for seed in range(seeds):
         start = time.perf_counter()
-        separate = {k: fit(data, k, (k,), {k: 1.0}, seed, max_epochs) for k in WIDTHS}
+        separate = {}
+        for k in WIDTHS:
+            test_mse, valid_mse, epochs = fit(data, k, (k,), {k: 1.0}, seed, max_epochs)
+            separate[k] = {"test": test_mse[k], "valid": valid_mse[k], "epochs": epochs}
         separate_s = time.perf_counter() - start
         # Width k weighs one over the held-out loss of the fit at k (its
         # early-stopping rows, never the test rows).
-        weights = {k: 1.0 / separate[k][1][k] for k in WIDTHS}
+        weights = {k: 1.0 / separate[k]["valid"] for k in WIDTHS}
         start = time.perf_counter()
         nested, _, nested_epochs = fit(data, WIDTH, WIDTHS, weights, seed, max_epochs)
         nested_s = time.perf_counter() - start
@@ -142,10 +155,10 @@ def run(dataset, seeds, max_epochs):
             {
                 "seed": seed,
                 "k": k,
-                "separate_mse": separate[k][0][k],
+                "separate_mse": separate[k]["test"],
                 "nested_mse": nested[k],
-                "nested_over_separate": nested[k] / separate[k][0][k],
-                "separate_epochs": separate[k][2],
+                "nested_over_separate": nested[k] / separate[k]["test"],
+                "separate_epochs": separate[k]["epochs"],
                 "nested_epochs": nested_epochs,
                 "separate_fit_s": separate_s,
                 "nested_fit_s": nested_s,
@@ -161,18 +174,10 @@ def summary(records):
     for k in WIDTHS:
         mine = [r for r in records if r["k"] == k]
         ratios = [r["nested_over_separate"] for r in mine]
-        rows.append(
-            {
-                "k": k,
-                "separate_mse": float(np.mean([r["separate_mse"] for r in mine])),
-                "nested_mse": float(np.mean([r["nested_mse"] for r in mine])),
-                "nested_over_separate": float(np.mean(ratios)),
-                "least": float(np.min(ratios)),
-                "greatest": float(np.max(ratios)),
-                "separate_epochs": float(np.mean([r["separate_epochs"] for r in mine])),
-                "nested_epochs": float(np.mean([r["nested_epochs"] for r in mine])),
-            }
-        )
+        row = {"k": k, "least": float(min(ratios)), "greatest": float(max(ratios))}
+        for key in MEANS:
+            row[key] = float(np.mean([r[key] for r in mine]))
+        rows.append(row)
     return rows
 
 
